@@ -1,0 +1,109 @@
+//! Everything that depends on the instruction set lives here, one file per ISA.
+//!
+//! Each ISA module provides a type implementing [`Isa`]; the rest of the crate
+//! uses it through the [`Current`] alias and never writes `cfg(target_arch)`.
+//!
+//! The cooperative switch only has to preserve what the C ABI calls
+//! callee-saved: every other register is dead at a call site, so saving it
+//! would be wasted work. Floating-point control state (and, on aarch64, the
+//! callee-saved vector halves d8–d15) is saved only for threads that may use
+//! it; see [`FpSwitch`].
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use aarch64::Aarch64 as Current;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::X86_64 as Current;
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("preemptive_mlthreading_rust supports x86_64 and aarch64 Linux");
+
+/// Which side of a switch touches floating-point state.
+///
+/// The thread being switched out saves its FP state only when it may use it,
+/// and the thread being switched in restores only when it saved it: a thread
+/// always saves and restores its own frame the same way, so the two halves
+/// never disagree about the frame layout (the slot exists either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FpSwitch(pub(crate) usize);
+
+impl FpSwitch {
+    pub(crate) const SAVE: usize = 1;
+    pub(crate) const RESTORE: usize = 2;
+
+    pub(crate) const fn new(save_from: bool, restore_to: bool) -> Self {
+        FpSwitch((save_from as usize) * Self::SAVE | (restore_to as usize) * Self::RESTORE)
+    }
+}
+
+/// Entry point of a fresh context; receives the `arg` given to
+/// [`Isa::init_stack`] and must never return.
+pub(crate) type Entry = extern "C" fn(arg: usize) -> !;
+
+/// What every ISA module implements.
+pub(crate) trait Isa {
+    /// Bytes [`Isa::init_stack`] writes below the top of the stack.
+    const INIT_FRAME_BYTES: usize;
+
+    /// Lays out a frame at the top of a fresh stack so that the first
+    /// [`Isa::switch`] to the returned stack pointer calls `entry(arg)` with
+    /// an ABI-aligned stack and default floating-point control state.
+    ///
+    /// # Safety
+    /// `top` must be the 16-byte aligned, exclusive upper end of writable
+    /// memory at least [`Isa::INIT_FRAME_BYTES`] long, not in use by anyone.
+    unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize;
+
+    /// Saves the callee-saved state of the running context on its stack,
+    /// stores its stack pointer in `*save_sp`, and resumes the context whose
+    /// stack pointer is `load_sp`. Returns when something switches back to
+    /// the saved context.
+    ///
+    /// # Safety
+    /// `load_sp` must come from [`Isa::init_stack`] or from a previous
+    /// `switch` that stored it, must not be running on any OS thread, and
+    /// must not be resumed twice. `fp` must match how that context saved its
+    /// own floating-point slot.
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch);
+
+    /// A cheap, monotonic-per-CPU cycle or tick counter.
+    fn cycles() -> u64;
+
+    /// Hint for a spin-wait loop.
+    fn spin_hint();
+
+    /// Prefetches the cache line at `p` for reading; never faults.
+    fn prefetch_read(p: *const u8);
+
+    /// Prefetches the cache line at `p` for writing; never faults.
+    fn prefetch_write(p: *const u8);
+}
+
+/// Reads the cycle counter of this CPU.
+#[inline]
+pub fn cycles() -> u64 {
+    Current::cycles()
+}
+
+/// Tells the CPU the caller is in a spin-wait loop.
+#[inline]
+pub fn spin_hint() {
+    Current::spin_hint()
+}
+
+/// Prefetches the cache line holding `p` for reading. Never faults, even on
+/// an invalid address.
+#[inline]
+pub fn prefetch_read<T>(p: *const T) {
+    Current::prefetch_read(p.cast())
+}
+
+/// Prefetches the cache line holding `p` for writing. Never faults.
+#[inline]
+pub fn prefetch_write<T>(p: *const T) {
+    Current::prefetch_write(p.cast())
+}

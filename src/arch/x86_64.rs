@@ -1,0 +1,109 @@
+//! x86_64 System V: callee-saved rbx, rbp, r12–r15, plus MXCSR control bits
+//! and the x87 control word.
+
+use super::{Entry, FpSwitch, Isa};
+use core::arch::naked_asm;
+
+pub(crate) struct X86_64;
+
+/// MXCSR at reset (all exceptions masked, round to nearest) in the low half,
+/// the x87 control word at reset (extended precision, round to nearest) at
+/// byte 4.
+const DEFAULT_FP_SLOT: u64 = 0x1F80 | (0x037F << 32);
+
+impl Isa for X86_64 {
+    // fp slot, r15, r14, r13, r12, rbx, rbp, return address, 16 bytes pad.
+    const INIT_FRAME_BYTES: usize = 80;
+
+    unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize {
+        debug_assert_eq!(top as usize % 16, 0);
+        let top = top.cast::<u64>();
+        // SAFETY: the caller gives us INIT_FRAME_BYTES of writable memory
+        // below `top`; every offset below stays within it.
+        unsafe {
+            // Pad so that the trampoline starts with rsp 16-byte aligned, as
+            // a `call` site requires; zeros end frame-pointer walks here.
+            top.sub(1).write(0);
+            top.sub(2).write(0);
+            top.sub(3).write(trampoline as *const () as usize as u64); // popped by `ret`
+            top.sub(4).write(0); // rbp
+            top.sub(5).write(0); // rbx
+            top.sub(6).write(entry as *const () as usize as u64); // r12
+            top.sub(7).write(arg as u64); // r13
+            top.sub(8).write(0); // r14
+            top.sub(9).write(0); // r15
+            top.sub(10).write(DEFAULT_FP_SLOT);
+            top.sub(10) as usize
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch) {
+        // SAFETY: forwarded contract.
+        unsafe { switch_context(save_sp, load_sp, fp.0) }
+    }
+
+    #[inline(always)]
+    fn cycles() -> u64 {
+        // SAFETY: rdtsc has no preconditions on x86_64 Linux.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
+    #[inline(always)]
+    fn spin_hint() {
+        core::hint::spin_loop()
+    }
+
+    #[inline(always)]
+    fn prefetch_read(p: *const u8) {
+        // SAFETY: prefetch never faults, whatever the address.
+        unsafe { core::arch::x86_64::_mm_prefetch(p.cast(), core::arch::x86_64::_MM_HINT_T0) }
+    }
+
+    #[inline(always)]
+    fn prefetch_write(p: *const u8) {
+        // SAFETY: prefetchw never faults; it is a hint (a no-op on CPUs
+        // without it, which decode it as a NOP).
+        unsafe { core::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+}
+
+/// rdi = where to store the old rsp, rsi = rsp to load, rdx = FpSwitch bits.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize) {
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "sub rsp, 8",
+        "test dl, 1",
+        "jz 2f",
+        "stmxcsr [rsp]",
+        "fnstcw [rsp + 4]",
+        "2:",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "test dl, 2",
+        "jz 3f",
+        "ldmxcsr [rsp]",
+        "fldcw [rsp + 4]",
+        "3:",
+        "add rsp, 8",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+    )
+}
+
+/// First code a fresh context runs: `entry(arg)` from r12/r13.
+#[unsafe(naked)]
+unsafe extern "C" fn trampoline() {
+    naked_asm!("mov rdi, r13", "call r12", "ud2")
+}

@@ -1,0 +1,11 @@
+//! Workers, their idle parking, timers, and the pool a scheduler drives.
+
+pub(crate) mod cpu;
+mod futex;
+pub(crate) mod park;
+pub(crate) mod pool;
+pub(crate) mod task;
+mod timers;
+pub(crate) mod worker;
+
+pub use cpu::current_cpu;

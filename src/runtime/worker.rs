@@ -1,0 +1,454 @@
+//! A worker: one OS thread that runs green threads from its run queue.
+//!
+//! Green threads switch directly to one another; the worker's own OS stack
+//! (the *idle context*) only runs when nothing is runnable, to sleep on a
+//! futex until work or a timer is due. Whatever a switch leaves behind (the
+//! thread that yielded, parked, slept or exited) is handed to the context
+//! that runs next as a [`Post`] and dealt with there, once the old thread's
+//! registers are safely saved: only then may another worker pick it up.
+
+use super::futex;
+use super::park::Commit;
+use super::pool::Pool;
+use super::task::{Task, TaskMain};
+use super::timers::{TimerKind, Timers};
+use crate::arch::{Current, FpSwitch, Isa};
+use crate::preempt;
+use crate::sched::run_queue::RunQueue;
+use crate::stack::overflow;
+use crate::stack::pool::LocalCache;
+use crate::thread::ThreadError;
+use crossbeam_queue::SegQueue;
+use std::cell::{Cell, UnsafeCell};
+use std::mem;
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+thread_local! {
+    static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
+}
+
+const AWAKE: u32 = 0;
+const SLEEPING: u32 = 1;
+
+/// What the previous context left for the next one to finish.
+#[derive(Default)]
+enum Post {
+    #[default]
+    None,
+    /// It yielded: back on the run queue.
+    Requeue(Arc<Task>),
+    /// It parked (with an optional deadline): commit the park.
+    Park(Arc<Task>, Option<Instant>),
+    /// It sleeps until the deadline.
+    Sleep(Arc<Task>, Instant),
+    /// It finished: recycle its stack.
+    Exit(Arc<Task>),
+}
+
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    /// The CPU this worker is pinned to.
+    pub(crate) cpu: Option<usize>,
+    /// Threads made runnable from other OS threads.
+    inject: SegQueue<Arc<Task>>,
+    /// Futex word the idle context sleeps on.
+    wake: AtomicU32,
+    /// Context switches performed by this worker.
+    switches: AtomicU64,
+    local: UnsafeCell<Local>,
+}
+
+/// State only the worker's own OS thread touches.
+#[derive(Default)]
+struct Local {
+    runq: RunQueue,
+    current: Option<Arc<Task>>,
+    /// Saved stack pointer of the idle context while a green thread runs.
+    idle_sp: usize,
+    post: Post,
+    timers: Timers,
+    stacks: LocalCache,
+}
+
+// SAFETY: `local` is only accessed from the worker's own OS thread (through
+// the WORKER thread-local); the other fields are thread-safe.
+unsafe impl Sync for Worker {}
+
+impl Worker {
+    pub(crate) fn new(index: usize, cpu: Option<usize>) -> Self {
+        Worker {
+            index,
+            cpu,
+            inject: SegQueue::new(),
+            wake: AtomicU32::new(AWAKE),
+            switches: AtomicU64::new(0),
+            local: UnsafeCell::new(Local::default()),
+        }
+    }
+
+    /// The worker whose OS thread is calling, if any.
+    ///
+    /// Never inlined, and never cached by callers across a switch: a green
+    /// thread may resume on another worker, and LLVM would otherwise be free
+    /// to reuse a thread-local address computed before the switch.
+    #[inline(never)]
+    pub(crate) fn current() -> Option<&'static Worker> {
+        let w = WORKER.with(Cell::get);
+        // SAFETY: WORKER is set by `run` for the lifetime of the worker
+        // thread, which owns an `Arc<Pool>` keeping the Worker alive.
+        unsafe { w.as_ref() }
+    }
+
+    /// The worker-private state.
+    ///
+    /// # Safety
+    /// Only on this worker's OS thread, and the reference must not be held
+    /// across a context switch or a call that may re-enter the worker
+    /// (scheduling, dropping a task, unparking).
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    unsafe fn local(&self) -> &mut Local {
+        // SAFETY: caller's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
+    }
+
+    /// The green thread running on the calling worker, if the caller is one.
+    #[inline]
+    pub(crate) fn current_task() -> Option<(&'static Worker, &'static Arc<Task>)> {
+        let w = Worker::current()?;
+        // SAFETY: on this worker's thread; the borrow ends before any switch
+        // because callers only read through it.
+        let t = unsafe { w.local() }.current.as_ref()?;
+        // SAFETY: the Arc in `current` lives until this thread switches out,
+        // which only this very thread can make happen.
+        Some((w, unsafe { &*(t as *const Arc<Task>) }))
+    }
+
+    /// Makes `task` runnable on its worker, from any thread.
+    pub(crate) fn schedule(task: Arc<Task>) {
+        let index = task.worker();
+        if let Some(w) = Worker::current() {
+            if task.pool.worker(index).is_some_and(|target| ptr::eq(w, target)) {
+                let _g = preempt::disable();
+                // SAFETY: we are on this worker's OS thread and hold no other
+                // borrow of its local state (schedule is never called with one).
+                unsafe { w.local() }.runq.push(task);
+                return;
+            }
+        }
+        // Keep the pool alive until the notify: once queued, the task may
+        // finish and drop the last other reference before we get there.
+        let pool = Arc::clone(&task.pool);
+        let Some(target) = pool.worker(index) else { return };
+        target.inject.push(task);
+        target.notify();
+    }
+
+    /// Wakes the idle context if it sleeps.
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.wake.load(Ordering::Relaxed) == SLEEPING && self.wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING {
+            futex::wake_one(&self.wake);
+        }
+    }
+
+    /// Pulls in threads woken remotely and fires due timers.
+    #[inline]
+    fn poll(&self) {
+        // SAFETY: on this worker's thread; no re-entrant call below.
+        let l = unsafe { self.local() };
+        if !self.inject.is_empty() {
+            while let Some(t) = self.inject.pop() {
+                l.runq.push(t);
+            }
+        }
+        if !l.timers.is_empty() {
+            let now = Instant::now();
+            while let Some((kind, t)) = l.timers.pop_due(now) {
+                match kind {
+                    TimerKind::Sleep => l.runq.push(t),
+                    // Parked threads are woken here, so they join this run queue.
+                    TimerKind::ParkTimeout if t.park.unpark() => l.runq.push(t),
+                    TimerKind::ParkTimeout => {}
+                }
+            }
+        }
+    }
+
+    /// The next thread to run, with a stack; threads whose stack cannot be
+    /// mapped end here with the error, reported through their join handle.
+    fn next_ready(&self, running: Option<u8>) -> Option<Arc<Task>> {
+        loop {
+            // SAFETY: on this worker's thread; the borrow ends in this statement.
+            let next = unsafe { self.local() }.runq.pop(running)?;
+            // SAFETY: the task came off our run queue, so we own its state.
+            let exec = unsafe { next.exec() };
+            if exec.sp != 0 {
+                return Some(next);
+            }
+            // SAFETY: as above; the borrow of the stack cache ends here.
+            match unsafe { self.local() }.stacks.take(next.spec.stack_size) {
+                Ok(stack) => {
+                    debug_assert!(stack.usable() > <Current as Isa>::INIT_FRAME_BYTES);
+                    // SAFETY: a fresh stack nobody else uses, with room for the frame.
+                    exec.sp = unsafe { Current::init_stack(stack.top(), task_entry, Arc::as_ptr(&next) as usize) };
+                    exec.stack = Some(stack);
+                    exec.preempt_depth = 1;
+                    return Some(next);
+                }
+                Err(e) => {
+                    exec.finished = true;
+                    let main = exec.main.take();
+                    if let Some(main) = main {
+                        main.fail(ThreadError::Stack(e));
+                    }
+                    next.pool.thread_ended();
+                }
+            }
+        }
+    }
+
+    /// Switches the running green thread out for `next` (or the idle
+    /// context), leaving `post(itself)` for whoever runs next. Returns when
+    /// the thread is resumed, possibly on another worker: callers must
+    /// re-fetch the worker afterwards.
+    ///
+    /// # Safety
+    /// Called by the running green thread of `self`, inside a runtime
+    /// critical section (preemption disabled), with no borrow of local state.
+    unsafe fn switch_out(&self, next: Option<Arc<Task>>, post: impl FnOnce(Arc<Task>) -> Post) {
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let l = unsafe { self.local() };
+        let Some(cur) = l.current.take() else { return };
+        // SAFETY: the running thread owns its own execution state.
+        let cur_exec = unsafe { cur.exec() };
+        cur_exec.preempt_depth = preempt::depth();
+        let save_sp = &raw mut cur_exec.sp;
+        let save_fp = cur.spec.save_fp;
+        l.post = post(cur);
+        let (load_sp, restore_fp, depth) = match next {
+            Some(next) => {
+                // SAFETY: `next` came off our run queue: we own its state.
+                let exec = unsafe { next.exec() };
+                if next.spec.prefetch_stack {
+                    crate::arch::prefetch_read(exec.sp as *const u8);
+                }
+                next.set_worker(self.index);
+                let r = (exec.sp, next.spec.save_fp, exec.preempt_depth);
+                l.current = Some(next);
+                r
+            }
+            None => (l.idle_sp, true, 1),
+        };
+        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        preempt::set_depth(depth);
+        // SAFETY: `save_sp` points into a task kept alive by `post`; `load_sp`
+        // was saved by a context that is switched out (a queued task or the
+        // idle context), and FP flags follow each context's own setting.
+        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(save_fp, restore_fp)) };
+        after_switch();
+    }
+
+    /// Runs a green thread from the idle context until something switches
+    /// back to idle.
+    fn run_from_idle(&self, next: Arc<Task>) {
+        // SAFETY: on this worker's thread; the borrow ends before the switch.
+        let l = unsafe { self.local() };
+        // SAFETY: `next` came off our run queue.
+        let exec = unsafe { next.exec() };
+        let (load_sp, restore_fp, depth) = (exec.sp, next.spec.save_fp, exec.preempt_depth);
+        next.set_worker(self.index);
+        l.current = Some(next);
+        let save_sp = &raw mut l.idle_sp;
+        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        preempt::set_depth(depth);
+        // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
+        // context's slot lives in this Worker, which outlives the switch.
+        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp)) };
+        preempt::set_depth(1);
+    }
+
+    /// Finishes what the previous context left behind.
+    fn finish_post(&self) {
+        // SAFETY: on this worker's thread; the borrow ends in this statement.
+        let post = mem::take(&mut unsafe { self.local() }.post);
+        match post {
+            Post::None => {}
+            // SAFETY (all arms): on this worker's thread, one short borrow each,
+            // and `t` is dropped only after it ends.
+            Post::Requeue(t) => unsafe { self.local() }.runq.push(t),
+            Post::Park(t, deadline) => match (t.park.commit(), deadline) {
+                (Commit::Runnable, _) => unsafe { self.local() }.runq.push(t),
+                (Commit::Parked, Some(d)) => unsafe { self.local() }.timers.insert(d, TimerKind::ParkTimeout, t),
+                (Commit::Parked, None) => drop(t),
+            },
+            Post::Sleep(t, d) => unsafe { self.local() }.timers.insert(d, TimerKind::Sleep, t),
+            Post::Exit(t) => {
+                // SAFETY: the exited thread is switched out for good; we own it.
+                let exec = unsafe { t.exec() };
+                exec.finished = true;
+                if let Some(stack) = exec.stack.take() {
+                    unsafe { self.local() }.stacks.give(stack);
+                }
+                t.pool.thread_ended();
+                drop(t);
+            }
+        }
+    }
+
+    /// Sleeps until notified or until `deadline`.
+    fn idle_wait(&self, deadline: Option<Instant>) {
+        self.wake.store(SLEEPING, Ordering::SeqCst);
+        if self.inject.is_empty() {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                futex::wait(&self.wake, SLEEPING, timeout);
+            }
+        }
+        self.wake.store(AWAKE, Ordering::SeqCst);
+    }
+}
+
+/// Processes the post-switch work on whatever worker the caller now runs on.
+#[inline(never)]
+fn after_switch() {
+    if let Some(w) = Worker::current() {
+        w.finish_post();
+    }
+}
+
+/// The body of a worker OS thread.
+pub(crate) fn run(pool: Arc<Pool>, index: usize) {
+    let Some(w) = pool.worker(index) else { return };
+    if let Some(cpu) = w.cpu {
+        if let Err(e) = super::cpu::pin_current(cpu) {
+            log::warn!("worker {index}: cannot pin to CPU {cpu}: {e}");
+        }
+    }
+    let _altstack = overflow::ensure_altstack()
+        .map_err(|e| log::warn!("worker {index}: no alternate signal stack, overflows will not be reported: {e}"))
+        .ok()
+        .flatten();
+    WORKER.with(|c| c.set(w));
+    preempt::set_depth(1);
+    loop {
+        w.finish_post();
+        w.poll();
+        if let Some(next) = w.next_ready(None) {
+            w.run_from_idle(next);
+            continue;
+        }
+        if pool.is_finished() {
+            break;
+        }
+        // SAFETY: on this worker's thread; the borrow ends in this statement.
+        let deadline = unsafe { w.local() }.timers.next_deadline();
+        w.idle_wait(deadline);
+    }
+    // SAFETY: the worker is done; nothing else touches its local state.
+    let leftovers = unsafe { w.local() }.runq.drain();
+    drop(leftovers);
+    WORKER.with(|c| c.set(ptr::null()));
+    preempt::set_depth(0);
+}
+
+/// First code of every green thread, reached from the arch trampoline.
+extern "C" fn task_entry(task: usize) -> ! {
+    after_switch();
+    preempt::set_depth(0);
+    // SAFETY: `task` is `Arc::as_ptr` of the task now in its worker's
+    // `current` slot, which keeps it alive until the thread exits below.
+    let task = unsafe { &*(task as *const Task) };
+    // SAFETY: the running thread owns its own execution state.
+    let main: Option<Box<dyn TaskMain>> = unsafe { task.exec() }.main.take();
+    if let Some(main) = main {
+        main.run();
+    }
+    exit_current()
+}
+
+fn exit_current() -> ! {
+    let _g = preempt::disable();
+    let w = Worker::current().expect("a green thread always runs on a worker");
+    w.poll();
+    let next = w.next_ready(None);
+    // SAFETY: we are the running thread of `w`, preemption is disabled.
+    unsafe { w.switch_out(next, Post::Exit) };
+    // An exited thread is never resumed.
+    std::process::abort()
+}
+
+/// `yield_now` for a green thread; false when the caller is not one.
+#[inline]
+pub(crate) fn yield_now() -> bool {
+    let Some((w, cur)) = Worker::current_task() else { return false };
+    let _g = preempt::disable();
+    w.poll();
+    if let Some(next) = w.next_ready(Some(cur.spec.priority)) {
+        // SAFETY: we are the running thread of `w`, preemption is disabled.
+        unsafe { w.switch_out(Some(next), Post::Requeue) };
+    }
+    true
+}
+
+/// `sleep` for a green thread; false when the caller is not one.
+pub(crate) fn sleep(dur: Duration) -> bool {
+    let Some((w, _)) = Worker::current_task() else { return false };
+    let Some(deadline) = Instant::now().checked_add(dur) else {
+        // Sleeping "forever": park until the end of the process.
+        loop {
+            park(None);
+        }
+    };
+    let _g = preempt::disable();
+    w.poll();
+    let next = w.next_ready(None);
+    // SAFETY: we are the running thread of `w`, preemption is disabled.
+    unsafe { w.switch_out(next, |t| Post::Sleep(t, deadline)) };
+    true
+}
+
+/// `park`/`park_timeout` for a green thread; false when the caller is not one.
+pub(crate) fn park(timeout: Option<Duration>) -> bool {
+    let Some((w, cur)) = Worker::current_task() else { return false };
+    let _g = preempt::disable();
+    if cur.park.try_consume() {
+        return true;
+    }
+    let deadline = match timeout {
+        Some(Duration::ZERO) => return true,
+        Some(d) => Instant::now().checked_add(d),
+        None => None,
+    };
+    w.poll();
+    let next = w.next_ready(None);
+    // SAFETY: we are the running thread of `w`, preemption is disabled.
+    unsafe { w.switch_out(next, |t| Post::Park(t, deadline)) };
+    true
+}
+
+/// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard
+/// page of the green thread running on this OS thread?
+pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
+    let w = WORKER.with(Cell::get);
+    // SAFETY: read-only peek from a signal handler on the worker's own
+    // thread; a worker outlives its thread's execution.
+    let w = unsafe { w.as_ref() }?;
+    // SAFETY: as above; we only read `current` and its stack bounds.
+    let task = unsafe { (*w.local.get()).current.as_ref() }?;
+    // SAFETY: the task is the one running here, so its state is ours to read.
+    let (lo, hi) = unsafe { task.exec() }.stack.as_ref()?.guard();
+    if !(lo..hi).contains(&fault) {
+        return None;
+    }
+    // SAFETY: the name lives as long as the task, which lives until the
+    // process aborts right after the handler prints it.
+    Some(unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) })
+}

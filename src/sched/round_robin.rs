@@ -1,0 +1,134 @@
+use super::{DEFAULT_TIME_SLICE, Scheduler, sealed};
+use crate::runtime::pool::{Pool, PoolConfig};
+use crate::thread::{JoinHandle, ThreadBuilder, ThreadError};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Round-robin scheduling over a pool of worker OS threads.
+///
+/// New threads are dealt to the workers in turn (among those their CPU
+/// affinity allows); each worker runs its threads by strict priority,
+/// round-robin within a level (see [`sched`](crate::sched) for the
+/// starvation bound). A woken thread returns to the worker it last ran on.
+///
+/// The handle is cheap to clone. Workers start on the first spawn, are
+/// pinned one per CPU (wrapping around when there are more workers than
+/// CPUs), sleep on a futex when idle, and stop once every handle is dropped
+/// (or [`shutdown`](Self::shutdown) is called) and every thread finished.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder};
+///
+/// let sched = RoundRobinScheduler::new()
+///     .with_workers(2)
+///     .with_time_slice(Duration::from_millis(1));
+/// let h = ThreadBuilder::new().scheduler(sched.clone()).spawn(|| 6 * 7).unwrap();
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+#[derive(Clone)]
+pub struct RoundRobinScheduler {
+    handle: Arc<Handle>,
+}
+
+/// Counts live handles so the pool knows when no more work can arrive.
+struct Handle {
+    pool: Arc<Pool>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.pool.handle_dropped();
+    }
+}
+
+impl Default for RoundRobinScheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RoundRobinScheduler {
+    /// One worker per CPU this process may use, [`DEFAULT_TIME_SLICE`].
+    pub fn new() -> Self {
+        let config = PoolConfig { workers: crate::thread::num_cpus(), name: "pmt-worker" };
+        let pool = Arc::new(Pool::new(config, DEFAULT_TIME_SLICE));
+        pool.handle_created();
+        RoundRobinScheduler { handle: Arc::new(Handle { pool }) }
+    }
+
+    /// Sets the number of worker OS threads. Takes effect only before the
+    /// first spawn (logged as a warning otherwise); 0 makes spawn fail with
+    /// [`ThreadError::Config`].
+    pub fn with_workers(self, workers: usize) -> Self {
+        if !self.handle.pool.reconfigure(|c| c.workers = workers) {
+            log::warn!("with_workers({workers}) ignored: this scheduler's workers are already running");
+        }
+        self
+    }
+
+    /// Sets the time slice: how long a thread may run while another thread
+    /// of its priority waits on the same worker before it is preempted.
+    /// Can be changed at any time; 0 makes spawn fail with
+    /// [`ThreadError::Config`].
+    pub fn with_time_slice(self, slice: Duration) -> Self {
+        self.handle.pool.set_time_slice(slice);
+        self
+    }
+
+    /// Number of worker OS threads (configured, or running).
+    pub fn workers(&self) -> usize {
+        self.handle.pool.config().workers
+    }
+
+    /// The current time slice.
+    pub fn time_slice(&self) -> Duration {
+        self.handle.pool.time_slice()
+    }
+
+    /// Context switches performed so far by each worker (empty before the
+    /// workers start).
+    pub fn worker_switches(&self) -> Vec<u64> {
+        self.handle.pool.workers().iter().map(|w| w.switches()).collect()
+    }
+
+    /// Stops taking new threads: later spawns fail with
+    /// [`ThreadError::SchedulerStopped`]. Threads already spawned run to
+    /// completion, then the workers exit.
+    pub fn shutdown(&self) {
+        self.handle.pool.shutdown()
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.handle.pool.is_closed()
+    }
+
+    /// Spawns `f` on this scheduler with default settings.
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, ThreadError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        ThreadBuilder::new().scheduler(self.clone()).spawn(f)
+    }
+}
+
+impl sealed::Sealed for RoundRobinScheduler {
+    #[allow(private_interfaces)]
+    fn pool(&self) -> &Arc<Pool> {
+        &self.handle.pool
+    }
+}
+
+impl Scheduler for RoundRobinScheduler {}
+
+impl fmt::Debug for RoundRobinScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoundRobinScheduler")
+            .field("workers", &self.workers())
+            .field("time_slice", &self.time_slice())
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
+}

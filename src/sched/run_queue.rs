@@ -1,0 +1,109 @@
+//! A worker's run queue: strict priority levels, FIFO within a level, and a
+//! bounded guarantee for the levels below.
+//!
+//! Policy, in full:
+//! - The highest non-empty level runs first; within a level, first come
+//!   first served. A thread that yields goes to the back of its level and
+//!   keeps the CPU if every waiting thread is of a lower level.
+//! - Starvation bound: every [`AGING_PERIOD`]-th scheduling decision taken
+//!   while some lower level waits goes to a lower level instead. Those
+//!   turns rotate downwards through the waiting lower levels, so each
+//!   waiting level gets at least one turn in `AGING_PERIOD × 21` decisions
+//!   however busy the levels above it are.
+//!
+//! No allocation in steady state (the per-level deques keep their
+//! capacity), no lock, no atomic: only the owning worker touches it.
+
+use crate::runtime::task::Task;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Levels 0..=MAX_PRIORITY.
+pub const MAX_PRIORITY: u8 = 20;
+const LEVELS: usize = MAX_PRIORITY as usize + 1;
+
+/// Scheduling decisions between two turns for a waiting lower level.
+pub const AGING_PERIOD: u32 = 256;
+
+pub(crate) struct RunQueue {
+    levels: [VecDeque<Arc<Task>>; LEVELS],
+    /// Bit `p` set when level `p` is non-empty.
+    mask: u32,
+    /// Decisions that passed over a waiting lower level since the last turn
+    /// given to one.
+    passed_over: u32,
+    /// The level that got the last aging turn.
+    aging_cursor: u8,
+}
+
+impl Default for RunQueue {
+    fn default() -> Self {
+        RunQueue {
+            levels: std::array::from_fn(|_| VecDeque::new()),
+            mask: 0,
+            passed_over: 0,
+            aging_cursor: MAX_PRIORITY,
+        }
+    }
+}
+
+impl RunQueue {
+    #[inline]
+    pub(crate) fn push(&mut self, task: Arc<Task>) {
+        let level = task.spec.priority as usize;
+        self.levels[level].push_back(task);
+        self.mask |= 1 << level;
+    }
+
+    /// The next thread to run. `running` is the priority of a thread that
+    /// keeps the CPU unless something should replace it (a yield), `None`
+    /// when the CPU is free (park, sleep, exit, idle).
+    #[inline]
+    pub(crate) fn pop(&mut self, running: Option<u8>) -> Option<Arc<Task>> {
+        if self.mask == 0 {
+            return None;
+        }
+        let top_waiting = 31 - self.mask.leading_zeros();
+        let top = top_waiting.max(running.map_or(0, u32::from));
+        let lowest_waiting = self.mask.trailing_zeros();
+        if lowest_waiting < top {
+            self.passed_over += 1;
+            if self.passed_over >= AGING_PERIOD {
+                self.passed_over = 0;
+                let level = self.aging_level(top);
+                return self.take(level);
+            }
+        }
+        if running.is_some_and(|r| u32::from(r) > top_waiting) {
+            return None;
+        }
+        self.take(top_waiting)
+    }
+
+    /// The waiting level below `top` that gets the next aging turn: the
+    /// highest one below the previous turn's level, wrapping around.
+    fn aging_level(&mut self, top: u32) -> u32 {
+        let below_top = self.mask & ((1u32 << top) - 1);
+        let below_cursor = below_top & ((1u32 << self.aging_cursor) - 1);
+        let pick = if below_cursor != 0 { below_cursor } else { below_top };
+        let level = 31 - pick.leading_zeros();
+        self.aging_cursor = level as u8;
+        level
+    }
+
+    #[inline]
+    fn take(&mut self, level: u32) -> Option<Arc<Task>> {
+        let q = &mut self.levels[level as usize];
+        let t = q.pop_front();
+        if q.is_empty() {
+            self.mask &= !(1 << level);
+        }
+        t
+    }
+
+    /// Empties the queue (shutdown).
+    pub(crate) fn drain(&mut self) -> Vec<Arc<Task>> {
+        self.mask = 0;
+        self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
+    }
+}

@@ -1,0 +1,94 @@
+//! Green-thread stacks: `mmap`'d memory with a `PROT_NONE` guard page below,
+//! committed lazily by the kernel, recycled through [`pool`] by size class.
+
+mod error;
+pub(crate) mod overflow;
+pub(crate) mod pool;
+
+pub use error::StackError;
+pub(crate) use error::address_space_limit;
+
+use std::io;
+use std::ptr;
+
+/// Stack size used when a builder names none.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// Smallest usable stack; smaller requests are rounded up to it, as std
+/// rounds up to `PTHREAD_STACK_MIN`.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// A mapped stack: `[guard | usable]`, growing down from `top()`.
+pub(crate) struct Stack {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a Stack is plain memory owned by one green thread at a time; it is
+// moved between OS threads only while that thread is not running on it.
+unsafe impl Send for Stack {}
+
+pub(crate) fn page_size() -> usize {
+    use std::sync::OnceLock;
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize)
+}
+
+/// Rounds a requested size up to whole pages and at least `MIN_STACK_SIZE`.
+pub(crate) fn round_size(requested: usize) -> usize {
+    let page = page_size();
+    requested.max(MIN_STACK_SIZE).div_ceil(page) * page
+}
+
+impl Stack {
+    /// Maps `usable` bytes (already rounded) plus one guard page.
+    pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
+        let guard = page_size();
+        let len = usable + guard;
+        // SAFETY: an anonymous private mapping at a kernel-chosen address
+        // cannot alias any existing Rust object.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(StackError::from_map_failure(usable, io::Error::last_os_error()));
+        }
+        let stack = Stack { base: base.cast(), len };
+        // SAFETY: the first page of our own fresh mapping; nothing uses it.
+        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+            // Splitting the mapping in two VMAs is what hits vm.max_map_count.
+            return Err(StackError::from_map_failure(usable, io::Error::last_os_error()));
+        }
+        Ok(stack)
+    }
+
+    /// Exclusive upper end, 16-byte aligned (mappings are page aligned).
+    pub(crate) fn top(&self) -> *mut u8 {
+        self.base.wrapping_add(self.len)
+    }
+
+    /// Bytes usable above the guard page.
+    pub(crate) fn usable(&self) -> usize {
+        self.len - page_size()
+    }
+
+    /// `[start, end)` of the guard page.
+    pub(crate) fn guard(&self) -> (usize, usize) {
+        (self.base as usize, self.base as usize + page_size())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: we own the whole mapping and nothing runs on it any more.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}

@@ -1,0 +1,216 @@
+use super::error::ThreadError;
+use super::join::{JoinHandle, Main, Packet};
+use super::handle::Thread;
+use crate::runtime::pool::Pool;
+use crate::runtime::task::TaskSpec;
+use crate::runtime::worker::Worker;
+use crate::sched::sealed::Sealed;
+use crate::sched::{MAX_PRIORITY, Scheduler};
+use crate::stack::{self, DEFAULT_STACK_SIZE};
+use std::sync::Arc;
+
+/// Priority of a thread that names none: the middle of 0..=20.
+pub const DEFAULT_PRIORITY: u8 = 10;
+
+/// Configures and spawns a green thread.
+///
+/// Every setting is checked at [`spawn`](Self::spawn), which returns an
+/// error saying what to change instead of panicking.
+///
+/// ```
+/// use preemptive_mlthreading_rust::ThreadBuilder;
+///
+/// let h = ThreadBuilder::new()
+///     .name("compute")
+///     .stack_size(256 * 1024)
+///     .priority(15)
+///     .spawn(|| (1..=10u64).product::<u64>())
+///     .unwrap();
+/// assert_eq!(h.join().unwrap(), 3_628_800);
+/// ```
+///
+/// # Thread-locals and OS-thread identity
+///
+/// `thread_local!` values belong to the worker OS thread, not to the green
+/// thread: two green threads on one worker see the same value, and a green
+/// thread may run on different workers between two cooperative points
+/// (yield, park, sleep, join, a blocking lock). Do not hold a reference to
+/// an OS thread-local, or anything keyed by OS-thread identity (a
+/// `std::sync::Mutex` guard held across a `yield_now`, a `RefCell` borrow of
+/// a thread-local), across such a point.
+#[derive(Clone)]
+pub struct ThreadBuilder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+    priority: u8,
+    affinity: Option<u64>,
+    pool: Option<Arc<Pool>>,
+    fpu: bool,
+    vector: bool,
+    prefetch: bool,
+}
+
+impl std::fmt::Debug for ThreadBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadBuilder")
+            .field("name", &self.name)
+            .field("stack_size", &self.stack_size)
+            .field("priority", &self.priority)
+            .field("cpu_affinity", &self.affinity)
+            .field("custom_scheduler", &self.pool.is_some())
+            .field("fpu", &self.fpu)
+            .field("vector", &self.vector)
+            .field("stack_prefetch", &self.prefetch)
+            .finish()
+    }
+}
+
+impl Default for ThreadBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ThreadBuilder {
+    /// Defaults: no name, 64 KiB stack, priority 10, any CPU, the current
+    /// scheduler, FP and vector state saved, no stack prefetch.
+    pub fn new() -> Self {
+        ThreadBuilder {
+            name: None,
+            stack_size: None,
+            priority: DEFAULT_PRIORITY,
+            affinity: None,
+            pool: None,
+            fpu: true,
+            vector: true,
+            prefetch: false,
+        }
+    }
+
+    /// Names the thread (shown by [`Thread::name`] and in stack-overflow
+    /// reports).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Stack size in bytes, rounded up to whole pages and at least
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE). 0, or more than
+    /// the machine can back, makes `spawn` fail. The stack is mapped when
+    /// the thread first runs, with a guard page below it.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Priority 0 (lowest) to [`MAX_PRIORITY`] (20, highest); above 20
+    /// makes `spawn` fail. Levels are strict, round-robin within a level;
+    /// see [`sched`](crate::sched) for how lower levels avoid starving.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Runs the thread only on workers pinned to a CPU whose bit is set in
+    /// `mask` (bit `n` = CPU `n`). A mask naming none of the scheduler's
+    /// workers' CPUs makes `spawn` fail.
+    pub fn cpu_affinity(mut self, mask: u64) -> Self {
+        self.affinity = Some(mask);
+        self
+    }
+
+    /// Spawns on `scheduler` instead of the current (or default) one.
+    pub fn scheduler<S: Scheduler>(mut self, scheduler: S) -> Self {
+        self.pool = Some(Arc::clone(scheduler.pool()));
+        self
+    }
+
+    /// Whether the thread uses floating point. With `false` (and
+    /// `enable_vector(false)`) a context switch skips the FP control state
+    /// (MXCSR and x87 control word on x86_64; FPCR and d8–d15 on aarch64):
+    /// a promise that the thread's code does not change the rounding mode
+    /// or keep FP values live across a switch.
+    pub fn enable_fpu(mut self, enabled: bool) -> Self {
+        self.fpu = enabled;
+        self
+    }
+
+    /// Whether the thread uses SIMD/vector registers. See
+    /// [`enable_fpu`](Self::enable_fpu): the FP part of a switch is skipped
+    /// only when both are off.
+    pub fn enable_vector(mut self, enabled: bool) -> Self {
+        self.vector = enabled;
+        self
+    }
+
+    /// Prefetch the thread's saved context into the cache just before it is
+    /// switched in.
+    pub fn enable_stack_prefetch(mut self, enabled: bool) -> Self {
+        self.prefetch = enabled;
+        self
+    }
+
+    /// Starts the thread.
+    pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, ThreadError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.priority > MAX_PRIORITY {
+            return Err(ThreadError::InvalidPriority { requested: self.priority });
+        }
+        let stack_size = validate_stack_size(self.stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
+        let pool = match self.pool {
+            Some(pool) => pool,
+            None => match Worker::current_task() {
+                Some((_, task)) => Arc::clone(&task.pool),
+                None => Arc::clone(crate::sched::default_scheduler()?.pool()),
+            },
+        };
+        let spec = TaskSpec {
+            name: self.name.map(String::into_boxed_str),
+            priority: self.priority,
+            affinity: self.affinity,
+            stack_size,
+            save_fp: self.fpu || self.vector,
+            prefetch_stack: self.prefetch,
+        };
+        let packet = Arc::new(Packet::new());
+        let main = Box::new(Main { f, packet: Arc::clone(&packet) });
+        let task = pool.spawn(spec, main)?;
+        Ok(JoinHandle { packet, thread: Thread::green(task) })
+    }
+}
+
+/// Spawns `f` as a green thread with default settings.
+///
+/// ```
+/// let h = preemptive_mlthreading_rust::spawn(|| 1 + 1).unwrap();
+/// assert_eq!(h.join().unwrap(), 2);
+/// ```
+pub fn spawn<F, T>(f: F) -> Result<JoinHandle<T>, ThreadError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    ThreadBuilder::new().spawn(f)
+}
+
+fn validate_stack_size(requested: usize) -> Result<usize, ThreadError> {
+    let max = max_stack_size();
+    if requested == 0 || requested > max {
+        return Err(ThreadError::InvalidStackSize { requested, max });
+    }
+    Ok(stack::round_size(requested))
+}
+
+/// The smaller of physical memory and the address-space limit.
+fn max_stack_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    let physical = (pages.max(1) as usize).saturating_mul(stack::page_size());
+    match stack::address_space_limit() {
+        Some(lim) => physical.min(lim as usize),
+        None => physical,
+    }
+}

@@ -1,0 +1,130 @@
+use crate::stack::StackError;
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+
+/// Everything that can go wrong spawning or joining a green thread.
+///
+/// It is `Send + Sync + 'static`, so `?` converts it into
+/// `Box<dyn Error + Send + Sync>`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ThreadError {
+    /// The thread panicked; `join` returns the message and the payload.
+    Panicked(Panic),
+    /// `stack_size` was 0 or larger than the machine can back.
+    InvalidStackSize {
+        /// What the builder asked for.
+        requested: usize,
+        /// The largest size accepted here.
+        max: usize,
+    },
+    /// `priority` was above [`MAX_PRIORITY`](crate::thread::MAX_PRIORITY).
+    InvalidPriority {
+        /// What the builder asked for.
+        requested: u8,
+    },
+    /// No worker of the scheduler is pinned to a CPU in the mask.
+    InvalidAffinity {
+        /// The mask the builder asked for.
+        mask: u64,
+        /// CPUs the scheduler's workers are pinned to.
+        worker_cpus: u64,
+    },
+    /// The scheduler was shut down; it takes no new threads.
+    SchedulerStopped,
+    /// The thread's stack could not be mapped when it first ran.
+    Stack(StackError),
+    /// A scheduler setting (e.g. from `PMT_WORKERS`) is unusable.
+    Config(String),
+    /// The OS refused to start a worker thread.
+    Os(io::Error),
+}
+
+impl fmt::Display for ThreadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadError::Panicked(p) => write!(f, "green thread panicked: {}", p.message()),
+            ThreadError::InvalidStackSize { requested: 0, .. } => {
+                write!(f, "stack_size(0): a green thread needs a stack; omit stack_size for the 64 KiB default")
+            }
+            ThreadError::InvalidStackSize { requested, max } => write!(
+                f,
+                "stack_size({requested}) is more than this machine can back ({max} bytes: the smaller \
+                 of physical memory and `ulimit -v`); ask for less"
+            ),
+            ThreadError::InvalidPriority { requested } => write!(
+                f,
+                "priority({requested}) is out of range: priorities are 0 (lowest) to {} (highest)",
+                crate::thread::MAX_PRIORITY
+            ),
+            ThreadError::InvalidAffinity { mask, worker_cpus } => write!(
+                f,
+                "cpu_affinity({mask:#x}) names no CPU this scheduler's workers run on (their CPUs: \
+                 {worker_cpus:#x}); include one of them, or give the scheduler more workers"
+            ),
+            ThreadError::SchedulerStopped => {
+                write!(f, "the scheduler was shut down and accepts no new threads; spawn on another scheduler")
+            }
+            ThreadError::Stack(e) => e.fmt(f),
+            ThreadError::Config(msg) => f.write_str(msg),
+            ThreadError::Os(e) => write!(f, "cannot start a scheduler worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ThreadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ThreadError::Stack(e) => Some(e),
+            ThreadError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StackError> for ThreadError {
+    fn from(e: StackError) -> Self {
+        ThreadError::Stack(e)
+    }
+}
+
+/// A caught panic: its message and its payload.
+///
+/// The payload sits behind a mutex so that the error stays `Sync` (a panic
+/// payload is only `Send`).
+pub struct Panic {
+    message: String,
+    payload: Mutex<Option<Box<dyn Any + Send + 'static>>>,
+}
+
+impl Panic {
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_owned()
+        };
+        Panic { message, payload: Mutex::new(Some(payload)) }
+    }
+
+    /// The panic message, when the payload was a string.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Takes the payload, e.g. to pass it to `std::panic::resume_unwind`.
+    /// Returns `None` if it was already taken.
+    pub fn take_payload(&self) -> Option<Box<dyn Any + Send + 'static>> {
+        self.payload.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Panic").field("message", &self.message).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,111 @@
+use crate::runtime::task::Task;
+use crate::runtime::worker::Worker;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A unique identifier of a thread, green or OS, never reused.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ThreadId(NonZeroU64);
+
+impl ThreadId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
+    }
+
+    /// The id as a number.
+    pub fn as_u64(self) -> NonZeroU64 {
+        self.0
+    }
+}
+
+/// A handle to a thread: a green thread, or a plain OS thread that called
+/// [`current`].
+///
+/// Like `std::thread::Thread` it is `Clone + Send + Sync`, and its main use
+/// is [`unpark`](Thread::unpark).
+#[derive(Clone)]
+pub struct Thread(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Green(Arc<Task>),
+    Os(Arc<OsThread>),
+}
+
+struct OsThread {
+    id: ThreadId,
+    std: std::thread::Thread,
+}
+
+impl Thread {
+    pub(crate) fn green(task: Arc<Task>) -> Self {
+        Thread(Repr::Green(task))
+    }
+
+    /// This thread's id.
+    pub fn id(&self) -> ThreadId {
+        match &self.0 {
+            Repr::Green(t) => t.id,
+            Repr::Os(t) => t.id,
+        }
+    }
+
+    /// The name given at spawn (for OS threads, the std thread's name).
+    pub fn name(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Green(t) => t.spec.name.as_deref(),
+            Repr::Os(t) => t.std.name(),
+        }
+    }
+
+    /// Whether this is a green thread.
+    pub fn is_green(&self) -> bool {
+        matches!(self.0, Repr::Green(_))
+    }
+
+    /// Makes a [`park`](crate::park)ed thread runnable, or, if it is not
+    /// parked, makes its next `park` return at once.
+    pub fn unpark(&self) {
+        match &self.0 {
+            Repr::Green(t) => {
+                if t.park.unpark() {
+                    Worker::schedule(Arc::clone(t));
+                }
+            }
+            Repr::Os(t) => t.std.unpark(),
+        }
+    }
+}
+
+impl fmt::Debug for Thread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("green", &self.is_green())
+            .finish()
+    }
+}
+
+/// The calling thread: the running green thread, or else the OS thread.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{current, ThreadBuilder};
+///
+/// let h = ThreadBuilder::new().name("worker").spawn(|| current().name().map(str::to_owned)).unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// assert!(!current().is_green());
+/// ```
+pub fn current() -> Thread {
+    if let Some((_, task)) = Worker::current_task() {
+        return Thread::green(Arc::clone(task));
+    }
+    thread_local! {
+        static OS: Arc<OsThread> = Arc::new(OsThread { id: ThreadId::next(), std: std::thread::current() });
+    }
+    Thread(Repr::Os(OS.with(Arc::clone)))
+}
