@@ -107,3 +107,6 @@ pub fn prefetch_read<T>(p: *const T) {
 pub fn prefetch_write<T>(p: *const T) {
     Current::prefetch_write(p.cast())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! AArch64 AAPCS64: callee-saved x19–x29, the link register, and the low
+//! halves of v8–v15 (d8–d15), plus FPCR.
+//!
+//! A suspended context's frame, from its saved sp upwards (176 bytes, a
+//! multiple of 16 because sp must stay 16-byte aligned whenever it is used
+//! as a base register):
+//!
+//! ```text
+//!   0  x19 x20      48  x25 x26      96  d8  d9      144  d14 d15
+//!  16  x21 x22      64  x27 x28     112  d10 d11     160  fpcr
+//!  32  x23 x24      80  x29 x30     128  d12 d13     168  (pad)
+//! ```
+//!
+//! The FP half always takes its room, so a frame means the same thing
+//! whether or not its owner filled it in.
+
+use super::{Entry, FpSwitch, Isa};
+use core::arch::{asm, naked_asm};
+
+pub(crate) struct Aarch64;
+
+const FRAME_BYTES: usize = 176;
+const FRAME_X19: usize = 0;
+const FRAME_X20: usize = 8;
+const FRAME_X30: usize = 88;
+const FRAME_D8: usize = 96;
+const FRAME_FPCR: usize = 160;
+
+impl Isa for Aarch64 {
+    const INIT_FRAME_BYTES: usize = FRAME_BYTES;
+
+    unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize {
+        debug_assert_eq!(top as usize % 16, 0);
+        // SAFETY: the caller gives us INIT_FRAME_BYTES of writable memory
+        // below `top`, and every offset written lies inside that frame.
+        unsafe {
+            let frame = top.sub(FRAME_BYTES);
+            // Zero x29 ends frame-pointer walks at the trampoline; zero
+            // d8–d15 and FPCR are the state a fresh thread is owed (round to
+            // nearest, no flush-to-zero, no default NaN).
+            frame.write_bytes(0, FRAME_BYTES);
+            let slot = |off: usize| frame.add(off).cast::<usize>();
+            slot(FRAME_X19).write(entry as *const () as usize);
+            slot(FRAME_X20).write(arg);
+            // The switch's `ret` lands here.
+            slot(FRAME_X30).write(trampoline as *const () as usize);
+            frame as usize
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch) {
+        // SAFETY: forwarded contract.
+        unsafe { switch_context(save_sp, load_sp, fp.0) }
+    }
+
+    #[inline(always)]
+    fn cycles() -> u64 {
+        let ticks: u64;
+        // SAFETY: Linux lets EL0 read the virtual counter (CNTKCTL_EL1.EL0VCTEN)
+        // and the read has no side effects. It ticks at CNTFRQ_EL0, usually
+        // far slower than the core clock, which is all the trait promises.
+        unsafe { asm!("mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack, preserves_flags)) };
+        ticks
+    }
+
+    #[inline(always)]
+    fn spin_hint() {
+        core::hint::spin_loop()
+    }
+
+    #[inline(always)]
+    fn prefetch_read(p: *const u8) {
+        // SAFETY: prfm is a hint; it never faults, whatever the address.
+        unsafe { asm!("prfm pldl1keep, [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+
+    #[inline(always)]
+    fn prefetch_write(p: *const u8) {
+        // SAFETY: as above; pst only asks for the line in a writable state.
+        unsafe { asm!("prfm pstl1keep, [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
+    }
+}
+
+/// x0 = where to store the old sp, x1 = sp to load, x2 = FpSwitch bits.
+///
+/// Only the callee-saved registers are kept: the caller already treats
+/// everything else as clobbered by a call. FPCR is written only when it
+/// differs, because an FPCR write is self-synchronising on many cores and
+/// costs more than the rest of the switch.
+#[unsafe(naked)]
+unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize) {
+    naked_asm!(
+        "sub sp, sp, #{frame}",
+        "stp x19, x20, [sp, #0]",
+        "stp x21, x22, [sp, #16]",
+        "stp x23, x24, [sp, #32]",
+        "stp x25, x26, [sp, #48]",
+        "stp x27, x28, [sp, #64]",
+        "stp x29, x30, [sp, #80]",
+        "tbz x2, #{save}, 2f",
+        "stp d8, d9, [sp, #{d8}]",
+        "stp d10, d11, [sp, #{d8} + 16]",
+        "stp d12, d13, [sp, #{d8} + 32]",
+        "stp d14, d15, [sp, #{d8} + 48]",
+        "mrs x9, fpcr",
+        "str x9, [sp, #{fpcr}]",
+        "2:",
+        "mov x9, sp",
+        "str x9, [x0]",
+        "mov sp, x1",
+        "tbz x2, #{restore}, 3f",
+        "ldp d8, d9, [sp, #{d8}]",
+        "ldp d10, d11, [sp, #{d8} + 16]",
+        "ldp d12, d13, [sp, #{d8} + 32]",
+        "ldp d14, d15, [sp, #{d8} + 48]",
+        "ldr x9, [sp, #{fpcr}]",
+        "mrs x10, fpcr",
+        "cmp x9, x10",
+        "b.eq 3f",
+        "msr fpcr, x9",
+        "3:",
+        "ldp x19, x20, [sp, #0]",
+        "ldp x21, x22, [sp, #16]",
+        "ldp x23, x24, [sp, #32]",
+        "ldp x25, x26, [sp, #48]",
+        "ldp x27, x28, [sp, #64]",
+        "ldp x29, x30, [sp, #80]",
+        "add sp, sp, #{frame}",
+        "ret",
+        frame = const FRAME_BYTES,
+        d8 = const FRAME_D8,
+        fpcr = const FRAME_FPCR,
+        save = const FpSwitch::SAVE.trailing_zeros(),
+        restore = const FpSwitch::RESTORE.trailing_zeros(),
+    )
+}
+
+/// First code a fresh context runs: `entry(arg)` from x19/x20, with sp at
+/// the 16-byte aligned top of the stack.
+///
+/// It jumps rather than calls so that `entry` starts with lr = 0 and
+/// x29 = 0, the AAPCS64 marker for the outermost frame: unwinders and
+/// profilers stop there instead of walking into the old stack's garbage.
+/// The jump goes through x16 because a BTI-guarded `entry` only accepts
+/// `br` from x16/x17 at its `bti c` landing pad. `entry` never returns; if
+/// it did, it would fault at address 0.
+#[unsafe(naked)]
+unsafe extern "C" fn trampoline() {
+    naked_asm!("mov x0, x20", "mov x16, x19", "mov x30, xzr", "br x16")
+}
