@@ -36,7 +36,7 @@ impl FpSwitch {
     pub(crate) const RESTORE: usize = 2;
 
     pub(crate) const fn new(save_from: bool, restore_to: bool) -> Self {
-        FpSwitch((save_from as usize) * Self::SAVE | (restore_to as usize) * Self::RESTORE)
+        FpSwitch(((save_from as usize) * Self::SAVE) | ((restore_to as usize) * Self::RESTORE))
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub(crate) struct PoolConfig {
     pub(crate) workers: usize,
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
 }
 
 pub(crate) struct Pool {
@@ -31,6 +31,8 @@ pub(crate) struct Pool {
     handles: AtomicUsize,
     closed: AtomicBool,
     next_worker: AtomicUsize,
+    /// Worker OS threads that have not exited.
+    running: AtomicUsize,
 }
 
 impl Pool {
@@ -44,6 +46,7 @@ impl Pool {
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             next_worker: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -80,6 +83,14 @@ impl Pool {
     /// Bit mask of the CPUs the workers are pinned to (CPUs below 64).
     pub(crate) fn worker_cpus(&self) -> u64 {
         self.workers().iter().filter_map(|w| w.cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
+    }
+
+    pub(crate) fn running_workers(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn worker_exited(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(crate) fn handle_created(&self) {
@@ -178,17 +189,17 @@ impl Pool {
             return Err(ThreadError::Config("with_time_slice(0): the time slice must be positive".into()));
         }
         let cpus = cpu::allowed_cpus();
-        let workers: Box<[Worker]> = (0..config.workers)
-            .map(|i| Worker::new(i, (!cpus.is_empty()).then(|| cpus[i % cpus.len()])))
-            .collect();
+        let workers: Box<[Worker]> =
+            (0..config.workers).map(|i| Worker::new(i, (!cpus.is_empty()).then(|| cpus[i % cpus.len()]))).collect();
         let _ = self.workers.set(workers);
         overflow::install(worker::guard_lookup);
         for i in 0..config.workers {
             let pool = Arc::clone(self);
-            let started = std::thread::Builder::new()
-                .name(format!("{}-{i}", config.name))
-                .spawn(move || worker::run(pool, i));
+            self.running.fetch_add(1, Ordering::SeqCst);
+            let started =
+                std::thread::Builder::new().name(format!("{}-{i}", config.name)).spawn(move || worker::run(pool, i));
             if let Err(e) = started {
+                self.running.fetch_sub(1, Ordering::SeqCst);
                 // Workers already started drain and stop; nothing was queued.
                 self.shutdown();
                 return Err(ThreadError::Os(e));

@@ -134,14 +134,14 @@ impl Worker {
     /// Makes `task` runnable on its worker, from any thread.
     pub(crate) fn schedule(task: Arc<Task>) {
         let index = task.worker();
-        if let Some(w) = Worker::current() {
-            if task.pool.worker(index).is_some_and(|target| ptr::eq(w, target)) {
-                let _g = preempt::disable();
-                // SAFETY: we are on this worker's OS thread and hold no other
-                // borrow of its local state (schedule is never called with one).
-                unsafe { w.local() }.runq.push(task);
-                return;
-            }
+        if let Some(w) = Worker::current()
+            && task.pool.worker(index).is_some_and(|target| ptr::eq(w, target))
+        {
+            let _g = preempt::disable();
+            // SAFETY: we are on this worker's OS thread and hold no other
+            // borrow of its local state (schedule is never called with one).
+            unsafe { w.local() }.runq.push(task);
+            return;
         }
         // Keep the pool alive until the notify: once queued, the task may
         // finish and drop the last other reference before we get there.
@@ -327,10 +327,10 @@ fn after_switch() {
 /// The body of a worker OS thread.
 pub(crate) fn run(pool: Arc<Pool>, index: usize) {
     let Some(w) = pool.worker(index) else { return };
-    if let Some(cpu) = w.cpu {
-        if let Err(e) = super::cpu::pin_current(cpu) {
-            log::warn!("worker {index}: cannot pin to CPU {cpu}: {e}");
-        }
+    if let Some(cpu) = w.cpu
+        && let Err(e) = super::cpu::pin_current(cpu)
+    {
+        log::warn!("worker {index}: cannot pin to CPU {cpu}: {e}");
     }
     let _altstack = overflow::ensure_altstack()
         .map_err(|e| log::warn!("worker {index}: no alternate signal stack, overflows will not be reported: {e}"))
@@ -357,6 +357,7 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
     drop(leftovers);
     WORKER.with(|c| c.set(ptr::null()));
     preempt::set_depth(0);
+    pool.worker_exited();
 }
 
 /// First code of every green thread, reached from the arch trampoline.

@@ -61,7 +61,9 @@ pub fn default_scheduler() -> Result<RoundRobinScheduler, ThreadError> {
 /// ```
 pub fn set_default_scheduler(scheduler: RoundRobinScheduler) -> Result<(), ThreadError> {
     DEFAULT.set(Ok(scheduler)).map_err(|_| {
-        ThreadError::Config("set_default_scheduler: the default scheduler is already in use; set it before the first spawn".into())
+        ThreadError::Config(
+            "set_default_scheduler: the default scheduler is already in use; set it before the first spawn".into(),
+        )
     })
 }
 

@@ -51,7 +51,7 @@ impl Default for RoundRobinScheduler {
 impl RoundRobinScheduler {
     /// One worker per CPU this process may use, [`DEFAULT_TIME_SLICE`].
     pub fn new() -> Self {
-        let config = PoolConfig { workers: crate::thread::num_cpus(), name: "pmt-worker" };
+        let config = PoolConfig { workers: crate::thread::num_cpus(), name: "pmt-worker".into() };
         let pool = Arc::new(Pool::new(config, DEFAULT_TIME_SLICE));
         pool.handle_created();
         RoundRobinScheduler { handle: Arc::new(Handle { pool }) }
@@ -74,6 +74,23 @@ impl RoundRobinScheduler {
     pub fn with_time_slice(self, slice: Duration) -> Self {
         self.handle.pool.set_time_slice(slice);
         self
+    }
+
+    /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
+    /// as shown by `top -H` and debuggers. Takes effect only before the
+    /// first spawn.
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.handle.pool.reconfigure(|c| c.name = name.clone()) {
+            log::warn!("with_name({name:?}) ignored: this scheduler's workers are already running");
+        }
+        self
+    }
+
+    /// Worker OS threads currently running (0 before the first spawn and
+    /// after the scheduler stopped).
+    pub fn running_workers(&self) -> usize {
+        self.handle.pool.running_workers()
     }
 
     /// Number of worker OS threads (configured, or running).

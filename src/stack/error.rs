@@ -35,9 +35,7 @@ impl StackError {
         let in_use = count_maps();
         match (limit, in_use) {
             // A few maps of slack: ld.so and the allocator map on their own.
-            (Some(limit), Some(in_use)) if in_use + 8 >= limit => {
-                StackError::MapCountLimit { limit, in_use }
-            }
+            (Some(limit), Some(in_use)) if in_use + 8 >= limit => StackError::MapCountLimit { limit, in_use },
             _ => StackError::OutOfMemory { requested, address_space_limit: address_space_limit() },
         }
     }
@@ -85,5 +83,5 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
         return None;
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }

@@ -54,7 +54,9 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
     // SAFETY: PREVIOUS_* were filled by `install` before the handler existed.
     let previous = unsafe {
-        if sig == libc::SIGSEGV { (&raw const PREVIOUS_SEGV).cast::<libc::sigaction>().read() } else {
+        if sig == libc::SIGSEGV {
+            (&raw const PREVIOUS_SEGV).cast::<libc::sigaction>().read()
+        } else {
             (&raw const PREVIOUS_BUS).cast::<libc::sigaction>().read()
         }
     };
@@ -62,7 +64,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 }
 
 fn report_and_abort(name: &[u8]) -> ! {
-    let parts: [&[u8]; 3] = [b"\nthread '", name, b"' has overflowed its stack\nfatal runtime error: stack overflow, aborting\n"];
+    let parts: [&[u8]; 3] =
+        [b"\nthread '", name, b"' has overflowed its stack\nfatal runtime error: stack overflow, aborting\n"];
     for p in parts {
         // SAFETY: write(2) on stderr is async-signal-safe; the buffers are valid.
         unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
@@ -113,7 +116,14 @@ pub(crate) fn ensure_altstack() -> io::Result<Option<AltStack>> {
     let len = (min.max(libc::SIGSTKSZ) * 4).next_multiple_of(super::page_size());
     // SAFETY: fresh anonymous mapping, owned by the returned AltStack.
     let mem = unsafe {
-        libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if mem == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());

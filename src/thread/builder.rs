@@ -1,6 +1,6 @@
 use super::error::ThreadError;
-use super::join::{JoinHandle, Main, Packet};
 use super::handle::Thread;
+use super::join::{JoinHandle, Main, Packet};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskSpec;
 use crate::runtime::worker::Worker;

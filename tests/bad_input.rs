@@ -1,0 +1,272 @@
+//! Every bad input is an `Err` with an actionable message; none panics or hangs.
+
+use preemptive_mlthreading_rust::stack::StackError;
+use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, ThreadError, park, spawn};
+use std::process::Command;
+
+fn err_of(r: Result<preemptive_mlthreading_rust::JoinHandle<()>, ThreadError>) -> ThreadError {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn stack_size_zero() {
+    let e = err_of(ThreadBuilder::new().stack_size(0).spawn(|| ()));
+    assert!(matches!(e, ThreadError::InvalidStackSize { requested: 0, .. }), "{e:?}");
+    assert!(e.to_string().contains("stack_size(0)"), "{e}");
+}
+
+#[test]
+fn stack_size_beyond_the_machine() {
+    let e = err_of(ThreadBuilder::new().stack_size(usize::MAX / 2).spawn(|| ()));
+    let ThreadError::InvalidStackSize { max, .. } = e else { panic!("{e:?}") };
+    assert!(max > 0);
+    assert!(e.to_string().contains("more than this machine can back"), "{e}");
+}
+
+#[test]
+fn tiny_stack_sizes_are_rounded_up_and_work() {
+    let h = ThreadBuilder::new().stack_size(1).spawn(|| 3).unwrap();
+    assert_eq!(h.join().unwrap(), 3);
+}
+
+#[test]
+fn priority_above_twenty() {
+    let e = err_of(ThreadBuilder::new().priority(21).spawn(|| ()));
+    assert!(matches!(e, ThreadError::InvalidPriority { requested: 21 }), "{e:?}");
+    assert!(e.to_string().contains("0 (lowest) to 20 (highest)"), "{e}");
+    assert!(ThreadBuilder::new().priority(20).spawn(|| ()).unwrap().join().is_ok());
+    assert!(ThreadBuilder::new().priority(0).spawn(|| ()).unwrap().join().is_ok());
+}
+
+#[test]
+fn impossible_affinity() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    for mask in [0u64, 1 << 63] {
+        let e = err_of(ThreadBuilder::new().cpu_affinity(mask).scheduler(sched.clone()).spawn(|| ()));
+        let ThreadError::InvalidAffinity { mask: m, worker_cpus } = e else { panic!("{e:?}") };
+        assert_eq!(m, mask);
+        assert_ne!(worker_cpus, 0);
+        assert!(e.to_string().contains("names no CPU"), "{e}");
+    }
+}
+
+#[test]
+fn zero_workers_and_zero_time_slice() {
+    let e = err_of(RoundRobinScheduler::new().with_workers(0).spawn(|| ()));
+    assert!(matches!(&e, ThreadError::Config(m) if m.contains("with_workers(0)")), "{e:?}");
+    let e = err_of(RoundRobinScheduler::new().with_time_slice(Duration::ZERO).spawn(|| ()));
+    assert!(matches!(&e, ThreadError::Config(m) if m.contains("with_time_slice(0)")), "{e:?}");
+}
+
+#[test]
+fn spawn_on_a_stopped_scheduler() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let running = sched.spawn(|| 1).unwrap();
+    sched.shutdown();
+    assert!(sched.is_shut_down());
+    let e = err_of(sched.spawn(|| ()));
+    assert!(matches!(e, ThreadError::SchedulerStopped), "{e:?}");
+    assert!(e.to_string().contains("shut down"), "{e}");
+    // Threads spawned before the shutdown still complete.
+    assert_eq!(running.join().unwrap(), 1);
+    // And the workers exit once nothing is left.
+    let mut waited = 0;
+    while sched.running_workers() != 0 {
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 1;
+        assert!(waited < 2000, "workers of a shut-down scheduler never exited");
+    }
+}
+
+#[test]
+fn workers_stop_when_the_last_handle_is_gone() {
+    let sched = RoundRobinScheduler::new().with_workers(2).with_name("stoptest");
+    // A thread outliving the handles keeps the workers alive until it ends.
+    let h = sched.spawn(|| preemptive_mlthreading_rust::sleep(Duration::from_millis(50))).unwrap();
+    assert_eq!(sched.running_workers(), 2);
+    // Each worker names itself as it starts.
+    let mut waited = 0;
+    while threads_named("stoptest-") != 2 {
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 1;
+        assert!(waited < 2000, "workers never started");
+    }
+    drop(sched);
+    h.join().unwrap();
+    let mut waited = 0;
+    while threads_named("stoptest-") != 0 {
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 1;
+        assert!(waited < 2000, "workers never exited");
+    }
+}
+
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with(prefix))
+        .count()
+}
+
+// ---- child-process tests: each runs this binary again with PMT_CHILD set ----
+
+fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env("PMT_CHILD", name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn is_child(name: &str) -> bool {
+    std::env::var("PMT_CHILD").as_deref() == Ok(name)
+}
+
+#[test]
+fn child_stack_overflow() {
+    if !is_child("child_stack_overflow") {
+        return;
+    }
+    #[inline(never)]
+    fn recurse(n: u64) -> u64 {
+        let buf = std::hint::black_box([n as u8; 512]);
+        if n == u64::MAX { 0 } else { recurse(n + 1) + buf[7] as u64 }
+    }
+    let h = ThreadBuilder::new().name("deep").spawn(|| recurse(0)).unwrap();
+    let _ = h.join();
+    unreachable!("the overflow aborts the process");
+}
+
+#[test]
+fn stack_overflow_prints_the_thread_name_and_aborts() {
+    let out = run_child("child_stack_overflow", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("thread 'deep' has overflowed its stack"), "stderr: {stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}, stderr: {stderr}", out.status);
+}
+
+#[test]
+fn child_mmap_failure() {
+    if !is_child("child_mmap_failure") {
+        return;
+    }
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    sched.spawn(|| ()).unwrap().join().unwrap(); // workers started first
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kb: u64 =
+        status.lines().find(|l| l.starts_with("VmSize:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let limit = vm_kb * 1024 + (16 << 20);
+    let lim = libc::rlimit { rlim_cur: limit, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    let h = ThreadBuilder::new().stack_size(64 << 20).scheduler(sched.clone()).spawn(|| ()).unwrap();
+    let e = h.join().unwrap_err();
+    assert!(matches!(e, ThreadError::Stack(StackError::OutOfMemory { address_space_limit: Some(_), .. })), "{e:?}");
+    println!("CHILD-ERROR: {e}");
+    // The worker survives: a small thread still runs.
+    assert_eq!(sched.spawn(|| 9).unwrap().join().unwrap(), 9);
+}
+
+#[test]
+fn mmap_failure_is_an_error_naming_the_limit() {
+    let out = run_child("child_mmap_failure", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CHILD-ERROR: cannot map a 67108864-byte thread stack"), "{stdout}");
+    assert!(stdout.contains("ulimit -v"), "{stdout}");
+}
+
+#[test]
+fn child_map_count_limit() {
+    if !is_child("child_map_count_limit") {
+        return;
+    }
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    // Threads that park forever each hold a stack (2 maps): enough of them
+    // exhaust vm.max_map_count.
+    let maps_now = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let n = (limit - maps_now) / 2 + 20;
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            ThreadBuilder::new()
+                .stack_size(16 << 10)
+                .scheduler(sched.clone())
+                .spawn(|| {
+                    STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    loop {
+                        park()
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    // Wait until every thread ran (and parked) or failed to get a stack.
+    loop {
+        let failed = handles.iter().filter(|h| h.is_finished()).count();
+        if STARTED.load(std::sync::atomic::Ordering::SeqCst) + failed == n {
+            println!("CHILD: {failed} of {n} threads could not get a stack");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failed = handles.into_iter().find(|h| h.is_finished()).unwrap();
+    let e = failed.join().unwrap_err();
+    assert!(matches!(e, ThreadError::Stack(StackError::MapCountLimit { .. })), "{e:?}");
+    println!("CHILD-ERROR: {e}");
+    std::process::exit(0);
+}
+
+#[test]
+fn map_count_exhaustion_is_an_error_naming_the_limit() {
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    if limit > 70_000 {
+        println!("vm.max_map_count is {limit}: skipping the exhaustion test (it would need {} threads)", limit / 2);
+        return;
+    }
+    let out = run_child("child_map_count_limit", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("vm.max_map_count"), "{stdout}");
+    assert!(stdout.contains("sysctl -w vm.max_map_count="), "{stdout}");
+}
+
+#[test]
+fn child_bad_env() {
+    if !is_child("child_bad_env") {
+        return;
+    }
+    let e = spawn(|| ()).unwrap_err();
+    println!("CHILD-ERROR: {e}");
+}
+
+#[test]
+fn a_bad_environment_variable_is_an_error_at_spawn() {
+    let out = run_child("child_bad_env", &[("PMT_WORKERS", "lots")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("CHILD-ERROR: PMT_WORKERS=\"lots\" is not a positive integer"), "{stdout}");
+}
+
+#[test]
+fn child_env_configures_default() {
+    if !is_child("child_env_configures_default") {
+        return;
+    }
+    let s = preemptive_mlthreading_rust::sched::default_scheduler().unwrap();
+    println!("CHILD: workers={} slice={:?}", s.workers(), s.time_slice());
+}
+
+#[test]
+fn environment_configures_the_default_scheduler() {
+    let out = run_child("child_env_configures_default", &[("PMT_WORKERS", "3"), ("PMT_TIME_SLICE_US", "250")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CHILD: workers=3 slice=250µs"), "{stdout}");
+}

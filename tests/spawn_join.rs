@@ -1,0 +1,142 @@
+//! Spawning and joining: exact results at scale, nesting, and joins from
+//! both green and OS threads.
+
+use preemptive_mlthreading_rust::{RoundRobinScheduler, Thread, ThreadBuilder, current, spawn, yield_now};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[test]
+fn hundred_thousand_spawn_join_exact() {
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    let counter = Arc::new(AtomicU64::new(0));
+    const N: u64 = 100_000;
+    // Spawned from an OS thread in batches of 10k, joined in order.
+    let mut sum = 0;
+    for batch in 0..(N / 10_000) {
+        let handles: Vec<_> = (0..10_000u64)
+            .map(|i| {
+                let c = Arc::clone(&counter);
+                let id = batch * 10_000 + i;
+                sched
+                    .spawn(move || {
+                        c.fetch_add(1, Ordering::Relaxed);
+                        id * 3
+                    })
+                    .unwrap()
+            })
+            .collect();
+        sum += handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+    }
+    assert_eq!(counter.load(Ordering::Relaxed), N);
+    assert_eq!(sum, 3 * N * (N - 1) / 2);
+    println!("spawned and joined {N} green threads on 2 workers");
+}
+
+#[test]
+fn hundred_thousand_spawned_inside_one_green_thread_before_any_runs() {
+    // On one worker nothing spawned runs until the spawner joins, so all
+    // 10^5 threads are pending at once: stacks are mapped only when a
+    // thread first runs, which keeps this far below vm.max_map_count.
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let total = sched
+        .spawn(|| {
+            let handles: Vec<_> = (0..100_000u64).map(|i| spawn(move || i).unwrap()).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(total, 100_000 * 99_999 / 2);
+}
+
+#[test]
+fn nested_spawn_join_inside_green_threads() {
+    fn tree(depth: u32) -> u64 {
+        if depth == 0 {
+            return 1;
+        }
+        let l = spawn(move || tree(depth - 1)).unwrap();
+        let r = spawn(move || tree(depth - 1)).unwrap();
+        yield_now();
+        l.join().unwrap() + r.join().unwrap()
+    }
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    let leaves = sched.spawn(|| tree(10)).unwrap().join().unwrap();
+    assert_eq!(leaves, 1024);
+}
+
+#[test]
+fn join_from_os_thread_and_from_green_thread() {
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    // OS thread joins a green thread.
+    let h = sched.spawn(|| 7).unwrap();
+    assert_eq!(h.join().unwrap(), 7);
+    // Green thread joins a green thread on another worker of the pool.
+    let inner = sched.spawn(|| {
+        for _ in 0..100 {
+            yield_now();
+        }
+        11
+    });
+    let inner = inner.unwrap();
+    let outer = sched.spawn(move || inner.join().unwrap() * 2).unwrap();
+    assert_eq!(outer.join().unwrap(), 22);
+    // Many OS threads joining green threads concurrently.
+    let os: Vec<_> = (0..8u64)
+        .map(|i| {
+            let s = sched.clone();
+            std::thread::spawn(move || s.spawn(move || i + 1).unwrap().join().unwrap())
+        })
+        .collect();
+    assert_eq!(os.into_iter().map(|t| t.join().unwrap()).sum::<u64>(), 36);
+}
+
+#[test]
+fn thread_handles_identify_threads() {
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync_clone::<Thread>();
+    let h = ThreadBuilder::new().name("named").spawn(|| (current().id(), current().name().map(str::to_owned))).unwrap();
+    let id = h.thread().id();
+    assert_eq!(h.thread().name(), Some("named"));
+    assert!(h.thread().is_green());
+    let (inner_id, inner_name) = h.join().unwrap();
+    assert_eq!(inner_id, id);
+    assert_eq!(inner_name.as_deref(), Some("named"));
+    assert!(!current().is_green());
+    assert_ne!(current().id(), id);
+    assert_eq!(current().id(), current().id());
+}
+
+#[test]
+fn is_finished_turns_true() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let g = Arc::clone(&gate);
+    let h = sched
+        .spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                yield_now();
+            }
+        })
+        .unwrap();
+    assert!(!h.is_finished());
+    gate.store(true, Ordering::Release);
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    h.join().unwrap();
+}
+
+#[test]
+fn threads_spawned_inside_a_scheduler_stay_on_it() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let worker_name = sched
+        .spawn(|| spawn(|| std::thread::current().name().map(str::to_owned)).unwrap().join().unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    // The child ran on the one worker of `sched`, not on the default pool.
+    assert_eq!(worker_name.as_deref(), Some("pmt-worker-0"));
+    assert_eq!(sched.worker_switches().len(), 1);
+    assert!(sched.worker_switches()[0] >= 2);
+}
