@@ -18,5 +18,7 @@ fi
 
 rustup target add aarch64-unknown-linux-gnu
 
-# Linker and runner come from .cargo/config.toml.
+# Linker and runner come from .cargo/config.toml; tests that start a child
+# process start it through the same emulator.
+export PMT_TEST_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max,sve=off"
 cargo test --target aarch64-unknown-linux-gnu --lib --tests "$@"

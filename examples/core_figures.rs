@@ -1,0 +1,124 @@
+//! The runtime core's headline figures, measured on one worker:
+//! yield between two threads, spawn+join of 10^5 threads, and the memory a
+//! parked thread costs. Run with `cargo run --release --example core_figures`.
+//! (The side-by-side comparison with OS threads, may, tokio and Go belongs
+//! to `bench/`.)
+
+use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, park, spawn, yield_now};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 7;
+
+fn main() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
+    report("yield, 2 threads, enable_fpu(false)", "ns/yield", (0..RUNS).map(|_| yield_pair_nofp(&sched, 2_000_000)));
+    report("spawn+join of 10^5 threads on one worker", "ns/thread", (0..RUNS).map(|_| spawn_join(&sched, 100_000)));
+    let (per_thread, n) = rss_per_parked_thread(&sched, 100_000);
+    println!("{:<44} {per_thread:>9.0} bytes ({n} parked threads, 64 KiB stacks)", "RSS per parked thread");
+}
+
+fn report(what: &str, unit: &str, samples: impl Iterator<Item = f64>) {
+    let mut v: Vec<f64> = samples.collect();
+    v.sort_by(f64::total_cmp);
+    println!(
+        "{what:<44} median {:>8.1} {unit}  (min {:.1}, max {:.1}, {} runs)",
+        v[v.len() / 2],
+        v[0],
+        v[v.len() - 1],
+        v.len()
+    );
+}
+
+fn yield_pair(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    yield_pair_with(sched, n, true)
+}
+
+fn yield_pair_nofp(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    yield_pair_with(sched, n, false)
+}
+
+fn yield_pair_with(sched: &RoundRobinScheduler, n: u64, fp: bool) -> f64 {
+    let elapsed = sched
+        .spawn(move || {
+            let mk = || {
+                ThreadBuilder::new()
+                    .enable_fpu(fp)
+                    .enable_vector(fp)
+                    .spawn(move || {
+                        for _ in 0..n {
+                            yield_now();
+                        }
+                    })
+                    .unwrap()
+            };
+            let (a, b) = (mk(), mk());
+            let t = Instant::now();
+            a.join().unwrap();
+            b.join().unwrap();
+            t.elapsed()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    elapsed.as_nanos() as f64 / (2 * n) as f64
+}
+
+fn spawn_join(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    let elapsed = sched
+        .spawn(move || {
+            let t = Instant::now();
+            let handles: Vec<_> = (0..n).map(|i| spawn(move || i).unwrap()).collect();
+            let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, n * (n - 1) / 2);
+            t.elapsed()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    elapsed.as_nanos() as f64 / n as f64
+}
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn rss_per_parked_thread(sched: &RoundRobinScheduler, n: usize) -> (f64, usize) {
+    let max_maps: usize =
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65530);
+    // Each guard-paged stack takes two memory maps.
+    let n = n.min(max_maps / 2 - 1000);
+    let parked = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(AtomicUsize::new(0));
+    let before = rss_bytes();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (p, r) = (Arc::clone(&parked), Arc::clone(&release));
+            ThreadBuilder::new()
+                .scheduler(sched.clone())
+                .spawn(move || {
+                    p.fetch_add(1, Ordering::Release);
+                    while r.load(Ordering::Acquire) == 0 {
+                        park();
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    while parked.load(Ordering::Acquire) < n {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let after = rss_bytes();
+    release.store(1, Ordering::Release);
+    for h in &handles {
+        h.thread().unpark();
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    ((after - before) as f64 / n as f64, n)
+}
