@@ -13,6 +13,18 @@ const RUNS: usize = 7;
 
 fn main() {
     let sched = RoundRobinScheduler::new().with_workers(1);
+    // `core_figures spawn` (or `yield`, `rss`) runs one figure only, for profiling.
+    let only = std::env::args().nth(1).unwrap_or_default();
+    if only == "spawn" {
+        return report(
+            "spawn+join of 10^5 threads on one worker",
+            "ns/thread",
+            (0..RUNS).map(|_| spawn_join(&sched, 100_000)),
+        );
+    }
+    if only == "yield" {
+        return report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
+    }
     report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
     report("yield, 2 threads, enable_fpu(false)", "ns/yield", (0..RUNS).map(|_| yield_pair_nofp(&sched, 2_000_000)));
     report("spawn+join of 10^5 threads on one worker", "ns/thread", (0..RUNS).map(|_| spawn_join(&sched, 100_000)));

@@ -204,8 +204,14 @@ fn validate_stack_size(requested: usize) -> Result<usize, ThreadError> {
     Ok(stack::round_size(requested))
 }
 
-/// The smaller of physical memory and the address-space limit.
+/// The smaller of physical memory and the address-space limit, read once:
+/// spawning must not cost two syscalls.
 fn max_stack_size() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(read_max_stack_size)
+}
+
+fn read_max_stack_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
     let physical = (pages.max(1) as usize).saturating_mul(stack::page_size());
