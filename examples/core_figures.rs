@@ -22,6 +22,13 @@ fn main() {
             (0..RUNS).map(|_| spawn_join(&sched, 100_000)),
         );
     }
+    if only == "yield-count" {
+        // For instruction counting: `valgrind --tool=callgrind` at two
+        // values of N, difference / (2 * ΔN) = instructions per yield.
+        let n = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        yield_pair(&sched, n);
+        return;
+    }
     if only == "yield" {
         return report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
     }

@@ -48,6 +48,8 @@ pub(crate) struct Exec {
     /// Preempt-disable depth at the switch-out point.
     pub(crate) preempt_depth: u32,
     pub(crate) finished: bool,
+    /// Link to the next task in the run-queue level holding this one.
+    pub(crate) next: *const Task,
 }
 
 // SAFETY: `exec` is only touched by the single worker that owns the task at
@@ -64,7 +66,14 @@ impl Task {
             pool,
             worker: AtomicUsize::new(0),
             park: ParkState::new(),
-            exec: UnsafeCell::new(Exec { sp: 0, stack: None, main: Some(main), preempt_depth: 0, finished: false }),
+            exec: UnsafeCell::new(Exec {
+                sp: 0,
+                stack: None,
+                main: Some(main),
+                preempt_depth: 0,
+                finished: false,
+                next: std::ptr::null(),
+            }),
         }
     }
 

@@ -11,11 +11,12 @@
 //!   waiting level gets at least one turn in `AGING_PERIOD × 21` decisions
 //!   however busy the levels above it are.
 //!
-//! No allocation in steady state (the per-level deques keep their
-//! capacity), no lock, no atomic: only the owning worker touches it.
+//! Each level is an intrusive FIFO list threaded through the tasks
+//! themselves (`Exec::next`): push and pop are a few pointer moves, never
+//! allocate, take no lock and no atomic — only the owning worker touches it.
 
 use crate::runtime::task::Task;
-use std::collections::VecDeque;
+use std::ptr;
 use std::sync::Arc;
 
 /// Levels 0..=MAX_PRIORITY.
@@ -25,8 +26,15 @@ const LEVELS: usize = MAX_PRIORITY as usize + 1;
 /// Scheduling decisions between two turns for a waiting lower level.
 pub const AGING_PERIOD: u32 = 256;
 
+/// One priority level: a FIFO list owning one `Arc<Task>` per entry (held
+/// as a raw pointer from `Arc::into_raw`).
+struct Level {
+    head: *const Task,
+    tail: *const Task,
+}
+
 pub(crate) struct RunQueue {
-    levels: [VecDeque<Arc<Task>>; LEVELS],
+    levels: [Level; LEVELS],
     /// Bit `p` set when level `p` is non-empty.
     mask: u32,
     /// Decisions that passed over a waiting lower level since the last turn
@@ -39,7 +47,7 @@ pub(crate) struct RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         RunQueue {
-            levels: std::array::from_fn(|_| VecDeque::new()),
+            levels: std::array::from_fn(|_| Level { head: ptr::null(), tail: ptr::null() }),
             mask: 0,
             passed_over: 0,
             aging_cursor: MAX_PRIORITY,
@@ -51,7 +59,19 @@ impl RunQueue {
     #[inline]
     pub(crate) fn push(&mut self, task: Arc<Task>) {
         let level = task.spec.priority as usize;
-        self.levels[level].push_back(task);
+        let l = &mut self.levels[level];
+        let p = Arc::into_raw(task);
+        // SAFETY: a task is in at most one run queue, and the queue owning it
+        // owns its `next` link; `p` and `l.tail` are live tasks we hold.
+        unsafe {
+            (*p).exec().next = ptr::null();
+            if l.tail.is_null() {
+                l.head = p;
+            } else {
+                (*l.tail).exec().next = p;
+            }
+        }
+        l.tail = p;
         self.mask |= 1 << level;
     }
 
@@ -93,17 +113,39 @@ impl RunQueue {
 
     #[inline]
     fn take(&mut self, level: u32) -> Option<Arc<Task>> {
-        let q = &mut self.levels[level as usize];
-        let t = q.pop_front();
-        if q.is_empty() {
-            self.mask &= !(1 << level);
+        let l = &mut self.levels[level as usize];
+        let p = l.head;
+        if p.is_null() {
+            return None;
         }
-        t
+        // SAFETY: `p` came from `Arc::into_raw` in `push` and is still owned
+        // by this queue; its link belongs to us until we hand the Arc out.
+        unsafe {
+            l.head = (*p).exec().next;
+            if l.head.is_null() {
+                l.tail = ptr::null();
+                self.mask &= !(1 << level);
+            }
+            Some(Arc::from_raw(p))
+        }
     }
 
     /// Empties the queue (shutdown).
     pub(crate) fn drain(&mut self) -> Vec<Arc<Task>> {
-        self.mask = 0;
-        self.levels.iter_mut().flat_map(|q| q.drain(..)).collect()
+        let mut all = Vec::new();
+        while self.mask != 0 {
+            let level = self.mask.trailing_zeros();
+            all.extend(self.take(level));
+        }
+        all
     }
 }
+
+impl Drop for RunQueue {
+    fn drop(&mut self) {
+        drop(self.drain());
+    }
+}
+
+// SAFETY: the raw pointers are owned `Arc<Task>`s, and `Task` is Send.
+unsafe impl Send for RunQueue {}
