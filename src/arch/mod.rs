@@ -1,13 +1,15 @@
 //! Everything that depends on the instruction set lives here, one file per ISA.
 //!
-//! Each ISA module provides a type implementing [`Isa`]; the rest of the crate
-//! uses it through the [`Current`] alias and never writes `cfg(target_arch)`.
+//! Each ISA module provides a type implementing the crate-private `Isa`
+//! trait; the rest of the crate uses it through the `Current` alias and
+//! never writes `cfg(target_arch)`. The public part is the portable helpers
+//! below ([`cycles`], [`spin_hint`], [`prefetch_read`], [`prefetch_write`]).
 //!
 //! The cooperative switch only has to preserve what the C ABI calls
 //! callee-saved: every other register is dead at a call site, so saving it
 //! would be wasted work. Floating-point control state (and, on aarch64, the
 //! callee-saved vector halves d8–d15) is saved only for threads that may use
-//! it; see [`FpSwitch`].
+//! it (`FpSwitch`).
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
@@ -83,7 +85,14 @@ pub(crate) trait Isa {
     fn prefetch_write(p: *const u8);
 }
 
-/// Reads the cycle counter of this CPU.
+/// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on
+/// aarch64).
+///
+/// ```
+/// let a = preemptive_mlthreading_rust::arch::cycles();
+/// let b = preemptive_mlthreading_rust::arch::cycles();
+/// assert!(b >= a);
+/// ```
 #[inline]
 pub fn cycles() -> u64 {
     Current::cycles()
@@ -97,6 +106,12 @@ pub fn spin_hint() {
 
 /// Prefetches the cache line holding `p` for reading. Never faults, even on
 /// an invalid address.
+///
+/// ```
+/// let data = [1u64; 64];
+/// preemptive_mlthreading_rust::arch::prefetch_read(&data[32]);
+/// assert_eq!(data[32], 1);
+/// ```
 #[inline]
 pub fn prefetch_read<T>(p: *const T) {
     Current::prefetch_read(p.cast())

@@ -131,7 +131,7 @@ impl Pool {
     }
 
     /// Starts a green thread running `main`.
-    pub(crate) fn spawn(self: &Arc<Self>, spec: TaskSpec, main: Box<dyn TaskMain>) -> Result<Arc<Task>, ThreadError> {
+    pub(crate) fn spawn(self: &Arc<Self>, spec: TaskSpec, main: Arc<dyn TaskMain>) -> Result<Arc<Task>, ThreadError> {
         // Count the thread before checking `closed`, so a worker that sees
         // the pool finished can never miss a thread spawned concurrently.
         self.live.fetch_add(1, Ordering::SeqCst);

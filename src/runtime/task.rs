@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The body of a green thread, type-erased: run it, or report why it could
 /// not run.
-pub(crate) trait TaskMain: Send {
-    fn run(self: Box<Self>);
-    fn fail(self: Box<Self>, err: ThreadError);
+pub(crate) trait TaskMain: Send + Sync {
+    fn run(self: Arc<Self>);
+    fn fail(self: Arc<Self>, err: ThreadError);
 }
 
 /// What a thread asked for at spawn.
@@ -44,7 +44,7 @@ pub(crate) struct Exec {
     /// Saved stack pointer while switched out; 0 before the first run.
     pub(crate) sp: usize,
     pub(crate) stack: Option<Stack>,
-    pub(crate) main: Option<Box<dyn TaskMain>>,
+    pub(crate) main: Option<Arc<dyn TaskMain>>,
     /// Preempt-disable depth at the switch-out point.
     pub(crate) preempt_depth: u32,
     pub(crate) finished: bool,
@@ -59,7 +59,7 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 impl Task {
-    pub(crate) fn new(spec: TaskSpec, pool: Arc<Pool>, main: Box<dyn TaskMain>) -> Self {
+    pub(crate) fn new(spec: TaskSpec, pool: Arc<Pool>, main: Arc<dyn TaskMain>) -> Self {
         Task {
             id: ThreadId::next(),
             spec,

@@ -368,7 +368,7 @@ extern "C" fn task_entry(task: usize) -> ! {
     // `current` slot, which keeps it alive until the thread exits below.
     let task = unsafe { &*(task as *const Task) };
     // SAFETY: the running thread owns its own execution state.
-    let main: Option<Box<dyn TaskMain>> = unsafe { task.exec() }.main.take();
+    let main: Option<Arc<dyn TaskMain>> = unsafe { task.exec() }.main.take();
     if let Some(main) = main {
         main.run();
     }

@@ -1,5 +1,10 @@
 //! Green-thread stacks: `mmap`'d memory with a `PROT_NONE` guard page below,
-//! committed lazily by the kernel, recycled through [`pool`] by size class.
+//! committed lazily by the kernel, mapped when a thread first runs and
+//! recycled through a per-worker and a process-wide pool by size.
+//!
+//! A thread that runs into its guard page is reported as std reports OS
+//! threads (`thread '<name>' has overflowed its stack`) and the process
+//! aborts.
 
 mod error;
 pub(crate) mod overflow;

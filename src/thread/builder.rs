@@ -1,6 +1,6 @@
 use super::error::ThreadError;
 use super::handle::Thread;
-use super::join::{JoinHandle, Main, Packet};
+use super::join::{JoinHandle, Packet, Spawned};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskSpec;
 use crate::runtime::worker::Worker;
@@ -8,6 +8,7 @@ use crate::sched::sealed::Sealed;
 use crate::sched::{MAX_PRIORITY, Scheduler};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// Priority of a thread that names none: the middle of 0..=20.
 pub const DEFAULT_PRIORITY: u8 = 10;
@@ -175,10 +176,9 @@ impl ThreadBuilder {
             save_fp: self.fpu || self.vector,
             prefetch_stack: self.prefetch,
         };
-        let packet = Arc::new(Packet::new());
-        let main = Box::new(Main { f, packet: Arc::clone(&packet) });
-        let task = pool.spawn(spec, main)?;
-        Ok(JoinHandle { packet, thread: Thread::green(task) })
+        let spawned = Arc::new(Spawned { packet: Packet::new(), f: Mutex::new(Some(f)) });
+        let task = pool.spawn(spec, Arc::clone(&spawned) as _)?;
+        Ok(JoinHandle { spawned, thread: Thread::green(task) })
     }
 }
 

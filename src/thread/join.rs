@@ -36,24 +36,38 @@ impl<T> Packet<T> {
     }
 }
 
-/// The closure of a green thread and where its result goes.
-pub(crate) struct Main<F, T> {
-    pub(crate) f: F,
-    pub(crate) packet: Arc<Packet<T>>,
+/// A spawned thread's closure together with where its result goes: one
+/// allocation shared by the task (which runs it) and the join handle.
+pub(crate) struct Spawned<F, T> {
+    pub(crate) packet: Packet<T>,
+    pub(crate) f: Mutex<Option<F>>,
 }
 
-impl<F, T> TaskMain for Main<F, T>
+/// The join handle's view of a [`Spawned`], without the closure type.
+pub(crate) trait JoinSlot<T>: Send + Sync {
+    fn packet(&self) -> &Packet<T>;
+}
+
+impl<F: Send, T: Send> JoinSlot<T> for Spawned<F, T> {
+    fn packet(&self) -> &Packet<T> {
+        &self.packet
+    }
+}
+
+impl<F, T> TaskMain for Spawned<F, T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>) {
-        let Main { f, packet } = *self;
+    fn run(self: Arc<Self>) {
+        let f = self.f.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(f) = f else { return };
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
-        packet.complete(result);
+        self.packet.complete(result);
     }
 
-    fn fail(self: Box<Self>, err: ThreadError) {
+    fn fail(self: Arc<Self>, err: ThreadError) {
+        drop(self.f.lock().unwrap_or_else(|p| p.into_inner()).take());
         self.packet.complete(Err(err));
     }
 }
@@ -68,7 +82,7 @@ where
 /// assert_eq!(h.join().unwrap(), "done");
 /// ```
 pub struct JoinHandle<T> {
-    pub(crate) packet: Arc<Packet<T>>,
+    pub(crate) spawned: Arc<dyn JoinSlot<T>>,
     pub(crate) thread: Thread,
 }
 
@@ -80,7 +94,7 @@ impl<T> JoinHandle<T> {
         loop {
             {
                 let _np = preempt::disable();
-                let mut slot = self.packet.slot.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slot = self.spawned.packet().slot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(result) = slot.result.take() {
                     return result;
                 }
@@ -97,7 +111,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the thread has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.packet.done.load(Ordering::Acquire)
+        self.spawned.packet().done.load(Ordering::Acquire)
     }
 }
 
