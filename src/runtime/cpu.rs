@@ -4,8 +4,9 @@ use std::io;
 
 /// CPUs this process may run on, in ascending order (`sched_getaffinity`).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain bits; sched_getaffinity fills it.
+    // SAFETY: cpu_set_t is plain bits, valid when zeroed.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
     let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
     if !ok {
         return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
@@ -16,8 +17,9 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 
 /// Pins the calling OS thread to `cpu`.
 pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
-    // SAFETY: as above; CPU_SET writes into the set we own.
+    // SAFETY: cpu_set_t is plain bits, valid when zeroed.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit into the set we own (it ignores cpu >= CPU_SETSIZE).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: pid 0 is the calling thread; the set is valid.
     if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {

@@ -279,28 +279,40 @@ impl Worker {
     fn finish_post(&self) {
         // SAFETY: on this worker's thread; the borrow ends in this statement.
         let post = mem::take(&mut unsafe { self.local() }.post);
+        // Each arm borrows the local state for one statement only; a task
+        // is dropped after that borrow ends (dropping may re-enter).
         match post {
             Post::None => {}
-            // SAFETY (all arms): on this worker's thread, one short borrow each,
-            // and `t` is dropped only after it ends.
-            Post::Requeue(t) => unsafe { self.local() }.runq.push(t),
+            Post::Requeue(t) => self.requeue(t),
             Post::Park(t, deadline) => match (t.park.commit(), deadline) {
-                (Commit::Runnable, _) => unsafe { self.local() }.runq.push(t),
-                (Commit::Parked, Some(d)) => unsafe { self.local() }.timers.insert(d, TimerKind::ParkTimeout, t),
+                (Commit::Runnable, _) => self.requeue(t),
+                (Commit::Parked, Some(d)) => self.add_timer(d, TimerKind::ParkTimeout, t),
                 (Commit::Parked, None) => drop(t),
             },
-            Post::Sleep(t, d) => unsafe { self.local() }.timers.insert(d, TimerKind::Sleep, t),
+            Post::Sleep(t, d) => self.add_timer(d, TimerKind::Sleep, t),
             Post::Exit(t) => {
                 // SAFETY: the exited thread is switched out for good; we own it.
                 let exec = unsafe { t.exec() };
                 exec.finished = true;
                 if let Some(stack) = exec.stack.take() {
+                    // SAFETY: on this worker's thread; one-statement borrow.
                     unsafe { self.local() }.stacks.give(stack);
                 }
                 t.pool.thread_ended();
                 drop(t);
             }
         }
+    }
+
+    #[inline]
+    fn requeue(&self, task: Arc<Task>) {
+        // SAFETY: on this worker's thread; one-statement borrow.
+        unsafe { self.local() }.runq.push(task)
+    }
+
+    fn add_timer(&self, deadline: Instant, kind: TimerKind, task: Arc<Task>) {
+        // SAFETY: on this worker's thread; one-statement borrow.
+        unsafe { self.local() }.timers.insert(deadline, kind, task)
     }
 
     /// Sleeps until notified or until `deadline`.

@@ -103,8 +103,9 @@ pub(crate) struct AltStack {
 /// Makes sure this OS thread has an alternate signal stack. std gives its
 /// own threads one; we add one where it did not.
 pub(crate) fn ensure_altstack() -> io::Result<Option<AltStack>> {
-    // SAFETY: querying the current altstack writes only into `old`.
+    // SAFETY: stack_t is plain data, valid when zeroed.
     let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: querying the current altstack writes only into `old`.
     if unsafe { libc::sigaltstack(ptr::null(), &mut old) } != 0 {
         return Err(io::Error::last_os_error());
     }
