@@ -364,9 +364,14 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
         let deadline = unsafe { w.local() }.timers.next_deadline();
         w.idle_wait(deadline);
     }
+    // Stale park-timeout timers may still hold finished tasks, and tasks
+    // hold the pool: drop them now so the pool is freed with its last handle.
     // SAFETY: the worker is done; nothing else touches its local state.
-    let leftovers = unsafe { w.local() }.runq.drain();
-    drop(leftovers);
+    let (leftovers, timers) = unsafe {
+        let l = w.local();
+        (l.runq.drain(), mem::take(&mut l.timers))
+    };
+    drop((leftovers, timers));
     WORKER.with(|c| c.set(ptr::null()));
     preempt::set_depth(0);
     pool.worker_exited();
