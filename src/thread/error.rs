@@ -8,6 +8,14 @@ use std::sync::Mutex;
 ///
 /// It is `Send + Sync + 'static`, so `?` converts it into
 /// `Box<dyn Error + Send + Sync>`.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{ThreadBuilder, ThreadError};
+///
+/// let err = ThreadBuilder::new().priority(21).spawn(|| ()).unwrap_err();
+/// assert!(matches!(err, ThreadError::InvalidPriority { requested: 21 }));
+/// println!("{err}"); // says the valid range
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ThreadError {
@@ -94,6 +102,15 @@ impl From<StackError> for ThreadError {
 ///
 /// The payload sits behind a mutex so that the error stays `Sync` (a panic
 /// payload is only `Send`).
+///
+/// ```
+/// use preemptive_mlthreading_rust::{spawn, ThreadError};
+///
+/// std::panic::set_hook(Box::new(|_| {})); // keep the doc-test output quiet
+/// let h = spawn(|| std::panic::panic_any(7u32)).unwrap();
+/// let Err(ThreadError::Panicked(p)) = h.join() else { unreachable!() };
+/// assert_eq!(p.take_payload().unwrap().downcast_ref::<u32>(), Some(&7));
+/// ```
 pub struct Panic {
     message: String,
     payload: Mutex<Option<Box<dyn Any + Send + 'static>>>,

@@ -5,6 +5,20 @@ use std::time::Duration;
 /// on this worker, if there is one. From an OS thread, `std::thread::yield_now`.
 ///
 /// No syscall, lock or allocation on this path.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{yield_now, RoundRobinScheduler};
+/// use std::sync::{Arc, Mutex};
+///
+/// let one = RoundRobinScheduler::new().with_workers(1);
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let hs: Vec<_> = ["a", "b"].into_iter().map(|t| {
+///     let log = Arc::clone(&log);
+///     one.spawn(move || for i in 0..3 { log.lock().unwrap().push(format!("{t}{i}")); yield_now(); }).unwrap()
+/// }).collect();
+/// hs.into_iter().for_each(|h| h.join().unwrap());
+/// assert_eq!(log.lock().unwrap().len(), 6);
+/// ```
 #[inline]
 pub fn yield_now() {
     if !worker::yield_now() {
@@ -40,6 +54,19 @@ pub fn sleep(dur: Duration) {
 /// thread (or returns at once if it already was). May also return
 /// spuriously, like `std::thread::park`: call it in a loop on your own
 /// condition.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{park, spawn};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let ready = Arc::new(AtomicBool::new(false));
+/// let r = Arc::clone(&ready);
+/// let h = spawn(move || while !r.load(Ordering::Acquire) { park() }).unwrap();
+/// ready.store(true, Ordering::Release);
+/// h.thread().unpark();
+/// h.join().unwrap();
+/// ```
 pub fn park() {
     if !worker::park(None) {
         std::thread::park()
@@ -55,6 +82,10 @@ pub fn park_timeout(timeout: Duration) {
 
 /// Number of CPUs this process may run on (its affinity mask), the default
 /// number of workers.
+///
+/// ```
+/// assert!(preemptive_mlthreading_rust::num_cpus() >= 1);
+/// ```
 pub fn num_cpus() -> usize {
     crate::runtime::cpu::allowed_cpus().len().max(1)
 }

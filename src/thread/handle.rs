@@ -6,6 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A unique identifier of a thread, green or OS, never reused.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{current, spawn};
+///
+/// let h = spawn(|| current().id()).unwrap();
+/// let id = h.thread().id();
+/// assert_eq!(h.join().unwrap(), id);
+/// assert_ne!(current().id(), id);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct ThreadId(NonZeroU64);
 
