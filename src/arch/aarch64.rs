@@ -54,6 +54,11 @@ impl Isa for Aarch64 {
         unsafe { switch_context(save_sp, load_sp, fp.0) }
     }
 
+    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
+    }
+
     #[inline(always)]
     fn cycles() -> u64 {
         let ticks: u64;

@@ -72,6 +72,13 @@ pub(crate) trait Isa {
     /// own floating-point slot.
     unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch);
 
+    /// The interrupted program counter in a signal handler's context.
+    ///
+    /// # Safety
+    /// `ctx` must be the third argument the kernel passed to an
+    /// `SA_SIGINFO` handler.
+    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
+
     /// A cheap, monotonic-per-CPU cycle or tick counter.
     fn cycles() -> u64;
 
@@ -83,6 +90,16 @@ pub(crate) trait Isa {
 
     /// Prefetches the cache line at `p` for writing; never faults.
     fn prefetch_write(p: *const u8);
+}
+
+/// The program counter a signal interrupted; see [`Isa::signal_pc`].
+///
+/// # Safety
+/// As [`Isa::signal_pc`].
+#[inline]
+pub(crate) unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { Current::signal_pc(ctx) }
 }
 
 /// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on

@@ -43,6 +43,11 @@ impl Isa for X86_64 {
         unsafe { switch_context(save_sp, load_sp, fp.0) }
     }
 
+    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
+    }
+
     #[inline(always)]
     fn cycles() -> u64 {
         // SAFETY: rdtsc has no preconditions on x86_64 Linux.

@@ -1,7 +1,9 @@
 //! Workers, their idle parking, timers, and the pool a scheduler drives.
 
+pub(crate) mod clock;
 pub(crate) mod cpu;
 mod futex;
+mod monitor;
 pub(crate) mod park;
 pub(crate) mod pool;
 pub(crate) mod task;

@@ -33,6 +33,8 @@ pub(crate) struct Pool {
     next_worker: AtomicUsize,
     /// Worker OS threads that have not exited.
     running: AtomicUsize,
+    /// Whether the monitor preempts this pool's threads.
+    preemptive: AtomicBool,
 }
 
 impl Pool {
@@ -47,6 +49,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             next_worker: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            preemptive: AtomicBool::new(true),
         }
     }
 
@@ -83,6 +86,14 @@ impl Pool {
     /// Bit mask of the CPUs the workers are pinned to (CPUs below 64).
     pub(crate) fn worker_cpus(&self) -> u64 {
         self.workers().iter().filter_map(|w| w.cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
+    }
+
+    pub(crate) fn is_preemptive(&self) -> bool {
+        self.preemptive.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_preemptive(&self, on: bool) {
+        self.preemptive.store(on, Ordering::Relaxed)
     }
 
     pub(crate) fn running_workers(&self) -> usize {
@@ -188,11 +199,15 @@ impl Pool {
         if self.time_slice().is_zero() {
             return Err(ThreadError::Config("with_time_slice(0): the time slice must be positive".into()));
         }
+        if self.is_preemptive() {
+            crate::preempt::signal::install(worker::on_preempt_signal)?;
+        }
         let cpus = cpu::allowed_cpus();
         let workers: Box<[Worker]> =
             (0..config.workers).map(|i| Worker::new(i, (!cpus.is_empty()).then(|| cpus[i % cpus.len()]))).collect();
         let _ = self.workers.set(workers);
         overflow::install(worker::guard_lookup);
+        super::monitor::register(self);
         for i in 0..config.workers {
             let pool = Arc::clone(self);
             self.running.fetch_add(1, Ordering::SeqCst);

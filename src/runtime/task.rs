@@ -23,6 +23,8 @@ pub(crate) struct TaskSpec {
     pub(crate) stack_size: usize,
     pub(crate) save_fp: bool,
     pub(crate) prefetch_stack: bool,
+    /// Time slice in ns; 0 = the scheduler's.
+    pub(crate) slice_ns: u64,
 }
 
 /// A green thread. Shared as `Arc<Task>` between its `Thread` handles, the

@@ -7,11 +7,11 @@
 //! that runs next as a [`Post`] and dealt with there, once the old thread's
 //! registers are safely saved: only then may another worker pick it up.
 
-use super::futex;
 use super::park::Commit;
 use super::pool::Pool;
 use super::task::{Task, TaskMain};
 use super::timers::{TimerKind, Timers};
+use super::{clock, futex, monitor};
 use crate::arch::{Current, FpSwitch, Isa};
 use crate::preempt;
 use crate::sched::run_queue::RunQueue;
@@ -23,7 +23,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::mem;
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 thread_local! {
@@ -56,9 +56,33 @@ pub(crate) struct Worker {
     inject: SegQueue<Arc<Task>>,
     /// Futex word the idle context sleeps on.
     wake: AtomicU32,
-    /// Context switches performed by this worker.
+    /// Context switches performed by this worker (the monitor watches it
+    /// move; a preemption check that finds nothing else to run bumps it too).
     switches: AtomicU64,
+    /// Published for the monitor and for wake-up preemption.
+    watch: Watch,
     local: UnsafeCell<Local>,
+}
+
+/// What a worker publishes for the monitor and for other workers: relaxed
+/// stores on switches, never a clock read on the hot path.
+struct Watch {
+    /// Kernel thread id, for tgkill; 0 until the worker runs.
+    tid: AtomicI32,
+    /// A green thread (not the idle context) is running.
+    running: AtomicBool,
+    /// Priority of the running green thread.
+    priority: AtomicU8,
+    /// Time slice of the running green thread in ns; 0 = the pool's.
+    slice_ns: AtomicU64,
+    /// Earliest timer deadline (clock::now_ns scale); u64::MAX = none.
+    next_deadline: AtomicU64,
+    /// Monitor's bookkeeping: switch count it last saw, and when.
+    seen_switches: AtomicU64,
+    seen_at: AtomicU64,
+    /// Preemptions taken, and signals that found an unsafe point.
+    preemptions: AtomicU64,
+    deferred: AtomicU64,
 }
 
 /// State only the worker's own OS thread touches.
@@ -85,6 +109,17 @@ impl Worker {
             inject: SegQueue::new(),
             wake: AtomicU32::new(AWAKE),
             switches: AtomicU64::new(0),
+            watch: Watch {
+                tid: AtomicI32::new(0),
+                running: AtomicBool::new(false),
+                priority: AtomicU8::new(0),
+                slice_ns: AtomicU64::new(0),
+                next_deadline: AtomicU64::new(u64::MAX),
+                seen_switches: AtomicU64::new(0),
+                seen_at: AtomicU64::new(0),
+                preemptions: AtomicU64::new(0),
+                deferred: AtomicU64::new(0),
+            },
             local: UnsafeCell::new(Local::default()),
         }
     }
@@ -119,6 +154,69 @@ impl Worker {
         self.switches.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn preemptions(&self) -> u64 {
+        self.watch.preemptions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn deferred_preemptions(&self) -> u64 {
+        self.watch.deferred.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn count_switch(&self) {
+        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Publishes who runs now, for the monitor and wake-up preemption.
+    #[inline]
+    fn publish_running(&self, task: &Task) {
+        self.watch.priority.store(task.spec.priority, Ordering::Relaxed);
+        self.watch.slice_ns.store(task.spec.slice_ns, Ordering::Relaxed);
+    }
+
+    fn publish_deadline(&self, next: Option<Instant>) {
+        self.watch.next_deadline.store(next.map_or(u64::MAX, clock::ns_of), Ordering::Relaxed);
+    }
+
+    /// The monitor's look at this worker at time `now`: signals it if its
+    /// thread overran its slice or a timer is due, and returns when the
+    /// monitor should look again (None: idle, nothing to watch).
+    pub(crate) fn monitor_check(&self, now: u64, pool_slice: u64, min_tick: u64, max_tick: u64) -> Option<u64> {
+        let w = &self.watch;
+        if !w.running.load(Ordering::SeqCst) {
+            return None;
+        }
+        let slice = match w.slice_ns.load(Ordering::Relaxed) {
+            0 => pool_slice,
+            s => s,
+        };
+        let tick = (slice / 4).clamp(min_tick, max_tick);
+        let switches = self.switches();
+        if switches != w.seen_switches.load(Ordering::Relaxed) {
+            w.seen_switches.store(switches, Ordering::Relaxed);
+            w.seen_at.store(now, Ordering::Relaxed);
+        }
+        let since = w.seen_at.load(Ordering::Relaxed);
+        let deadline = w.next_deadline.load(Ordering::Relaxed);
+        if now.saturating_sub(since) >= slice || deadline <= now {
+            monitor::signal_worker(w.tid.load(Ordering::Relaxed));
+            // If the handler cannot act (unsafe point), try again a tick later.
+            return Some(now + tick);
+        }
+        Some((since + slice).min(deadline))
+    }
+
+    /// Wake-up preemption: `task` just became runnable on this worker from
+    /// elsewhere; interrupt the running thread at once if it ranks lower.
+    fn preempt_for(&self, task: &Task) {
+        if task.pool.is_preemptive()
+            && self.watch.running.load(Ordering::SeqCst)
+            && task.spec.priority > self.watch.priority.load(Ordering::Relaxed)
+        {
+            monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
+        }
+    }
+
     /// The green thread running on the calling worker, if the caller is one.
     #[inline]
     pub(crate) fn current_task() -> Option<(&'static Worker, &'static Arc<Task>)> {
@@ -138,6 +236,11 @@ impl Worker {
             && task.pool.worker(index).is_some_and(|target| ptr::eq(w, target))
         {
             let _g = preempt::disable();
+            if task.spec.priority > w.watch.priority.load(Ordering::Relaxed) && w.watch.running.load(Ordering::Relaxed)
+            {
+                // Outranks the running thread: switch when the guard drops.
+                preempt::set_pending();
+            }
             // SAFETY: we are on this worker's OS thread and hold no other
             // borrow of its local state (schedule is never called with one).
             unsafe { w.local() }.runq.push(task);
@@ -147,6 +250,7 @@ impl Worker {
         // finish and drop the last other reference before we get there.
         let pool = Arc::clone(&task.pool);
         let Some(target) = pool.worker(index) else { return };
+        target.preempt_for(&task);
         target.inject.push(task);
         target.notify();
     }
@@ -171,13 +275,21 @@ impl Worker {
         }
         if !l.timers.is_empty() {
             let now = Instant::now();
+            let mut fired = false;
             while let Some((kind, t)) = l.timers.pop_due(now) {
+                fired = true;
+                // A thread whose timer fires goes to the front of its level:
+                // it waited its time already, and must not wait behind every
+                // other thread's full slice too.
                 match kind {
-                    TimerKind::Sleep => l.runq.push(t),
+                    TimerKind::Sleep => l.runq.push_front(t),
                     // Parked threads are woken here, so they join this run queue.
-                    TimerKind::ParkTimeout if t.park.unpark() => l.runq.push(t),
+                    TimerKind::ParkTimeout if t.park.unpark() => l.runq.push_front(t),
                     TimerKind::ParkTimeout => {}
                 }
+            }
+            if fired {
+                self.publish_deadline(l.timers.next_deadline());
             }
         }
     }
@@ -241,13 +353,15 @@ impl Worker {
                     crate::arch::prefetch_read(exec.sp as *const u8);
                 }
                 next.set_worker(self.index);
+                self.publish_running(&next);
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth);
                 l.current = Some(next);
                 r
             }
             None => (l.idle_sp, true, 1),
         };
-        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.count_switch();
+        preempt::clear_pending();
         preempt::set_depth(depth);
         // SAFETY: `save_sp` points into a task kept alive by `post`; `load_sp`
         // was saved by a context that is switched out (a queued task or the
@@ -265,14 +379,18 @@ impl Worker {
         let exec = unsafe { next.exec() };
         let (load_sp, restore_fp, depth) = (exec.sp, next.spec.save_fp, exec.preempt_depth);
         next.set_worker(self.index);
+        self.publish_running(&next);
         l.current = Some(next);
         let save_sp = &raw mut l.idle_sp;
-        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.count_switch();
+        self.watch.running.store(true, Ordering::SeqCst);
+        monitor::worker_started_running();
         preempt::set_depth(depth);
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
         unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp)) };
         preempt::set_depth(1);
+        self.watch.running.store(false, Ordering::SeqCst);
     }
 
     /// Finishes what the previous context left behind.
@@ -311,8 +429,13 @@ impl Worker {
     }
 
     fn add_timer(&self, deadline: Instant, kind: TimerKind, task: Arc<Task>) {
-        // SAFETY: on this worker's thread; one-statement borrow.
-        unsafe { self.local() }.timers.insert(deadline, kind, task)
+        // SAFETY: on this worker's thread; the borrow ends in this block.
+        let next = unsafe {
+            let timers = &mut self.local().timers;
+            timers.insert(deadline, kind, task);
+            timers.next_deadline()
+        };
+        self.publish_deadline(next);
     }
 
     /// Sleeps until notified or until `deadline`.
@@ -348,6 +471,8 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
         .map_err(|e| log::warn!("worker {index}: no alternate signal stack, overflows will not be reported: {e}"))
         .ok()
         .flatten();
+    // SAFETY: gettid has no preconditions.
+    w.watch.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     WORKER.with(|c| c.set(w));
     preempt::set_depth(1);
     loop {
@@ -450,6 +575,45 @@ pub(crate) fn park(timeout: Option<Duration>) -> bool {
     // SAFETY: we are the running thread of `w`, preemption is disabled.
     unsafe { w.switch_out(next, |t| Post::Park(t, deadline)) };
     true
+}
+
+/// The preemption signal arrived on this OS thread, interrupting `pc`.
+/// Runs inside the signal handler, on the interrupted green thread's stack.
+pub(crate) fn on_preempt_signal(pc: usize) {
+    if preempt::depth() != 0 {
+        // In a runtime or user critical section: taken when it ends.
+        preempt::set_pending();
+        if let Some(w) = Worker::current() {
+            w.watch.deferred.fetch_add(1, Ordering::Relaxed);
+        }
+        return;
+    }
+    let Some((w, cur)) = Worker::current_task() else { return };
+    if std::thread::panicking() || !crate::preempt::safepoint::is_safe(pc) {
+        // Unwinding (std counts panics per OS thread), in a shared library
+        // or in std: the monitor tries again a tick later, and the next
+        // runtime call takes it.
+        preempt::set_pending();
+        w.watch.deferred.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    preempt::set_depth(1);
+    // The handler runs with the signal blocked; the thread we switch to must
+    // stay preemptible. (The preempted thread gets its own mask back from
+    // rt_sigreturn when it resumes.)
+    crate::preempt::signal::unblock();
+    w.poll();
+    match w.next_ready(Some(cur.spec.priority)) {
+        Some(next) => {
+            w.watch.preemptions.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: we are the running thread of `w` (at a safe point),
+            // with preemption disabled.
+            unsafe { w.switch_out(Some(next), Post::Requeue) };
+        }
+        // Nothing else to run: the thread keeps the CPU for a new slice.
+        None => w.count_switch(),
+    }
+    preempt::set_depth(0);
 }
 
 /// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard

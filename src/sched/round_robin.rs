@@ -76,6 +76,25 @@ impl RoundRobinScheduler {
         self
     }
 
+    /// Turns timer preemption on (the default) or off. Off, threads switch
+    /// only at cooperative points (yield, park, sleep, join, exit), as in
+    /// `may` or tokio. Can be changed at any time.
+    pub fn with_preemption(self, on: bool) -> Self {
+        self.handle.pool.set_preemptive(on);
+        self
+    }
+
+    /// Asynchronous preemptions taken so far by each worker.
+    pub fn worker_preemptions(&self) -> Vec<u64> {
+        self.handle.pool.workers().iter().map(|w| w.preemptions()).collect()
+    }
+
+    /// Preemption signals that landed at an unsafe point (critical section,
+    /// std, libc) and were deferred, per worker.
+    pub fn worker_deferred_preemptions(&self) -> Vec<u64> {
+        self.handle.pool.workers().iter().map(|w| w.deferred_preemptions()).collect()
+    }
+
     /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
     /// as shown by `top -H` and debuggers. Takes effect only before the
     /// first spawn.

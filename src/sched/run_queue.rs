@@ -75,6 +75,21 @@ impl RunQueue {
         self.mask |= 1 << level;
     }
 
+    /// Puts `task` at the front of its level (a thread whose timer fired).
+    #[inline]
+    pub(crate) fn push_front(&mut self, task: Arc<Task>) {
+        let level = task.spec.priority as usize;
+        let l = &mut self.levels[level];
+        let p = Arc::into_raw(task);
+        // SAFETY: as in `push`; `p` becomes the head and links to the old one.
+        unsafe { (*p).exec().next = l.head };
+        if l.tail.is_null() {
+            l.tail = p;
+        }
+        l.head = p;
+        self.mask |= 1 << level;
+    }
+
     /// The next thread to run. `running` is the priority of a thread that
     /// keeps the CPU unless something should replace it (a yield), `None`
     /// when the CPU is free (park, sleep, exit, idle).

@@ -9,6 +9,7 @@ use crate::sched::{MAX_PRIORITY, Scheduler};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Priority of a thread that names none: the middle of 0..=20.
 pub const DEFAULT_PRIORITY: u8 = 10;
@@ -49,6 +50,7 @@ pub struct ThreadBuilder {
     fpu: bool,
     vector: bool,
     prefetch: bool,
+    time_slice: Option<Duration>,
 }
 
 impl std::fmt::Debug for ThreadBuilder {
@@ -62,6 +64,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("fpu", &self.fpu)
             .field("vector", &self.vector)
             .field("stack_prefetch", &self.prefetch)
+            .field("time_slice", &self.time_slice)
             .finish()
     }
 }
@@ -85,6 +88,7 @@ impl ThreadBuilder {
             fpu: true,
             vector: true,
             prefetch: false,
+            time_slice: None,
         }
     }
 
@@ -151,6 +155,21 @@ impl ThreadBuilder {
         self
     }
 
+    /// This thread's time slice, instead of its scheduler's: how long it
+    /// may run while another thread of its priority waits on its worker
+    /// before it is preempted. Zero makes `spawn` fail.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{Duration, ThreadBuilder};
+    ///
+    /// let h = ThreadBuilder::new().time_slice(Duration::from_micros(500)).spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn time_slice(mut self, slice: Duration) -> Self {
+        self.time_slice = Some(slice);
+        self
+    }
+
     /// Starts the thread.
     pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, ThreadError>
     where
@@ -161,6 +180,13 @@ impl ThreadBuilder {
             return Err(ThreadError::InvalidPriority { requested: self.priority });
         }
         let stack_size = validate_stack_size(self.stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
+        let slice_ns = match self.time_slice {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                return Err(ThreadError::Config("time_slice(0): a thread's time slice must be positive".into()));
+            }
+            Some(d) => d.as_nanos().min(u64::MAX as u128) as u64,
+        };
         let pool = match self.pool {
             Some(pool) => pool,
             None => match Worker::current_task() {
@@ -175,6 +201,7 @@ impl ThreadBuilder {
             stack_size,
             save_fp: self.fpu || self.vector,
             prefetch_stack: self.prefetch,
+            slice_ns,
         };
         let spawned = Arc::new(Spawned { packet: Packet::new(), f: Mutex::new(Some(f)) });
         let task = pool.spawn(spec, Arc::clone(&spawned) as _)?;

@@ -1,0 +1,141 @@
+//! The preemption signal: installing its handler, and the handler itself.
+//!
+//! Mechanism ("switch inside the handler"): the signal is delivered on the
+//! green thread's own stack (no `SA_ONSTACK`), so the kernel's signal frame
+//! there holds the thread's complete state — every register, the flags and
+//! the whole XSAVE/FPSIMD area, whatever this CPU has. The handler switches
+//! to the next thread with the ordinary cooperative switch; when the
+//! preempted thread is resumed it returns from the handler and
+//! `rt_sigreturn` restores everything, down to the instruction. This is
+//! robust against extended state we do not know about (AVX-512, SVE) at the
+//! price of signal-frame headroom on every stack (a few KiB, well inside
+//! the 16 KiB minimum). `errno` is an OS-thread-local the siblings will
+//! overwrite, so the handler saves and restores it.
+
+use crate::thread::ThreadError;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// SIGURG, as Go uses: nothing else uses it in practice, and its default
+/// action is to ignore it, so a stray one is harmless.
+pub const DEFAULT_SIGNAL: i32 = libc::SIGURG;
+
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static INSTALLED: Mutex<Option<Result<i32, String>>> = Mutex::new(None);
+
+/// Chooses the signal used for preemption (default [`DEFAULT_SIGNAL`]);
+/// also settable with `PMT_PREEMPT_SIGNAL=<number>`. Must be called before
+/// the first scheduler starts.
+///
+/// ```
+/// use preemptive_mlthreading_rust::preempt;
+/// // SIGRTMIN+3 instead of SIGURG; fails once a scheduler has started.
+/// let _ = preempt::set_signal(libc::SIGRTMIN() + 3);
+/// ```
+pub fn set_signal(signal: i32) -> Result<(), ThreadError> {
+    let installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if installed.is_some() {
+        return Err(ThreadError::Config(
+            "preempt::set_signal: preemption is already set up; call it before the first spawn".into(),
+        ));
+    }
+    if !(1..libc::SIGRTMAX()).contains(&signal)
+        || [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS].contains(&signal)
+    {
+        return Err(ThreadError::Config(format!(
+            "preempt::set_signal({signal}): not a signal that can carry preemption"
+        )));
+    }
+    SIGNAL.store(signal, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The signal in use (after [`install`]).
+pub(crate) fn signal() -> i32 {
+    SIGNAL.load(Ordering::Relaxed)
+}
+
+/// Installs the handler once per process, refusing to take over a signal
+/// somebody else already handles.
+pub(crate) fn install(on_signal: fn(usize)) -> Result<i32, ThreadError> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    let result = installed.get_or_insert_with(|| try_install(on_signal)).clone();
+    result.map_err(ThreadError::Config)
+}
+
+static ON_SIGNAL: std::sync::OnceLock<fn(usize)> = std::sync::OnceLock::new();
+
+fn try_install(on_signal: fn(usize)) -> Result<i32, String> {
+    let mut sig = SIGNAL.load(Ordering::Relaxed);
+    if sig == 0 {
+        sig = match std::env::var("PMT_PREEMPT_SIGNAL") {
+            Ok(v) => v.trim().parse().map_err(|_| format!("PMT_PREEMPT_SIGNAL={v:?} is not a signal number"))?,
+            Err(_) => DEFAULT_SIGNAL,
+        };
+        SIGNAL.store(sig, Ordering::Relaxed);
+    }
+    super::safepoint::init();
+    let _ = ON_SIGNAL.set(on_signal);
+    // SAFETY: sigaction only reads/writes the structs we pass.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            return Err(format!("cannot query signal {sig}: {}", std::io::Error::last_os_error()));
+        }
+        if old.sa_sigaction != libc::SIG_DFL
+            && old.sa_sigaction != libc::SIG_IGN
+            && old.sa_sigaction != handler as *const () as usize
+        {
+            return Err(format!(
+                "signal {sig} already has a handler installed by someone else, and preemption needs it; \
+                 choose a free signal with preempt::set_signal(..) or PMT_PREEMPT_SIGNAL=<number>"
+            ));
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        // No SA_ONSTACK: the frame must land on the green thread's stack.
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
+            return Err(format!("cannot install a handler for signal {sig}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(sig)
+}
+
+extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: __errno_location returns this OS thread's errno slot.
+    let errno_slot = unsafe { libc::__errno_location() };
+    // SAFETY: as above; a valid, aligned int.
+    let saved_errno = unsafe { *errno_slot };
+    // SAFETY: `ctx` is the ucontext the kernel passed to this SA_SIGINFO handler.
+    let pc = unsafe { crate::arch::signal_pc(ctx) };
+    if let Some(on_signal) = ON_SIGNAL.get() {
+        on_signal(pc);
+    }
+    // A preempted thread resumes on the worker it was preempted on, so this
+    // is the same OS thread's errno slot.
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Lets the preemption signal through again on this OS thread: the handler
+/// switches away with it blocked, and the next thread must be preemptible.
+pub(crate) fn unblock() {
+    // SAFETY: sigset operations on a local set; pthread_sigmask affects
+    // only the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Sends the preemption signal to worker OS thread `tid`.
+pub(crate) fn send(tid: i32) {
+    // SAFETY: tgkill with our own pid; a stale tid fails with ESRCH, harmlessly.
+    unsafe {
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal());
+    }
+}

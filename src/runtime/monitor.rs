@@ -1,0 +1,100 @@
+//! The monitor: one OS thread per process (Go's sysmon) that enforces time
+//! slices and sleep deadlines on running workers by signalling them.
+//!
+//! Workers publish, with relaxed stores, how many switches they made, the
+//! running thread's priority and slice, and their earliest timer. The
+//! monitor notices a worker whose switch count has not moved for a whole
+//! slice, or whose earliest timer is due while it runs a thread, and sends
+//! it the preemption signal; the handler decides on the worker itself. The
+//! hot path pays nothing for this but those stores: no clock reads.
+//!
+//! It wakes a quarter-slice after the last check while any worker runs a
+//! thread, at the earliest deadline, and sleeps indefinitely (on a futex)
+//! when every worker is idle: an idle runtime uses no CPU.
+
+use super::clock;
+use super::futex;
+use super::pool::Pool;
+use crate::preempt::signal;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Once, Weak};
+use std::time::Duration;
+
+static POOLS: Mutex<Vec<Weak<Pool>>> = Mutex::new(Vec::new());
+static SEQ: AtomicU32 = AtomicU32::new(0);
+static IDLE: AtomicBool = AtomicBool::new(false);
+static START: Once = Once::new();
+
+/// Shortest and longest pause between two checks of a running worker.
+const MIN_TICK_NS: u64 = 20_000;
+const MAX_TICK_NS: u64 = 5_000_000;
+
+/// Puts `pool` under the monitor, starting the monitor on first use.
+pub(crate) fn register(pool: &Arc<Pool>) {
+    POOLS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(pool));
+    START.call_once(|| {
+        let started = std::thread::Builder::new().name("pmt-monitor".into()).spawn(run);
+        if let Err(e) = started {
+            log::error!("cannot start the preemption monitor, threads will switch only cooperatively: {e}");
+        }
+    });
+    kick();
+}
+
+/// Called when a worker starts running threads: wakes the monitor if it
+/// sleeps with nothing to watch.
+#[inline]
+pub(crate) fn worker_started_running() {
+    if IDLE.load(Ordering::SeqCst) {
+        kick();
+    }
+}
+
+fn kick() {
+    SEQ.fetch_add(1, Ordering::SeqCst);
+    futex::wake_one(&SEQ);
+}
+
+fn run() {
+    // Wake at the deadline asked for, not up to 50 µs later (the default
+    // timer slack): sleepers' lateness depends on it.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    loop {
+        let seq = SEQ.load(Ordering::SeqCst);
+        // Announce the idle intent before scanning, so a worker that starts
+        // running after our scan sees it and kicks us (see worker_started_running).
+        IDLE.store(true, Ordering::SeqCst);
+        let pools: Vec<Arc<Pool>> = {
+            let mut list = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        let now = clock::now_ns();
+        let mut next = u64::MAX;
+        for pool in &pools {
+            if !pool.is_preemptive() {
+                continue;
+            }
+            let pool_slice = pool.time_slice().as_nanos().min(u64::MAX as u128) as u64;
+            for w in pool.workers() {
+                if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
+                    next = next.min(at);
+                }
+            }
+        }
+        drop(pools);
+        if next != u64::MAX {
+            IDLE.store(false, Ordering::SeqCst);
+        }
+        let timeout = (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(clock::now_ns()).max(1_000)));
+        futex::wait(&SEQ, seq, timeout);
+    }
+}
+
+/// Sends the preemption signal to a worker thread.
+pub(crate) fn signal_worker(tid: i32) {
+    if tid > 0 {
+        signal::send(tid);
+    }
+}
