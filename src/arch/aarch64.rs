@@ -59,6 +59,100 @@ impl Isa for Aarch64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
     }
 
+    fn torture(seed: u64, iterations: u64) -> u64 {
+        let mismatches: u64;
+        // SAFETY: the asm saves x19–x29 (x19 and x29 are reserved by LLVM
+        // and cannot be operands; x20–x28 are callee-saved) in a 96-byte,
+        // 16-byte aligned frame it carves below sp and restores them before
+        // leaving, with sp back where it found it. Every other register it
+        // writes (x0–x17, x30, v0–v31, NZCV) is an operand or declared
+        // clobbered. x18, the platform register, is never touched. The only
+        // memory it touches is its own stack space.
+        unsafe {
+            asm!(
+                "sub sp, sp, #96",
+                "stp x19, x20, [sp, #0]",
+                "stp x21, x22, [sp, #16]",
+                "stp x23, x24, [sp, #32]",
+                "stp x25, x26, [sp, #48]",
+                "stp x27, x28, [sp, #64]",
+                "str x29, [sp, #80]",
+                // v_k = (seed + 100 + k, !(seed + 100 + k)) as (low, high).
+                "add x2, x0, #100",
+                ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+                "fmov d\\k, x2",
+                "mvn x3, x2",
+                "mov v\\k\\().d[1], x3",
+                "add x2, x2, #1",
+                ".endr",
+                // Flags: N=1 Z=0 C=1 V=0.
+                "mov x2, #0xa0000000",
+                "msr nzcv, x2",
+                // x_k = seed + k; x0 = seed is the base, x1 the loop counter.
+                ".irp k, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,19,20,21,22,23,24,25,26,27,28,29,30",
+                "add x\\k, x0, #\\k",
+                ".endr",
+                // Neither `sub` nor `cbnz` touches the flags.
+                "2:",
+                "sub x1, x1, #1",
+                "cbnz x1, 2b",
+                // Park x1/x2 to get scratch for the flags check without
+                // disturbing NZCV (stp/mrs leave it alone).
+                "stp x1, x2, [sp, #-16]!",
+                "mrs x1, nzcv",
+                "mov x2, #0xa0000000",
+                "cmp x1, x2",
+                "cset x1, ne",
+                // From here x1 counts mismatches. The loop counter must be 0.
+                "ldr x2, [sp, #0]",
+                "cmp x2, #0",
+                "cinc x1, x1, ne",
+                "ldr x2, [sp, #8]",
+                "add sp, sp, #16",
+                // x_k - seed must be k.
+                ".irp k, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,19,20,21,22,23,24,25,26,27,28,29,30",
+                "sub x\\k, x\\k, x0",
+                "cmp x\\k, #\\k",
+                "cinc x1, x1, ne",
+                ".endr",
+                "add x3, x0, #100",
+                ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+                "fmov x2, d\\k",
+                "cmp x2, x3",
+                "cinc x1, x1, ne",
+                "mov x2, v\\k\\().d[1]",
+                "mvn x2, x2",
+                "cmp x2, x3",
+                "cinc x1, x1, ne",
+                "add x3, x3, #1",
+                ".endr",
+                "ldp x19, x20, [sp, #0]",
+                "ldp x21, x22, [sp, #16]",
+                "ldp x23, x24, [sp, #32]",
+                "ldp x25, x26, [sp, #48]",
+                "ldp x27, x28, [sp, #64]",
+                "ldr x29, [sp, #80]",
+                "add sp, sp, #96",
+                inout("x0") seed => _,
+                inout("x1") iterations => mismatches,
+                out("x2") _, out("x3") _, out("x4") _, out("x5") _,
+                out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+                out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+                out("x30") _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+                out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            );
+        }
+        mismatches
+    }
+
     #[inline(always)]
     fn cycles() -> u64 {
         let ticks: u64;

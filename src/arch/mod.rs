@@ -11,6 +11,9 @@
 //! callee-saved vector halves d8–d15) is saved only for threads that may use
 //! it (`FpSwitch`).
 
+mod torture;
+pub use torture::register_torture;
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
@@ -78,6 +81,10 @@ pub(crate) trait Isa {
     /// `ctx` must be the third argument the kernel passed to an
     /// `SA_SIGINFO` handler.
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
+
+    /// See [`register_torture`]: fills every register with values derived
+    /// from `seed`, loops `iterations` times, returns the mismatch count.
+    fn torture(seed: u64, iterations: u64) -> u64;
 
     /// A cheap, monotonic-per-CPU cycle or tick counter.
     fn cycles() -> u64;

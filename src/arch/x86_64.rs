@@ -48,6 +48,80 @@ impl Isa for X86_64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
     }
 
+    fn torture(seed: u64, iterations: u64) -> u64 {
+        let mismatches: u64;
+        // SAFETY: the asm saves and restores the registers LLVM reserves
+        // (rbx, rbp) and the callee-saved ones on its own stack (below the
+        // red zone is not touched: it only pushes), declares every other
+        // register it writes as clobbered, and leaves rsp as it found it.
+        unsafe {
+            core::arch::asm!(
+                "push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
+                // Values: seed * k + k for k = 1.., one per register.
+                "mov rax, rdi",
+                "lea rbx, [rax + 1]",
+                "lea rbp, [rax + 2]",
+                "lea rdx, [rax + 3]",
+                "lea rsi, [rax + 4]",
+                "lea r8, [rax + 5]",
+                "lea r9, [rax + 6]",
+                "lea r10, [rax + 7]",
+                "lea r11, [rax + 8]",
+                "lea r12, [rax + 9]",
+                "lea r13, [rax + 10]",
+                "lea r14, [rax + 11]",
+                "lea r15, [rax + 12]",
+                // xmm_k = (seed + 100 + k, !(seed + 100 + k))
+                "lea rdi, [rax + 100]",
+                ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+                "movq xmm\\k, rdi",
+                "not rdi",
+                "pinsrq xmm\\k, rdi, 1",
+                "not rdi",
+                "inc rdi",
+                ".endr",
+                // Flags: CF set, survives `dec`/`jnz` (dec leaves CF alone).
+                "stc",
+                "2:",
+                "dec rcx",
+                "jnz 2b",
+                // Count mismatches into rdi: first the flags.
+                "mov rdi, 0",
+                "adc rdi, 0",
+                "xor rdi, 1",
+                "cmp rcx, 0", "jne 8f", "jmp 9f", "8:", "inc rdi", "9:",
+                "lea rcx, [rax + 1]", "cmp rbx, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 2]", "cmp rbp, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 3]", "cmp rdx, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 4]", "cmp rsi, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 5]", "cmp r8, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 6]", "cmp r9, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 7]", "cmp r10, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 8]", "cmp r11, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 9]", "cmp r12, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 10]", "cmp r13, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 11]", "cmp r14, rcx", "je 3f", "inc rdi", "3:",
+                "lea rcx, [rax + 12]", "cmp r15, rcx", "je 3f", "inc rdi", "3:",
+                "lea rsi, [rax + 100]",
+                ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+                "movq rcx, xmm\\k", "cmp rcx, rsi", "je 3f", "inc rdi", "3:",
+                "pextrq rcx, xmm\\k, 1", "not rcx", "cmp rcx, rsi", "je 3f", "inc rdi", "3:",
+                "inc rsi",
+                ".endr",
+                "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
+                inout("rdi") seed => mismatches,
+                inout("rcx") iterations => _,
+                out("rax") _, out("rdx") _, out("rsi") _,
+                out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+                out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+            );
+        }
+        mismatches
+    }
+
     #[inline(always)]
     fn cycles() -> u64 {
         // SAFETY: rdtsc has no preconditions on x86_64 Linux.

@@ -5,25 +5,33 @@
 //! sibling green thread runs next on the same OS thread:
 //! - shared libraries (libc, ld.so, the vdso, anything `dlopen`ed) are out:
 //!   glibc's malloc and stdio keep per-thread caches and locks;
-//! - Rust std's own functions are out: std's stdout is a `ReentrantLock`
-//!   keyed by OS thread, so a sibling would re-enter it;
-//! - everything else in the executable is in.
+//! - the standard library's own functions are out: std's stdout is a
+//!   `ReentrantLock` keyed by OS thread around a `RefCell`, so a sibling
+//!   would re-enter it; and std holds that borrow while it runs `core` and
+//!   `alloc` code (memchr, buffer growth, formatting of primitives), so
+//!   those crates and the allocator shims (`__rust_alloc`, …) are out too;
+//! - everything else in the executable is in, including user trait impls
+//!   that std calls back (`<mycrate::T as core::fmt::Display>::fmt`).
 //!
-//! So the map is built once: the executable's code mappings from
-//! `/proc/self/maps`, minus the address ranges of every symbol whose
-//! demangled name is a `std::` item (including std generics instantiated in
-//! user crates, which keep their `std::` path). Without a symbol table the
-//! std ranges cannot be known, and no point of the executable counts as
-//! safe: preemption then waits for the next runtime call.
+//! So the map is an allow-list, built once from the executable's symbol
+//! table: the address ranges of every function whose demangled path does
+//! not start in `std`, `core` or `alloc` (generics instantiated in user
+//! crates keep that path). An allow-list, because the precompiled standard
+//! library's own functions have no entry in the symbol table at all: an
+//! address that no symbol covers is treated as unsafe. A stripped
+//! executable has no symbols, so nothing counts as safe and preemption
+//! waits for the next runtime call (a warning says so).
+//!
+//! A consequence users can see: a thread preempted inside its own `Display`
+//! impl while `println!` holds the stdout lock lets a sibling on the same
+//! worker print in the middle of its line (std's lock is per OS thread).
 
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::sync::OnceLock;
 
 pub(crate) struct CodeMap {
-    /// Executable code of the main program, sorted.
-    exe: Vec<(usize, usize)>,
-    /// std's functions inside it, sorted and merged.
-    std: Vec<(usize, usize)>,
+    /// Functions where a thread may be suspended, sorted and merged.
+    safe: Vec<(usize, usize)>,
 }
 
 static MAP: OnceLock<CodeMap> = OnceLock::new();
@@ -33,10 +41,10 @@ pub(crate) fn init() -> &'static CodeMap {
     MAP.get_or_init(|| {
         let map = CodeMap::read().unwrap_or_else(|e| {
             log::warn!("preemption: cannot read the executable's symbol table ({e}); threads will be preempted only at runtime calls");
-            CodeMap { exe: Vec::new(), std: Vec::new() }
+            CodeMap { safe: Vec::new() }
         });
-        if map.std.is_empty() && !map.exe.is_empty() {
-            log::warn!("preemption: the executable has no std symbols (stripped?); threads will be preempted only at runtime calls");
+        if map.safe.is_empty() {
+            log::warn!("preemption: the executable has no symbol table (stripped?); threads will be preempted only at runtime calls");
         }
         map
     })
@@ -46,8 +54,7 @@ pub(crate) fn init() -> &'static CodeMap {
 /// Async-signal-safe: reads only the map built by [`init`].
 #[inline]
 pub(crate) fn is_safe(pc: usize) -> bool {
-    let Some(map) = MAP.get() else { return false };
-    !map.std.is_empty() && contains(&map.exe, pc) && !contains(&map.std, pc)
+    MAP.get().is_some_and(|map| contains(&map.safe, pc))
 }
 
 fn contains(ranges: &[(usize, usize)], pc: usize) -> bool {
@@ -59,50 +66,79 @@ impl CodeMap {
     fn read() -> std::io::Result<CodeMap> {
         let exe_path = std::fs::read_link("/proc/self/exe")?;
         let maps = std::fs::read_to_string("/proc/self/maps")?;
-        let mut exe = Vec::new();
-        let mut base = None;
-        for line in maps.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(range), Some(perms), Some(offset)) = (f.next(), f.next(), f.next()) else { continue };
-            let path = f.nth(2).unwrap_or("");
-            if std::path::Path::new(path) != exe_path {
-                continue;
-            }
-            let (lo, hi) = range.split_once('-').unwrap_or(("0", "0"));
-            let lo = usize::from_str_radix(lo, 16).unwrap_or(0);
-            let hi = usize::from_str_radix(hi, 16).unwrap_or(0);
-            if usize::from_str_radix(offset, 16) == Ok(0) {
-                base = Some(base.map_or(lo, |b: usize| b.min(lo)));
-            }
-            if perms.contains('x') {
-                exe.push((lo, hi));
-            }
-        }
-        exe.sort_unstable();
+        // Where the executable's file offset 0 is mapped: its load address.
+        let base = maps
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.split_whitespace();
+                let range = f.next()?;
+                let offset = f.nth(1)?;
+                let path = f.nth(2)?;
+                (std::path::Path::new(path) == exe_path && usize::from_str_radix(offset, 16) == Ok(0))
+                    .then(|| usize::from_str_radix(range.split_once('-')?.0, 16).ok())?
+            })
+            .min()
+            .unwrap_or(0);
         let data = std::fs::read(&exe_path)?;
         let file = object::File::parse(&*data).map_err(std::io::Error::other)?;
         // Load bias: where the first segment landed minus where it was linked.
         let linked = file.segments().map(|s| s.address()).min().unwrap_or(0) as usize;
         let page = crate::stack::page_size();
-        let bias = base.unwrap_or(0).wrapping_sub(linked & !(page - 1));
-        let mut std_ranges: Vec<(usize, usize)> = file
+        let bias = base.wrapping_sub(linked & !(page - 1));
+        let mut safe: Vec<(usize, usize)> = file
             .symbols()
             .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
-            .filter(|s| s.name().is_ok_and(is_std_symbol))
+            .filter(|s| s.name().is_ok_and(|n| !is_std_symbol(n)))
             .map(|s| {
                 let lo = (s.address() as usize).wrapping_add(bias);
                 (lo, lo + s.size() as usize)
             })
             .collect();
-        std_ranges.sort_unstable();
-        Ok(CodeMap { exe, std: merge(std_ranges) })
+        safe.sort_unstable();
+        Ok(CodeMap { safe: merge(safe) })
     }
 }
 
 fn is_std_symbol(mangled: &str) -> bool {
+    const SHIMS: [&str; 4] = ["__rust_", "__rdl_", "__rg_", "rust_begin_unwind"];
+    if SHIMS.iter().any(|p| mangled.starts_with(p)) {
+        return true;
+    }
     let Ok(d) = rustc_demangle::try_demangle(mangled) else { return false };
-    let name = format!("{d:#}");
-    name.starts_with("std::") || name.starts_with("<std::")
+    is_std_path(&format!("{d:#}"))
+}
+
+/// Whether a demangled function path is standard-library code. For impls,
+/// `<Type as Trait>::f` is std's when the type is std's, or when it is a
+/// primitive and the trait is std's (`<u64 as core::fmt::Display>::fmt`);
+/// a user type's impl of a std trait is user code.
+fn is_std_path(name: &str) -> bool {
+    fn std_crate(p: &str) -> bool {
+        ["std::", "core::", "alloc::"].iter().any(|c| p.starts_with(c))
+    }
+    let Some(inner) = name.strip_prefix('<') else { return std_crate(name) };
+    let (self_ty, trait_path) = match inner.split_once(" as ") {
+        Some((ty, tr)) => (ty, Some(tr)),
+        None => (inner, None),
+    };
+    let mut ty = self_ty;
+    for prefix in ["&", "mut ", "*const ", "*mut ", "[", "(", "dyn "] {
+        while let Some(rest) = ty.strip_prefix(prefix) {
+            ty = rest;
+        }
+    }
+    if std_crate(ty) {
+        return true;
+    }
+    const PRIMITIVES: [&str; 17] = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64", "bool",
+        "char", "str",
+    ];
+    let primitive = ty.is_empty()
+        || PRIMITIVES
+            .iter()
+            .any(|p| ty.starts_with(p) && !ty[p.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+    primitive && trait_path.is_none_or(std_crate)
 }
 
 fn merge(sorted: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
@@ -121,6 +157,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn std_paths_are_recognised() {
+        for std in [
+            "std::io::stdio::_print",
+            "<std::io::stdio::StdoutLock as std::io::Write>::write_all",
+            "<u64 as core::fmt::Display>::fmt",
+            "<&str as core::fmt::Debug>::fmt",
+            "<alloc::vec::Vec<u8>>::reserve",
+            "<[u8]>::to_vec",
+            "core::fmt::write",
+        ] {
+            assert!(is_std_path(std), "{std}");
+        }
+        for user in [
+            "mycrate::main",
+            "<mycrate::Foo as core::fmt::Display>::fmt",
+            "<u64 as mycrate::Trait>::go",
+            "<&mycrate::T as std::io::Write>::flush",
+            "u64ish::f",
+        ] {
+            assert!(!is_std_path(user), "{user}");
+        }
+    }
+
+    #[test]
     fn user_code_is_safe_std_and_libc_are_not() {
         init();
         #[inline(never)]
@@ -129,7 +189,9 @@ mod tests {
         }
         assert!(is_safe(user_fn as *const () as usize), "a function of this crate");
         assert!(!is_safe(std::thread::yield_now as *const () as usize), "std::thread::yield_now");
+        assert!(!is_safe(<u64 as std::fmt::Display>::fmt as *const () as usize), "core integer formatting");
         assert!(!is_safe(libc::malloc as *const () as usize), "libc's malloc");
+        assert!(!is_safe(std::io::stdout as *const () as usize), "std::io::stdout, which has no symbol");
         assert!(!is_safe(0), "null");
     }
 }

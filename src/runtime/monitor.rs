@@ -16,13 +16,16 @@ use super::clock;
 use super::futex;
 use super::pool::Pool;
 use crate::preempt::signal;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
 static POOLS: Mutex<Vec<Weak<Pool>>> = Mutex::new(Vec::new());
 static SEQ: AtomicU32 = AtomicU32::new(0);
 static IDLE: AtomicBool = AtomicBool::new(false);
+/// When the monitor will look next (clock::now_ns scale), u64::MAX = not
+/// planned (idle).
+static NEXT_CHECK: AtomicU64 = AtomicU64::new(u64::MAX);
 static START: Once = Once::new();
 
 /// Shortest and longest pause between two checks of a running worker.
@@ -41,11 +44,26 @@ pub(crate) fn register(pool: &Arc<Pool>) {
     kick();
 }
 
-/// Called when a worker starts running threads: wakes the monitor if it
-/// sleeps with nothing to watch.
+/// Called when a worker starts running threads whose slice is `slice_ns`
+/// (0: unknown): wakes the monitor if it sleeps with nothing to watch, or
+/// plans to look later than this slice ends.
 #[inline]
-pub(crate) fn worker_started_running() {
+pub(crate) fn worker_started_running(slice_ns: u64) {
     if IDLE.load(Ordering::SeqCst) {
+        kick();
+        return;
+    }
+    let next = NEXT_CHECK.load(Ordering::Relaxed);
+    if next != u64::MAX && next > clock::now_ns().saturating_add(slice_ns.max(MIN_TICK_NS)) {
+        kick();
+    }
+}
+
+/// A wake-up preemption was requested: look at the workers soon, in case
+/// the signal lands at an unsafe point and must be repeated.
+pub(crate) fn urgent() {
+    let next = NEXT_CHECK.load(Ordering::Relaxed);
+    if next == u64::MAX || next > clock::now_ns() + MIN_TICK_NS {
         kick();
     }
 }
@@ -86,7 +104,10 @@ fn run() {
         drop(pools);
         if next != u64::MAX {
             IDLE.store(false, Ordering::SeqCst);
+            // Look at least every MAX_TICK_NS while anything runs.
+            next = next.min(now + MAX_TICK_NS);
         }
+        NEXT_CHECK.store(next, Ordering::Relaxed);
         let timeout = (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(clock::now_ns()).max(1_000)));
         futex::wait(&SEQ, seq, timeout);
     }

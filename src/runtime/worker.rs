@@ -77,9 +77,14 @@ struct Watch {
     slice_ns: AtomicU64,
     /// Earliest timer deadline (clock::now_ns scale); u64::MAX = none.
     next_deadline: AtomicU64,
-    /// Monitor's bookkeeping: switch count it last saw, and when.
+    /// A thread that outranks the running one was queued from elsewhere;
+    /// the monitor keeps signalling until the worker has looked at its queue.
+    urgent: AtomicBool,
+    /// Monitor's bookkeeping: switch count it last saw, and when, and how
+    /// long it waits before repeating a signal that was not acted on.
     seen_switches: AtomicU64,
     seen_at: AtomicU64,
+    retry_ns: AtomicU64,
     /// Preemptions taken, and signals that found an unsafe point.
     preemptions: AtomicU64,
     deferred: AtomicU64,
@@ -115,8 +120,10 @@ impl Worker {
                 priority: AtomicU8::new(0),
                 slice_ns: AtomicU64::new(0),
                 next_deadline: AtomicU64::new(u64::MAX),
+                urgent: AtomicBool::new(false),
                 seen_switches: AtomicU64::new(0),
                 seen_at: AtomicU64::new(0),
+                retry_ns: AtomicU64::new(0),
                 preemptions: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
             },
@@ -195,26 +202,33 @@ impl Worker {
         if switches != w.seen_switches.load(Ordering::Relaxed) {
             w.seen_switches.store(switches, Ordering::Relaxed);
             w.seen_at.store(now, Ordering::Relaxed);
+            w.retry_ns.store(0, Ordering::Relaxed);
         }
         let since = w.seen_at.load(Ordering::Relaxed);
         let deadline = w.next_deadline.load(Ordering::Relaxed);
-        if now.saturating_sub(since) >= slice || deadline <= now {
+        let urgent = w.urgent.load(Ordering::SeqCst);
+        if urgent || now.saturating_sub(since) >= slice || deadline <= now {
             monitor::signal_worker(w.tid.load(Ordering::Relaxed));
-            // If the handler cannot act (unsafe point), try again a tick later.
-            return Some(now + tick);
+            // Not acted on yet (the thread sits at an unsafe point, e.g. in
+            // a blocking syscall): repeat, backing off so that a syscall the
+            // signal interrupts still makes progress.
+            let retry = match w.retry_ns.load(Ordering::Relaxed) {
+                0 if urgent => min_tick,
+                0 => tick,
+                r => (r * 2).min(max_tick),
+            };
+            w.retry_ns.store(retry, Ordering::Relaxed);
+            return Some(now + retry);
         }
         Some((since + slice).min(deadline))
     }
 
-    /// Wake-up preemption: `task` just became runnable on this worker from
-    /// elsewhere; interrupt the running thread at once if it ranks lower.
-    fn preempt_for(&self, task: &Task) {
-        if task.pool.is_preemptive()
+    /// Wake-up preemption: whether `task`, about to become runnable here
+    /// from elsewhere, should interrupt the running thread at once.
+    fn outranks_running(&self, task: &Task) -> bool {
+        task.pool.is_preemptive()
             && self.watch.running.load(Ordering::SeqCst)
             && task.spec.priority > self.watch.priority.load(Ordering::Relaxed)
-        {
-            monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
-        }
     }
 
     /// The green thread running on the calling worker, if the caller is one.
@@ -250,8 +264,14 @@ impl Worker {
         // finish and drop the last other reference before we get there.
         let pool = Arc::clone(&task.pool);
         let Some(target) = pool.worker(index) else { return };
-        target.preempt_for(&task);
+        // Queue first: the signal's handler looks in the queue.
+        let outranks = target.outranks_running(&task);
         target.inject.push(task);
+        if outranks {
+            target.watch.urgent.store(true, Ordering::SeqCst);
+            monitor::signal_worker(target.watch.tid.load(Ordering::Relaxed));
+            monitor::urgent();
+        }
         target.notify();
     }
 
@@ -269,6 +289,7 @@ impl Worker {
         // SAFETY: on this worker's thread; no re-entrant call below.
         let l = unsafe { self.local() };
         if !self.inject.is_empty() {
+            self.watch.urgent.store(false, Ordering::Relaxed);
             while let Some(t) = self.inject.pop() {
                 l.runq.push(t);
             }
@@ -380,11 +401,16 @@ impl Worker {
         let (load_sp, restore_fp, depth) = (exec.sp, next.spec.save_fp, exec.preempt_depth);
         next.set_worker(self.index);
         self.publish_running(&next);
+        let slice_ns = match next.spec.slice_ns {
+            0 if next.pool.is_preemptive() => next.pool.time_slice().as_nanos().min(u64::MAX as u128) as u64,
+            0 => u64::MAX,
+            s => s,
+        };
         l.current = Some(next);
         let save_sp = &raw mut l.idle_sp;
         self.count_switch();
         self.watch.running.store(true, Ordering::SeqCst);
-        monitor::worker_started_running();
+        monitor::worker_started_running(slice_ns);
         preempt::set_depth(depth);
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
@@ -473,6 +499,11 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
         .flatten();
     // SAFETY: gettid has no preconditions.
     w.watch.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    // Timers fire when asked, not up to 50 µs later; this also keeps a
+    // sleep that preemption signals interrupt from growing by the slack on
+    // every restart (the kernel reports remaining time including slack).
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     WORKER.with(|c| c.set(w));
     preempt::set_depth(1);
     loop {
