@@ -108,15 +108,21 @@ fn is_std_symbol(mangled: &str) -> bool {
     is_std_path(&format!("{d:#}"))
 }
 
-/// Whether a demangled function path is standard-library code. For impls,
-/// `<Type as Trait>::f` is std's when the type is std's, or when it is a
-/// primitive and the trait is std's (`<u64 as core::fmt::Display>::fmt`);
-/// a user type's impl of a std trait is user code.
+/// Whether a demangled function path is standard-library code that must
+/// not be interrupted. `std` and `alloc` are out entirely; of `core`, the
+/// parts std runs while it holds per-OS-thread state (formatting, memchr,
+/// string handling) are out, and the pure rest (atomics, arithmetic,
+/// iterators, `Option`…) is in: debug builds spend much of their time there.
+/// For impls, `<Type as Trait>::f` is std's when the type is std's, or when
+/// it is a primitive or core type and the trait is std's
+/// (`<u64 as core::fmt::Display>::fmt`); a user type's impl of a std trait
+/// is user code.
 fn is_std_path(name: &str) -> bool {
-    fn std_crate(p: &str) -> bool {
-        ["std::", "core::", "alloc::"].iter().any(|c| p.starts_with(c))
+    fn std_code(p: &str) -> bool {
+        const OUT: [&str; 6] = ["std::", "alloc::", "core::fmt", "core::slice::memchr", "core::str", "core::panicking"];
+        OUT.iter().any(|c| p.starts_with(c))
     }
-    let Some(inner) = name.strip_prefix('<') else { return std_crate(name) };
+    let Some(inner) = name.strip_prefix('<') else { return std_code(name) };
     let (self_ty, trait_path) = match inner.split_once(" as ") {
         Some((ty, tr)) => (ty, Some(tr)),
         None => (inner, None),
@@ -127,9 +133,6 @@ fn is_std_path(name: &str) -> bool {
             ty = rest;
         }
     }
-    if std_crate(ty) {
-        return true;
-    }
     const PRIMITIVES: [&str; 17] = [
         "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64", "bool",
         "char", "str",
@@ -138,7 +141,15 @@ fn is_std_path(name: &str) -> bool {
         || PRIMITIVES
             .iter()
             .any(|p| ty.starts_with(p) && !ty[p.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
-    primitive && trait_path.is_none_or(std_crate)
+    if std_code(ty) {
+        return true;
+    }
+    if primitive {
+        // Inherent methods on primitives live in core or alloc (`to_vec`,
+        // `repeat`…): the name does not say which, so count them out.
+        return trait_path.is_none_or(std_code);
+    }
+    ty.starts_with("core::") && trait_path.is_some_and(std_code)
 }
 
 fn merge(sorted: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
@@ -164,8 +175,9 @@ mod tests {
             "<u64 as core::fmt::Display>::fmt",
             "<&str as core::fmt::Debug>::fmt",
             "<alloc::vec::Vec<u8>>::reserve",
-            "<[u8]>::to_vec",
+            "<str>::to_string",
             "core::fmt::write",
+            "core::slice::memchr::memrchr",
         ] {
             assert!(is_std_path(std), "{std}");
         }
