@@ -140,3 +140,37 @@ fn threads_spawned_inside_a_scheduler_stay_on_it() {
     assert_eq!(sched.worker_switches().len(), 1);
     assert!(sched.worker_switches()[0] >= 2);
 }
+
+#[test]
+fn green_locals_are_per_green_thread_and_dropped_at_exit() {
+    use preemptive_mlthreading_rust::thread::GreenLocal;
+    use std::cell::Cell;
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+    struct Counter(Cell<u64>);
+    impl Drop for Counter {
+        fn drop(&mut self) {
+            DROPPED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    static MINE: GreenLocal<Counter> = GreenLocal::new(|| Counter(Cell::new(0)));
+    // One worker, so every thread shares one OS thread (and its
+    // thread_local!s) while each keeps its own GreenLocal.
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            sched
+                .spawn(move || {
+                    for _ in 0..=i {
+                        MINE.with(|c| c.0.set(c.0.get() + 1));
+                        yield_now();
+                    }
+                    MINE.with(|c| c.0.get())
+                })
+                .unwrap()
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), i as u64 + 1);
+    }
+    assert_eq!(DROPPED.load(Ordering::SeqCst), 100);
+}

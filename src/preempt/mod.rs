@@ -85,7 +85,7 @@ impl Drop for PreemptGuard {
 #[cold]
 fn take_pending() {
     PENDING.with(|p| p.set(false));
-    crate::runtime::worker::yield_now();
+    crate::runtime::worker::yield_pending();
 }
 
 /// A preempt-disable scope that never takes a pending preemption when it
@@ -125,6 +125,21 @@ pub(crate) fn set_depth(depth: u32) {
 #[inline]
 pub(crate) fn set_pending() {
     PENDING.with(|p| p.set(true))
+}
+
+/// Takes a pending preemption now, from a point where switching is allowed
+/// and no guard is about to drop (a fresh thread's first instruction).
+#[inline]
+pub(crate) fn take_pending_now() {
+    if PENDING.with(Cell::get) {
+        take_pending();
+    }
+}
+
+/// Clears the pending flag, returning whether it was set.
+#[inline]
+pub(crate) fn take_pending_flag() -> bool {
+    PENDING.with(|p| p.replace(false))
 }
 
 /// Clears a pending preemption (the thread is switching anyway).

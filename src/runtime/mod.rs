@@ -3,6 +3,7 @@
 pub(crate) mod clock;
 pub(crate) mod cpu;
 mod futex;
+pub(crate) mod locals;
 mod monitor;
 pub(crate) mod park;
 pub(crate) mod pool;

@@ -54,11 +54,16 @@ impl Pool {
     }
 
     pub(crate) fn config(&self) -> PoolConfig {
+        // Every std lock the runtime takes is held with preemption disabled:
+        // a green thread suspended while holding one would block a sibling
+        // on the same worker for good.
+        let _np = crate::preempt::disable();
         self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Changes the configuration; false once the workers have started.
     pub(crate) fn reconfigure(&self, f: impl FnOnce(&mut PoolConfig)) -> bool {
+        let _np = crate::preempt::disable();
         let _start = self.start.lock().unwrap_or_else(|p| p.into_inner());
         if self.workers.get().is_some() {
             return false;
@@ -188,6 +193,7 @@ impl Pool {
         if self.workers.get().is_some() {
             return Ok(());
         }
+        let _np = crate::preempt::disable();
         let _start = self.start.lock().unwrap_or_else(|p| p.into_inner());
         if self.workers.get().is_some() {
             return Ok(());

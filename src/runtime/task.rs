@@ -38,6 +38,8 @@ pub(crate) struct Task {
     /// Index of the worker that runs (or last ran) this thread.
     worker: AtomicUsize,
     pub(crate) park: ParkState,
+    /// `GreenLocal` values; only the thread itself touches them.
+    pub(crate) locals: super::locals::LocalMap,
     exec: UnsafeCell<Exec>,
 }
 
@@ -68,6 +70,7 @@ impl Task {
             pool,
             worker: AtomicUsize::new(0),
             park: ParkState::new(),
+            locals: Default::default(),
             exec: UnsafeCell::new(Exec {
                 sp: 0,
                 stack: None,

@@ -427,9 +427,12 @@ impl Worker {
         // is dropped after that borrow ends (dropping may re-enter).
         match post {
             Post::None => {}
-            Post::Requeue(t) => self.requeue(t),
+            // A thread that yielded (or was preempted) gave the CPU up.
+            // SAFETY: on this worker's thread; one-statement borrow.
+            Post::Requeue(t) => unsafe { self.local() }.runq.push(t),
+            // A park cut short by an unpark is a wake-up.
             Post::Park(t, deadline) => match (t.park.commit(), deadline) {
-                (Commit::Runnable, _) => self.requeue(t),
+                (Commit::Runnable, _) => self.requeue_woken(t),
                 (Commit::Parked, Some(d)) => self.add_timer(d, TimerKind::ParkTimeout, t),
                 (Commit::Parked, None) => drop(t),
             },
@@ -449,9 +452,18 @@ impl Worker {
     }
 
     #[inline]
-    fn requeue(&self, task: Arc<Task>) {
-        // SAFETY: on this worker's thread; one-statement borrow.
-        unsafe { self.local() }.runq.push(task)
+    fn requeue_woken(&self, task: Arc<Task>) {
+        // SAFETY: on this worker's thread; the borrow ends in this block.
+        unsafe {
+            let l = self.local();
+            // A thread that outranks the one now running (e.g. its park was
+            // cut short by an unpark): switch as soon as the runtime code
+            // the running thread resumes in is done.
+            if l.current.as_ref().is_some_and(|c| c.spec.priority < task.spec.priority) {
+                preempt::set_pending();
+            }
+            l.runq.push(task)
+        }
     }
 
     fn add_timer(&self, deadline: Instant, kind: TimerKind, task: Arc<Task>) {
@@ -537,6 +549,7 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
 extern "C" fn task_entry(task: usize) -> ! {
     after_switch();
     preempt::set_depth(0);
+    preempt::take_pending_now();
     // SAFETY: `task` is `Arc::as_ptr` of the task now in its worker's
     // `current` slot, which keeps it alive until the thread exits below.
     let task = unsafe { &*(task as *const Task) };
@@ -545,6 +558,8 @@ extern "C" fn task_entry(task: usize) -> ! {
     if let Some(main) = main {
         main.run();
     }
+    // Green-locals are dropped by their own thread, like thread_local!s.
+    task.locals.clear();
     exit_current()
 }
 
@@ -562,8 +577,22 @@ fn exit_current() -> ! {
 /// `yield_now` for a green thread; false when the caller is not one.
 #[inline]
 pub(crate) fn yield_now() -> bool {
-    let Some((w, cur)) = Worker::current_task() else { return false };
     let _g = preempt::disable();
+    yield_inner()
+}
+
+/// Takes a pending preemption: yields until nothing that outranks the
+/// caller was queued while it ran. Loops rather than recursing through
+/// guard drops.
+pub(crate) fn yield_pending() {
+    let _q = preempt::Quiet::enter();
+    while yield_inner() && preempt::take_pending_flag() {}
+}
+
+/// The body of a yield, inside a runtime critical section.
+#[inline]
+fn yield_inner() -> bool {
+    let Some((w, cur)) = Worker::current_task() else { return false };
     w.poll();
     if let Some(next) = w.next_ready(Some(cur.spec.priority)) {
         // SAFETY: we are the running thread of `w`, preemption is disabled.
@@ -619,7 +648,7 @@ pub(crate) fn on_preempt_signal(pc: usize) {
         }
         return;
     }
-    let Some((w, cur)) = Worker::current_task() else { return };
+    let Some((w, _)) = Worker::current_task() else { return };
     if std::thread::panicking() || !crate::preempt::safepoint::is_safe(pc) {
         // Unwinding (std counts panics per OS thread), in a shared library
         // or in std: the monitor tries again a tick later, and the next
@@ -633,16 +662,27 @@ pub(crate) fn on_preempt_signal(pc: usize) {
     // stay preemptible. (The preempted thread gets its own mask back from
     // rt_sigreturn when it resumes.)
     crate::preempt::signal::unblock();
-    w.poll();
-    match w.next_ready(Some(cur.spec.priority)) {
-        Some(next) => {
-            w.watch.preemptions.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: we are the running thread of `w` (at a safe point),
-            // with preemption disabled.
-            unsafe { w.switch_out(Some(next), Post::Requeue) };
+    // Re-fetched each turn: the borrow of `current` must not span a switch.
+    while let Some((w, cur)) = Worker::current_task() {
+        w.poll();
+        match w.next_ready(Some(cur.spec.priority)) {
+            Some(next) => {
+                w.watch.preemptions.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: we are the running thread of `w` (at a safe point),
+                // with preemption disabled.
+                unsafe { w.switch_out(Some(next), Post::Requeue) };
+            }
+            // Nothing else to run: the thread keeps the CPU for a new slice.
+            None => {
+                w.count_switch();
+                break;
+            }
         }
-        // Nothing else to run: the thread keeps the CPU for a new slice.
-        None => w.count_switch(),
+        // Resumed. If something that outranks us was queued meanwhile, go
+        // round again rather than return to user code with it waiting.
+        if !preempt::take_pending_flag() {
+            break;
+        }
     }
     preempt::set_depth(0);
 }

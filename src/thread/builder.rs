@@ -40,6 +40,19 @@ pub const DEFAULT_PRIORITY: u8 = 10;
 /// an OS thread-local, or anything keyed by OS-thread identity (a
 /// `std::sync::Mutex` guard held across a `yield_now`, a `RefCell` borrow of
 /// a thread-local), across such a point.
+///
+/// # Preemption
+///
+/// A thread that runs longer than its time slice while another thread of
+/// its priority waits is suspended at the next safe instruction (see
+/// [`preempt`](crate::preempt)), and resumes later on the *same* worker:
+/// LLVM may keep a thread-local's address in a register at any instruction,
+/// so only a cooperative point lets a thread change workers. A sibling on
+/// that worker may run in between, so anything keyed by the OS thread is
+/// shared with it: hold a `std::sync::Mutex` only inside
+/// [`preempt::disable`](crate::preempt::disable) (a sibling blocking on it
+/// would otherwise block the worker the holder needs), and keep
+/// `thread_local!` `RefCell` borrows out of long computations.
 #[derive(Clone)]
 pub struct ThreadBuilder {
     name: Option<String>,

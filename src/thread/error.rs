@@ -136,6 +136,7 @@ impl Panic {
     /// Takes the payload, e.g. to pass it to `std::panic::resume_unwind`.
     /// Returns `None` if it was already taken.
     pub fn take_payload(&self) -> Option<Box<dyn Any + Send + 'static>> {
+        let _np = crate::preempt::disable();
         self.payload.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }

@@ -6,6 +6,7 @@ mod error;
 mod functions;
 mod handle;
 mod join;
+mod local;
 
 pub use crate::sched::MAX_PRIORITY;
 pub use builder::{DEFAULT_PRIORITY, ThreadBuilder, spawn};
@@ -13,3 +14,4 @@ pub use error::{Panic, ThreadError};
 pub use functions::{num_cpus, park, park_timeout, sleep, yield_now};
 pub use handle::{Thread, ThreadId, current};
 pub use join::JoinHandle;
+pub use local::GreenLocal;

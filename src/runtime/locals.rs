@@ -1,0 +1,62 @@
+//! The map behind `GreenLocal`: one per green thread (in its `Task`) and one
+//! per plain OS thread. Only the thread that owns it touches it.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+
+/// Values keyed by the address of their `GreenLocal` static. Each value is
+/// boxed on its own, so a reference handed out stays valid while later
+/// insertions grow the list.
+#[derive(Default)]
+pub(crate) struct LocalMap {
+    entries: UnsafeCell<Vec<(usize, *mut (dyn Any + 'static))>>,
+}
+
+impl LocalMap {
+    /// The value for `key`, created with `init` on first use.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this, and the returned pointer is
+    /// valid until [`LocalMap::clear`] or drop, which only that thread does.
+    pub(crate) unsafe fn get_or_insert<T: 'static>(&self, key: usize, init: fn() -> T) -> *const T {
+        // SAFETY: owner-only access (caller's contract); no borrow of the
+        // vector outlives this statement.
+        let found = unsafe { &*self.entries.get() }.iter().find(|(k, _)| *k == key).map(|&(_, p)| p);
+        let p = match found {
+            Some(p) => p,
+            None => {
+                // `init` may itself use other locals: no borrow is held here.
+                let p: *mut (dyn Any + 'static) = Box::into_raw(Box::new(init()));
+                // SAFETY: as above.
+                unsafe { &mut *self.entries.get() }.push((key, p));
+                p
+            }
+        };
+        // SAFETY: `p` came from Box::into_raw of a T stored under this key
+        // (keys are the addresses of distinct statics of one type each).
+        unsafe { (*p).downcast_ref::<T>().map_or(std::ptr::null(), |t| t as *const T) }
+    }
+
+    /// Drops every value, newest first; values created while dropping are
+    /// dropped too.
+    pub(crate) fn clear(&self) {
+        loop {
+            // SAFETY: owner-only access; the list is taken out before any
+            // destructor runs, so destructors may use locals again.
+            let entries = std::mem::take(unsafe { &mut *self.entries.get() });
+            if entries.is_empty() {
+                return;
+            }
+            for (_, p) in entries.into_iter().rev() {
+                // SAFETY: each pointer came from Box::into_raw and is dropped once.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+impl Drop for LocalMap {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
