@@ -13,6 +13,7 @@ pub(crate) fn now_ns() -> u64 {
     ns_of(Instant::now())
 }
 
+/// Never 0, so that 0 can mean "not yet" in the atomics that carry it.
 pub(crate) fn ns_of(t: Instant) -> u64 {
-    t.saturating_duration_since(start()).as_nanos().min(u64::MAX as u128 - 1) as u64
+    t.saturating_duration_since(start()).as_nanos().min(u64::MAX as u128 - 2) as u64 + 1
 }

@@ -99,6 +99,9 @@ fn run() {
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
+                if w.is_stuck(now, pool_slice) && blocked_in_kernel(w.tid()) {
+                    pool.hand_off(w);
+                }
             }
         }
         drop(pools);
@@ -111,6 +114,16 @@ fn run() {
         let timeout = (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(clock::now_ns()).max(1_000)));
         futex::wait(&SEQ, seq, timeout);
     }
+}
+
+/// Whether OS thread `tid` of this process sleeps in the kernel (state S or
+/// D in /proc), as opposed to running user code the signals could not
+/// interrupt at a safe point: only the former is handed off; a CPU hog at
+/// unsafe points is left to the repeated preemption signals.
+fn blocked_in_kernel(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
+    // The state follows the parenthesised name, which may contain spaces.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s == "S" || s == "D")
 }
 
 /// Sends the preemption signal to a worker thread.

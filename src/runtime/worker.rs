@@ -23,7 +23,9 @@ use std::cell::{Cell, UnsafeCell};
 use std::mem;
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 use std::time::{Duration, Instant};
 
 thread_local! {
@@ -50,10 +52,18 @@ enum Post {
 
 pub(crate) struct Worker {
     pub(crate) index: usize,
-    /// The CPU this worker is pinned to.
+    /// The CPU this worker is pinned to (a spare gets it when first used).
     pub(crate) cpu: Option<usize>,
+    /// A spare's CPU, set before its OS thread starts; usize::MAX = none.
+    spare_cpu: AtomicUsize,
     /// Threads made runnable from other OS threads.
     inject: SegQueue<Arc<Task>>,
+    /// Threads handed over by a blocked worker: an intrusive Treiber stack
+    /// (linked through `Exec::next`), pushed from a signal handler, so no
+    /// allocation and no lock.
+    handed_in: AtomicPtr<Task>,
+    /// Whether this worker's OS thread runs (spares start on demand).
+    started: AtomicBool,
     /// Futex word the idle context sleeps on.
     wake: AtomicU32,
     /// Context switches performed by this worker (the monitor watches it
@@ -88,6 +98,10 @@ struct Watch {
     /// Preemptions taken, and signals that found an unsafe point.
     preemptions: AtomicU64,
     deferred: AtomicU64,
+    /// Spare worker this one should hand its queue to (usize::MAX: none),
+    /// set by the monitor, acted on by the signal handler.
+    hand_off_to: AtomicUsize,
+    hand_offs: AtomicU64,
 }
 
 /// State only the worker's own OS thread touches.
@@ -107,11 +121,14 @@ struct Local {
 unsafe impl Sync for Worker {}
 
 impl Worker {
-    pub(crate) fn new(index: usize, cpu: Option<usize>) -> Self {
+    pub(crate) fn new(index: usize, cpu: Option<usize>, started: bool) -> Self {
         Worker {
             index,
             cpu,
+            spare_cpu: AtomicUsize::new(usize::MAX),
             inject: SegQueue::new(),
+            handed_in: AtomicPtr::new(ptr::null_mut()),
+            started: AtomicBool::new(started),
             wake: AtomicU32::new(AWAKE),
             switches: AtomicU64::new(0),
             watch: Watch {
@@ -126,6 +143,8 @@ impl Worker {
                 retry_ns: AtomicU64::new(0),
                 preemptions: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
+                hand_off_to: AtomicUsize::new(usize::MAX),
+                hand_offs: AtomicU64::new(0),
             },
             local: UnsafeCell::new(Local::default()),
         }
@@ -159,6 +178,114 @@ impl Worker {
 
     pub(crate) fn switches(&self) -> u64 {
         self.switches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tid(&self) -> i32 {
+        self.watch.tid.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hand_offs(&self) -> u64 {
+        self.watch.hand_offs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Whether the monitor considers this worker stuck right now.
+    pub(crate) fn is_blocked(&self) -> bool {
+        let w = &self.watch;
+        w.running.load(Ordering::SeqCst) && w.retry_ns.load(Ordering::Relaxed) != 0
+    }
+
+    /// Sets the CPU a spare will pin itself to when it starts.
+    pub(crate) fn repin(&self, cpu: Option<usize>) {
+        self.spare_cpu.store(cpu.unwrap_or(usize::MAX), Ordering::SeqCst);
+    }
+
+    /// The CPU this worker runs on: its own, or the one given to a spare.
+    pub(crate) fn pinned_cpu(&self) -> Option<usize> {
+        self.cpu.or(match self.spare_cpu.load(Ordering::SeqCst) {
+            usize::MAX => None,
+            c => Some(c),
+        })
+    }
+
+    /// Marks a spare as started; true if the caller must start its thread.
+    pub(crate) fn mark_started(&self) -> bool {
+        !self.started.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether this worker has run one thread, without a switch, for so
+    /// long that it must be stuck in the OS (the monitor's preemption
+    /// signals found no safe point): at least two slices and 2 ms.
+    pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
+        let w = &self.watch;
+        if !w.running.load(Ordering::SeqCst) || w.hand_off_to.load(Ordering::Relaxed) != usize::MAX {
+            return false;
+        }
+        let slice = match w.slice_ns.load(Ordering::Relaxed) {
+            0 => pool_slice,
+            s => s,
+        };
+        let since = w.seen_at.load(Ordering::Relaxed);
+        since != 0
+            && w.seen_switches.load(Ordering::Relaxed) == self.switches()
+            && now.saturating_sub(since) >= slice.saturating_mul(2).max(2_000_000)
+    }
+
+    /// Asks this worker's signal handler to move its queued threads to the
+    /// spare `to`, and signals it.
+    pub(crate) fn request_hand_off(&self, to: usize) {
+        self.watch.hand_off_to.store(to, Ordering::SeqCst);
+        // Counts as a scheduling event: the next stall is measured afresh.
+        self.watch.seen_at.store(clock::now_ns(), Ordering::Relaxed);
+        monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
+    }
+
+    /// Receives a thread handed off by a blocked worker. Async-signal-safe.
+    fn push_handed_in(&self, task: Arc<Task>) {
+        let p = Arc::into_raw(task).cast_mut();
+        let mut head = self.handed_in.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the task is in no queue while being handed over; its
+            // link is ours to set until the CAS publishes it.
+            unsafe { (*p).exec().next = head };
+            match self.handed_in.compare_exchange_weak(head, p, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Run by the signal handler on this (blocked) worker's own OS thread,
+    /// outside any runtime critical section: moves every queued thread to
+    /// the spare. Async-signal-safe: pointer moves, atomics, one futex wake.
+    fn hand_off_queue(&self) {
+        let to = self.watch.hand_off_to.swap(usize::MAX, Ordering::SeqCst);
+        if to == usize::MAX {
+            return;
+        }
+        // SAFETY: on this worker's thread with depth 0: no runtime code is
+        // in the middle of using the local state.
+        let l = unsafe { self.local() };
+        let Some(pool) = l.current.as_ref().map(|t| Arc::clone(&t.pool)) else { return };
+        let Some(spare) = pool.worker(to) else { return };
+        let mut moved = 0;
+        let spare_cpu = spare.pinned_cpu();
+        while let Some(t) = l.runq.pop(None) {
+            t.set_worker(to);
+            spare.push_handed_in(t);
+            moved += 1;
+        }
+        debug_assert!(spare_cpu == self.pinned_cpu(), "spares are pinned where the worker they relieve is");
+        if moved > 0 {
+            self.watch.hand_offs.fetch_add(1, Ordering::Relaxed);
+            spare.notify();
+        }
+        // `pool` was cloned, not allocated: dropping the clone only
+        // decrements a count (the pool outlives its running threads).
+        drop(pool);
     }
 
     pub(crate) fn preemptions(&self) -> u64 {
@@ -288,6 +415,17 @@ impl Worker {
     fn poll(&self) {
         // SAFETY: on this worker's thread; no re-entrant call below.
         let l = unsafe { self.local() };
+        if !self.handed_in.load(Ordering::Relaxed).is_null() {
+            let mut p = self.handed_in.swap(ptr::null_mut(), Ordering::Acquire);
+            while !p.is_null() {
+                // SAFETY: every entry came from Arc::into_raw in
+                // push_handed_in and is owned by this list until taken here.
+                let t = unsafe { Arc::from_raw(p) };
+                // SAFETY: the task is now ours; read its link before queueing.
+                p = unsafe { t.exec() }.next.cast_mut();
+                l.runq.push(t);
+            }
+        }
         if !self.inject.is_empty() {
             self.watch.urgent.store(false, Ordering::Relaxed);
             while let Some(t) = self.inject.pop() {
@@ -479,7 +617,7 @@ impl Worker {
     /// Sleeps until notified or until `deadline`.
     fn idle_wait(&self, deadline: Option<Instant>) {
         self.wake.store(SLEEPING, Ordering::SeqCst);
-        if self.inject.is_empty() {
+        if self.inject.is_empty() && self.handed_in.load(Ordering::SeqCst).is_null() {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {
                 futex::wait(&self.wake, SLEEPING, timeout);
@@ -500,7 +638,7 @@ fn after_switch() {
 /// The body of a worker OS thread.
 pub(crate) fn run(pool: Arc<Pool>, index: usize) {
     let Some(w) = pool.worker(index) else { return };
-    if let Some(cpu) = w.cpu
+    if let Some(cpu) = w.pinned_cpu()
         && let Err(e) = super::cpu::pin_current(cpu)
     {
         log::warn!("worker {index}: cannot pin to CPU {cpu}: {e}");
@@ -594,9 +732,12 @@ pub(crate) fn yield_pending() {
 fn yield_inner() -> bool {
     let Some((w, cur)) = Worker::current_task() else { return false };
     w.poll();
-    if let Some(next) = w.next_ready(Some(cur.spec.priority)) {
+    match w.next_ready(Some(cur.spec.priority)) {
         // SAFETY: we are the running thread of `w`, preemption is disabled.
-        unsafe { w.switch_out(Some(next), Post::Requeue) };
+        Some(next) => unsafe { w.switch_out(Some(next), Post::Requeue) },
+        // A yield with nobody to yield to is still a scheduling point: the
+        // monitor must not take the thread for stuck (or overrunning).
+        None => w.count_switch(),
     }
     true
 }
@@ -640,6 +781,12 @@ pub(crate) fn park(timeout: Option<Duration>) -> bool {
 /// The preemption signal arrived on this OS thread, interrupting `pc`.
 /// Runs inside the signal handler, on the interrupted green thread's stack.
 pub(crate) fn on_preempt_signal(pc: usize) {
+    if preempt::depth() == 0
+        && let Some((w, _)) = Worker::current_task()
+    {
+        // Whatever the interrupted instruction, the local state is at rest.
+        w.hand_off_queue();
+    }
     if preempt::depth() != 0 {
         // In a runtime or user critical section: taken when it ends.
         preempt::set_pending();

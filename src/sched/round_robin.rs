@@ -86,13 +86,20 @@ impl RoundRobinScheduler {
 
     /// Asynchronous preemptions taken so far by each worker.
     pub fn worker_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.preemptions()).collect()
+        self.handle.pool.regular().iter().map(|w| w.preemptions()).collect()
     }
 
     /// Preemption signals that landed at an unsafe point (critical section,
     /// std, libc) and were deferred, per worker.
     pub fn worker_deferred_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.deferred_preemptions()).collect()
+        self.handle.pool.regular().iter().map(|w| w.deferred_preemptions()).collect()
+    }
+
+    /// How many times each worker, stuck in the OS (a blocking syscall, a
+    /// contended `std::sync::Mutex`) with threads queued behind it, handed
+    /// them to its spare worker.
+    pub fn worker_hand_offs(&self) -> Vec<u64> {
+        self.handle.pool.regular().iter().map(|w| w.hand_offs()).collect()
     }
 
     /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
@@ -125,7 +132,7 @@ impl RoundRobinScheduler {
     /// Context switches performed so far by each worker (empty before the
     /// workers start).
     pub fn worker_switches(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.switches()).collect()
+        self.handle.pool.regular().iter().map(|w| w.switches()).collect()
     }
 
     /// Stops taking new threads: later spawns fail with
