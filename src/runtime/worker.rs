@@ -742,6 +742,13 @@ fn yield_inner() -> bool {
     true
 }
 
+/// Drops the calling green thread's `GreenLocal` values.
+pub(crate) fn clear_current_locals() {
+    if let Some((_, task)) = Worker::current_task() {
+        task.locals.clear();
+    }
+}
+
 /// `sleep` for a green thread; false when the caller is not one.
 pub(crate) fn sleep(dur: Duration) -> bool {
     let Some((w, _)) = Worker::current_task() else { return false };

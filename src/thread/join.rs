@@ -63,6 +63,11 @@ where
         let f = self.f.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(f) = f else { return };
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
+        // Green-locals are dropped before the result is published, as an OS
+        // thread's thread-locals are before its join returns.
+        if catch_unwind(crate::runtime::worker::clear_current_locals).is_err() {
+            log::error!("a GreenLocal destructor panicked");
+        }
         self.packet.complete(result);
     }
 
