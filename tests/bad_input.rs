@@ -2,7 +2,8 @@
 
 use preemptive_mlthreading_rust::stack::StackError;
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, ThreadError, park, spawn};
-use std::process::Command;
+mod common;
+use common::{is_child, run_child};
 
 fn err_of(r: Result<preemptive_mlthreading_rust::JoinHandle<()>, ThreadError>) -> ThreadError {
     match r {
@@ -113,31 +114,6 @@ fn threads_named(prefix: &str) -> usize {
 }
 
 // ---- child-process tests: each runs this binary again with PMT_CHILD set ----
-
-/// Under an emulator (`.ci/cross-*.sh` sets `PMT_TEST_RUNNER`, e.g. to
-/// `qemu-aarch64 -L ...`) the child must be started through it too.
-fn run_child(name: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
-    let runner = std::env::var("PMT_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(emulator) => {
-            let mut c = Command::new(emulator);
-            c.args(words).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env("PMT_CHILD", name);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn is_child(name: &str) -> bool {
-    std::env::var("PMT_CHILD").as_deref() == Ok(name)
-}
 
 #[test]
 fn child_stack_overflow() {

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+mod common;
+use common::{is_child, run_child};
+
 /// Work sizes shrink under an emulator (`PMT_TEST_RUNNER` is set by the
 /// cross scripts), which runs this code 10–50 times slower.
 fn scaled(n: u64) -> u64 {
@@ -151,7 +154,7 @@ fn register_torture_survives_preemption() {
 
 #[test]
 fn child_println_under_preemption() {
-    if std::env::var("PMT_CHILD").as_deref() != Ok("println") {
+    if !is_child("child_println_under_preemption") {
         return;
     }
     let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100));
@@ -176,22 +179,7 @@ fn child_println_under_preemption() {
 fn println_from_many_preempted_threads_never_panics() {
     // In a child so the 4800 lines can be checked (green threads print to
     // the real stdout, not the test harness's capture).
-    let exe = std::env::current_exe().unwrap();
-    let runner = std::env::var("PMT_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(emulator) => {
-            let mut c = std::process::Command::new(emulator);
-            c.args(words).arg(&exe);
-            c
-        }
-        None => std::process::Command::new(&exe),
-    };
-    let out = cmd
-        .args(["--exact", "child_println_under_preemption", "--nocapture", "--test-threads=1"])
-        .env("PMT_CHILD", "println")
-        .output()
-        .unwrap();
+    let out = run_child("child_println_under_preemption", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed ({:?}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     let mut seen = std::collections::HashSet::new();
@@ -471,4 +459,28 @@ fn per_thread_time_slice_and_preemption_off() {
     short.join().unwrap();
     waiter.join().unwrap();
     let _ = spawn(|| ()).unwrap().join();
+}
+
+#[test]
+fn child_foreign_signal_handler() {
+    if !is_child("child_foreign_signal_handler") {
+        return;
+    }
+    extern "C" fn theirs(_: libc::c_int) {}
+    // SAFETY: installing a plain handler for SIGURG in this child process.
+    unsafe { libc::signal(libc::SIGURG, theirs as *const () as libc::sighandler_t) };
+    let err = RoundRobinScheduler::new().with_workers(1).spawn(|| ()).unwrap_err();
+    println!("CHILD-ERROR: {err}");
+    // Preemption off needs no signal: that scheduler still works.
+    let ok = RoundRobinScheduler::new().with_workers(1).with_preemption(false).spawn(|| 5).unwrap();
+    assert_eq!(ok.join().unwrap(), 5);
+}
+
+#[test]
+fn a_foreign_handler_on_the_preemption_signal_is_a_clear_error() {
+    let out = run_child("child_foreign_signal_handler", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("already has a handler installed by someone else"), "{stdout}");
+    assert!(stdout.contains("PMT_PREEMPT_SIGNAL"), "{stdout}");
 }

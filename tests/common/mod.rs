@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+
+use std::process::{Command, Output};
+
+/// Runs the test `name` of the current test binary in a child process with
+/// `PMT_CHILD=name`. Under an emulator (`.ci/cross-*.sh` sets
+/// `PMT_TEST_RUNNER`, e.g. to `qemu-aarch64 -L ...`) the child is started
+/// through it too.
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("PMT_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(emulator) => {
+            let mut c = Command::new(emulator);
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env("PMT_CHILD", name);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Whether this process is the child started by [`run_child`] for `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var("PMT_CHILD").as_deref() == Ok(name)
+}
