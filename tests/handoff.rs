@@ -80,3 +80,37 @@ fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
     );
     assert!(progressed > 0, "the sibling was stalled behind the blocking call");
 }
+
+#[test]
+fn a_thread_woken_while_its_worker_is_blocked_runs_on_the_spare() {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let flag = Arc::new(AtomicBool::new(false));
+    let ran = Arc::new(AtomicBool::new(false));
+    let (f, r) = (Arc::clone(&flag), Arc::clone(&ran));
+    let parked = sched
+        .spawn(move || {
+            while !f.load(Ordering::Acquire) {
+                preemptive_mlthreading_rust::park();
+            }
+            r.store(true, Ordering::Release);
+        })
+        .unwrap();
+    let r = Arc::clone(&ran);
+    let blocker = sched
+        .spawn(move || {
+            // Blocks the only worker in the OS for up to 10 s, or until the
+            // woken thread has run elsewhere.
+            let t = Instant::now();
+            while !r.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r.load(Ordering::Acquire)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    flag.store(true, Ordering::Release);
+    parked.thread().unpark();
+    assert!(blocker.join().unwrap(), "the woken thread waited for its blocked worker");
+    parked.join().unwrap();
+    println!("woken thread ran while its worker was blocked; hand-offs {:?}", sched.worker_hand_offs());
+}

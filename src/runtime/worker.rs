@@ -64,6 +64,14 @@ pub(crate) struct Worker {
     handed_in: AtomicPtr<Task>,
     /// Whether this worker's OS thread runs (spares start on demand).
     started: AtomicBool,
+    /// For a spare: the blocked worker it relieves (usize::MAX: none). It
+    /// also takes the threads woken into that worker's inject queue.
+    relieving: AtomicUsize,
+    /// For a blocked worker: the spare relieving it, woken with it.
+    relieved_by: AtomicUsize,
+    /// The pool this worker belongs to (it owns the worker, so it outlives
+    /// every use); set when the worker's thread starts.
+    pool: AtomicPtr<Pool>,
     /// Futex word the idle context sleeps on.
     wake: AtomicU32,
     /// Context switches performed by this worker (the monitor watches it
@@ -129,6 +137,9 @@ impl Worker {
             inject: SegQueue::new(),
             handed_in: AtomicPtr::new(ptr::null_mut()),
             started: AtomicBool::new(started),
+            relieving: AtomicUsize::new(usize::MAX),
+            relieved_by: AtomicUsize::new(usize::MAX),
+            pool: AtomicPtr::new(ptr::null_mut()),
             wake: AtomicU32::new(AWAKE),
             switches: AtomicU64::new(0),
             watch: Watch {
@@ -279,10 +290,12 @@ impl Worker {
             moved += 1;
         }
         debug_assert!(spare_cpu == self.pinned_cpu(), "spares are pinned where the worker they relieve is");
+        spare.relieving.store(self.index, Ordering::SeqCst);
+        self.relieved_by.store(to, Ordering::SeqCst);
         if moved > 0 {
             self.watch.hand_offs.fetch_add(1, Ordering::Relaxed);
-            spare.notify();
         }
+        spare.notify();
         // `pool` was cloned, not allocated: dropping the clone only
         // decrements a count (the pool outlives its running threads).
         drop(pool);
@@ -400,6 +413,13 @@ impl Worker {
             monitor::urgent();
         }
         target.notify();
+        // A blocked worker's spare takes its woken threads.
+        let spare = target.relieved_by.load(Ordering::SeqCst);
+        if spare != usize::MAX
+            && let Some(spare) = pool.worker(spare)
+        {
+            spare.notify();
+        }
     }
 
     /// Wakes the idle context if it sleeps.
@@ -426,6 +446,10 @@ impl Worker {
                 l.runq.push(t);
             }
         }
+        let relieved = self.relieving.load(Ordering::Relaxed);
+        if relieved != usize::MAX {
+            self.relieve(relieved, l);
+        }
         if !self.inject.is_empty() {
             self.watch.urgent.store(false, Ordering::Relaxed);
             while let Some(t) = self.inject.pop() {
@@ -450,6 +474,26 @@ impl Worker {
             if fired {
                 self.publish_deadline(l.timers.next_deadline());
             }
+        }
+    }
+
+    /// A spare takes over the threads woken into the inject queue of the
+    /// blocked worker it relieves (the queue is multi-consumer), until that
+    /// worker runs again.
+    #[cold]
+    fn relieve(&self, index: usize, l: &mut Local) {
+        // SAFETY: set by `run` from the Arc<Pool> the worker thread holds;
+        // the pool owns this worker, so it is alive while we run.
+        let Some(pool) = (unsafe { self.pool.load(Ordering::Acquire).as_ref() }) else { return };
+        let Some(blocked) = pool.worker(index) else { return };
+        if !blocked.is_blocked() {
+            self.relieving.store(usize::MAX, Ordering::Relaxed);
+            blocked.relieved_by.store(usize::MAX, Ordering::Relaxed);
+            return;
+        }
+        while let Some(t) = blocked.inject.pop() {
+            t.set_worker(self.index);
+            l.runq.push(t);
         }
     }
 
@@ -618,7 +662,12 @@ impl Worker {
     fn idle_wait(&self, deadline: Option<Instant>) {
         self.wake.store(SLEEPING, Ordering::SeqCst);
         if self.inject.is_empty() && self.handed_in.load(Ordering::SeqCst).is_null() {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if self.relieving.load(Ordering::Relaxed) != usize::MAX {
+                // Relieving a blocked worker: look again soon, in case it
+                // unblocked (then stop relieving) or a wake-up raced the notify.
+                timeout = Some(timeout.map_or(Duration::from_millis(5), |t| t.min(Duration::from_millis(5))));
+            }
             if timeout != Some(Duration::ZERO) {
                 futex::wait(&self.wake, SLEEPING, timeout);
             }
@@ -647,6 +696,7 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
         .map_err(|e| log::warn!("worker {index}: no alternate signal stack, overflows will not be reported: {e}"))
         .ok()
         .flatten();
+    w.pool.store(Arc::as_ptr(&pool).cast_mut(), Ordering::Release);
     // SAFETY: gettid has no preconditions.
     w.watch.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     // Timers fire when asked, not up to 50 µs later; this also keeps a
