@@ -32,6 +32,8 @@ fn main() -> Result<(), Error> {
     caught_panic()?;
     heading("(g) bad input is an error, never a panic");
     bad_input();
+    heading("(h) preemption: spinning threads never starve the others");
+    preemption()?;
     println!("\nTour complete.");
     Ok(())
 }
@@ -193,4 +195,43 @@ fn bad_input() {
             Ok(h) => println!("  {what}: unexpectedly accepted ({:?})", h.join()),
         }
     }
+}
+
+fn preemption() -> Result<(), Error> {
+    // Two threads that spin without ever calling the runtime, and one that
+    // wants to tick every millisecond, all on one worker with 1 ms slices.
+    let one = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spins: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let mut hogs = Vec::new();
+    for n in &spins {
+        let (stop, n) = (Arc::clone(&stop), Arc::clone(n));
+        hogs.push(one.spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                n.fetch_add(1, Ordering::Relaxed); // no yield, no sleep, no lock
+            }
+        })?);
+    }
+    let ticker = one.spawn(|| {
+        let start = Instant::now();
+        let mut worst = Duration::ZERO;
+        for _ in 0..200 {
+            let t = Instant::now();
+            sleep(Duration::from_millis(1));
+            worst = worst.max(t.elapsed() - Duration::from_millis(1));
+        }
+        (start.elapsed(), worst)
+    })?;
+    let (took, worst) = ticker.join()?;
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join()?;
+    }
+    let turns: Vec<u64> = spins.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    println!("  200 ticks of 1 ms took {took:.1?} (worst tick late by {worst:.1?}) beside two spinning threads");
+    println!("  the spinners made {turns:?} turns; the worker preempted {:?} times", one.worker_preemptions());
+    println!(
+        "  (with_preemption(false) would have let the first spinner keep the worker for good, as in may or tokio)"
+    );
+    Ok(())
 }
