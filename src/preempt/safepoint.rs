@@ -10,8 +10,10 @@
 //!   would re-enter it; and std holds that borrow while it runs `core` and
 //!   `alloc` code (memchr, buffer growth, formatting of primitives), so
 //!   those crates and the allocator shims (`__rust_alloc`, …) are out too;
-//! - everything else in the executable is in, including user trait impls
-//!   that std calls back (`<mycrate::T as core::fmt::Display>::fmt`).
+//! - C, C++ or assembly linked into the executable is out, for the same
+//!   reason as libc;
+//! - the program's own Rust code is in, including user trait impls that std
+//!   calls back (`<mycrate::T as core::fmt::Display>::fmt`).
 //!
 //! So the map is an allow-list, built once from the executable's symbol
 //! table: the address ranges of every function whose demangled path does
@@ -88,7 +90,7 @@ impl CodeMap {
         let mut safe: Vec<(usize, usize)> = file
             .symbols()
             .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
-            .filter(|s| s.name().is_ok_and(|n| !is_std_symbol(n)))
+            .filter(|s| s.name().is_ok_and(is_user_rust_symbol))
             .map(|s| {
                 let lo = (s.address() as usize).wrapping_add(bias);
                 (lo, lo + s.size() as usize)
@@ -97,6 +99,14 @@ impl CodeMap {
         safe.sort_unstable();
         Ok(CodeMap { safe: merge(safe) })
     }
+}
+
+/// A function of the program's own Rust code. C, C++ and assembly linked
+/// into the executable are left out: a statically linked C library keeps
+/// per-thread state (errno-like error queues, locks owned by the OS thread)
+/// just as libc does.
+fn is_user_rust_symbol(mangled: &str) -> bool {
+    rustc_demangle::try_demangle(mangled).is_ok() && !is_std_symbol(mangled)
 }
 
 fn is_std_symbol(mangled: &str) -> bool {
@@ -189,6 +199,15 @@ mod tests {
             "u64ish::f",
         ] {
             assert!(!is_std_path(user), "{user}");
+        }
+    }
+
+    #[test]
+    fn only_the_programs_own_rust_code_counts() {
+        assert!(is_user_rust_symbol("_ZN7mycrate4main17h0123456789abcdefE"));
+        assert!(!is_user_rust_symbol("_ZN3std2io5stdio6_print17h0123456789abcdefE"));
+        for c_symbol in ["sqlite3_step", "main", "memcpy", "_start"] {
+            assert!(!is_user_rust_symbol(c_symbol), "{c_symbol}");
         }
     }
 
