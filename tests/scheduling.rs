@@ -27,6 +27,17 @@ fn block_worker(sched: &RoundRobinScheduler) -> (Arc<AtomicBool>, preemptive_mlt
     (release, h)
 }
 
+/// Lets the worker taken by [`block_worker`] go, then joins everything.
+fn release_and_join(
+    release: &AtomicBool,
+    gate: preemptive_mlthreading_rust::JoinHandle<()>,
+    handles: impl IntoIterator<Item = preemptive_mlthreading_rust::JoinHandle<()>>,
+) {
+    release.store(true, Ordering::Release);
+    gate.join().unwrap();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+}
+
 #[test]
 fn yielding_threads_interleave_on_one_worker() {
     let sched = RoundRobinScheduler::new().with_workers(1);
@@ -45,11 +56,7 @@ fn yielding_threads_interleave_on_one_worker() {
                 .unwrap()
         })
         .collect();
-    release.store(true, Ordering::Release);
-    gate.join().unwrap();
-    for h in handles {
-        h.join().unwrap();
-    }
+    release_and_join(&release, gate, handles);
     let log = log.lock().unwrap();
     let expected: Vec<_> = (0..5).flat_map(|i| (0..3).map(move |t| (t, i))).collect();
     assert_eq!(*log, expected, "three yielding threads must strictly alternate");
@@ -73,11 +80,7 @@ fn priorities_run_highest_first_on_one_worker() {
                 .unwrap()
         })
         .collect();
-    release.store(true, Ordering::Release);
-    gate.join().unwrap();
-    for h in handles {
-        h.join().unwrap();
-    }
+    release_and_join(&release, gate, handles);
     let order = order.lock().unwrap();
     // Highest level first; FIFO within a level (the two 10s keep spawn order).
     assert_eq!(*order, vec![(20, 3), (18, 5), (15, 4), (10, 1), (10, 6), (5, 0), (0, 2)]);
@@ -109,10 +112,7 @@ fn a_yielding_high_priority_thread_keeps_the_cpu_but_low_levels_still_get_turns(
         .scheduler(sched.clone())
         .spawn(move || l.store(hy.load(Ordering::Relaxed).max(1), Ordering::Release))
         .unwrap();
-    release.store(true, Ordering::Release);
-    gate.join().unwrap();
-    high.join().unwrap();
-    low.join().unwrap();
+    release_and_join(&release, gate, [high, low]);
     let yields_before_low = low_ran.load(Ordering::Relaxed);
     println!("low-priority thread ran after {yields_before_low} high-priority yields");
     // Strictness: many decisions favoured the high thread first ...
@@ -156,12 +156,7 @@ fn every_waiting_level_gets_turns_under_a_hog() {
             s.store(true, Ordering::Relaxed);
         })
         .unwrap();
-    release.store(true, Ordering::Release);
-    gate.join().unwrap();
-    hog.join().unwrap();
-    for h in handles {
-        h.join().unwrap();
-    }
+    release_and_join(&release, gate, std::iter::once(hog).chain(handles));
     let c: Vec<u64> = counts.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     println!("turns per level {levels:?} under a priority-20 hog: {c:?}");
     // Higher waiting levels get their turns no less often than lower ones.

@@ -109,9 +109,8 @@ impl Pool {
         let spares = &self.workers()[n..];
         // A spare pinned where `w` is (so CPU affinity still holds) that is
         // started and not itself stuck; else a fresh one.
-        let reusable = spares
-            .iter()
-            .find(|s| s.index != w.index && s.pinned_cpu() == w.pinned_cpu() && s.is_started() && !s.is_blocked());
+        let reusable =
+            spares.iter().find(|s| s.index != w.index && s.cpu() == w.cpu() && s.is_started() && !s.is_blocked());
         let target = match reusable {
             Some(s) => s,
             None => {
@@ -122,7 +121,7 @@ impl Pool {
                     );
                     return;
                 };
-                fresh.repin(w.pinned_cpu());
+                fresh.repin(w.cpu());
                 if fresh.mark_started() {
                     let pool = Arc::clone(self);
                     let index = fresh.index;
@@ -142,7 +141,7 @@ impl Pool {
 
     /// Bit mask of the CPUs the workers are pinned to (CPUs below 64).
     pub(crate) fn worker_cpus(&self) -> u64 {
-        self.regular().iter().filter_map(|w| w.cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
+        self.regular().iter().filter_map(Worker::cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
     }
 
     pub(crate) fn is_preemptive(&self) -> bool {
@@ -228,7 +227,7 @@ impl Pool {
         let n = workers.len();
         let allowed = |w: &Worker| match affinity {
             None => true,
-            Some(mask) => w.cpu.is_some_and(|c| c < 64 && mask & (1 << c) != 0),
+            Some(mask) => w.cpu().is_some_and(|c| c < 64 && mask & (1 << c) != 0),
         };
         let eligible = workers.iter().filter(|w| allowed(w)).count();
         if eligible == 0 {

@@ -52,10 +52,9 @@ enum Post {
 
 pub(crate) struct Worker {
     pub(crate) index: usize,
-    /// The CPU this worker is pinned to (a spare gets it when first used).
-    pub(crate) cpu: Option<usize>,
-    /// A spare's CPU, set before its OS thread starts; usize::MAX = none.
-    spare_cpu: AtomicUsize,
+    /// The CPU this worker is pinned to (usize::MAX: none); a spare gets
+    /// it just before its OS thread starts.
+    cpu: AtomicUsize,
     /// Threads made runnable from other OS threads.
     inject: SegQueue<Arc<Task>>,
     /// Threads handed over by a blocked worker: an intrusive Treiber stack
@@ -132,8 +131,7 @@ impl Worker {
     pub(crate) fn new(index: usize, cpu: Option<usize>, started: bool) -> Self {
         Worker {
             index,
-            cpu,
-            spare_cpu: AtomicUsize::new(usize::MAX),
+            cpu: AtomicUsize::new(cpu.unwrap_or(usize::MAX)),
             inject: SegQueue::new(),
             handed_in: AtomicPtr::new(ptr::null_mut()),
             started: AtomicBool::new(started),
@@ -211,15 +209,22 @@ impl Worker {
 
     /// Sets the CPU a spare will pin itself to when it starts.
     pub(crate) fn repin(&self, cpu: Option<usize>) {
-        self.spare_cpu.store(cpu.unwrap_or(usize::MAX), Ordering::SeqCst);
+        self.cpu.store(cpu.unwrap_or(usize::MAX), Ordering::SeqCst);
     }
 
-    /// The CPU this worker runs on: its own, or the one given to a spare.
-    pub(crate) fn pinned_cpu(&self) -> Option<usize> {
-        self.cpu.or(match self.spare_cpu.load(Ordering::SeqCst) {
+    /// The CPU this worker is pinned to.
+    pub(crate) fn cpu(&self) -> Option<usize> {
+        match self.cpu.load(Ordering::SeqCst) {
             usize::MAX => None,
             c => Some(c),
-        })
+        }
+    }
+
+    /// The pool this worker belongs to, once its thread has started.
+    fn pool(&self) -> Option<&Pool> {
+        // SAFETY: set by `run` from the Arc<Pool> the worker thread holds;
+        // the pool owns this worker, so it is alive whenever we are used.
+        unsafe { self.pool.load(Ordering::Acquire).as_ref() }
     }
 
     /// Marks a spare as started; true if the caller must start its thread.
@@ -280,25 +285,20 @@ impl Worker {
         // SAFETY: on this worker's thread with depth 0: no runtime code is
         // in the middle of using the local state.
         let l = unsafe { self.local() };
-        let Some(pool) = l.current.as_ref().map(|t| Arc::clone(&t.pool)) else { return };
-        let Some(spare) = pool.worker(to) else { return };
+        let Some(spare) = self.pool().and_then(|pool| pool.worker(to)) else { return };
+        debug_assert_eq!(spare.cpu(), self.cpu(), "spares are pinned where the worker they relieve is");
         let mut moved = 0;
-        let spare_cpu = spare.pinned_cpu();
         while let Some(t) = l.runq.pop(None) {
             t.set_worker(to);
             spare.push_handed_in(t);
             moved += 1;
         }
-        debug_assert!(spare_cpu == self.pinned_cpu(), "spares are pinned where the worker they relieve is");
         spare.relieving.store(self.index, Ordering::SeqCst);
         self.relieved_by.store(to, Ordering::SeqCst);
         if moved > 0 {
             self.watch.hand_offs.fetch_add(1, Ordering::Relaxed);
         }
         spare.notify();
-        // `pool` was cloned, not allocated: dropping the clone only
-        // decrements a count (the pool outlives its running threads).
-        drop(pool);
     }
 
     pub(crate) fn preemptions(&self) -> u64 {
@@ -482,10 +482,7 @@ impl Worker {
     /// worker runs again.
     #[cold]
     fn relieve(&self, index: usize, l: &mut Local) {
-        // SAFETY: set by `run` from the Arc<Pool> the worker thread holds;
-        // the pool owns this worker, so it is alive while we run.
-        let Some(pool) = (unsafe { self.pool.load(Ordering::Acquire).as_ref() }) else { return };
-        let Some(blocked) = pool.worker(index) else { return };
+        let Some(blocked) = self.pool().and_then(|pool| pool.worker(index)) else { return };
         if !blocked.is_blocked() {
             self.relieving.store(usize::MAX, Ordering::Relaxed);
             blocked.relieved_by.store(usize::MAX, Ordering::Relaxed);
@@ -687,7 +684,7 @@ fn after_switch() {
 /// The body of a worker OS thread.
 pub(crate) fn run(pool: Arc<Pool>, index: usize) {
     let Some(w) = pool.worker(index) else { return };
-    if let Some(cpu) = w.pinned_cpu()
+    if let Some(cpu) = w.cpu()
         && let Err(e) = super::cpu::pin_current(cpu)
     {
         log::warn!("worker {index}: cannot pin to CPU {cpu}: {e}");
