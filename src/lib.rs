@@ -20,11 +20,13 @@ pub mod preempt;
 mod runtime;
 pub mod sched;
 pub mod stack;
+pub mod sync;
 pub mod thread;
 
 pub use runtime::current_cpu;
 pub use sched::{RoundRobinScheduler, Scheduler};
 pub use std::time::Duration;
+pub use sync::{Mutex, MutexGuard};
 pub use thread::{
     JoinHandle, Thread, ThreadBuilder, ThreadError, ThreadId, current, num_cpus, park, park_timeout, sleep, spawn,
     yield_now,

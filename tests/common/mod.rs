@@ -29,3 +29,9 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
 pub fn is_child(name: &str) -> bool {
     std::env::var("PMT_CHILD").as_deref() == Ok(name)
 }
+
+/// `n`, or a twentieth of it under an emulator (`PMT_TEST_RUNNER` set),
+/// where every instruction costs ~20 times more.
+pub fn scaled(n: u64) -> u64 {
+    if std::env::var_os("PMT_TEST_RUNNER").is_some() { (n / 20).max(1) } else { n }
+}

@@ -1,0 +1,22 @@
+//! Green-aware synchronisation.
+//!
+//! Every blocking primitive here parks a waiting green thread, so its
+//! worker runs other threads meanwhile, and blocks a waiting plain OS
+//! thread; both kinds of thread can share one primitive. The uncontended
+//! paths are a single atomic operation and never enter the runtime.
+//!
+//! Wake-ups are never lost and nothing is handed to a thread that gave up:
+//! a timed wait either unlinks itself before anyone decided for it, or
+//! takes what it was handed (see `waiter`).
+
+mod atomic;
+mod condvar;
+mod error;
+mod mutex;
+mod raw_mutex;
+mod spin;
+mod waiter;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use error::{TimedOut, WouldBlock};
+pub use mutex::{Mutex, MutexGuard};

@@ -1,0 +1,215 @@
+//! Mutex and Condvar under green threads, preemption and OS threads.
+
+mod common;
+
+use common::scaled;
+use preemptive_mlthreading_rust::sync::{Condvar, Mutex};
+use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, spawn};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+fn two_workers(slice: Duration) -> RoundRobinScheduler {
+    RoundRobinScheduler::new().with_workers(2).with_time_slice(slice)
+}
+
+/// The count is a plain (non-atomic) read-modify-write split by a yield
+/// point the compiler cannot merge: any break in mutual exclusion loses
+/// increments.
+#[test]
+fn thirty_two_threads_times_twenty_thousand_increments_are_exact_under_preemption() {
+    let sched = two_workers(Duration::from_micros(100));
+    let per = scaled(20_000);
+    let m = Arc::new(Mutex::new(0u64));
+    let start = Instant::now();
+    let hs: Vec<_> = (0..32)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            sched
+                .spawn(move || {
+                    for _ in 0..per {
+                        let mut g = m.lock();
+                        let v = std::hint::black_box(*g);
+                        *g = v + 1;
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(*m.lock(), 32 * per);
+    println!(
+        "32 x {per} increments in {:?}; {} preemptions",
+        start.elapsed(),
+        sched.worker_preemptions().iter().sum::<u64>()
+    );
+}
+
+#[test]
+fn green_and_os_threads_share_one_mutex() {
+    let m = Arc::new(Mutex::new(0u64));
+    let per = scaled(20_000);
+    let green: Vec<_> = (0..4)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            spawn(move || {
+                for _ in 0..per {
+                    *m.lock() += 1
+                }
+            })
+            .unwrap()
+        })
+        .collect();
+    let os: Vec<_> = (0..2)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    *m.lock() += 1
+                }
+            })
+        })
+        .collect();
+    green.into_iter().for_each(|h| h.join().unwrap());
+    os.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(*m.lock(), 6 * per);
+}
+
+/// A green thread waiting for a lock parks: its worker runs the holder,
+/// which is on the same (only) worker and must get the CPU to unlock.
+#[test]
+fn a_waiting_green_thread_leaves_its_worker_to_the_holder() {
+    let one = RoundRobinScheduler::new().with_workers(1).with_preemption(false);
+    let m = Arc::new(Mutex::new(Vec::new()));
+    let held = Arc::new(AtomicBool::new(false));
+    let (m2, held2) = (Arc::clone(&m), Arc::clone(&held));
+    let holder = one
+        .spawn(move || {
+            let mut g = m2.lock();
+            held2.store(true, Ordering::Release);
+            // Yield with the lock held: the waiter runs, must park.
+            for _ in 0..10 {
+                preemptive_mlthreading_rust::yield_now();
+            }
+            g.push("holder");
+        })
+        .unwrap();
+    while !held.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let m3 = Arc::clone(&m);
+    let waiter = one.spawn(move || m3.lock().push("waiter")).unwrap();
+    holder.join().unwrap();
+    waiter.join().unwrap();
+    assert_eq!(*m.lock(), ["holder", "waiter"]);
+}
+
+#[test]
+fn try_lock_for_gives_up_and_is_never_handed_the_lock_afterwards() {
+    let sched = two_workers(Duration::from_millis(1));
+    let m = Arc::new(Mutex::new(0u32));
+    let rounds = scaled(200);
+    let gave_up = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..8)
+        .map(|i| {
+            let (m, gave_up) = (Arc::clone(&m), Arc::clone(&gave_up));
+            sched
+                .spawn(move || {
+                    for _ in 0..rounds {
+                        if i % 2 == 0 {
+                            let mut g = m.lock();
+                            *g += 1;
+                            std::hint::black_box(&mut *g);
+                            preemptive_mlthreading_rust::yield_now();
+                        } else {
+                            match m.try_lock_for(Duration::from_micros(20)) {
+                                Ok(mut g) => *g += 1,
+                                Err(_) => {
+                                    gave_up.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    // Every increment is either a lock or a timed lock that succeeded; a
+    // lock handed to a thread that gave up would leave the mutex locked for
+    // ever and the final lock below would hang.
+    let g = m.try_lock_for(Duration::from_secs(10)).expect("mutex left locked");
+    assert_eq!(u64::from(*g) + gave_up.load(Ordering::Relaxed), 8 * rounds);
+    println!("{} of {} timed locks gave up", gave_up.load(Ordering::Relaxed), 4 * rounds);
+}
+
+#[test]
+fn condvar_ping_pong_loses_no_notification() {
+    let sched = two_workers(Duration::from_micros(200));
+    let rounds = scaled(20_000);
+    let state = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let s2 = Arc::clone(&state);
+    let pong = sched
+        .spawn(move || {
+            let (m, cv) = &*s2;
+            for i in 0..rounds {
+                let mut g = cv.wait_while(m.lock(), |v| *v != 2 * i + 1);
+                *g += 1;
+                cv.notify_all();
+            }
+        })
+        .unwrap();
+    let s3 = Arc::clone(&state);
+    let ping = sched
+        .spawn(move || {
+            let (m, cv) = &*s3;
+            for i in 0..rounds {
+                let mut g = cv.wait_while(m.lock(), |v| *v != 2 * i);
+                *g += 1;
+                cv.notify_all();
+            }
+        })
+        .unwrap();
+    ping.join().unwrap();
+    pong.join().unwrap();
+    assert_eq!(*state.0.lock(), 2 * rounds);
+}
+
+#[test]
+fn condvar_notify_one_wakes_exactly_one_and_timeouts_report_correctly() {
+    let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let s = Arc::clone(&state);
+            spawn(move || {
+                let (m, cv) = &*s;
+                let (mut g, r) = cv.wait_timeout_while(m.lock(), Duration::from_secs(30), |v| *v == 0);
+                assert!(!r.timed_out());
+                *g -= 1;
+            })
+            .unwrap()
+        })
+        .collect();
+    // Wait until all four are linked, then release them one by one.
+    let (m, cv) = &*state;
+    for _ in 0..4 {
+        *m.lock() += 1;
+        while !cv.notify_one() {
+            preemptive_mlthreading_rust::yield_now();
+        }
+    }
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(*m.lock(), 0);
+    let (_g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(2));
+    assert!(r.timed_out());
+    assert_eq!(cv.notify_all(), 0);
+}
+
+#[test]
+fn static_mutex_and_condvar_are_const() {
+    static M: Mutex<u32> = Mutex::new(7);
+    static CV: Condvar = Condvar::new();
+    *M.lock() += 1;
+    CV.notify_all();
+    assert_eq!(*M.lock(), 8);
+}
