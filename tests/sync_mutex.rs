@@ -30,6 +30,11 @@ fn thirty_two_threads_times_twenty_thousand_increments_are_exact_under_preemptio
                     for _ in 0..per {
                         let mut g = m.lock();
                         let v = std::hint::black_box(*g);
+                        if v % 64 == 0 {
+                            // Holding the lock across a switch makes the
+                            // others queue, park and be woken.
+                            preemptive_mlthreading_rust::yield_now();
+                        }
                         *g = v + 1;
                     }
                 })
@@ -177,29 +182,40 @@ fn condvar_ping_pong_loses_no_notification() {
 
 #[test]
 fn condvar_notify_one_wakes_exactly_one_and_timeouts_report_correctly() {
-    let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    // (ready, tokens, finished)
+    let state = Arc::new((Mutex::new((0u32, 0u32, 0u32)), Condvar::new()));
     let hs: Vec<_> = (0..4)
         .map(|_| {
             let s = Arc::clone(&state);
             spawn(move || {
                 let (m, cv) = &*s;
-                let (mut g, r) = cv.wait_timeout_while(m.lock(), Duration::from_secs(30), |v| *v == 0);
+                let mut g = m.lock();
+                g.0 += 1;
+                let (mut g, r) = cv.wait_timeout_while(g, Duration::from_secs(60), |v| v.1 == 0);
                 assert!(!r.timed_out());
-                *g -= 1;
+                g.1 -= 1;
+                g.2 += 1;
             })
             .unwrap()
         })
         .collect();
-    // Wait until all four are linked, then release them one by one.
     let (m, cv) = &*state;
-    for _ in 0..4 {
-        *m.lock() += 1;
-        while !cv.notify_one() {
+    // Linked before they release the mutex: once all four counted
+    // themselves, all four wait.
+    while m.lock().0 < 4 {
+        preemptive_mlthreading_rust::yield_now();
+    }
+    for i in 1..=4 {
+        let mut g = m.lock();
+        g.1 += 1;
+        assert!(cv.notify_one(), "a waiter must be there to wake");
+        drop(g);
+        while m.lock().2 < i {
             preemptive_mlthreading_rust::yield_now();
         }
+        assert_eq!(m.lock().2, i, "one notify_one, one thread out");
     }
     hs.into_iter().for_each(|h| h.join().unwrap());
-    assert_eq!(*m.lock(), 0);
     let (_g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(2));
     assert!(r.timed_out());
     assert_eq!(cv.notify_all(), 0);

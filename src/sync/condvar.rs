@@ -195,3 +195,7 @@ impl fmt::Debug for Condvar {
         f.debug_struct("Condvar").field("waiters", &self.count.load(Ordering::Relaxed)).finish()
     }
 }
+
+// Its internal state stays consistent if a panic unwinds through a waiter.
+impl std::panic::RefUnwindSafe for Condvar {}
+impl std::panic::UnwindSafe for Condvar {}

@@ -10,13 +10,22 @@
 //! takes what it was handed (see `waiter`).
 
 mod atomic;
+mod barrier;
 mod condvar;
 mod error;
 mod mutex;
 mod raw_mutex;
+mod raw_rwlock;
+mod rwlock;
+mod semaphore;
 mod spin;
+mod wait_group;
 mod waiter;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{TimedOut, WouldBlock};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
+pub use wait_group::WaitGroup;
