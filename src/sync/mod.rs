@@ -20,3 +20,5 @@ mod waiter;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{TimedOut, WouldBlock};
 pub use mutex::{Mutex, MutexGuard};
+pub mod channel;
+pub mod oneshot;
