@@ -298,11 +298,7 @@ fn dropping_the_last_receiver_wakes_blocked_senders_with_their_values() {
     let blocked: Vec<_> = (0..3)
         .map(|i| {
             let (tx, d) = (tx.clone(), Arc::clone(&drops));
-            spawn(move || match tx.send((i, Counted(d))) {
-                Err(SendError((j, _value))) => j,
-                Ok(()) => panic!("sent with no receiver"),
-            })
-            .unwrap()
+            spawn(move || tx.send((i, Counted(d))).unwrap_err().into_inner()).unwrap()
         })
         .collect();
     let os = {
@@ -312,13 +308,16 @@ fn dropping_the_last_receiver_wakes_blocked_senders_with_their_values() {
     // Let them block (the outcome is the same if they have not yet).
     sleep(Duration::from_millis(10));
     drop(rx);
-    // The buffered value nobody can receive any more is dropped at once.
+    // The buffered value nobody can receive any more is dropped at once;
+    // the blocked senders get theirs back, undropped.
     assert_eq!(drops.load(Ordering::Relaxed), 1);
-    let returned: Vec<usize> = blocked.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(returned, [0, 1, 2]);
+    let returned: Vec<(usize, Counted)> = blocked.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(returned.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
     let e = os.join().unwrap();
     assert!(e.is_disconnected());
     assert_eq!(e.into_inner().0, 3);
+    assert_eq!(drops.load(Ordering::Relaxed), 2);
+    drop(returned);
     // Each value dropped exactly once: the buffered one and the 4 returned.
     assert_eq!(drops.load(Ordering::Relaxed), 5);
     assert!(matches!(tx.try_send((4, Counted(Arc::clone(&drops)))), Err(TrySendError::Disconnected((4, _)))));
