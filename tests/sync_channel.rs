@@ -5,7 +5,7 @@ mod common;
 
 use common::scaled;
 use preemptive_mlthreading_rust::sync::channel::{
-    self, Receiver, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+    self, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use preemptive_mlthreading_rust::sync::oneshot;
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, sleep, spawn};
@@ -420,4 +420,135 @@ fn oneshot_disconnection() {
     tx.send(1).unwrap();
     assert_eq!(rx.try_recv(), Ok(1));
     assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Disconnected));
+}
+
+/// Selectors (green, some with tiny timeouts) compete with plain receivers
+/// on three channels of different kinds, under preemption: every value is
+/// received exactly once, in order per channel for each receiver.
+#[test]
+fn select_competes_with_receivers_exactly_once() {
+    let sched = preempting_two_workers();
+    let per = scaled(10_000);
+    let chans = [channel::bounded(0), channel::bounded(3), channel::unbounded()];
+    let producers: Vec<_> = chans
+        .iter()
+        .enumerate()
+        .map(|(c, (tx, _))| {
+            let tx = tx.clone();
+            sched.spawn(move || (0..per).for_each(|i| tx.send((c, i)).unwrap())).unwrap()
+        })
+        .collect();
+    let rxs: Vec<Receiver<(usize, u64)>> = chans.iter().map(|(_, rx)| rx.clone()).collect();
+    drop(chans);
+    let selectors: Vec<_> = (0..3)
+        .map(|s| {
+            let rxs = rxs.clone();
+            sched
+                .spawn(move || {
+                    let (mut got, mut timeouts) = (Vec::new(), 0u64);
+                    let mut live: Vec<&Receiver<_>> = rxs.iter().collect();
+                    while !live.is_empty() {
+                        let r = if s == 0 {
+                            Ok(channel::select(&live))
+                        } else {
+                            channel::select_timeout(&live, Duration::from_micros(s * 3))
+                        };
+                        match r {
+                            Ok((_, Ok(v))) => got.push(v),
+                            Ok((i, Err(_))) => {
+                                live.remove(i);
+                            }
+                            Err(_) => timeouts += 1,
+                        }
+                    }
+                    (got, timeouts)
+                })
+                .unwrap()
+        })
+        .collect();
+    let plain: Vec<_> =
+        rxs.into_iter().map(|rx| sched.spawn(move || (rx.iter().collect::<Vec<_>>(), 0)).unwrap()).collect();
+    producers.into_iter().for_each(|h| h.join().unwrap());
+    let mut all = HashSet::new();
+    let mut report = Vec::new();
+    for h in selectors.into_iter().chain(plain) {
+        let (got, timeouts) = h.join().unwrap();
+        report.push((got.len(), timeouts));
+        let mut last = [None; 3];
+        for (c, i) in got {
+            assert!(last[c] < Some(i), "channel {c}: {i} after {:?}", last[c]);
+            last[c] = Some(i);
+            assert!(all.insert((c, i)), "({c}, {i}) received twice");
+        }
+    }
+    assert_eq!(all.len() as u64, 3 * per, "values lost");
+    println!("(received, timeouts) per selector then per plain receiver: {report:?}");
+}
+
+#[test]
+fn select_wakes_on_a_value_or_a_disconnection() {
+    let (tx_a, rx_a) = channel::bounded::<u32>(0);
+    let (tx_b, rx_b) = channel::unbounded::<u32>();
+    let h = spawn(move || {
+        let first = channel::select(&[&rx_a, &rx_b]);
+        let second = channel::select(&[&rx_a, &rx_b]);
+        (first, second)
+    })
+    .unwrap();
+    sleep(Duration::from_millis(5));
+    tx_b.send(7).unwrap();
+    sleep(Duration::from_millis(5));
+    drop(tx_a);
+    let (first, second) = h.join().unwrap();
+    assert_eq!(first, (1, Ok(7)));
+    assert_eq!(second, (0, Err(channel::RecvError)));
+    assert_eq!(
+        channel::try_select(&[&channel::unbounded::<u8>().1]),
+        Err(preemptive_mlthreading_rust::sync::WouldBlock)
+    );
+    drop(tx_b);
+}
+
+/// Timed selects racing timed sends on rendezvous channels: each value is
+/// received by the select or returned to its sender.
+#[test]
+fn select_timeout_races_send_timeout_nothing_lost() {
+    let sched = preempting_two_workers();
+    let per = scaled(5_000) as usize;
+    let (tx_a, rx_a) = channel::bounded(0);
+    let (tx_b, rx_b) = channel::bounded(0);
+    let senders: Vec<_> = [tx_a, tx_b]
+        .into_iter()
+        .enumerate()
+        .map(|(c, tx)| {
+            sched
+                .spawn(move || {
+                    (0..per)
+                        .filter_map(|i| tx.send_timeout(c * per + i, Duration::from_micros(1 + i as u64 % 9)).err())
+                        .map(SendTimeoutError::into_inner)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap()
+        })
+        .collect();
+    let selector = sched
+        .spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match channel::select_timeout(&[&rx_a, &rx_b], Duration::from_micros(2)) {
+                    Ok((_, Ok(v))) => got.push(v),
+                    Ok((_, Err(_))) if rx_a.is_disconnected() && rx_b.is_disconnected() => break got,
+                    _ => {}
+                }
+            }
+        })
+        .unwrap();
+    let returned: Vec<usize> = senders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let got = selector.join().unwrap();
+    let mut seen = vec![false; 2 * per];
+    for &v in got.iter().chain(&returned) {
+        assert!(!std::mem::replace(&mut seen[v], true), "{v} delivered twice");
+    }
+    assert!(seen.iter().all(|&s| s), "a value was lost");
+    println!("{} selected, {} returned to timed-out senders", got.len(), returned.len());
 }

@@ -78,3 +78,51 @@ fn dropping_the_receiver_returns_or_drops_each_value_once() {
         assert_eq!(drops.load(Ordering::Relaxed), 2);
     });
 }
+
+/// Two timed sends on two rendezvous channels race one timed select: each
+/// value is selected or returned, and the select takes at most one.
+#[test]
+fn select_timeout_races_two_timed_sends() {
+    model(|| {
+        let (tx_a, rx_a) = bounded(0);
+        let (tx_b, rx_b) = bounded(0);
+        let senders: Vec<_> = [(tx_a, 1), (tx_b, 2)]
+            .into_iter()
+            .map(|(tx, v)| {
+                thread::spawn(move || tx.send_timeout(v, Duration::from_millis(1)).err().map(|e| e.into_inner()))
+            })
+            .collect();
+        let got = match super::select_timeout(&[&rx_a, &rx_b], Duration::from_millis(1)) {
+            Ok((i, Ok(v))) => {
+                assert_eq!(v, i + 1);
+                vec![v]
+            }
+            // Disconnected: that sender timed out and dropped its handle.
+            Ok((_, Err(_))) | Err(_) => vec![],
+        };
+        let returned: Vec<usize> = senders.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<usize> = got.into_iter().chain(returned).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+/// A select waiting on two channels is woken by a send on the second while
+/// the first sender's handle is dropped: it gets the value or sees the
+/// disconnection, and the value is never lost.
+#[test]
+fn select_sees_a_send_or_a_disconnection() {
+    model(|| {
+        let (tx_a, rx_a) = bounded::<usize>(0);
+        let (tx_b, rx_b) = bounded(1);
+        let t1 = thread::spawn(move || drop(tx_a));
+        let t2 = thread::spawn(move || tx_b.send(5).unwrap());
+        match super::select(&[&rx_a, &rx_b]) {
+            (0, Err(_)) => assert_eq!(rx_b.recv(), Ok(5)),
+            (1, Ok(5)) => {}
+            other => panic!("{other:?}"),
+        }
+        t1.join().unwrap();
+        t2.join().unwrap();
+    });
+}

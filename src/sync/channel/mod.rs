@@ -25,6 +25,12 @@
 //! - Values still buffered when the last handle is dropped are dropped
 //!   with it.
 //!
+//! # Select
+//!
+//! [`select`] receives from whichever of several receivers (of one value
+//! type) is ready first; [`try_select`] and [`select_timeout`] are its
+//! non-waiting and timed forms.
+//!
 //! A timed operation either completes or fails with nothing transferred:
 //! a value is never lost nor delivered twice, and a send that times out
 //! returns its value in the error.
@@ -54,7 +60,7 @@ mod error;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-use super::error::deadline_after;
+use super::error::{TimedOut, WouldBlock, deadline_after};
 use chan::{Chan, Fail, Wait};
 pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use std::fmt;
@@ -93,6 +99,69 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 fn pair<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap));
     (Sender { chan: Arc::clone(&chan) }, Receiver { chan })
+}
+
+/// Receives from the first of `receivers` that is ready, waiting on all of
+/// them until one is. Returns its index in `receivers` with the value, or
+/// with [`RecvError`] if that channel is empty and disconnected (a
+/// disconnected channel is always ready). Receivers are tried in the order
+/// given; a value goes to the select or to another receiver, never both.
+///
+/// # Panics
+/// If `receivers` is empty.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{spawn, sync::channel};
+///
+/// let (tx_a, rx_a) = channel::bounded::<&str>(0);
+/// let (tx_b, rx_b) = channel::bounded(0);
+/// let h = spawn(move || tx_b.send("b").unwrap()).unwrap();
+/// assert_eq!(channel::select(&[&rx_a, &rx_b]), (1, Ok("b")));
+/// h.join().unwrap();
+/// drop(tx_a);
+/// assert_eq!(channel::select(&[&rx_a, &rx_b]), (0, Err(channel::RecvError)));
+/// ```
+pub fn select<T>(receivers: &[&Receiver<T>]) -> (usize, Result<T, RecvError>) {
+    match select_with(receivers, Wait::Until(None)) {
+        Ok(r) => r,
+        Err(_) => unreachable!("an unbounded select neither times out nor gives up"),
+    }
+}
+
+/// Like [`select`], but only takes what is ready now.
+///
+/// ```
+/// use preemptive_mlthreading_rust::sync::{WouldBlock, channel};
+///
+/// let (tx_a, rx_a) = channel::unbounded();
+/// let (_tx_b, rx_b) = channel::unbounded();
+/// assert_eq!(channel::try_select(&[&rx_a, &rx_b]), Err(WouldBlock));
+/// tx_a.send(1).unwrap();
+/// assert_eq!(channel::try_select(&[&rx_b, &rx_a]), Ok((1, Ok(1))));
+/// ```
+pub fn try_select<T>(receivers: &[&Receiver<T>]) -> Result<(usize, Result<T, RecvError>), WouldBlock> {
+    select_with(receivers, Wait::Never).map_err(|_| WouldBlock)
+}
+
+/// Like [`select`], giving up after `timeout`.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{Duration, sync::{TimedOut, channel}};
+///
+/// let (_tx_a, rx_a) = channel::bounded::<u8>(1);
+/// let (_tx_b, rx_b) = channel::bounded::<u8>(1);
+/// assert_eq!(channel::select_timeout(&[&rx_a, &rx_b], Duration::from_millis(1)), Err(TimedOut));
+/// ```
+pub fn select_timeout<T>(
+    receivers: &[&Receiver<T>],
+    timeout: Duration,
+) -> Result<(usize, Result<T, RecvError>), TimedOut> {
+    select_with(receivers, Wait::Until(deadline_after(timeout))).map_err(|_| TimedOut)
+}
+
+fn select_with<T>(receivers: &[&Receiver<T>], wait: Wait) -> Result<(usize, Result<T, RecvError>), Fail<()>> {
+    let chans: Vec<&Chan<T>> = receivers.iter().map(|r| &*r.chan).collect();
+    chan::select(&chans, wait).map(|(i, v)| (i, v.ok_or(RecvError)))
 }
 
 /// The sending half of a channel. Clone it for more producers.
