@@ -418,18 +418,20 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
             })
             .collect(),
     };
-    let mut linked = 0;
+    // Declared after what the entries point to, so dropped (unlinking
+    // them) before any of it, on return and on a panic alike.
+    let mut linked = Linked { chans, waiters: &waiters, count: 0 };
     let mut ready = None;
     for (i, chan) in chans.iter().enumerate() {
         // SAFETY: `waiters[i]` points to `entries[i]`; both and `selection`
-        // stay on this frame, unmoved, until the loop at the end has
-        // unlinked every linked entry, and nothing in between can panic.
+        // stay on this frame, unmoved, until `linked` has unlinked every
+        // linked entry.
         match unsafe { chan.select_step(waiters.get(i), &entries[i]) } {
             Step::Ready(v) => {
                 ready = Some((i, v));
                 break;
             }
-            Step::Pending => linked = i + 1,
+            Step::Pending => linked.count = i + 1,
             Step::Lost => break,
         }
     }
@@ -453,8 +455,23 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
             }
         }
     };
-    for (chan, w) in chans.iter().zip(&waiters).take(linked) {
-        chan.unlink(w);
-    }
+    drop(linked);
     result
+}
+
+/// The first `count` entries of a select, linked into the receivers' lists
+/// of the first `count` channels; unlinked from each (unless a waker
+/// already did) when this is dropped.
+struct Linked<'a, T> {
+    chans: &'a [&'a Chan<T>],
+    waiters: &'a [Waiter],
+    count: usize,
+}
+
+impl<T> Drop for Linked<'_, T> {
+    fn drop(&mut self) {
+        for (chan, w) in self.chans.iter().zip(self.waiters).take(self.count) {
+            chan.unlink(w);
+        }
+    }
 }

@@ -3,6 +3,9 @@
 //!
 //! Under loom a timed wait may time out at any point (see `waiter`), so
 //! the timed models explore every place a timeout can race a transfer.
+//! Their timeouts are long: a deadline that really passed would skip that
+//! scheduling point depending on the wall clock, and loom needs every
+//! execution of a model to be deterministic.
 
 use super::bounded;
 use loom::thread;
@@ -12,6 +15,9 @@ use std::time::Duration;
 
 /// Explores `f` with at most 2 preemptions (unless `LOOM_MAX_PREEMPTIONS`
 /// says otherwise) and prints how many executions that took.
+/// The timeout of the timed operations (it never really passes).
+const PATIENCE: Duration = Duration::from_secs(3600);
+
 fn model(f: impl Fn() + Send + Sync + 'static) {
     let runs = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&runs);
@@ -43,9 +49,9 @@ fn two_values_through_bounded_1_arrive_in_order() {
 fn rendezvous_timeouts_race_the_transfer() {
     model(|| {
         let (tx, rx) = bounded(0);
-        let t = thread::spawn(move || tx.send_timeout(7, Duration::from_millis(1)).err().map(|e| e.into_inner()));
+        let t = thread::spawn(move || tx.send_timeout(7, PATIENCE).err().map(|e| e.into_inner()));
         // Disconnected: the sender gave up and dropped its handle first.
-        let got = rx.recv_timeout(Duration::from_millis(1)).ok();
+        let got = rx.recv_timeout(PATIENCE).ok();
         let returned = t.join().unwrap();
         // Exactly one of them has the value.
         assert_eq!(got.or(returned), Some(7));
@@ -72,7 +78,7 @@ fn dropping_the_receiver_returns_or_drops_each_value_once() {
             // Blocks (full) until the receive makes room or the receiver goes.
             drop(tx.send(Counted(d)));
         });
-        drop(rx.recv_timeout(Duration::from_millis(1)));
+        drop(rx.recv_timeout(PATIENCE));
         drop(rx);
         t.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 2);
@@ -88,11 +94,9 @@ fn select_timeout_races_two_timed_sends() {
         let (tx_b, rx_b) = bounded(0);
         let senders: Vec<_> = [(tx_a, 1), (tx_b, 2)]
             .into_iter()
-            .map(|(tx, v)| {
-                thread::spawn(move || tx.send_timeout(v, Duration::from_millis(1)).err().map(|e| e.into_inner()))
-            })
+            .map(|(tx, v)| thread::spawn(move || tx.send_timeout(v, PATIENCE).err().map(|e| e.into_inner())))
             .collect();
-        let got = match super::select_timeout(&[&rx_a, &rx_b], Duration::from_millis(1)) {
+        let got = match super::select_timeout(&[&rx_a, &rx_b], PATIENCE) {
             Ok((i, Ok(v))) => {
                 assert_eq!(v, i + 1);
                 vec![v]
