@@ -552,3 +552,30 @@ fn select_timeout_races_send_timeout_nothing_lost() {
     assert!(seen.iter().all(|&s| s), "a value was lost");
     println!("{} selected, {} returned to timed-out senders", got.len(), returned.len());
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<X: Send + Sync>() {}
+    send_sync::<Sender<String>>();
+    send_sync::<Receiver<String>>();
+    send_sync::<oneshot::Sender<String>>();
+    send_sync::<oneshot::Receiver<String>>();
+}
+
+/// A value holding a sender of its own channel: dropping the last
+/// receiver drops it (outside the channel's lock, or this would deadlock),
+/// which breaks the reference cycle.
+#[test]
+fn a_buffered_value_holding_a_sender_of_its_own_channel_is_dropped() {
+    struct Msg {
+        _tx: Sender<Msg>,
+        _count: Counted,
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = channel::unbounded();
+    tx.send(Msg { _tx: tx.clone(), _count: Counted(Arc::clone(&drops)) }).unwrap();
+    drop(tx);
+    assert!(!rx.is_disconnected(), "the buffered value holds a sender");
+    drop(rx);
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+}

@@ -34,7 +34,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     (Sender(tx), Receiver(rx))
 }
 
-/// Sends the one value; see [`channel`].
+/// Sends the one value; see [`channel()`].
 ///
 /// ```
 /// use preemptive_mlthreading_rust::sync::oneshot;
@@ -45,7 +45,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 /// ```
 pub struct Sender<T>(channel::Sender<T>);
 
-/// Receives the one value; see [`channel`].
+/// Receives the one value; see [`channel()`].
 ///
 /// ```
 /// use preemptive_mlthreading_rust::sync::oneshot;
