@@ -36,6 +36,14 @@ fn start<R: Send + 'static>(
     }
 }
 
+/// A little computation between channel operations, so that threads also
+/// run out their time slices and get preempted.
+fn work(n: u64) {
+    for i in 0..n {
+        std::hint::black_box(i);
+    }
+}
+
 /// Counts its drops, to find values lost or dropped twice.
 struct Counted(Arc<AtomicUsize>);
 
@@ -55,14 +63,21 @@ fn four_by_four(tx: Sender<(usize, u64)>, rx: Receiver<(usize, u64)>, what: &str
     let producers: Vec<_> = (0..4)
         .map(|p| {
             let tx = tx.clone();
-            sched.spawn(move || (0..per).for_each(|i| tx.send((p, i)).unwrap())).unwrap()
+            sched
+                .spawn(move || {
+                    for i in 0..per {
+                        work(500);
+                        tx.send((p, i)).unwrap();
+                    }
+                })
+                .unwrap()
         })
         .collect();
     drop(tx);
     let consumers: Vec<_> = (0..4)
         .map(|_| {
             let rx = rx.clone();
-            sched.spawn(move || rx.iter().collect::<Vec<_>>()).unwrap()
+            sched.spawn(move || rx.iter().inspect(|_| work(500)).collect::<Vec<_>>()).unwrap()
         })
         .collect();
     drop(rx);
