@@ -198,8 +198,8 @@ pub struct Receiver<T> {
 /// What the handles of both sides report about their channel.
 macro_rules! common_methods {
     () => {
-        /// How many values are buffered (not counting those of blocked
-        /// senders of a rendezvous channel).
+        /// How many values are buffered; the values of blocked senders
+        /// (always the case on a rendezvous channel) are not counted.
         ///
         /// ```
         /// use preemptive_mlthreading_rust::sync::channel;
