@@ -2,9 +2,12 @@
 //! against: std's normally, loom's when the crate is built with
 //! `--cfg loom` so that the lock-free protocols can be model-checked.
 
+// `AtomicPtr` and `AtomicU32` are not used by every build yet.
+#[allow(unused_imports)]
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
+#[allow(unused_imports)]
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 

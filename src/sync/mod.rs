@@ -30,5 +30,8 @@ pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;
 
+pub mod channel;
+pub mod oneshot;
+
 #[cfg(all(test, loom))]
 mod loom_tests;

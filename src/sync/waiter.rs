@@ -71,27 +71,33 @@ impl Waiter {
     /// then the entry is still linked and the caller must settle the race
     /// with [`WaitList::remove_if_waiting`] under the lock.
     pub(crate) fn park_until(&self, deadline: Option<Instant>) -> Option<u8> {
-        loop {
-            let s = self.state.load(Ordering::Acquire);
-            if s != WAITING {
-                return Some(s);
-            }
-            match deadline {
-                None => park(),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d || !park_timeout(d - now) {
-                        let s = self.state.load(Ordering::Acquire);
-                        return if s != WAITING { Some(s) } else { None };
-                    }
-                }
-            }
-        }
+        park_until_done(deadline, || self.state.load(Ordering::Acquire) != WAITING).then(|| self.outcome())
     }
 
     /// The outcome, once decided.
     pub(crate) fn outcome(&self) -> u8 {
         self.state.load(Ordering::Acquire)
+    }
+}
+
+/// Parks the current thread until `done()` holds, checking it before each
+/// park and after each wake-up, or until `deadline` passes. True when
+/// `done()` held. For a thread waiting on several entries at once (a
+/// select): each entry's waker unparks it after deciding for that entry.
+pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        match deadline {
+            None => park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d || !park_timeout(d - now) {
+                    return done();
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,477 @@
+//! The shared state behind a channel's handles: one lock guarding the
+//! buffer and the two wait lists (Go's `hchan`).
+//!
+//! Invariants, true whenever the lock is free:
+//! - receivers wait only while the buffer is empty and no sender waits;
+//! - senders wait only while the buffer is full (always, for capacity 0)
+//!   and no receiver waits.
+//!
+//! A blocked thread's value slot is an `Option<T>` on its own stack; the
+//! address is in its [`Waiter`]'s `data`. Whoever decides for a waiter
+//! moves the value into or out of that slot inside
+//! [`WaitList::wake_front_with`], before publishing the outcome, so the
+//! owner finds the transfer complete once it sees the outcome (or, after a
+//! timeout, once it holds the lock again and finds itself unlinked).
+//!
+//! A [`select`](super::select) links one entry (`flag` set) into the
+//! receivers' list of each of its channels; they share one [`Selection`].
+//! A waker must first *claim* the selection for its entry (one CAS, under
+//! its channel's lock); an entry whose selection was claimed elsewhere is
+//! unlinked as [`SKIPPED`], without a wake-up. The selecting thread unlinks
+//! its other entries before it returns, so linked entries are alive.
+
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::spin::{SpinGuard, SpinLock};
+use crate::sync::waiter::{WaitList, Waiter, Wake, Wakes, park_until_done};
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::mem;
+use std::time::Instant;
+
+/// The waker moved the value (into the receiver's slot, or out of the
+/// sender's).
+const DONE: u8 = 1;
+/// The other side is gone; a sender's value is still in its slot.
+const DISCONNECTED: u8 = 2;
+/// Not an outcome anyone publishes: the owner unlinked itself in time.
+const TIMED_OUT: u8 = 3;
+/// A select entry whose selection completed on another channel.
+const SKIPPED: u8 = 4;
+
+/// `Selection::token` before anyone claimed it.
+const UNCLAIMED: usize = usize::MAX;
+/// `Selection::token` once the selecting thread gave up.
+const ABANDONED: usize = usize::MAX - 1;
+
+/// What the entries of one select share, on the selecting thread's stack.
+struct Selection<T> {
+    /// [`UNCLAIMED`], the index of the entry whose channel completes the
+    /// select, or [`ABANDONED`]. Set once, by a CAS.
+    token: AtomicUsize,
+    /// The value, written by the waker that claimed the token.
+    slot: UnsafeCell<Option<T>>,
+}
+
+/// A select entry's payload (its `Waiter::data` points here).
+struct SelectEntry<T> {
+    selection: *const Selection<T>,
+    index: usize,
+}
+
+impl<T> Selection<T> {
+    fn new() -> Self {
+        Selection { token: AtomicUsize::new(UNCLAIMED), slot: UnsafeCell::new(None) }
+    }
+
+    /// Makes entry `index` the one that completes the select, unless
+    /// another already did or the selecting thread gave up.
+    fn claim(&self, index: usize) -> bool {
+        self.token.compare_exchange(UNCLAIMED, index, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+/// One channel's step of a select, see [`Chan::select_step`].
+enum Step<T> {
+    /// The select completed here: a value, or `None` if disconnected.
+    Ready(Option<T>),
+    /// Nothing ready; the entry was linked (when one was given).
+    Pending,
+    /// Another channel already claimed the selection.
+    Lost,
+}
+
+/// How long an operation may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all (`try_`).
+    Never,
+    /// Until the deadline, or for ever when `None`.
+    Until(Option<Instant>),
+}
+
+/// Why an operation failed; a send's value comes back inside.
+pub(crate) enum Fail<T> {
+    /// Full buffer (send) or empty channel (receive) and `Wait::Never`.
+    WouldBlock(T),
+    Disconnected(T),
+    Timeout(T),
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    /// Blocked senders; each slot holds `Some(value)`.
+    senders_q: WaitList,
+    /// Blocked receivers; each slot holds `None` until a sender fills it.
+    receivers_q: WaitList,
+    senders: usize,
+    receivers: usize,
+    /// Set when either count drops to zero; never cleared.
+    disconnected: bool,
+}
+
+pub(crate) struct Chan<T> {
+    state: SpinLock<State<T>>,
+    /// `None`: unbounded.
+    cap: Option<usize>,
+}
+
+/// The value slot of a linked entry: an `Option<T>` on its owner's stack,
+/// or its selection's slot for a select entry.
+///
+/// # Safety
+/// `w` must be a linked entry of one of this channel's lists for `T`, and
+/// the caller must hold the channel's lock; for a select entry, the caller
+/// must have claimed the selection for it.
+unsafe fn slot_of<T>(w: &Waiter) -> *mut Option<T> {
+    if w.flag.get() {
+        let entry = w.data.get() as *const SelectEntry<T>;
+        // SAFETY: a linked select entry's payload and selection live until
+        // the selecting thread has unlinked all its entries.
+        unsafe { (*(*entry).selection).slot.get() }
+    } else {
+        w.data.get() as *mut Option<T>
+    }
+}
+
+/// Moves the value out of a linked entry's slot.
+///
+/// # Safety
+/// As for [`slot_of`].
+unsafe fn take_from<T>(w: &Waiter) -> Option<T> {
+    // SAFETY: the slot is live (`slot_of`'s contract) and nobody else
+    // accesses it: its owner waits for the outcome, other wakers are
+    // excluded by the lock (and, for a selection, by the claim).
+    unsafe { (*slot_of::<T>(w)).take() }
+}
+
+/// Moves `value` into a linked entry's slot.
+///
+/// # Safety
+/// As for [`slot_of`].
+unsafe fn put_into<T>(w: &Waiter, value: Option<T>) {
+    // SAFETY: as in `take_from`; the slot holds `None`, so nothing is
+    // dropped here.
+    unsafe { *slot_of::<T>(w) = value };
+}
+
+/// Decides `outcome` for the first entry of `list` that may be decided for:
+/// a plain entry, or a select entry whose selection it claims. Select
+/// entries claimed elsewhere are unlinked on the way as [`SKIPPED`].
+fn wake_first<T>(list: &mut WaitList, outcome: u8, before: impl FnOnce(&Waiter)) -> Option<Wake> {
+    loop {
+        let w = list.front()?;
+        let claimed = !w.flag.get() || {
+            let entry = w.data.get() as *const SelectEntry<T>;
+            // SAFETY: `w` is linked, so its payload and selection are alive
+            // (see `slot_of`).
+            unsafe { (*(*entry).selection).claim((*entry).index) }
+        };
+        if claimed {
+            return list.wake_front_with(outcome, before);
+        }
+        // Its owner does not wait for this entry: no wake-up.
+        drop(list.wake_front(SKIPPED));
+    }
+}
+
+/// Links a fresh entry for the current thread, whose slot is `slot`, parks
+/// until the other side decides or `deadline` passes, and returns the
+/// outcome ([`TIMED_OUT`] when it unlinked itself).
+fn block_on<T>(
+    chan: &Chan<T>,
+    mut st: SpinGuard<'_, State<T>>,
+    slot: &mut Option<T>,
+    list: fn(&mut State<T>) -> &mut WaitList,
+    deadline: Option<Instant>,
+) -> u8 {
+    let waiter = Waiter::new();
+    waiter.data.set(slot as *mut Option<T> as usize);
+    // SAFETY: `waiter` and the slot stay on this frame, untouched by us,
+    // until a waker unlinks the entry (publishing its outcome last) or we
+    // unlink it ourselves below.
+    unsafe { list(&mut *st).push(&waiter, false) };
+    drop(st);
+    match waiter.park_until(deadline) {
+        Some(outcome) => outcome,
+        None => {
+            let mut st = chan.state.lock();
+            if list(&mut *st).remove_if_waiting(&waiter) { TIMED_OUT } else { waiter.outcome() }
+        }
+    }
+}
+
+/// Delivers a wake-up decided under the lock, once it is released.
+fn unpark(wake: Option<Wake>) {
+    if let Some(w) = wake {
+        w.unpark();
+    }
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn new(cap: Option<usize>) -> Self {
+        let state = State {
+            buf: VecDeque::new(),
+            senders_q: WaitList::new(),
+            receivers_q: WaitList::new(),
+            senders: 1,
+            receivers: 1,
+            disconnected: false,
+        };
+        Chan { state: SpinLock::new(state), cap }
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.cap
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().buf.len()
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.state.lock().disconnected
+    }
+
+    pub(crate) fn send(&self, value: T, wait: Wait) -> Result<(), Fail<T>> {
+        let mut st = self.state.lock();
+        if st.receivers == 0 {
+            return Err(Fail::Disconnected(value));
+        }
+        let State { buf, receivers_q, .. } = &mut *st;
+        // Hand it straight to the longest-waiting receiver (the buffer is
+        // empty then, so nothing sent earlier is overtaken).
+        let mut value = Some(value);
+        let wake = wake_first::<T>(receivers_q, DONE, |w| {
+            // SAFETY: `w` is linked in our receivers' list, claimed, and we
+            // hold the lock.
+            unsafe { put_into(w, value.take()) };
+        });
+        if wake.is_some() {
+            drop(st);
+            unpark(wake);
+            return Ok(());
+        }
+        let value = value.expect("no receiver took it");
+        if self.cap.is_none_or(|cap| buf.len() < cap) {
+            buf.push_back(value);
+            return Ok(());
+        }
+        let deadline = match wait {
+            Wait::Never => return Err(Fail::WouldBlock(value)),
+            Wait::Until(d) => d,
+        };
+        let mut slot = Some(value);
+        let outcome = block_on(self, st, &mut slot, |s| &mut s.senders_q, deadline);
+        // The slot is ours again: a receiver emptied it (DONE) or nobody did.
+        match (outcome, slot) {
+            (DONE, None) => Ok(()),
+            (DISCONNECTED, Some(v)) => Err(Fail::Disconnected(v)),
+            (TIMED_OUT, Some(v)) => Err(Fail::Timeout(v)),
+            _ => unreachable!("a blocked sender's slot disagrees with its outcome"),
+        }
+    }
+
+    /// Takes the next value if one is ready; the wake-up (of a blocked
+    /// sender, now done) is to be delivered once the lock is released.
+    fn take_ready(st: &mut State<T>) -> Option<(T, Option<Wake>)> {
+        let State { buf, senders_q, .. } = st;
+        let mut got = buf.pop_front();
+        let wake = if got.is_some() {
+            // A slot freed up: the longest-blocked sender's value joins the
+            // back of the buffer, behind everything sent before it.
+            senders_q.wake_front_with(DONE, |w| {
+                // SAFETY: `w` is linked in our senders' list (which holds no
+                // select entries) and we hold the lock.
+                buf.push_back(unsafe { take_from(w) }.expect("a blocked sender's value"));
+            })
+        } else {
+            // Empty buffer with a blocked sender: capacity 0, rendezvous.
+            senders_q.wake_front_with(DONE, |w| {
+                // SAFETY: as above.
+                got = unsafe { take_from(w) };
+            })
+        };
+        debug_assert!(got.is_some() || wake.is_none(), "a woken sender always fills `got`");
+        got.map(|v| (v, wake))
+    }
+
+    pub(crate) fn recv(&self, wait: Wait) -> Result<T, Fail<()>> {
+        let mut st = self.state.lock();
+        if let Some((v, wake)) = Self::take_ready(&mut st) {
+            drop(st);
+            unpark(wake);
+            return Ok(v);
+        }
+        if st.senders == 0 {
+            return Err(Fail::Disconnected(()));
+        }
+        let deadline = match wait {
+            Wait::Never => return Err(Fail::WouldBlock(())),
+            Wait::Until(d) => d,
+        };
+        let mut slot = None;
+        match (block_on(self, st, &mut slot, |s| &mut s.receivers_q, deadline), slot) {
+            (DONE, Some(v)) => Ok(v),
+            (DISCONNECTED, None) => Err(Fail::Disconnected(())),
+            (TIMED_OUT, None) => Err(Fail::Timeout(())),
+            _ => unreachable!("a blocked receiver's slot disagrees with its outcome"),
+        }
+    }
+
+    /// One channel's part of a select for entry `entry.index`: if a value
+    /// or the disconnection is ready, claims the selection and takes it;
+    /// otherwise links `w` (when given) as a select entry.
+    ///
+    /// # Safety
+    /// `w` must point to `entry`, and `w`, `entry` and its selection must
+    /// stay alive and unmoved until `w` is unlinked, by a waker or by
+    /// [`unlink`](Self::unlink).
+    unsafe fn select_step(&self, w: Option<&Waiter>, entry: &SelectEntry<T>) -> Step<T> {
+        let mut st = self.state.lock();
+        let ready = !st.buf.is_empty() || !st.senders_q.is_empty() || st.senders == 0;
+        if !ready {
+            if let Some(w) = w {
+                // SAFETY: per our contract.
+                unsafe { st.receivers_q.push(w, false) };
+            }
+            return Step::Pending;
+        }
+        // SAFETY: the selection outlives this call (our contract).
+        if !unsafe { (*entry.selection).claim(entry.index) } {
+            return Step::Lost;
+        }
+        match Self::take_ready(&mut st) {
+            Some((v, wake)) => {
+                drop(st);
+                unpark(wake);
+                Step::Ready(Some(v))
+            }
+            None => Step::Ready(None),
+        }
+    }
+
+    /// Unlinks a select entry unless a waker already did; see
+    /// [`WaitList::remove_if_waiting`].
+    fn unlink(&self, w: &Waiter) {
+        self.state.lock().receivers_q.remove_if_waiting(w);
+    }
+
+    /// Counts a new handle of one side.
+    pub(crate) fn acquire(&self, sender: bool) {
+        let mut st = self.state.lock();
+        if sender {
+            st.senders += 1;
+        } else {
+            st.receivers += 1;
+        }
+    }
+
+    /// Drops a handle of one side. The last one disconnects the channel:
+    /// every thread blocked on the other side is woken (senders get their
+    /// value back), and when the receivers are gone the buffered values,
+    /// which nobody can receive any more, are dropped.
+    pub(crate) fn release(&self, sender: bool) {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let (count, others) =
+            if sender { (&mut st.senders, &mut st.receivers_q) } else { (&mut st.receivers, &mut st.senders_q) };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        let mut wakes = Wakes::default();
+        while let Some(w) = wake_first::<T>(others, DISCONNECTED, |_| {}) {
+            wakes.push(w);
+        }
+        st.disconnected = true;
+        let unreachable = if sender { VecDeque::new() } else { mem::take(&mut st.buf) };
+        drop(guard);
+        wakes.unpark_all();
+        // Dropped without the lock: a value's destructor may use a channel.
+        drop(unreachable);
+    }
+}
+
+/// Receives from the first of `chans` that has a value or is disconnected
+/// (`None`), trying them in order, and waiting on all of them if none is.
+/// Returns the index of the channel.
+pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
+    assert!(!chans.is_empty(), "a select needs at least one receiver");
+    let selection = Selection::new();
+    let entries: Vec<SelectEntry<T>> =
+        (0..chans.len()).map(|index| SelectEntry { selection: &selection, index }).collect();
+    let deadline = match wait {
+        Wait::Never => None,
+        Wait::Until(d) => Some(d),
+    };
+    // Only a select that may wait links entries. Built in full before any
+    // is linked: neither vector moves its elements afterwards.
+    let waiters: Vec<Waiter> = match deadline {
+        None => Vec::new(),
+        Some(_) => entries
+            .iter()
+            .map(|e| {
+                let w = Waiter::new();
+                w.flag.set(true);
+                w.data.set(e as *const SelectEntry<T> as usize);
+                w
+            })
+            .collect(),
+    };
+    // Declared after what the entries point to, so dropped (unlinking
+    // them) before any of it, on return and on a panic alike.
+    let mut linked = Linked { chans, waiters: &waiters, count: 0 };
+    let mut ready = None;
+    for (i, chan) in chans.iter().enumerate() {
+        // SAFETY: `waiters[i]` points to `entries[i]`; both and `selection`
+        // stay on this frame, unmoved, until `linked` has unlinked every
+        // linked entry.
+        match unsafe { chan.select_step(waiters.get(i), &entries[i]) } {
+            Step::Ready(v) => {
+                ready = Some((i, v));
+                break;
+            }
+            Step::Pending => linked.count = i + 1,
+            Step::Lost => break,
+        }
+    }
+    let result = match (ready, deadline) {
+        (Some(r), _) => Ok(r),
+        (None, None) => Err(Fail::WouldBlock(())),
+        (None, Some(deadline)) => {
+            let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
+            if !park_until_done(deadline, claimed) && selection.claim(ABANDONED) {
+                Err(Fail::Timeout(()))
+            } else {
+                // A waker claimed entry `i` and decides for it under its
+                // channel's lock, publishing the outcome last.
+                let i = selection.token.load(Ordering::Acquire);
+                match waiters[i].park_until(None) {
+                    // SAFETY: the waker filled the slot before publishing
+                    // DONE, and nobody touches it any more.
+                    Some(DONE) => Ok((i, unsafe { (*selection.slot.get()).take() })),
+                    _ => Ok((i, None)),
+                }
+            }
+        }
+    };
+    drop(linked);
+    result
+}
+
+/// The first `count` entries of a select, linked into the receivers' lists
+/// of the first `count` channels; unlinked from each (unless a waker
+/// already did) when this is dropped.
+struct Linked<'a, T> {
+    chans: &'a [&'a Chan<T>],
+    waiters: &'a [Waiter],
+    count: usize,
+}
+
+impl<T> Drop for Linked<'_, T> {
+    fn drop(&mut self) {
+        for (chan, w) in self.chans.iter().zip(self.waiters).take(self.count) {
+            chan.unlink(w);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Loom models of the channel protocol. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test --release --lib channel::loom`.
+//!
+//! Under loom a timed wait may time out at any point (see `waiter`), so
+//! the timed models explore every place a timeout can race a transfer.
+//! Their timeouts are long: a deadline that really passed would skip that
+//! scheduling point depending on the wall clock, and loom needs every
+//! execution of a model to be deterministic.
+
+use super::bounded;
+use loom::thread;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Explores `f` with at most 2 preemptions (unless `LOOM_MAX_PREEMPTIONS`
+/// says otherwise) and prints how many executions that took.
+/// The timeout of the timed operations (it never really passes).
+const PATIENCE: Duration = Duration::from_secs(3600);
+
+fn model(f: impl Fn() + Send + Sync + 'static) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&runs);
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = b.preemption_bound.or(Some(2));
+    b.check(move || {
+        r.fetch_add(1, Ordering::Relaxed);
+        f()
+    });
+    println!("{} executions", runs.load(Ordering::Relaxed));
+}
+
+#[test]
+fn two_values_through_bounded_1_arrive_in_order() {
+    model(|| {
+        let (tx, rx) = bounded(1);
+        let t = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Ok(2));
+        assert!(rx.recv().is_err());
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn rendezvous_timeouts_race_the_transfer() {
+    model(|| {
+        let (tx, rx) = bounded(0);
+        let t = thread::spawn(move || tx.send_timeout(7, PATIENCE).err().map(|e| e.into_inner()));
+        // Disconnected: the sender gave up and dropped its handle first.
+        let got = rx.recv_timeout(PATIENCE).ok();
+        let returned = t.join().unwrap();
+        // Exactly one of them has the value.
+        assert_eq!(got.or(returned), Some(7));
+        assert!(got.is_none() || returned.is_none(), "{got:?} {returned:?}");
+    });
+}
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn dropping_the_receiver_returns_or_drops_each_value_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = bounded(1);
+        tx.send(Counted(Arc::clone(&drops))).unwrap();
+        let d = Arc::clone(&drops);
+        let t = thread::spawn(move || {
+            // Blocks (full) until the receive makes room or the receiver goes.
+            drop(tx.send(Counted(d)));
+        });
+        drop(rx.recv_timeout(PATIENCE));
+        drop(rx);
+        t.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Two timed sends on two rendezvous channels race one timed select: each
+/// value is selected or returned, and the select takes at most one.
+#[test]
+fn select_timeout_races_two_timed_sends() {
+    model(|| {
+        let (tx_a, rx_a) = bounded(0);
+        let (tx_b, rx_b) = bounded(0);
+        let senders: Vec<_> = [(tx_a, 1), (tx_b, 2)]
+            .into_iter()
+            .map(|(tx, v)| thread::spawn(move || tx.send_timeout(v, PATIENCE).err().map(|e| e.into_inner())))
+            .collect();
+        let got = match super::select_timeout(&[&rx_a, &rx_b], PATIENCE) {
+            Ok((i, Ok(v))) => {
+                assert_eq!(v, i + 1);
+                vec![v]
+            }
+            // Disconnected: that sender timed out and dropped its handle.
+            Ok((_, Err(_))) | Err(_) => vec![],
+        };
+        let returned: Vec<usize> = senders.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<usize> = got.into_iter().chain(returned).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+/// A select waiting on two channels is woken by a send on the second while
+/// the first sender's handle is dropped: it gets the value or sees the
+/// disconnection, and the value is never lost.
+#[test]
+fn select_sees_a_send_or_a_disconnection() {
+    model(|| {
+        let (tx_a, rx_a) = bounded::<usize>(0);
+        let (tx_b, rx_b) = bounded(1);
+        let t1 = thread::spawn(move || drop(tx_a));
+        let t2 = thread::spawn(move || tx_b.send(5).unwrap());
+        match super::select(&[&rx_a, &rx_b]) {
+            (0, Err(_)) => assert_eq!(rx_b.recv(), Ok(5)),
+            (1, Ok(5)) => {}
+            other => panic!("{other:?}"),
+        }
+        t1.join().unwrap();
+        t2.join().unwrap();
+    });
+}
