@@ -12,11 +12,17 @@
 mod atomic;
 mod condvar;
 mod error;
+pub mod lock_free_stack;
 mod mutex;
 mod raw_mutex;
+pub mod rcu;
+pub(crate) mod reclaim;
 mod spin;
 mod waiter;
 
+pub use crate::perf::fast_paths::LockFreeQueue;
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{TimedOut, WouldBlock};
+pub use lock_free_stack::LockFreeStack;
 pub use mutex::{Mutex, MutexGuard};
+pub use rcu::{RcuProtected, RcuReadGuard};
