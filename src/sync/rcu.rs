@@ -148,6 +148,18 @@ unsafe impl<T: Send + Sync> Sync for RcuProtected<T> {}
 /// assert_eq!(*g, 1);
 /// assert_eq!(*n.read(), 2);
 /// ```
+///
+/// It cannot move to another thread:
+///
+/// ```compile_fail
+/// use preemptive_mlthreading_rust::sync::RcuProtected;
+///
+/// let n = RcuProtected::new(1);
+/// let g = n.read();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(g));
+/// });
+/// ```
 #[must_use = "the version may be freed as soon as the guard is dropped"]
 pub struct RcuReadGuard<'a, T> {
     rcu: &'a RcuProtected<T>,
@@ -259,6 +271,10 @@ impl<T> RcuProtected<T> {
     /// that start during the call do not delay it (except one that began
     /// just as the grace period flipped, at most one per thread). Writers
     /// may publish meanwhile; concurrent calls take turns.
+    ///
+    /// Calling it while this thread holds a guard of the same value never
+    /// returns (the grace period waits for that guard), like
+    /// `synchronize_rcu` inside a read-side critical section.
     ///
     /// ```
     /// use preemptive_mlthreading_rust::sync::RcuProtected;
