@@ -16,6 +16,7 @@
 //! ```
 
 pub mod arch;
+pub mod perf;
 pub mod preempt;
 mod runtime;
 pub mod sched;

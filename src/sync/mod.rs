@@ -11,27 +11,32 @@
 
 mod atomic;
 mod barrier;
+pub mod channel;
 mod condvar;
 mod error;
+pub mod lock_free_stack;
 mod mutex;
+pub mod oneshot;
 mod raw_mutex;
 mod raw_rwlock;
+pub mod rcu;
+pub(crate) mod reclaim;
 mod rwlock;
 mod semaphore;
 mod spin;
 mod wait_group;
 mod waiter;
 
+pub use crate::perf::fast_paths::LockFreeQueue;
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{TimedOut, WouldBlock};
+pub use lock_free_stack::LockFreeStack;
 pub use mutex::{Mutex, MutexGuard};
+pub use rcu::{RcuProtected, RcuReadGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::WaitGroup;
-
-pub mod channel;
-pub mod oneshot;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

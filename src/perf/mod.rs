@@ -1,0 +1,17 @@
+//! Performance helpers from the tuning guide: lock-free fast paths.
+//!
+//! [`fast_paths`] has an unbounded or bounded lock-free MPMC queue and
+//! [`FastPaths`](fast_paths::FastPaths), single-instruction atomic helpers
+//! with process-wide fast-path/slow-path statistics.
+//!
+//! ```
+//! use preemptive_mlthreading_rust::perf::fast_paths::{FastPaths, LockFreeQueue};
+//!
+//! static JOBS: LockFreeQueue<u32> = LockFreeQueue::new();
+//! JOBS.fast_enqueue(7).unwrap();
+//! assert_eq!(JOBS.fast_dequeue(), Some(7));
+//! FastPaths::record_fast_path();
+//! assert!(FastPaths::stats().fast >= 1);
+//! ```
+
+pub mod fast_paths;
