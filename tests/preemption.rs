@@ -11,13 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 mod common;
-use common::{is_child, run_child};
-
-/// Work sizes shrink under an emulator (`PMT_TEST_RUNNER` is set by the
-/// cross scripts), which runs this code 10–50 times slower.
-fn scaled(n: u64) -> u64 {
-    if std::env::var_os("PMT_TEST_RUNNER").is_some() { n / 20 } else { n }
-}
+use common::{is_child, run_child, scaled};
 
 fn one_worker(slice: Duration) -> RoundRobinScheduler {
     RoundRobinScheduler::new().with_workers(1).with_time_slice(slice)

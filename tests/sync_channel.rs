@@ -1,6 +1,5 @@
 //! Channels and oneshots under green threads, preemption and OS threads.
 
-#[allow(dead_code)] // not every helper is used here
 mod common;
 
 use common::scaled;

@@ -27,11 +27,11 @@ fn semaphore_bounds_concurrency_and_returns_every_permit() {
                     for r in 0..rounds {
                         let n = if (i + r) % 5 == 0 { 2 } else { 1 };
                         let _p = sem.acquire_many(n);
-                        let now = inside.fetch_add(n as usize, Ordering::SeqCst) + n as usize;
+                        let now = inside.fetch_add(n, Ordering::SeqCst) + n;
                         max_seen.fetch_max(now, Ordering::SeqCst);
                         assert!(now <= 3, "{now} permits in use out of 3");
                         yield_now();
-                        inside.fetch_sub(n as usize, Ordering::SeqCst);
+                        inside.fetch_sub(n, Ordering::SeqCst);
                     }
                 })
                 .unwrap()

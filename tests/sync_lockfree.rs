@@ -2,7 +2,6 @@
 //! threads with preemption on (two workers, 100 µs slices), plus the
 //! PERFORMANCE_TUNING.md snippets as written.
 
-#[allow(dead_code)] // not every helper is used here
 mod common;
 
 use common::scaled;

@@ -30,7 +30,7 @@ fn thirty_two_threads_times_twenty_thousand_increments_are_exact_under_preemptio
                     for _ in 0..per {
                         let mut g = m.lock();
                         let v = std::hint::black_box(*g);
-                        if v % 64 == 0 {
+                        if v.is_multiple_of(64) {
                             // Holding the lock across a switch makes the
                             // others queue, park and be woken.
                             preemptive_mlthreading_rust::yield_now();

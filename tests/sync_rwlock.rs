@@ -33,7 +33,7 @@ fn readers_never_see_a_torn_write_under_preemption() {
                         assert_eq!(g.a, g.b, "torn read");
                         assert_eq!(g.log.len() as u64, g.a);
                         reads.fetch_add(1, Ordering::Relaxed);
-                        if g.a % 3 == 0 {
+                        if g.a.is_multiple_of(3) {
                             yield_now();
                         }
                         assert_eq!(g.a, g.b, "changed under a read lock");

@@ -92,8 +92,11 @@ pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool
         match deadline {
             None => park(),
             Some(d) => {
+                // Under loom the clock is ignored (the model decides when a
+                // wait times out), which keeps the model deterministic.
                 let now = Instant::now();
-                if now >= d || !park_timeout(d - now) {
+                let expired = !cfg!(loom) && now >= d;
+                if expired || !park_timeout(d.saturating_duration_since(now)) {
                     return done();
                 }
             }
