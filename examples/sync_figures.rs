@@ -12,6 +12,14 @@ use std::time::Instant;
 const RUNS: usize = 7;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("contended") {
+        let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_millis(1));
+        return report(
+            "contended, 8 green threads / 2 workers",
+            "Mops/s",
+            (0..RUNS).map(|_| contended_green(&sched, 8, 200_000)),
+        );
+    }
     let n = 20_000_000;
     report("uncontended lock+unlock: this crate", "ns", (0..RUNS).map(|_| uncontended_ours(n)));
     report("uncontended lock+unlock: std::sync::Mutex", "ns", (0..RUNS).map(|_| uncontended_std(n)));

@@ -2,12 +2,16 @@
 
 use std::io;
 
-/// CPUs this process may run on, in ascending order (`sched_getaffinity`).
+/// CPUs this process may run on, in ascending order: the affinity mask of
+/// its main thread (`sched_getaffinity(getpid())`), not the caller's, which
+/// for a worker is the one CPU it is pinned to.
 pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
     // SAFETY: cpu_set_t is plain bits, valid when zeroed.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
-    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let ok = unsafe { libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
     if !ok {
         return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
     }

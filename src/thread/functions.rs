@@ -80,11 +80,15 @@ pub fn park_timeout(timeout: Duration) {
     }
 }
 
-/// Number of CPUs this process may run on (its affinity mask), the default
-/// number of workers.
+/// Number of CPUs this process may run on (its main thread's affinity
+/// mask), the default number of workers. The same from a green thread,
+/// although its worker is pinned to one CPU.
 ///
 /// ```
-/// assert!(preemptive_mlthreading_rust::num_cpus() >= 1);
+/// use preemptive_mlthreading_rust::{num_cpus, spawn};
+///
+/// assert!(num_cpus() >= 1);
+/// assert_eq!(spawn(num_cpus).unwrap().join().unwrap(), num_cpus());
 /// ```
 pub fn num_cpus() -> usize {
     crate::runtime::cpu::allowed_cpus().len().max(1)
