@@ -28,10 +28,11 @@ fn main() {
     let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_millis(1));
     let per = 200_000;
     report("contended, 8 green threads / 2 workers", "Mops/s", (0..RUNS).map(|_| contended_green(&sched, 8, per)));
+    let one = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    report("contended, 8 green threads / 1 worker", "Mops/s", (0..RUNS).map(|_| contended_green(&one, 8, per)));
     report("contended, 8 OS threads, std::sync::Mutex", "Mops/s", (0..RUNS).map(|_| contended_std(8, per)));
     report("contended, 8 OS threads, parking_lot", "Mops/s", (0..RUNS).map(|_| contended_pl(8, per)));
 
-    let one = RoundRobinScheduler::new().with_workers(1);
     let trips = 200_000;
     report("channel ping-pong, 1 worker (rendezvous)", "ns/trip", (0..RUNS).map(|_| ping_pong(&one, 0, trips)));
     report("channel ping-pong, 1 worker (bounded 1)", "ns/trip", (0..RUNS).map(|_| ping_pong(&one, 1, trips)));
