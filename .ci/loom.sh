@@ -11,4 +11,4 @@ export CARGO_TARGET_DIR=target/loom
 # Two preemptions per execution is where these models finish in seconds;
 # three multiplies the state space by ~100 (tried: minutes per model).
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
-cargo test --release --lib loom "$@"
+cargo test --release --lib "${@:-loom}"

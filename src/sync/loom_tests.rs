@@ -56,6 +56,30 @@ fn mutex_excludes_and_wakes() {
     });
 }
 
+/// Two waiters behind a holder: the second may spin while the first is
+/// parked, taking the AWAKE duty; an unlock must still wake someone.
+#[test]
+fn mutex_unlock_wakes_past_a_spinner_that_parked() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(()));
+        let c = Arc::new(Checked::new());
+        let g = m.lock();
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, c) = (m.clone(), c.clone());
+                thread::spawn(move || {
+                    let _g = m.lock();
+                    c.bump();
+                })
+            })
+            .collect();
+        drop(g);
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        // The joins order both increments before this read.
+        assert_eq!(c.get(), 2);
+    });
+}
+
 #[test]
 fn mutex_timed_lock_never_keeps_a_lock_it_gave_up_on() {
     loom::model(|| {
