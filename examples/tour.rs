@@ -34,6 +34,8 @@ fn main() -> Result<(), Error> {
     bad_input();
     heading("(h) preemption: spinning threads never starve the others");
     preemption()?;
+    heading("(i) green-aware locks and channels");
+    synchronisation()?;
     println!("\nTour complete.");
     Ok(())
 }
@@ -233,5 +235,66 @@ fn preemption() -> Result<(), Error> {
     println!(
         "  (with_preemption(false) would have let the first spinner keep the worker for good, as in may or tokio)"
     );
+    Ok(())
+}
+
+fn synchronisation() -> Result<(), Error> {
+    use preemptive_mlthreading_rust::sync::{self, channel};
+
+    // 16 green threads on one worker and 2 OS threads share one lock. A
+    // holder yields with it held, so the others must park (a std Mutex here
+    // would block the worker, and the holder could never run again).
+    let one = RoundRobinScheduler::new().with_workers(1);
+    let total = Arc::new(preemptive_mlthreading_rust::Mutex::new(0u64));
+    let mut green = Vec::new();
+    for _ in 0..16 {
+        let total = Arc::clone(&total);
+        green.push(one.spawn(move || {
+            for _ in 0..1000 {
+                let mut t = total.lock();
+                *t += 1;
+                if t.is_multiple_of(100) {
+                    yield_now(); // with the lock held
+                }
+            }
+        })?);
+    }
+    let os: Vec<_> = (0..2)
+        .map(|_| {
+            let total = Arc::clone(&total);
+            std::thread::spawn(move || (0..1000).for_each(|_| *total.lock() += 1))
+        })
+        .collect();
+    for h in green {
+        h.join()?;
+    }
+    for h in os {
+        h.join().map_err(|_| "an OS thread panicked")?;
+    }
+    println!("  16 green threads (one worker) + 2 OS threads x 1000 increments: {}", *total.lock());
+
+    // A pipeline over a rendezvous channel and a bounded one; dropping the
+    // senders ends it, and every value arrives once, in order.
+    let (raw_tx, raw_rx) = channel::bounded::<u64>(0);
+    let (sq_tx, sq_rx) = channel::bounded::<u64>(4);
+    let producer = spawn(move || (1..=1000).try_for_each(|i| raw_tx.send(i)))?;
+    let squarer = spawn(move || raw_rx.iter().try_for_each(|i| sq_tx.send(i * i)))?;
+    let sum: u64 = sq_rx.iter().sum();
+    producer.join()?.map_err(|e| e.to_string())?;
+    squarer.join()?.map_err(|e| e.to_string())?;
+    println!("  sum of squares 1..=1000 through a 3-stage channel pipeline: {sum}");
+
+    // A timed receive gives up with an error value, not a hang.
+    let (_keep, rx) = channel::bounded::<u64>(1);
+    let t = Instant::now();
+    let err = rx.recv_timeout(Duration::from_millis(5)).unwrap_err();
+    println!("  recv_timeout on an empty channel after {:.1?}: {err}", t.elapsed());
+
+    // RCU: readers never lock; a writer publishes, then waits for the old readers.
+    static LIMIT: sync::RcuProtected<u64> = sync::RcuProtected::new(10);
+    let before = *LIMIT.read();
+    LIMIT.update(|old| old * 2);
+    LIMIT.synchronize();
+    println!("  RcuProtected limit {before} -> {}", *LIMIT.read());
     Ok(())
 }
