@@ -1,0 +1,353 @@
+// The Go peer of bench/: one scenario per process, named by the first
+// argument, printing the same BENCH-RESULT line as the Rust children.
+// Built and run by `cargo run --release -p bench` when `go` is on PATH.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type outcome struct {
+	Status  string             `json:"status"`
+	Value   *float64           `json:"value"`
+	Note    string             `json:"note,omitempty"`
+	Extra   map[string]float64 `json:"extra"`
+	Samples []float64          `json:"samples"`
+}
+
+func ok(v float64, note string) outcome {
+	return outcome{Status: "ok", Value: &v, Note: note, Extra: map[string]float64{}, Samples: []float64{}}
+}
+
+func na(why string) outcome {
+	return outcome{Status: "not-applicable", Note: why, Extra: map[string]float64{}, Samples: []float64{}}
+}
+
+type params struct{ quick bool }
+
+func (p params) pick(quick, full int) int {
+	if p.quick {
+		return quick
+	}
+	return full
+}
+
+const contenders = 8
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench-go SCENARIO [--quick]")
+		os.Exit(2)
+	}
+	p := params{quick: len(os.Args) > 2 && os.Args[2] == "--quick"}
+	all := runtime.NumCPU()
+	var o outcome
+	switch os.Args[1] {
+	case "yield2":
+		o = ok(yields(2, p.pick(200_000, 2_000_000)), "GOMAXPROCS=1, runtime.Gosched")
+	case "yield100":
+		o = ok(yields(100, p.pick(200_000, 2_000_000)), "GOMAXPROCS=1, runtime.Gosched")
+	case "spawn1":
+		runtime.GOMAXPROCS(1)
+		o = ok(spawnJoin(p.pick(20_000, 100_000)), "GOMAXPROCS=1; join = WaitGroup + result slice")
+	case "spawn-all":
+		runtime.GOMAXPROCS(all)
+		o = ok(spawnJoin(p.pick(20_000, 100_000)), fmt.Sprintf("GOMAXPROCS=%d", all))
+	case "pingpong1":
+		runtime.GOMAXPROCS(1)
+		o = ok(pingPong(p.pick(20_000, 200_000)), "chan of capacity 1, GOMAXPROCS=1")
+	case "pingpong-cross":
+		if all < 2 {
+			o = na("one CPU only")
+		} else {
+			runtime.GOMAXPROCS(all)
+			o = ok(pingPong(p.pick(20_000, 200_000)), "chan of capacity 1, GOMAXPROCS=2; placement not ours to choose")
+		}
+	case "mutex-uncontended":
+		runtime.GOMAXPROCS(1)
+		o = ok(mutexUncontended(p.pick(2_000_000, 20_000_000)), "sync.Mutex")
+	case "mutex-contended":
+		runtime.GOMAXPROCS(all)
+		o = ok(mutexContended(p.pick(20_000, 200_000)), "sync.Mutex, 8 goroutines")
+	case "sleeper":
+		o = sleeper(p)
+	case "prio-wake":
+		o = na("no goroutine priorities")
+	case "rss":
+		o = rss(p.pick(10_000, 100_000))
+	case "max-threads":
+		o = maxThreads(p)
+	case "floor":
+		o = na("no bare-coroutine API; compare with yield2")
+	default:
+		o = outcome{Status: "failed", Note: "unknown scenario " + os.Args[1], Extra: map[string]float64{}, Samples: []float64{}}
+	}
+	line, _ := json.Marshal(o)
+	fmt.Println("BENCH-RESULT " + string(line))
+	os.Exit(0)
+}
+
+func nsPer(start time.Time, n int) float64 {
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
+}
+
+func yields(threads, total int) float64 {
+	runtime.GOMAXPROCS(1)
+	per := total / threads
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < threads; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < per; k++ {
+				runtime.Gosched()
+			}
+		}()
+	}
+	wg.Wait()
+	return nsPer(start, per*threads)
+}
+
+func spawnJoin(n int) float64 {
+	results := make([]int, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			results[i] = i
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+	sum := 0
+	for _, v := range results {
+		sum += v
+	}
+	if sum != n*(n-1)/2 {
+		panic("wrong sum")
+	}
+	return nsPer(start, n)
+}
+
+func pingPong(trips int) float64 {
+	toB, toA := make(chan int, 1), make(chan int, 1)
+	go func() {
+		for v := range toB {
+			toA <- v + 1
+		}
+	}()
+	start := time.Now()
+	for i := 0; i < trips; i++ {
+		toB <- i
+		if <-toA != i+1 {
+			panic("wrong reply")
+		}
+	}
+	ns := nsPer(start, trips)
+	close(toB)
+	return ns
+}
+
+var sink uint64
+
+func mutexUncontended(n int) float64 {
+	var m sync.Mutex
+	v := uint64(0)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		m.Lock()
+		v++
+		m.Unlock()
+	}
+	ns := nsPer(start, n)
+	sink = v
+	return ns
+}
+
+// work is the same few dozen instructions as the Rust peers' critical section.
+func work(v *uint64) {
+	for i := 0; i < 8; i++ {
+		*v = *v*6364136223846793005 + 1
+	}
+}
+
+func mutexContended(per int) float64 {
+	var m sync.Mutex
+	v := uint64(0)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for t := 0; t < contenders; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				m.Lock()
+				work(&v)
+				m.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	sink = v
+	return float64(contenders*per) / time.Since(start).Seconds() / 1e6
+}
+
+func sleeper(p params) outcome {
+	runtime.GOMAXPROCS(1)
+	n := p.pick(200, 1500)
+	deadline := time.Duration(p.pick(1, 3)) * time.Second
+	var stop atomic.Bool
+	var counts [2]atomic.Uint64
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			local := uint64(0)
+			for !stop.Load() {
+				local++
+				if local%1024 == 0 {
+					counts[i].Add(1024)
+				}
+			}
+		}(i)
+	}
+	// The deadline is kept by an OS-level timer goroutine: Go's own
+	// preemption lets it run even among the hogs.
+	timer := time.AfterFunc(deadline, func() { stop.Store(true) })
+	late := make([]float64, 0, n)
+	for len(late) < n && !stop.Load() {
+		t := time.Now()
+		time.Sleep(time.Millisecond)
+		l := time.Since(t) - time.Millisecond
+		late = append(late, float64(l.Nanoseconds())/1e3)
+	}
+	stop.Store(true)
+	timer.Stop()
+	wg.Wait()
+	sort.Float64s(late)
+	a, b := float64(counts[0].Load()), float64(counts[1].Load())
+	fair := 0.0
+	if a > 0 && b > 0 {
+		fair = min(a, b) / max(a, b)
+	}
+	if len(late) < n/10 {
+		o := outcome{Status: "starved", Note: fmt.Sprintf("woke %d times in %v (asked %d)", len(late), deadline, n),
+			Extra: map[string]float64{"wakeups": float64(len(late)), "fairness": fair}, Samples: late}
+		return o
+	}
+	k := len(late)
+	o := ok(late[k/2], "GOMAXPROCS=1; Go preempts a running goroutine after ~10 ms")
+	o.Extra["p99_us"] = late[k*99/100]
+	o.Extra["max_us"] = late[k-1]
+	o.Extra["wakeups"] = float64(k)
+	o.Extra["fairness"] = fair
+	o.Samples = late
+	return o
+}
+
+func min(a, b float64) float64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func max(a, b float64) float64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func rssBytes() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.Atoi(f[1])
+	return float64(pages * os.Getpagesize())
+}
+
+// parker holds goroutines blocked on a channel that is never closed.
+type parker struct {
+	release chan struct{}
+	parked  atomic.Int64
+	n       int
+}
+
+func (p *parker) grow(total int) {
+	for p.n < total {
+		go func() {
+			p.parked.Add(1)
+			<-p.release
+		}()
+		p.n++
+	}
+	for int(p.parked.Load()) < total {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func rss(n int) outcome {
+	runtime.GOMAXPROCS(1)
+	p := &parker{release: make(chan struct{})}
+	p.grow(1)
+	runtime.GC()
+	before := rssBytes()
+	p.grow(n + 1)
+	after := rssBytes()
+	o := ok((after-before)/float64(n), "goroutines blocked on a channel; growable stacks, 2 KiB at the least")
+	o.Extra["threads"] = float64(n)
+	return o
+}
+
+func memAvailable() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 1 << 62
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "MemAvailable:") {
+			f := strings.Fields(l)
+			kib, _ := strconv.Atoi(f[1])
+			return kib * 1024
+		}
+	}
+	return 1 << 62
+}
+
+func maxThreads(pr params) outcome {
+	runtime.GOMAXPROCS(1)
+	steps := []int{10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000}
+	if pr.quick {
+		steps = []int{10_000, 20_000}
+	}
+	p := &parker{release: make(chan struct{})}
+	why := ""
+	for _, s := range steps {
+		if memAvailable() < 4<<30 {
+			why = "stopped: under 4 GiB of memory left"
+			break
+		}
+		p.grow(s)
+	}
+	if why == "" {
+		why = fmt.Sprintf("reached the cap of %d", p.n)
+	}
+	o := ok(float64(p.n), why)
+	o.Extra["rss_mib"] = rssBytes() / (1 << 20)
+	return o
+}

@@ -1,0 +1,172 @@
+//! `bench`: this runtime side by side with OS threads, may, tokio,
+//! corosensei and Go. See bench/README.md.
+//!
+//! - `bench [all] [--quick] [--runs N] [--scenarios a,b] [--peers x,y] [--out DIR]`
+//! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)
+//! - `bench context-switch [--threads N] [--iterations N] [--workers N]`
+//! - `bench regress [--quick] [--runs N] [--baseline FILE]`
+//! - `bench list`
+
+mod common;
+mod harness;
+mod outcome;
+mod peers;
+mod plot;
+mod regress;
+mod report;
+mod scenario;
+
+use scenario::{Params, Peer, SCENARIOS};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Options after the subcommand: `--name value` pairs and bare flags.
+struct Opts {
+    args: Vec<String>,
+}
+
+impl Opts {
+    fn flag(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a == name)
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).map(String::as_str)
+    }
+
+    fn number(&self, name: &str, default: usize) -> Result<usize, String> {
+        match self.value(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("{name} wants a number, got {v:?}")),
+        }
+    }
+
+    /// Positional arguments (not flags, not flag values).
+    fn positional(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut skip = false;
+        for a in &self.args {
+            if skip {
+                skip = false;
+            } else if a.starts_with("--") {
+                skip = !matches!(a.as_str(), "--quick");
+            } else {
+                out.push(a.as_str());
+            }
+        }
+        out
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let sub = if args.first().is_some_and(|a| !a.starts_with("--")) { args.remove(0) } else { "all".into() };
+    let opts = Opts { args };
+    let result = match sub.as_str() {
+        "all" => all(&opts),
+        "run-one" => run_one(&opts),
+        "context-switch" => context_switch(&opts),
+        "regress" => regress(&opts),
+        "list" => {
+            SCENARIOS.iter().for_each(|s| println!("{:<18} {} [{}]", s.id, s.title, s.unit));
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown subcommand {other:?}; see bench/README.md")),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("bench: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn params(opts: &Opts) -> Params {
+    Params { quick: opts.flag("--quick") }
+}
+
+fn results_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+}
+
+fn all(opts: &Opts) -> Result<ExitCode, String> {
+    let p = params(opts);
+    let runs = opts.number("--runs", if p.quick { 1 } else { 5 })?.max(1);
+    let scenarios = match opts.value("--scenarios") {
+        None => SCENARIOS.iter().collect(),
+        Some(list) => list
+            .split(',')
+            .map(|id| scenario::find(id).ok_or(format!("unknown scenario {id:?} (see `bench list`)")))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let peers = match opts.value("--peers") {
+        None => Peer::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|n| Peer::parse(n).ok_or(format!("unknown peer {n:?}")))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let out = opts.value("--out").map_or_else(results_dir, PathBuf::from);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let target_dir =
+        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
+    let cfg = harness::Config { params: p, runs, scenarios, peers, target_dir };
+    let results = harness::run(&cfg);
+    println!();
+    print!("{}", report::table(&results));
+    println!(
+        "\nours/peer: ratio of medians. For a time (ns, µs, bytes) below 1 means ours is better; for a \
+         rate (Mops/s, threads) above 1 does.\n{} run(s) per figure, peers interleaved; took {:.1} s.",
+        runs,
+        results.elapsed.as_secs_f64()
+    );
+    let json = report::to_json(&results, p.quick, runs);
+    let file = out.join("latest.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("wrote {}", file.display());
+    for f in plot::all(&results, &out) {
+        println!("wrote {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_one(opts: &Opts) -> Result<ExitCode, String> {
+    let pos = opts.positional();
+    let [scenario, peer] = pos[..] else {
+        return Err("usage: bench run-one SCENARIO PEER [--quick]".into());
+    };
+    let peer = Peer::parse(peer).ok_or(format!("unknown peer {peer:?}"))?;
+    let outcome = peers::run(peer, scenario, params(opts));
+    println!("{}", outcome.to_line());
+    // Exit at once: some scenarios leave threads parked on purpose.
+    std::process::exit(0)
+}
+
+fn context_switch(opts: &Opts) -> Result<ExitCode, String> {
+    let threads = opts.number("--threads", 100)?;
+    let iterations = opts.number("--iterations", 20_000)? as u64;
+    let workers = opts.number("--workers", 1)?;
+    let (switches, elapsed) = peers::ours::context_switches(threads, iterations, workers);
+    let per_s = switches as f64 / elapsed.as_secs_f64();
+    println!("threads:               {threads} x {iterations} yields on {workers} worker(s)");
+    println!("context switches:      {switches} (RoundRobinScheduler::worker_switches)");
+    println!("total time:            {elapsed:?}");
+    println!("switches per second:   {per_s:.0}");
+    println!("average switch time:   {:.1} ns", elapsed.as_nanos() as f64 / switches.max(1) as f64);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn regress(opts: &Opts) -> Result<ExitCode, String> {
+    let p = params(opts);
+    let runs = opts.number("--runs", 5)?.max(1);
+    let path = opts
+        .value("--baseline")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline.json"), PathBuf::from);
+    let current = regress::measure(p, runs);
+    match regress::check(&path, current, p, runs).map_err(|e| e.to_string())? {
+        regress::Verdict::Pass => Ok(ExitCode::SUCCESS),
+        regress::Verdict::Regressed => {
+            println!("regression: some figure is more than 5 % slower than {}", path.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Go: a separate program (`bench/go/main.go`) built with the `go` on
+//! PATH, run by the harness like the other children. Nothing here needs Go
+//! to compile.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds the Go program into `target_dir`; `Err` says why Go cannot run.
+pub fn build(target_dir: &Path) -> Result<PathBuf, String> {
+    let version = Command::new("go").arg("version").output();
+    match version {
+        Ok(v) if v.status.success() => {}
+        _ => return Err("go: not installed".into()),
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("go");
+    let out = target_dir.join("bench-go");
+    let status = Command::new("go")
+        .current_dir(&src)
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "on")
+        .output()
+        .map_err(|e| format!("go build: {e}"))?;
+    if !status.status.success() {
+        return Err(format!("go build failed: {}", String::from_utf8_lossy(&status.stderr).trim()));
+    }
+    Ok(out)
+}
+
+/// `go version`'s version field, for the report.
+pub fn version() -> Option<String> {
+    let out = Command::new("go").arg("version").output().ok()?;
+    String::from_utf8(out.stdout).ok()?.split_whitespace().nth(2).map(str::to_owned)
+}

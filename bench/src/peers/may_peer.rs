@@ -1,0 +1,170 @@
+//! `may` stackful coroutines. Its configuration is process-global and read
+//! at the first spawn, which the one-scenario-per-process harness allows.
+
+use crate::common::{self, Hogs};
+use crate::outcome::Outcome;
+use crate::scenario::{Params, STACK_BYTES};
+use may::coroutine::{self as co, JoinHandle};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn run(scenario: &str, p: Params) -> Outcome {
+    let all = common::allowed_cpus().len();
+    let workers = match scenario {
+        "spawn-all" | "pingpong-cross" | "mutex-contended" => all,
+        _ => 1,
+    };
+    // `may` counts the stack size in machine words, not bytes.
+    may::config().set_workers(workers).set_stack_size(STACK_BYTES / std::mem::size_of::<usize>());
+    match scenario {
+        "yield2" => Outcome::ok(yields(2, p.yields())),
+        "yield100" => Outcome::ok(yields(100, p.yields())),
+        "spawn1" | "spawn-all" => Outcome::ok(spawn_join(p.spawns())).extra("workers", workers as f64),
+        "pingpong1" => Outcome::ok(ping_pong(p.trips())).note("mpsc::channel (may has no bounded channel)"),
+        "pingpong-cross" if all > 1 => Outcome::ok(ping_pong(p.trips()))
+            .note("mpsc::channel, 2 workers; may does not let us place the two coroutines"),
+        "pingpong-cross" => Outcome::na("one CPU only"),
+        "mutex-uncontended" => Outcome::ok(go(move || mutex_uncontended(p.lock_ops()))),
+        "mutex-contended" => Outcome::ok(mutex_contended(p.contended_per_thread())),
+        "sleeper" => sleeper(p),
+        "prio-wake" => Outcome::na("no coroutine priorities, and no preemption: a woken coroutine waits for the hogs"),
+        "rss" => rss(p),
+        "max-threads" => max_threads(p),
+        "floor" => Outcome::na("no bare-coroutine API; compare with yield2"),
+        other => Outcome::failed(format!("unknown scenario {other}")),
+    }
+}
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    // SAFETY: may's spawn is unsafe because a coroutine must not block its
+    // worker on OS primitives or hold thread-locals across yields; these
+    // closures only use may's own primitives and atomics.
+    unsafe { co::spawn(f) }
+}
+
+fn go<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn(f).join().expect("coroutine panicked")
+}
+
+fn yields(threads: u64, total: u64) -> f64 {
+    let per = total / threads;
+    go(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..threads).map(|_| spawn(move || (0..per).for_each(|_| co::yield_now()))).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        common::ns_per(t, per * threads)
+    })
+}
+
+fn spawn_join(n: u64) -> f64 {
+    go(move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n).map(|i| spawn(move || i)).collect();
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, n * (n - 1) / 2);
+        common::ns_per(t, n)
+    })
+}
+
+fn ping_pong(trips: u64) -> f64 {
+    let (to_b, b_rx) = may::sync::mpsc::channel::<u64>();
+    let (to_a, a_rx) = may::sync::mpsc::channel::<u64>();
+    let b = spawn(move || {
+        while let Ok(v) = b_rx.recv() {
+            if to_a.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let a = spawn(move || {
+        let t = Instant::now();
+        for i in 0..trips {
+            to_b.send(i).unwrap();
+            assert_eq!(a_rx.recv().unwrap(), i + 1);
+        }
+        common::ns_per(t, trips)
+    });
+    let ns = a.join().unwrap();
+    b.join().unwrap();
+    ns
+}
+
+fn mutex_uncontended(n: u64) -> f64 {
+    let m = may::sync::Mutex::new(0u64);
+    common::time_per(n, || *std::hint::black_box(&m).lock().unwrap() += 1)
+}
+
+fn mutex_contended(per: u64) -> f64 {
+    let m = Arc::new(may::sync::Mutex::new(0u64));
+    let start = || {
+        let m = Arc::clone(&m);
+        spawn(move || (0..per).for_each(|_| common::work(&mut m.lock().unwrap())))
+    };
+    common::contended(per, start, |h| h.join().unwrap())
+}
+
+fn sleeper(p: Params) -> Outcome {
+    let (n, deadline) = p.sleeps();
+    let hogs = Hogs::new();
+    let dog = hogs.watchdog(deadline);
+    let h2 = hogs.clone();
+    let sleeper = spawn(move || common::sleeper_loop(&h2, n, co::sleep));
+    let hs: Vec<_> = (0..2)
+        .map(|i| {
+            let h = hogs.clone();
+            spawn(move || h.spin(i))
+        })
+        .collect();
+    let late = sleeper.join().unwrap();
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    dog.join().unwrap();
+    common::lateness_outcome(late, n, deadline, &hogs).note("1 worker; no preemption")
+}
+
+static RELEASE: AtomicBool = AtomicBool::new(false);
+
+#[derive(Default)]
+struct Parked {
+    parked: Arc<AtomicUsize>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Parked {
+    fn grow(&mut self, total: usize) -> usize {
+        while self.handles.len() < total {
+            let p = Arc::clone(&self.parked);
+            self.handles.push(spawn(move || {
+                p.fetch_add(1, Ordering::Release);
+                while !RELEASE.load(Ordering::Acquire) {
+                    co::park();
+                }
+            }));
+        }
+        while self.parked.load(Ordering::Acquire) < total {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        total
+    }
+}
+
+fn rss(p: Params) -> Outcome {
+    // A guard-paged stack takes two maps; past the limit may aborts.
+    let n = p.parked().min(common::map_capacity(2));
+    let mut parked = Parked::default();
+    parked.grow(1);
+    let before = common::rss_bytes();
+    parked.grow(n + 1);
+    let after = common::rss_bytes();
+    let note = if n < p.parked() {
+        format!("{n} coroutines: vm.max_map_count allows no more; 64 KiB stacks")
+    } else {
+        "64 KiB stacks".into()
+    };
+    common::rss_outcome(before, after, n, Some(note))
+}
+
+fn max_threads(p: Params) -> Outcome {
+    let mut parked = Parked::default();
+    common::ceiling(p.ceiling_steps(), Some((2, "may")), |total| Ok(parked.grow(total)))
+}

@@ -1,0 +1,275 @@
+//! This crate's runtime.
+
+use crate::common::{self, Hogs};
+use crate::outcome::Outcome;
+use crate::scenario::Params;
+use preemptive_mlthreading_rust::sync::{Mutex, channel};
+use preemptive_mlthreading_rust::{JoinHandle, RoundRobinScheduler, ThreadBuilder, park, sleep, spawn, yield_now};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn run(scenario: &str, p: Params) -> Outcome {
+    let one = || RoundRobinScheduler::new().with_workers(1);
+    let all = || RoundRobinScheduler::new().with_workers(common::allowed_cpus().len());
+    match scenario {
+        "yield2" => Outcome::ok(yields(&one(), 2, p.yields())),
+        "yield100" => Outcome::ok(yields(&one(), 100, p.yields())),
+        "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
+        "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
+        "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
+        "pingpong-cross" => match common::allowed_cpus()[..] {
+            [a, b, ..] => Outcome::ok(ping_pong(&all(), Some((1 << a, 1 << b)), p.trips()))
+                .extra("unpinned_ns", ping_pong(&all(), None, p.trips()))
+                .note("the two threads pinned to different workers (cpu_affinity); unpinned_ns: placed by us"),
+            _ => Outcome::na("one CPU only"),
+        },
+        "mutex-uncontended" => Outcome::ok(mutex_uncontended(&one(), p.lock_ops())),
+        "mutex-contended" => Outcome::ok(mutex_contended(&all(), p.contended_per_thread())),
+        "sleeper" => sleeper(p),
+        "prio-wake" => common::latency_outcome(priority_wakeup(p.wakeups()))
+            .note("priority-20 thread unparked from an OS thread over 2 priority-5 hogs, 10 ms slices"),
+        "rss" => rss(p),
+        "max-threads" => max_threads(p),
+        "context-switch" => {
+            let iterations = if p.quick { 2_000 } else { 20_000 };
+            context_switch_outcome(100, iterations, 1)
+        }
+        "floor" => Outcome::na("no bare-coroutine API (the switch is internal); compare with yield2"),
+        other => Outcome::failed(format!("unknown scenario {other}")),
+    }
+}
+
+fn on<T: Send + 'static>(sched: &RoundRobinScheduler, f: impl FnOnce() -> T + Send + 'static) -> T {
+    sched.spawn(f).expect("spawn").join().expect("join")
+}
+
+fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64) -> f64 {
+    let per = total / threads;
+    let elapsed = on(sched, move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..threads).map(|_| spawn(move || (0..per).for_each(|_| yield_now())).unwrap()).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        t.elapsed()
+    });
+    elapsed.as_nanos() as f64 / (per * threads) as f64
+}
+
+fn spawn_join(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    on(sched, move || {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..n).map(|i| spawn(move || i).unwrap()).collect();
+        let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, n * (n - 1) / 2);
+        common::ns_per(t, n)
+    })
+}
+
+fn ping_pong(sched: &RoundRobinScheduler, masks: Option<(u64, u64)>, trips: u64) -> f64 {
+    let (to_b, b_rx) = channel::bounded::<u64>(1);
+    let (to_a, a_rx) = channel::bounded::<u64>(1);
+    let builder = |mask: Option<u64>| {
+        let b = ThreadBuilder::new().scheduler(sched.clone());
+        match mask {
+            Some(m) => b.cpu_affinity(m),
+            None => b,
+        }
+    };
+    let b = builder(masks.map(|m| m.1))
+        .spawn(move || {
+            for v in b_rx.iter() {
+                if to_a.send(v + 1).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let a = builder(masks.map(|m| m.0))
+        .spawn(move || {
+            let t = Instant::now();
+            for i in 0..trips {
+                to_b.send(i).unwrap();
+                assert_eq!(a_rx.recv().unwrap(), i + 1);
+            }
+            common::ns_per(t, trips)
+        })
+        .unwrap();
+    let ns = a.join().unwrap();
+    b.join().unwrap();
+    ns
+}
+
+fn mutex_uncontended(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    on(sched, move || {
+        let m = Mutex::new(0u64);
+        common::time_per(n, || *std::hint::black_box(&m).lock() += 1)
+    })
+}
+
+fn mutex_contended(sched: &RoundRobinScheduler, per: u64) -> f64 {
+    let m = Arc::new(Mutex::new(0u64));
+    let start = || {
+        let m = Arc::clone(&m);
+        sched.spawn(move || (0..per).for_each(|_| common::work(&mut m.lock()))).unwrap()
+    };
+    common::contended(per, start, |h| h.join().unwrap())
+}
+
+fn hog(sched: &RoundRobinScheduler, prio: u8, hogs: &Hogs, i: usize) -> JoinHandle<()> {
+    let hogs = hogs.clone();
+    ThreadBuilder::new().priority(prio).scheduler(sched.clone()).spawn(move || hogs.spin(i)).unwrap()
+}
+
+fn sleeper(p: Params) -> Outcome {
+    let (n, deadline) = p.sleeps();
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let hogs = Hogs::new();
+    let hs: Vec<_> = (0..2).map(|i| hog(&sched, 10, &hogs, i)).collect();
+    let dog = hogs.watchdog(deadline);
+    let h2 = hogs.clone();
+    let late = on(&sched, move || common::sleeper_loop(&h2, n, sleep));
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    dog.join().unwrap();
+    common::lateness_outcome(late, n, deadline, &hogs).note("1 worker, 1 ms slices")
+}
+
+fn priority_wakeup(n: usize) -> Vec<Duration> {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(10));
+    let hogs = Hogs::new();
+    let hs: Vec<_> = (0..2).map(|i| hog(&sched, 5, &hogs, i)).collect();
+    let woke_at = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(AtomicU64::new(0));
+    let origin = Instant::now();
+    let (w, g) = (Arc::clone(&woke_at), Arc::clone(&go));
+    let high = ThreadBuilder::new()
+        .priority(20)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            for i in 1..=n as u64 {
+                while g.load(Ordering::Acquire) < i {
+                    park();
+                }
+                w.store(origin.elapsed().as_nanos() as u64, Ordering::Release);
+            }
+        })
+        .unwrap();
+    let lat = common::wake_latencies(n, origin, &woke_at, |i| {
+        go.store(i, Ordering::Release);
+        high.thread().unpark();
+    });
+    go.store(u64::MAX, Ordering::Release);
+    high.thread().unpark();
+    high.join().unwrap();
+    hogs.stop();
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    lat
+}
+
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Threads that count themselves parked, then park until released.
+struct Parked {
+    sched: RoundRobinScheduler,
+    parked: Arc<AtomicUsize>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Parked {
+    fn new() -> Self {
+        Parked { sched: RoundRobinScheduler::new().with_workers(1), parked: Arc::default(), handles: Vec::new() }
+    }
+
+    /// Adds threads up to `total`; waits until each has parked or failed.
+    fn grow(&mut self, total: usize) -> Result<usize, (usize, String)> {
+        let start = self.handles.len();
+        while self.handles.len() < total {
+            let p = Arc::clone(&self.parked);
+            let h = self.sched.spawn(move || {
+                p.fetch_add(1, Ordering::Release);
+                // Never released: the child process exits with them parked.
+                while !RELEASE.load(Ordering::Acquire) {
+                    park();
+                }
+            });
+            match h {
+                Ok(h) => self.handles.push(h),
+                Err(e) => return Err((self.parked.load(Ordering::Acquire), format!("spawn returned: {e}"))),
+            }
+        }
+        loop {
+            let parked = self.parked.load(Ordering::Acquire);
+            let failed = self.handles[start..].iter().position(|h| h.is_finished());
+            if let Some(i) = failed {
+                // Let the rest of the step settle before counting.
+                std::thread::sleep(Duration::from_millis(200));
+                let parked = self.parked.load(Ordering::Acquire);
+                let h = self.handles.swap_remove(start + i);
+                let why = match h.join() {
+                    Err(e) => format!("join returned: {e}"),
+                    Ok(()) => "a thread ended".to_owned(),
+                };
+                return Err((parked, why));
+            }
+            if parked == total {
+                return Ok(parked);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn rss(p: Params) -> Outcome {
+    // Each guard-paged stack takes two maps.
+    let n = p.parked().min(common::map_capacity(2));
+    let mut parked = Parked::new();
+    parked.grow(1).expect("one thread");
+    let before = common::rss_bytes();
+    if let Err((_, why)) = parked.grow(n + 1) {
+        return Outcome::failed(why);
+    }
+    let after = common::rss_bytes();
+    let note = (n < p.parked()).then(|| format!("{n} threads: vm.max_map_count allows no more; 64 KiB stacks"));
+    common::rss_outcome(before, after, n, note.or(Some("64 KiB stacks".into())))
+}
+
+fn max_threads(p: Params) -> Outcome {
+    let mut parked = Parked::new();
+    common::ceiling(p.ceiling_steps(), None, |total| parked.grow(total))
+}
+
+/// The guide's context-switch benchmark: `threads` threads on `workers`
+/// workers each yield `iterations` times; the switch count is the
+/// scheduler's own counter. Returns (switches, elapsed).
+pub fn context_switches(threads: usize, iterations: u64, workers: usize) -> (u64, Duration) {
+    let sched = RoundRobinScheduler::new().with_workers(workers);
+    // Start the workers so their counters exist before the baseline reading.
+    sched.spawn(|| ()).unwrap().join().unwrap();
+    let before: u64 = sched.worker_switches().iter().sum();
+    let t = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|i| {
+            ThreadBuilder::new()
+                .name(format!("bench_thread_{i}"))
+                .scheduler(sched.clone())
+                .spawn(move || (0..iterations).for_each(|_| yield_now()))
+                .unwrap()
+        })
+        .collect();
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    let elapsed = t.elapsed();
+    let after: u64 = sched.worker_switches().iter().sum();
+    (after - before, elapsed)
+}
+
+/// [`context_switches`] as an outcome: ns per switch, with switches/s.
+pub fn context_switch_outcome(threads: usize, iterations: u64, workers: usize) -> Outcome {
+    let (switches, elapsed) = context_switches(threads, iterations, workers);
+    if switches == 0 {
+        return Outcome::failed("the scheduler counted no switches");
+    }
+    Outcome::ok(elapsed.as_nanos() as f64 / switches as f64)
+        .extra("switches", switches as f64)
+        .extra("switches_per_s", switches as f64 / elapsed.as_secs_f64())
+        .extra("elapsed_ms", elapsed.as_secs_f64() * 1e3)
+        .note(format!("{threads} threads x {iterations} yields on {workers} worker(s)"))
+}

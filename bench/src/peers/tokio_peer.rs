@@ -1,0 +1,199 @@
+//! tokio tasks: `current_thread` for one worker, `multi_thread` for all.
+
+use crate::common::{self, Hogs};
+use crate::outcome::Outcome;
+use crate::scenario::{CONTENDERS, Params};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::{Builder, Runtime};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::task::yield_now;
+
+fn one() -> Runtime {
+    Builder::new_current_thread().enable_time().build().expect("tokio runtime")
+}
+
+fn all() -> Runtime {
+    Builder::new_multi_thread().worker_threads(common::allowed_cpus().len()).build().expect("tokio runtime")
+}
+
+pub fn run(scenario: &str, p: Params) -> Outcome {
+    let cpus = common::allowed_cpus().len();
+    match scenario {
+        "yield2" => Outcome::ok(yields(2, p.yields())).note("current_thread"),
+        "yield100" => Outcome::ok(yields(100, p.yields())).note("current_thread"),
+        "spawn1" => Outcome::ok(one().block_on(spawn_join(p.spawns()))).note("current_thread"),
+        "spawn-all" => {
+            Outcome::ok(all().block_on(spawn_join(p.spawns()))).note(format!("multi_thread, {cpus} workers"))
+        }
+        "pingpong1" => Outcome::ok(one().block_on(ping_pong(p.trips()))).note("mpsc::channel(1), current_thread"),
+        "pingpong-cross" if cpus > 1 => Outcome::ok(all().block_on(ping_pong(p.trips())))
+            .note("mpsc::channel(1), multi_thread; tokio does not let us place the two tasks"),
+        "pingpong-cross" => Outcome::na("one CPU only"),
+        "mutex-uncontended" => {
+            Outcome::ok(one().block_on(mutex_uncontended(p.lock_ops()))).note("tokio::sync::Mutex (async)")
+        }
+        "mutex-contended" => Outcome::ok(all().block_on(mutex_contended(p.contended_per_thread())))
+            .note("tokio::sync::Mutex, multi_thread"),
+        "sleeper" => sleeper(p),
+        "prio-wake" => Outcome::na("no task priorities, and no preemption: a woken task waits for the hogs"),
+        "rss" => rss(p),
+        "max-threads" => {
+            let rt = one();
+            let mut parked = Parked::default();
+            common::ceiling(p.ceiling_steps(), None, |total| Ok(rt.block_on(parked.grow(total))))
+                .note("tasks have no stack")
+        }
+        "floor" => Outcome::na("stackless: no coroutine switch to measure"),
+        other => Outcome::failed(format!("unknown scenario {other}")),
+    }
+}
+
+fn yields(tasks: u64, total: u64) -> f64 {
+    let per = total / tasks;
+    one().block_on(async move {
+        let t = Instant::now();
+        let hs: Vec<_> = (0..tasks)
+            .map(|_| {
+                tokio::spawn(async move {
+                    for _ in 0..per {
+                        yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        common::ns_per(t, per * tasks)
+    })
+}
+
+async fn spawn_join(n: u64) -> f64 {
+    let t = Instant::now();
+    let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
+    let mut sum = 0;
+    for h in hs {
+        sum += h.await.unwrap();
+    }
+    assert_eq!(sum, n * (n - 1) / 2);
+    common::ns_per(t, n)
+}
+
+async fn ping_pong(trips: u64) -> f64 {
+    let (to_b, mut b_rx) = mpsc::channel::<u64>(1);
+    let (to_a, mut a_rx) = mpsc::channel::<u64>(1);
+    let b = tokio::spawn(async move {
+        while let Some(v) = b_rx.recv().await {
+            if to_a.send(v + 1).await.is_err() {
+                break;
+            }
+        }
+    });
+    let a = tokio::spawn(async move {
+        let t = Instant::now();
+        for i in 0..trips {
+            to_b.send(i).await.unwrap();
+            assert_eq!(a_rx.recv().await.unwrap(), i + 1);
+        }
+        common::ns_per(t, trips)
+    });
+    let ns = a.await.unwrap();
+    b.await.unwrap();
+    ns
+}
+
+async fn mutex_uncontended(n: u64) -> f64 {
+    let m = Mutex::new(0u64);
+    let t = Instant::now();
+    for _ in 0..n {
+        *std::hint::black_box(&m).lock().await += 1;
+    }
+    common::ns_per(t, n)
+}
+
+async fn mutex_contended(per: u64) -> f64 {
+    let m = Arc::new(Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..CONTENDERS)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    common::work(&mut *m.lock().await);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
+    }
+    common::mops(t, CONTENDERS * per)
+}
+
+fn sleeper(p: Params) -> Outcome {
+    let (n, deadline) = p.sleeps();
+    let hogs = Hogs::new();
+    let dog = hogs.watchdog(deadline);
+    let h2 = hogs.clone();
+    let late = one().block_on(async move {
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let h = h2.clone();
+                tokio::spawn(async move { h.spin(i) })
+            })
+            .collect();
+        let mut late = Vec::with_capacity(n);
+        while late.len() < n && !h2.stopped() {
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            late.push(t.elapsed().saturating_sub(Duration::from_millis(1)));
+        }
+        h2.stop();
+        for h in hs {
+            h.await.unwrap();
+        }
+        late
+    });
+    dog.join().unwrap();
+    common::lateness_outcome(late, n, deadline, &hogs).note("current_thread; no preemption")
+}
+
+#[derive(Default)]
+struct Parked {
+    parked: Arc<AtomicUsize>,
+    release: Arc<Notify>,
+    spawned: usize,
+}
+
+impl Parked {
+    /// Adds tasks waiting on a `Notify` up to `total`; runs them until each
+    /// is waiting.
+    async fn grow(&mut self, total: usize) -> usize {
+        while self.spawned < total {
+            let (p, r) = (Arc::clone(&self.parked), Arc::clone(&self.release));
+            // Detached: the child process exits with them waiting.
+            drop(tokio::spawn(async move {
+                p.fetch_add(1, Ordering::Release);
+                r.notified().await;
+            }));
+            self.spawned += 1;
+        }
+        while self.parked.load(Ordering::Acquire) < total {
+            yield_now().await;
+        }
+        total
+    }
+}
+
+fn rss(p: Params) -> Outcome {
+    let n = p.parked();
+    let rt = one();
+    let mut parked = Parked::default();
+    rt.block_on(parked.grow(1));
+    let before = common::rss_bytes();
+    rt.block_on(parked.grow(n + 1));
+    let after = common::rss_bytes();
+    common::rss_outcome(before, after, n, Some("tasks waiting on a Notify; no stacks".into()))
+}

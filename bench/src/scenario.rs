@@ -1,0 +1,205 @@
+//! The scenarios and the peers, as data: what is measured, in which unit,
+//! which direction is better.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Ours,
+    Os,
+    May,
+    Tokio,
+    Corosensei,
+    Go,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 6] = [Peer::Ours, Peer::Os, Peer::May, Peer::Tokio, Peer::Corosensei, Peer::Go];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Ours => "ours",
+            Peer::Os => "os",
+            Peer::May => "may",
+            Peer::Tokio => "tokio",
+            Peer::Corosensei => "corosensei",
+            Peer::Go => "go",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Peer> {
+        Peer::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub struct Scenario {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub unit: &'static str,
+    pub lower_is_better: bool,
+    /// Measured once per full run, not repeated (it takes tens of seconds).
+    pub once: bool,
+}
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        id: "yield2",
+        title: "(a) yield, 2 threads, 1 worker",
+        unit: "ns/yield",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "yield100",
+        title: "(a) yield, 100 threads, 1 worker",
+        unit: "ns/yield",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "spawn1",
+        title: "(b) spawn+join 10^5, 1 worker",
+        unit: "ns/thread",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "spawn-all",
+        title: "(b) spawn+join 10^5, all workers",
+        unit: "ns/thread",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "pingpong1",
+        title: "(c) channel ping-pong, 1 worker",
+        unit: "ns/trip",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "pingpong-cross",
+        title: "(c) channel ping-pong, 2 workers",
+        unit: "ns/trip",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "mutex-uncontended",
+        title: "(d) mutex lock+unlock, uncontended",
+        unit: "ns/op",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "mutex-contended",
+        title: "(d) mutex, 8 threads, all workers",
+        unit: "Mops/s",
+        lower_is_better: false,
+        once: false,
+    },
+    Scenario {
+        id: "sleeper",
+        title: "(e) 1 ms sleeper among 2 hogs, p50 lateness",
+        unit: "µs",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "prio-wake",
+        title: "(f) priority wake-up over hogs, p50",
+        unit: "µs",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario { id: "rss", title: "(g) RSS per parked thread", unit: "bytes", lower_is_better: true, once: false },
+    Scenario {
+        id: "max-threads",
+        title: "(g) most parked threads reached",
+        unit: "threads",
+        lower_is_better: false,
+        once: true,
+    },
+    Scenario {
+        id: "floor",
+        title: "(h) bare coroutine resume+suspend",
+        unit: "ns/trip",
+        lower_is_better: true,
+        once: false,
+    },
+];
+
+pub fn find(id: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.id == id)
+}
+
+/// Sizes of a run: full, or `--quick`.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub quick: bool,
+}
+
+impl Params {
+    /// Total yields in a yield scenario.
+    pub fn yields(self) -> u64 {
+        if self.quick { 200_000 } else { 2_000_000 }
+    }
+
+    /// Threads spawned and joined.
+    pub fn spawns(self) -> u64 {
+        if self.quick { 20_000 } else { 100_000 }
+    }
+
+    pub fn trips(self) -> u64 {
+        if self.quick { 20_000 } else { 200_000 }
+    }
+
+    pub fn lock_ops(self) -> u64 {
+        if self.quick { 2_000_000 } else { 20_000_000 }
+    }
+
+    /// Lock operations per thread in the contended case.
+    pub fn contended_per_thread(self) -> u64 {
+        if self.quick { 20_000 } else { 200_000 }
+    }
+
+    /// Sleeps of 1 ms, and the deadline at which the hogs are stopped
+    /// however many sleeps were done (a sleeper that did under a tenth of
+    /// them counts as starved).
+    pub fn sleeps(self) -> (usize, std::time::Duration) {
+        if self.quick { (200, std::time::Duration::from_secs(1)) } else { (1500, std::time::Duration::from_secs(3)) }
+    }
+
+    pub fn wakeups(self) -> usize {
+        if self.quick { 100 } else { 1000 }
+    }
+
+    /// Parked threads for the RSS figure (before map-count caps).
+    pub fn parked(self) -> usize {
+        if self.quick { 10_000 } else { 100_000 }
+    }
+
+    /// The steps (running totals) tried for the thread-count ceiling.
+    pub fn ceiling_steps(self) -> &'static [usize] {
+        if self.quick { &[10_000, 20_000] } else { &[10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000] }
+    }
+
+    pub fn floor_trips(self) -> u64 {
+        if self.quick { 1_000_000 } else { 10_000_000 }
+    }
+
+    pub fn flag(self) -> Option<&'static str> {
+        self.quick.then_some("--quick")
+    }
+}
+
+/// Threads in the contended-mutex scenario.
+pub const CONTENDERS: u64 = 8;
+/// Stack size given to every stackful peer where it can be chosen.
+pub const STACK_BYTES: usize = 64 * 1024;
