@@ -1,0 +1,47 @@
+//! End-to-end through the child-process harness, for our runtime only.
+//! Asserts the shape of the result, never a timing.
+
+use std::process::Command;
+
+#[test]
+fn quick_yield_run_for_ours_produces_a_well_formed_result() {
+    let out_dir = std::env::temp_dir().join(format!("bench-harness-test-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["all", "--quick", "--runs", "1", "--scenarios", "yield2", "--peers", "ours", "--out"])
+        .arg(&out_dir)
+        .output()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("(yield2)"), "the table names the scenario:\n{stdout}");
+
+    let text = std::fs::read_to_string(out_dir.join("latest.json")).expect("latest.json written");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("latest.json is JSON");
+    assert_eq!(json["quick"], true);
+    let scenarios = json["scenarios"].as_array().expect("a scenario list");
+    assert_eq!(scenarios.len(), 1);
+    assert_eq!(scenarios[0]["id"], "yield2");
+    assert_eq!(scenarios[0]["unit"], "ns/yield");
+    let peers = scenarios[0]["peers"].as_array().expect("a peer list");
+    assert_eq!(peers.len(), 1);
+    let ours = &peers[0];
+    assert_eq!(ours["peer"], "ours");
+    assert_eq!(ours["status"], "ok", "{ours}");
+    let median = ours["median"].as_f64().expect("a median");
+    assert!(median.is_finite() && median > 0.0, "median {median}");
+    assert_eq!(ours["values"].as_array().map(Vec::len), Some(1));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn run_one_reports_not_applicable_instead_of_failing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run-one", "floor", "ours", "--quick"])
+        .output()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH-RESULT ")).expect("a result line");
+    let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(json["status"], "not-applicable");
+    assert!(json["note"].as_str().is_some_and(|n| !n.is_empty()));
+}
