@@ -242,7 +242,7 @@ func sleeper(p params) outcome {
 	if a > 0 && b > 0 {
 		fair = min(a, b) / max(a, b)
 	}
-	if len(late) < n/10 {
+	if len(late) == 0 || late[len(late)-1] > float64(deadline.Microseconds())/2 {
 		o := outcome{Status: "starved", Note: fmt.Sprintf("woke %d times in %v (asked %d)", len(late), deadline, n),
 			Extra: map[string]float64{"wakeups": float64(len(late)), "fairness": fair}, Samples: late}
 		return o

@@ -185,12 +185,13 @@ pub fn sleeper_loop(hogs: &Hogs, n: usize, mut sleep: impl FnMut(Duration)) -> V
 }
 
 /// p50 lateness as the figure; p99, max and fairness as extras; "starved"
-/// when the sleeper woke fewer than a tenth of the times it asked for.
+/// when one wait took over half the window (the sleeper could not run
+/// until the hogs were stopped).
 pub fn lateness_outcome(mut late: Vec<Duration>, asked: usize, deadline: Duration, hogs: &Hogs) -> Outcome {
     late.sort();
     let us: Vec<f64> = late.iter().map(|d| d.as_secs_f64() * 1e6).collect();
     let fairness = hogs.fairness();
-    if late.len() < asked / 10 {
+    if late.last().is_none_or(|l| *l > deadline / 2) {
         let longest = us.last().copied().unwrap_or(0.0);
         return Outcome::starved(format!(
             "woke {} times in {deadline:?} (asked {asked}); longest wait {:.0} ms",

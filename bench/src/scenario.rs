@@ -170,8 +170,8 @@ impl Params {
     }
 
     /// Sleeps of 1 ms, and the deadline at which the hogs are stopped
-    /// however many sleeps were done (a sleeper that did under a tenth of
-    /// them counts as starved).
+    /// however many sleeps were done (a sleeper one of whose waits took
+    /// over half of it counts as starved).
     pub fn sleeps(self) -> (usize, std::time::Duration) {
         if self.quick { (200, std::time::Duration::from_secs(1)) } else { (1500, std::time::Duration::from_secs(3)) }
     }
