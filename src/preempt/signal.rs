@@ -114,9 +114,14 @@ extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut 
         on_signal(pc);
     }
     // A preempted thread resumes on the worker it was preempted on, so this
-    // is the same OS thread's errno slot.
+    // is the same OS thread's errno slot, except after a blocked-worker
+    // hand-off, when it carries its errno to the new worker.
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
+    // After a hand-off the thread resumes on another OS thread: the context
+    // rt_sigreturn loads must not bring back the old one's thread pointer.
+    // SAFETY: `ctx` is the kernel's writable ucontext for this handler.
+    unsafe { crate::arch::signal_adopt_thread(ctx) };
 }
 
 /// Lets the preemption signal through again on this OS thread: the handler
