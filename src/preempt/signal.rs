@@ -95,6 +95,9 @@ fn try_install(on_signal: fn(usize)) -> Result<i32, String> {
         action.sa_sigaction = handler as *const () as usize;
         // No SA_ONSTACK: the frame must land on the green thread's stack.
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // Nothing else is masked: the handler relies only on the kernel
+        // blocking this signal itself while it runs (qemu-riscv64 7.2,
+        // which ignores sa_mask, does that too).
         libc::sigemptyset(&mut action.sa_mask);
         if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
             return Err(format!("cannot install a handler for signal {sig}: {}", std::io::Error::last_os_error()));
