@@ -132,9 +132,19 @@ fn preempted_computations_equal_their_unpreempted_replay() {
 
 #[test]
 fn register_torture_survives_preemption() {
+    // Many short runs rather than one long one, so that preemption also
+    // lands in the set-up and checking code, not only in the loop: that
+    // matters under `qemu -singlestep` (`.ci/cross.sh <arch> --singlestep`),
+    // where it can land on any instruction.
+    const PER_RUN: u64 = 1_000;
+    let runs = scaled(300_000_000).div_ceil(PER_RUN);
     let sched = one_worker(Duration::from_micros(100));
     let handles: Vec<_> = (0..4u64)
-        .map(|i| sched.spawn(move || arch::register_torture(i * 1_000_003, scaled(300_000_000))).unwrap())
+        .map(|i| {
+            sched
+                .spawn(move || (0..runs).map(|r| arch::register_torture(i * 1_000_003 + r, PER_RUN)).sum::<u64>())
+                .unwrap()
+        })
         .collect();
     let mismatches: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     println!(

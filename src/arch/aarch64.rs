@@ -14,7 +14,7 @@
 //! The FP half always takes its room, so a frame means the same thing
 //! whether or not its owner filled it in.
 
-use super::{Entry, FpSwitch, Isa};
+use super::{Entry, Feature, FpSwitch, Isa, Support};
 use core::arch::{asm, naked_asm};
 
 pub(crate) struct Aarch64;
@@ -27,25 +27,19 @@ const FRAME_D8: usize = 96;
 const FRAME_FPCR: usize = 160;
 
 impl Isa for Aarch64 {
+    const NAME: &'static str = "aarch64";
+
     const INIT_FRAME_BYTES: usize = FRAME_BYTES;
 
     unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize {
-        debug_assert_eq!(top as usize % 16, 0);
-        // SAFETY: the caller gives us INIT_FRAME_BYTES of writable memory
-        // below `top`, and every offset written lies inside that frame.
-        unsafe {
-            let frame = top.sub(FRAME_BYTES);
-            // Zero x29 ends frame-pointer walks at the trampoline; zero
-            // d8–d15 and FPCR are the state a fresh thread is owed (round to
-            // nearest, no flush-to-zero, no default NaN).
-            frame.write_bytes(0, FRAME_BYTES);
-            let slot = |off: usize| frame.add(off).cast::<usize>();
-            slot(FRAME_X19).write(entry as *const () as usize);
-            slot(FRAME_X20).write(arg);
-            // The switch's `ret` lands here.
-            slot(FRAME_X30).write(trampoline as *const () as usize);
-            frame as usize
-        }
+        // Zero x29 ends frame-pointer walks at the trampoline; zero d8–d15
+        // and FPCR are the state a fresh thread is owed (round to nearest,
+        // no flush-to-zero, no default NaN). The switch's `ret` lands on
+        // the trampoline.
+        let words =
+            [(FRAME_X19, entry as *const () as usize), (FRAME_X20, arg), (FRAME_X30, trampoline as *const () as usize)];
+        // SAFETY: forwarded contract; the offsets lie inside the frame.
+        unsafe { super::write_init_frame(top, FRAME_BYTES, &words) }
     }
 
     #[inline(always)]
@@ -58,6 +52,8 @@ impl Isa for Aarch64 {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
     }
+
+    unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
 
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
@@ -151,6 +147,14 @@ impl Isa for Aarch64 {
             );
         }
         mismatches
+    }
+
+    fn features() -> Vec<Feature> {
+        // std reads AT_HWCAP: what the kernel lets this process use.
+        vec![
+            Feature { name: "NEON", support: Support::from_bool(std::arch::is_aarch64_feature_detected!("neon")) },
+            Feature { name: "SVE", support: Support::from_bool(std::arch::is_aarch64_feature_detected!("sve")) },
+        ]
     }
 
     #[inline(always)]

@@ -3,29 +3,36 @@
 //! Each ISA module provides a type implementing the crate-private `Isa`
 //! trait; the rest of the crate uses it through the `Current` alias and
 //! never writes `cfg(target_arch)`. The public part is the portable helpers
-//! below ([`cycles`], [`spin_hint`], [`prefetch_read`], [`prefetch_write`]).
+//! below ([`cycles`], [`spin_hint`], [`prefetch_read`], [`prefetch_write`])
+//! and the run-time CPU feature report [`features`].
 //!
 //! The cooperative switch only has to preserve what the C ABI calls
 //! callee-saved: every other register is dead at a call site, so saving it
 //! would be wasted work. Floating-point control state (and, on aarch64, the
-//! callee-saved vector halves d8–d15) is saved only for threads that may use
-//! it (`FpSwitch`).
+//! callee-saved vector halves d8–d15, on riscv64 fs0–fs11) is saved only for
+//! threads that may use it (`FpSwitch`).
 
+mod features;
 mod torture;
+pub use features::{ArchFeatures, Feature, Support, features};
 pub use torture::register_torture;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "riscv64")]
+mod riscv64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::Aarch64 as Current;
+#[cfg(target_arch = "riscv64")]
+pub(crate) use riscv64::Riscv64 as Current;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::X86_64 as Current;
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("preemptive_mlthreading_rust supports x86_64 and aarch64 Linux");
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+compile_error!("preemptive_mlthreading_rust supports x86_64, aarch64 and riscv64 Linux");
 
 /// Which side of a switch touches floating-point state.
 ///
@@ -49,8 +56,35 @@ impl FpSwitch {
 /// [`Isa::init_stack`] and must never return.
 pub(crate) type Entry = extern "C" fn(arg: usize) -> !;
 
+/// Writes a fresh context's frame, which the switch pops from the saved sp
+/// upwards: `bytes` of zeros ending at `top` (zero frame pointer, FP
+/// registers and rounding mode: the outermost frame, with the default FP
+/// state), then the words that differ, as (offset from the frame's start,
+/// value) pairs. Returns the frame's start, the context's saved sp.
+///
+/// # Safety
+/// As [`Isa::init_stack`], with `bytes` in place of `INIT_FRAME_BYTES`, and
+/// every offset a multiple of 8 below `bytes`.
+unsafe fn write_init_frame(top: *mut u8, bytes: usize, words: &[(usize, usize)]) -> usize {
+    debug_assert_eq!(top as usize % 16, 0);
+    // SAFETY: the caller gives us `bytes` of writable memory below `top`,
+    // and every offset written lies inside it.
+    unsafe {
+        let frame = top.sub(bytes);
+        frame.write_bytes(0, bytes);
+        for &(offset, value) in words {
+            debug_assert!(offset % 8 == 0 && offset < bytes);
+            frame.add(offset).cast::<usize>().write(value);
+        }
+        frame as usize
+    }
+}
+
 /// What every ISA module implements.
 pub(crate) trait Isa {
+    /// The ISA's name as Rust spells `target_arch`.
+    const NAME: &'static str;
+
     /// Bytes [`Isa::init_stack`] writes below the top of the stack.
     const INIT_FRAME_BYTES: usize;
 
@@ -82,9 +116,25 @@ pub(crate) trait Isa {
     /// `SA_SIGINFO` handler.
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
 
+    /// Makes the signal context `ctx` resume on the calling OS thread: a
+    /// preempted thread may be resumed by another worker (the blocked-worker
+    /// hand-off) than the one the signal interrupted, and `rt_sigreturn`
+    /// restores every register the context holds. Where the thread pointer
+    /// is one of them (riscv64's `tp`), it must become this OS thread's, or
+    /// the resumed code would use the first worker's thread-locals. A no-op
+    /// where the thread pointer is not in the signal frame (x86_64's FS
+    /// base, aarch64's TPIDR_EL0).
+    ///
+    /// # Safety
+    /// As [`Isa::signal_pc`], and `ctx` must be writable.
+    unsafe fn signal_adopt_thread(ctx: *mut libc::c_void);
+
     /// See [`register_torture`]: fills every register with values derived
     /// from `seed`, loops `iterations` times, returns the mismatch count.
     fn torture(seed: u64, iterations: u64) -> u64;
+
+    /// Run-time checks of the optional features [`features`] reports.
+    fn features() -> Vec<Feature>;
 
     /// A cheap, monotonic-per-CPU cycle or tick counter.
     fn cycles() -> u64;
@@ -109,8 +159,19 @@ pub(crate) unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
     unsafe { Current::signal_pc(ctx) }
 }
 
+/// See [`Isa::signal_adopt_thread`].
+///
+/// # Safety
+/// As [`Isa::signal_adopt_thread`].
+#[inline]
+pub(crate) unsafe fn signal_adopt_thread(ctx: *mut libc::c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { Current::signal_adopt_thread(ctx) }
+}
+
 /// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on
-/// aarch64).
+/// aarch64, `rdtime` on riscv64 — the latter two tick at a fixed timebase,
+/// not at the core clock).
 ///
 /// ```
 /// let a = preemptive_mlthreading_rust::arch::cycles();

@@ -220,6 +220,11 @@ fn pattern(seed: u64, reg: usize) -> u64 {
     (seed << 8 | reg as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The first `checked` registers' names with the values set and found.
+fn report(names: &[&'static str], set: &[u64], found: &[u64], checked: usize) -> Report {
+    names.iter().zip(set).zip(found).take(checked).map(|((&r, &s), &f)| (r, s, f)).collect()
+}
+
 fn assert_survived(report: &Report, who: &str) {
     for &(reg, set, found) in report {
         assert_eq!(found, set, "{reg} of {who} was {set:#x} before a switch and {found:#x} after");
@@ -381,7 +386,77 @@ unsafe fn switch_with_registers(save_sp: *mut usize, load_sp: usize, seed: u64, 
         );
     }
     let checked = if fp.is_some() { 20 } else { 11 };
-    NAMES.into_iter().zip(set).zip(found).take(checked).map(|((r, s), f)| (r, s, f)).collect()
+    report(&NAMES, &set, &found, checked)
+}
+
+#[cfg(target_arch = "riscv64")]
+unsafe fn switch_with_registers(save_sp: *mut usize, load_sp: usize, seed: u64, fp: Option<Rounding>) -> Report {
+    const NAMES: [&str; 25] = [
+        "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "fs0", "fs1", "fs2", "fs3", "fs4",
+        "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11", "frm",
+    ];
+    let mut set: [u64; 25] = core::array::from_fn(|i| pattern(seed, i));
+    // frm: RUP = 3, RTZ = 1.
+    set[24] = match fp {
+        Some(Rounding::Upward) => 3,
+        Some(Rounding::TowardZero) => 1,
+        None => 0,
+    };
+    let mut found = [0u64; 25];
+    let bits = FpSwitch::new(fp.is_some(), fp.is_some()).0;
+    // SAFETY: see above; a 32-byte frame keeps sp 16-byte aligned for the
+    // call. fs0–fs11 are callee-saved, so clobber_abi("C") does not cover
+    // them: they are declared one by one.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +d",
+            "addi sp, sp, -32",
+            "sd s0, 0(sp)",
+            "sd s1, 8(sp)",
+            "sd a4, 16(sp)",
+            "frcsr t0",
+            "sd t0, 24(sp)",
+            ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11",
+            "ld s\\k, 8 * \\k(a3)",
+            ".endr",
+            "beqz a5, 2f",
+            ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11",
+            "fld fs\\k, 96 + 8 * \\k(a3)",
+            ".endr",
+            "ld t0, 192(a3)",
+            "fsrm t0",
+            "2:",
+            "jalr a6",
+            "ld a4, 16(sp)",
+            ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11",
+            "sd s\\k, 8 * \\k(a4)",
+            "fsd fs\\k, 96 + 8 * \\k(a4)",
+            ".endr",
+            "frrm t0",
+            "sd t0, 192(a4)",
+            "ld t0, 24(sp)",
+            "fscsr t0",
+            "ld s0, 0(sp)",
+            "ld s1, 8(sp)",
+            "addi sp, sp, 32",
+            ".option pop",
+            in("a0") save_sp,
+            in("a1") load_sp,
+            in("a2") bits,
+            in("a3") set.as_ptr(),
+            in("a4") found.as_mut_ptr(),
+            in("a5") fp.is_some() as u64,
+            in("a6") do_switch as *const () as usize,
+            out("s2") _, out("s3") _, out("s4") _, out("s5") _, out("s6") _,
+            out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("fs0") _, out("fs1") _, out("fs2") _, out("fs3") _, out("fs4") _, out("fs5") _,
+            out("fs6") _, out("fs7") _, out("fs8") _, out("fs9") _, out("fs10") _, out("fs11") _,
+            clobber_abi("C"),
+        );
+    }
+    let checked = if fp.is_some() { 25 } else { 12 };
+    report(&NAMES, &set, &found, checked)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -449,5 +524,5 @@ unsafe fn switch_with_registers(save_sp: *mut usize, load_sp: usize, seed: u64, 
     // between may have raised; only the control bits are the switch's.
     found[6] &= !0x3F;
     let checked = if fp.is_some() { 7 } else { 6 };
-    NAMES.into_iter().zip(set).zip(found).take(checked).map(|((r, s), f)| (r, s, f)).collect()
+    report(&NAMES, &set, &found, checked)
 }

@@ -1,7 +1,7 @@
 //! x86_64 System V: callee-saved rbx, rbp, r12–r15, plus MXCSR control bits
 //! and the x87 control word.
 
-use super::{Entry, FpSwitch, Isa};
+use super::{Entry, Feature, FpSwitch, Isa, Support};
 use core::arch::naked_asm;
 
 pub(crate) struct X86_64;
@@ -12,29 +12,24 @@ pub(crate) struct X86_64;
 const DEFAULT_FP_SLOT: u64 = 0x1F80 | (0x037F << 32);
 
 impl Isa for X86_64 {
+    const NAME: &'static str = "x86_64";
+
     // fp slot, r15, r14, r13, r12, rbx, rbp, return address, 16 bytes pad.
     const INIT_FRAME_BYTES: usize = 80;
 
     unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize {
-        debug_assert_eq!(top as usize % 16, 0);
-        let top = top.cast::<u64>();
-        // SAFETY: the caller gives us INIT_FRAME_BYTES of writable memory
-        // below `top`; every offset below stays within it.
-        unsafe {
-            // Pad so that the trampoline starts with rsp 16-byte aligned, as
-            // a `call` site requires; zeros end frame-pointer walks here.
-            top.sub(1).write(0);
-            top.sub(2).write(0);
-            top.sub(3).write(trampoline as *const () as usize as u64); // popped by `ret`
-            top.sub(4).write(0); // rbp
-            top.sub(5).write(0); // rbx
-            top.sub(6).write(entry as *const () as usize as u64); // r12
-            top.sub(7).write(arg as u64); // r13
-            top.sub(8).write(0); // r14
-            top.sub(9).write(0); // r15
-            top.sub(10).write(DEFAULT_FP_SLOT);
-            top.sub(10) as usize
-        }
+        // From the saved rsp up: fp slot, r15, r14, r13, r12, rbx, rbp, the
+        // return address `ret` pops, and 16 bytes of zeros, so that the
+        // trampoline starts with rsp 16-byte aligned as a `call` site
+        // requires; zero rbp and the zeros above end frame-pointer walks.
+        let words = [
+            (0, DEFAULT_FP_SLOT as usize),
+            (24, arg),                         // r13
+            (32, entry as *const () as usize), // r12
+            (56, trampoline as *const () as usize),
+        ];
+        // SAFETY: forwarded contract; the offsets lie inside the frame.
+        unsafe { super::write_init_frame(top, Self::INIT_FRAME_BYTES, &words) }
     }
 
     #[inline(always)]
@@ -47,6 +42,8 @@ impl Isa for X86_64 {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
     }
+
+    unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
 
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
@@ -120,6 +117,15 @@ impl Isa for X86_64 {
             );
         }
         mismatches
+    }
+
+    fn features() -> Vec<Feature> {
+        // std checks CPUID and that the OS enabled the state (XCR0).
+        vec![
+            Feature { name: "AVX", support: Support::from_bool(std::is_x86_feature_detected!("avx")) },
+            Feature { name: "AVX2", support: Support::from_bool(std::is_x86_feature_detected!("avx2")) },
+            Feature { name: "AVX-512F", support: Support::from_bool(std::is_x86_feature_detected!("avx512f")) },
+        ]
     }
 
     #[inline(always)]

@@ -57,15 +57,20 @@ pub(crate) fn signal() -> i32 {
 
 /// Installs the handler once per process, refusing to take over a signal
 /// somebody else already handles.
-pub(crate) fn install(on_signal: fn(usize)) -> Result<i32, ThreadError> {
+/// What the handler calls: the interrupted pc, and the signal context, which
+/// the callee hands to [`crate::arch::signal_adopt_thread`] once it has been
+/// resumed, before it lets the next preemption in.
+pub(crate) type OnSignal = fn(pc: usize, ctx: *mut libc::c_void);
+
+pub(crate) fn install(on_signal: OnSignal) -> Result<i32, ThreadError> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     let result = installed.get_or_insert_with(|| try_install(on_signal)).clone();
     result.map_err(ThreadError::Config)
 }
 
-static ON_SIGNAL: std::sync::OnceLock<fn(usize)> = std::sync::OnceLock::new();
+static ON_SIGNAL: std::sync::OnceLock<OnSignal> = std::sync::OnceLock::new();
 
-fn try_install(on_signal: fn(usize)) -> Result<i32, String> {
+fn try_install(on_signal: OnSignal) -> Result<i32, String> {
     let mut sig = SIGNAL.load(Ordering::Relaxed);
     if sig == 0 {
         sig = match std::env::var("PMT_PREEMPT_SIGNAL") {
@@ -95,6 +100,9 @@ fn try_install(on_signal: fn(usize)) -> Result<i32, String> {
         action.sa_sigaction = handler as *const () as usize;
         // No SA_ONSTACK: the frame must land on the green thread's stack.
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // Nothing else is masked: the handler relies only on the kernel
+        // blocking this signal itself while it runs (qemu-riscv64 7.2,
+        // which ignores sa_mask, does that too).
         libc::sigemptyset(&mut action.sa_mask);
         if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
             return Err(format!("cannot install a handler for signal {sig}: {}", std::io::Error::last_os_error()));
@@ -111,10 +119,11 @@ extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut 
     // SAFETY: `ctx` is the ucontext the kernel passed to this SA_SIGINFO handler.
     let pc = unsafe { crate::arch::signal_pc(ctx) };
     if let Some(on_signal) = ON_SIGNAL.get() {
-        on_signal(pc);
+        on_signal(pc, ctx);
     }
     // A preempted thread resumes on the worker it was preempted on, so this
-    // is the same OS thread's errno slot.
+    // is the same OS thread's errno slot, except after a blocked-worker
+    // hand-off, when it carries its errno to the new worker.
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
 }
@@ -122,13 +131,23 @@ extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut 
 /// Lets the preemption signal through again on this OS thread: the handler
 /// switches away with it blocked, and the next thread must be preemptible.
 pub(crate) fn unblock() {
+    mask(libc::SIG_UNBLOCK)
+}
+
+/// Blocks the preemption signal on this OS thread: the handler's last
+/// stretch, once resumed, until `rt_sigreturn` restores the thread's mask.
+pub(crate) fn block() {
+    mask(libc::SIG_BLOCK)
+}
+
+fn mask(how: libc::c_int) {
     // SAFETY: sigset operations on a local set; pthread_sigmask affects
     // only the calling thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, signal());
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 

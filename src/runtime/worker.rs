@@ -863,7 +863,7 @@ pub(crate) fn park(timeout: Option<Duration>) -> bool {
 
 /// The preemption signal arrived on this OS thread, interrupting `pc`.
 /// Runs inside the signal handler, on the interrupted green thread's stack.
-pub(crate) fn on_preempt_signal(pc: usize) {
+pub(crate) fn on_preempt_signal(pc: usize, ctx: *mut libc::c_void) {
     if preempt::depth() == 0
         && let Some((w, _)) = Worker::current_task()
     {
@@ -914,6 +914,18 @@ pub(crate) fn on_preempt_signal(pc: usize) {
             break;
         }
     }
+    // Block the signal again for the rest of the handler: once the depth is
+    // back to zero, its last instructions are this crate's code, and a
+    // second preemption landing there would nest a frame whose return
+    // undoes what this one set up below (and, after a hand-off, could
+    // resume this frame on yet another worker). rt_sigreturn restores the
+    // interrupted code's own mask.
+    crate::preempt::signal::block();
+    // After a blocked-worker hand-off the thread resumes on another OS
+    // thread: the context rt_sigreturn loads must not bring back the first
+    // one's thread pointer (riscv64's tp).
+    // SAFETY: `ctx` is the kernel's writable ucontext of the running handler.
+    unsafe { crate::arch::signal_adopt_thread(ctx) };
     preempt::set_depth(0);
 }
 

@@ -32,7 +32,11 @@ pub fn is_child(name: &str) -> bool {
 }
 
 /// `n`, or a twentieth of it under an emulator (`PMT_TEST_RUNNER` set),
-/// where every instruction costs ~20 times more.
+/// where every instruction costs ~20 times more, divided again by
+/// `PMT_TEST_SLOWDOWN` when that is set (`.ci/cross.sh --singlestep` runs
+/// qemu one instruction per translation block, ~10 times slower still).
 pub fn scaled(n: u64) -> u64 {
-    if std::env::var_os("PMT_TEST_RUNNER").is_some() { (n / 20).max(1) } else { n }
+    let slowdown = std::env::var("PMT_TEST_SLOWDOWN").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let emulated = if std::env::var_os("PMT_TEST_RUNNER").is_some() { 20 } else { 1 };
+    (n / emulated / slowdown).max(1)
 }
