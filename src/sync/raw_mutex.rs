@@ -40,11 +40,8 @@ const SPINS: u32 = 0;
 fn spin_rounds() -> u32 {
     #[cfg(not(loom))]
     {
-        use crossbeam_utils::CachePadded;
         use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-        // Padded: read on every contended lock, it must not share a line
-        // with some counter that other CPUs write.
-        static ROUNDS: CachePadded<AtomicU32> = CachePadded::new(AtomicU32::new(u32::MAX));
+        static ROUNDS: AtomicU32 = AtomicU32::new(u32::MAX);
         match ROUNDS.load(Relaxed) {
             u32::MAX => {
                 let r = if crate::num_cpus() > 1 { SPINS } else { 0 };

@@ -27,6 +27,11 @@ const ONE_READER: usize = 8;
 
 const GRANTED: u8 = 1;
 
+/// The waiting bits for `readers` and `writers` linked waiters.
+fn waiting_bits(readers: usize, writers: usize) -> usize {
+    (if readers > 0 { READERS_WAITING } else { 0 }) | (if writers > 0 { WRITERS_WAITING } else { 0 })
+}
+
 struct Lists {
     readers: WaitList,
     writers: WaitList,
@@ -176,9 +181,6 @@ impl RawRwLock {
             }
             let readers = lists.readers.len();
             let writers = lists.writers.len();
-            let waiting_bits = |r: usize, w: usize| {
-                (if r > 0 { READERS_WAITING } else { 0 }) | (if w > 0 { WRITERS_WAITING } else { 0 })
-            };
             let base = s & !(READERS_WAITING | WRITERS_WAITING);
             let (next, grant) = if readers > 0 && (prefer_readers || writers == 0) {
                 ((base + readers * ONE_READER) | waiting_bits(0, writers), Kind::Read)
@@ -206,8 +208,7 @@ impl RawRwLock {
 
     /// Makes the waiting bits match the lists (after a waiter left).
     fn fix_waiting_bits(&self, lists: &Lists) {
-        let want = (if lists.readers.is_empty() { 0 } else { READERS_WAITING })
-            | (if lists.writers.is_empty() { 0 } else { WRITERS_WAITING });
+        let want = waiting_bits(lists.readers.len(), lists.writers.len());
         let mut s = self.state.load(Ordering::Relaxed);
         while s & (READERS_WAITING | WRITERS_WAITING) != want {
             let next = (s & !(READERS_WAITING | WRITERS_WAITING)) | want;

@@ -1,6 +1,6 @@
 use super::atomic::{AtomicUsize, Ordering};
 use super::condvar::Condvar;
-use super::error::{TimedOut, deadline_after};
+use super::error::TimedOut;
 use super::mutex::Mutex;
 use std::fmt;
 use std::time::Duration;
@@ -88,11 +88,7 @@ impl WaitGroup {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TimedOut> {
         let g = self.lock.lock();
-        let Some(_) = deadline_after(timeout) else {
-            drop(g);
-            self.wait();
-            return Ok(());
-        };
+        // A timeout too large for the clock waits for ever (Condvar's rule).
         let (_g, r) = self.zero.wait_timeout_while(g, timeout, |_| self.count.load(Ordering::Acquire) != 0);
         if r.timed_out() { Err(TimedOut) } else { Ok(()) }
     }

@@ -38,13 +38,9 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     pub(crate) fn new() -> Self {
-        #[cfg(not(loom))]
-        let me = crate::current();
-        #[cfg(loom)]
-        let me = loom::thread::current();
         Waiter {
             state: AtomicU8::new(WAITING),
-            unparker: Cell::new(Some(me)),
+            unparker: Cell::new(Some(current_unparker())),
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             data: Cell::new(0),
@@ -55,14 +51,8 @@ impl Waiter {
     /// Makes the entry reusable for another wait by the same thread, after
     /// it was woken (the waker took the handle).
     pub(crate) fn rearm(&self) {
-        if let Some(me) = self.unparker.take() {
-            self.unparker.set(Some(me));
-        } else {
-            #[cfg(not(loom))]
-            self.unparker.set(Some(crate::current()));
-            #[cfg(loom)]
-            self.unparker.set(Some(loom::thread::current()));
-        }
+        let me = self.unparker.take().unwrap_or_else(current_unparker);
+        self.unparker.set(Some(me));
         self.state.store(WAITING, Ordering::Relaxed);
     }
 
@@ -102,6 +92,16 @@ pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool
             }
         }
     }
+}
+
+#[cfg(not(loom))]
+fn current_unparker() -> Unparker {
+    crate::current()
+}
+
+#[cfg(loom)]
+fn current_unparker() -> Unparker {
+    loom::thread::current()
 }
 
 #[cfg(not(loom))]
