@@ -48,6 +48,11 @@ if [[ "${1:-}" == "--clippy" ]]; then
     exec cargo clippy --target "$target" --all-targets -- -D warnings
 fi
 
+# A hang must cost minutes, not the whole CI budget: test runs (built
+# beforehand, so compile time does not count) are killed after this many
+# seconds; libtest has already named any test running over 60 s by then.
+test_timeout="${PMT_TEST_TIMEOUT:-600}"
+
 if [[ "${1:-}" == "--singlestep" ]]; then
     # qemu delivers an asynchronous signal only between translation blocks,
     # so a tight loop is always interrupted at the same instruction. One
@@ -65,7 +70,8 @@ if [[ "${1:-}" == "--singlestep" ]]; then
     export PMT_TEST_RUNNER="$runner" PMT_TEST_SLOWDOWN=10
     runner_var="CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUNNER"
     export "$runner_var"="$runner"
-    exec cargo test --target "$target" --test preemption register_torture -- --nocapture
+    cargo test --target "$target" --test preemption --no-run
+    exec timeout -k 30 "$test_timeout" cargo test --target "$target" --test preemption register_torture -- --nocapture
 fi
 
 # Tests that start a child process start it through the same emulator.
@@ -75,8 +81,9 @@ export PMT_TEST_RUNNER="$runner"
 # garbage code while preemption signals were being delivered); never seen
 # natively. A failing run is repeated once, loudly, so an emulator flake is
 # visible in the log without turning CI red; a real failure fails twice.
-if ! cargo test --target "$target" --lib --tests "$@"; then
-    echo "!! $arch tests failed under qemu; running them once more to tell an emulator flake from a real failure" >&2
-    cargo test --target "$target" --lib --tests "$@"
+cargo test --target "$target" --lib --tests --no-run
+if ! timeout -k 30 "$test_timeout" cargo test --target "$target" --lib --tests "$@"; then
+    echo "!! $arch tests failed (or timed out after ${test_timeout} s) under qemu; running them once more to tell an emulator flake from a real failure" >&2
+    timeout -k 30 "$test_timeout" cargo test --target "$target" --lib --tests "$@"
     echo "!! FLAKY under qemu: the $arch tests passed on the second run" >&2
 fi

@@ -114,3 +114,74 @@ fn a_thread_woken_while_its_worker_is_blocked_runs_on_the_spare() {
     parked.join().unwrap();
     println!("woken thread ran while its worker was blocked; hand-offs {:?}", sched.worker_hand_offs());
 }
+
+/// Threads preempted while they toggle preemption guards, ask for their own
+/// handle and count, are moved again and again to a spare worker by a
+/// sibling that blocks in the kernel. A thread-local address computed on
+/// one OS thread and used on another would corrupt a worker's preempt
+/// depth (an underflow panic, or a worker that never preempts again) or
+/// return another thread's handle.
+#[test]
+fn threads_moved_by_hand_offs_keep_their_own_state() {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(200));
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    const TOGGLERS: usize = 4;
+    let togglers: Vec<_> = (0..TOGGLERS)
+        .map(|i| {
+            let (stop, total) = (Arc::clone(&stop), Arc::clone(&total));
+            preemptive_mlthreading_rust::ThreadBuilder::new()
+                .name(format!("toggler-{i}"))
+                .scheduler(sched.clone())
+                .spawn(move || {
+                    let me = preemptive_mlthreading_rust::current();
+                    let mut n = 0u64;
+                    let mut last_block = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        if last_block.elapsed() > Duration::from_millis(20) {
+                            // Block whichever worker this runs on now, so
+                            // the siblings queued there move on again.
+                            std::thread::sleep(Duration::from_millis(2));
+                            last_block = Instant::now();
+                        }
+                        let g = preemptive_mlthreading_rust::preempt::disable();
+                        std::hint::black_box(&g);
+                        drop(g);
+                        assert!(!preemptive_mlthreading_rust::preempt::is_disabled());
+                        let now = preemptive_mlthreading_rust::current();
+                        assert_eq!(now.id(), me.id(), "current() named another thread");
+                        n += 1;
+                    }
+                    total.fetch_add(n, Ordering::Relaxed);
+                    n
+                })
+                .unwrap()
+        })
+        .collect();
+    let s = Arc::clone(&stop);
+    let blocker = sched
+        .spawn(move || {
+            let mut blocks = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                // Blocks the worker in the kernel: the monitor hands the
+                // queued (preempted) togglers to a spare.
+                std::thread::sleep(Duration::from_millis(3));
+                blocks += 1;
+                preemptive_mlthreading_rust::yield_now();
+            }
+            blocks
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let blocks = blocker.join().unwrap();
+    for t in togglers {
+        assert!(t.join().unwrap() > 0, "a toggler never ran");
+    }
+    println!(
+        "{blocks} blocking sleeps, {} guard toggles, hand-offs {:?}, preemptions {:?}",
+        total.load(Ordering::Relaxed),
+        sched.worker_hand_offs(),
+        sched.worker_preemptions()
+    );
+}

@@ -130,7 +130,16 @@ fn park_unpark_ping_pong_across_workers_loses_no_wakeup() {
                     park();
                 }
                 tb.store(2 * i + 2, Ordering::Release);
-                PEER_A.get().unwrap().unpark();
+                // The main thread publishes A's handle after spawning it,
+                // which a slow (or emulated) machine may do only after A's
+                // first unpark reached us.
+                let peer = loop {
+                    match PEER_A.get() {
+                        Some(peer) => break peer,
+                        None => preemptive_mlthreading_rust::yield_now(),
+                    }
+                };
+                peer.unpark();
             }
         })
         .unwrap();

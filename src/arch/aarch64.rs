@@ -183,6 +183,40 @@ impl Isa for Aarch64 {
         // SAFETY: as above; pst only asks for the line in a writable state.
         unsafe { asm!("prfm pstl1keep, [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
     }
+
+    #[inline]
+    fn word_load() -> u64 {
+        // SAFETY: a leaf that reads this OS thread's own static TLS.
+        unsafe { word_load() }
+    }
+
+    #[inline]
+    fn word_swap(word: u64) -> u64 {
+        // SAFETY: as above, reading and writing.
+        unsafe { word_swap(word) }
+    }
+
+    #[inline]
+    fn word_add(delta: u64) -> u64 {
+        // SAFETY: as above, reading and writing.
+        unsafe { word_add(delta) }
+    }
+
+    #[inline]
+    fn word_store_half(half: usize, value: u32) {
+        // SAFETY: as above, writing; `half` is 0 or 1 (checked by the
+        // portable wrapper), so the store stays inside the word.
+        unsafe { word_store_half(half, value) }
+    }
+
+    fn word_code() -> [usize; 4] {
+        [
+            word_load as *const () as usize,
+            word_swap as *const () as usize,
+            word_add as *const () as usize,
+            word_store_half as *const () as usize,
+        ]
+    }
 }
 
 /// x0 = where to store the old sp, x1 = sp to load, x2 = FpSwitch bits.
@@ -251,4 +285,62 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     naked_asm!("mov x0, x20", "mov x16, x19", "mov x30, xzr", "br x16")
+}
+
+// The preemption word's four leaves (see `arch::preempt_word`). The offset
+// from TPIDR_EL0 comes from the GOT (initial-exec model); the thread
+// address lives in x8 only until the leaf returns.
+
+#[unsafe(naked)]
+unsafe extern "C" fn word_load() -> u64 {
+    naked_asm!(
+        "adrp x8, :gottprel:__pmt_preempt_word_v1",
+        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
+        "mrs x9, tpidr_el0",
+        "ldr x0, [x9, x8]",
+        "ret",
+    )
+}
+
+/// x0 = new word.
+#[unsafe(naked)]
+unsafe extern "C" fn word_swap(_word: u64) -> u64 {
+    naked_asm!(
+        "adrp x8, :gottprel:__pmt_preempt_word_v1",
+        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
+        "mrs x9, tpidr_el0",
+        "add x8, x8, x9",
+        "ldr x9, [x8]",
+        "str x0, [x8]",
+        "mov x0, x9",
+        "ret",
+    )
+}
+
+/// x0 = delta.
+#[unsafe(naked)]
+unsafe extern "C" fn word_add(_delta: u64) -> u64 {
+    naked_asm!(
+        "adrp x8, :gottprel:__pmt_preempt_word_v1",
+        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
+        "mrs x9, tpidr_el0",
+        "add x8, x8, x9",
+        "ldr x9, [x8]",
+        "add x0, x9, x0",
+        "str x0, [x8]",
+        "ret",
+    )
+}
+
+/// x0 = half (0 or 1), w1 = value.
+#[unsafe(naked)]
+unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
+    naked_asm!(
+        "adrp x8, :gottprel:__pmt_preempt_word_v1",
+        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
+        "mrs x9, tpidr_el0",
+        "add x8, x8, x9",
+        "str w1, [x8, x0, lsl #2]",
+        "ret",
+    )
 }

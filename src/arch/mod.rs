@@ -13,6 +13,7 @@
 //! threads that may use it (`FpSwitch`).
 
 mod features;
+pub(crate) mod preempt_word;
 mod torture;
 pub use features::{ArchFeatures, Feature, Support, features};
 pub use torture::register_torture;
@@ -147,6 +148,23 @@ pub(crate) trait Isa {
 
     /// Prefetches the cache line at `p` for writing; never faults.
     fn prefetch_write(p: *const u8);
+
+    /// Reads the calling OS thread's 64-bit preemption word (see
+    /// `preempt_word`). This and the next three are leaf functions that
+    /// compute the thread-local address and use it before they return.
+    fn word_load() -> u64;
+
+    /// Replaces the preemption word, returning the old value.
+    fn word_swap(word: u64) -> u64;
+
+    /// Adds `delta` (wrapping) to the preemption word; returns the new value.
+    fn word_add(delta: u64) -> u64;
+
+    /// Writes 32-bit half `half` (0: low, 1: high) of the preemption word.
+    fn word_store_half(half: usize, value: u32);
+
+    /// Entry addresses of the four leaves above.
+    fn word_code() -> [usize; 4];
 }
 
 /// The program counter a signal interrupted; see [`Isa::signal_pc`].

@@ -26,14 +26,13 @@ pub(crate) mod signal;
 pub use alloc::PreemptSafeAlloc;
 pub use signal::{DEFAULT_SIGNAL, set_signal};
 
-use std::cell::Cell;
+use crate::arch::preempt_word::{self, DEPTH, ONE, PENDING, depth_of, pending_of};
 use std::marker::PhantomData;
 
-thread_local! {
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// A preemption arrived at an unsafe point and waits for depth zero.
-    static PENDING: Cell<bool> = const { Cell::new(false) };
-}
+// The depth and the pending flag live in the OS thread's preemption word
+// (`arch::preempt_word`), not in `thread_local!`s: a green thread may be
+// moved to another worker between computing a thread-local's address and
+// using it, and the word's accessors leave no such window.
 
 /// Keeps preemption disabled on this worker until dropped. Guards nest.
 ///
@@ -58,33 +57,37 @@ pub struct PreemptGuard {
 /// Called from a plain OS thread it is harmless (nothing preempts those).
 #[inline]
 pub fn disable() -> PreemptGuard {
-    DEPTH.with(|d| d.set(d.get() + 1));
+    preempt_word::add(ONE);
     PreemptGuard { _not_send: PhantomData }
 }
 
 /// Whether preemption is currently disabled on this OS thread.
 #[inline]
 pub fn is_disabled() -> bool {
-    DEPTH.with(|d| d.get()) > 0
+    depth_of(preempt_word::load()) > 0
 }
 
 impl Drop for PreemptGuard {
     #[inline]
     fn drop(&mut self) {
-        let depth = DEPTH.with(|d| {
-            let n = d.get() - 1;
-            d.set(n);
-            n
-        });
-        if depth == 0 && PENDING.with(Cell::get) {
-            take_pending();
+        let word = preempt_word::add(ONE.wrapping_neg());
+        match depth_of(word) {
+            0 if pending_of(word) => take_pending(),
+            u32::MAX => depth_underflow(),
+            _ => {}
         }
     }
 }
 
 #[cold]
+#[inline(never)]
+fn depth_underflow() -> ! {
+    panic!("preemption depth underflow: more preempt-disable scopes ended than began on this worker (a runtime bug)")
+}
+
+#[cold]
 fn take_pending() {
-    PENDING.with(|p| p.set(false));
+    preempt_word::store_half(PENDING, 0);
     crate::runtime::worker::yield_pending();
 }
 
@@ -97,7 +100,7 @@ pub(crate) struct Quiet;
 impl Quiet {
     #[inline]
     pub(crate) fn enter() -> Quiet {
-        DEPTH.with(|d| d.set(d.get() + 1));
+        preempt_word::add(ONE);
         Quiet
     }
 }
@@ -105,33 +108,43 @@ impl Quiet {
 impl Drop for Quiet {
     #[inline]
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get() - 1));
+        if depth_of(preempt_word::add(ONE.wrapping_neg())) == u32::MAX {
+            depth_underflow();
+        }
     }
 }
 
-/// The current depth, saved into a green thread's context at a switch.
+/// The current depth.
 #[inline]
 pub(crate) fn depth() -> u32 {
-    DEPTH.with(|d| d.get())
+    depth_of(preempt_word::load())
 }
 
-/// Installs the depth of the context being switched in.
+/// Sets the depth, leaving the pending flag alone.
 #[inline]
 pub(crate) fn set_depth(depth: u32) {
-    DEPTH.with(|d| d.set(depth))
+    preempt_word::store_half(DEPTH, depth)
+}
+
+/// At a switch: installs the depth of the context being switched in,
+/// clears any pending preemption (the switch is one), and returns the
+/// depth of the context being switched out, to save in it.
+#[inline]
+pub(crate) fn switch_depth(depth: u32) -> u32 {
+    depth_of(preempt_word::swap(u64::from(depth)))
 }
 
 /// Records a preemption to take when the depth drops to zero.
 #[inline]
 pub(crate) fn set_pending() {
-    PENDING.with(|p| p.set(true))
+    preempt_word::store_half(PENDING, 1)
 }
 
 /// Takes a pending preemption now, from a point where switching is allowed
 /// and no guard is about to drop (a fresh thread's first instruction).
 #[inline]
 pub(crate) fn take_pending_now() {
-    if PENDING.with(Cell::get) {
+    if pending_of(preempt_word::load()) {
         take_pending();
     }
 }
@@ -139,11 +152,9 @@ pub(crate) fn take_pending_now() {
 /// Clears the pending flag, returning whether it was set.
 #[inline]
 pub(crate) fn take_pending_flag() -> bool {
-    PENDING.with(|p| p.replace(false))
-}
-
-/// Clears a pending preemption (the thread is switching anyway).
-#[inline]
-pub(crate) fn clear_pending() {
-    PENDING.with(|p| p.set(false))
+    let pending = pending_of(preempt_word::load());
+    if pending {
+        preempt_word::store_half(PENDING, 0);
+    }
+    pending
 }

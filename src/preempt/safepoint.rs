@@ -87,6 +87,8 @@ impl CodeMap {
         let linked = file.segments().map(|s| s.address()).min().unwrap_or(0) as usize;
         let page = crate::stack::page_size();
         let bias = base.wrapping_sub(linked & !(page - 1));
+        // The preemption word's leaves hold a thread address while they run.
+        let never = crate::arch::preempt_word::code();
         let mut safe: Vec<(usize, usize)> = file
             .symbols()
             .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
@@ -95,6 +97,7 @@ impl CodeMap {
                 let lo = (s.address() as usize).wrapping_add(bias);
                 (lo, lo + s.size() as usize)
             })
+            .filter(|&(lo, hi)| !never.iter().any(|&f| (lo..hi).contains(&f)))
             .collect();
         safe.sort_unstable();
         Ok(CodeMap { safe: merge(safe) })
@@ -224,5 +227,9 @@ mod tests {
         assert!(!is_safe(libc::malloc as *const () as usize), "libc's malloc");
         assert!(!is_safe(std::io::stdout as *const () as usize), "std::io::stdout, which has no symbol");
         assert!(!is_safe(0), "null");
+        for leaf in crate::arch::preempt_word::code() {
+            assert!(!is_safe(leaf), "a preemption-word leaf");
+            assert!(!is_safe(leaf + 4), "inside a preemption-word leaf");
+        }
     }
 }

@@ -372,6 +372,13 @@ impl Worker {
     }
 
     /// The green thread running on the calling worker, if the caller is one.
+    ///
+    /// Only with preemption disabled (a guard, or the runtime's own depth),
+    /// and neither reference may be kept across a switch: a green thread
+    /// preempted after this returned could be moved to another worker (a
+    /// blocked worker's queue goes to a spare) and would go on with the
+    /// first worker, reading what runs there now. From preemptible code use
+    /// [`Worker::current_task_arc`] or [`Worker::is_green`].
     #[inline]
     pub(crate) fn current_task() -> Option<(&'static Worker, &'static Arc<Task>)> {
         let w = Worker::current()?;
@@ -383,13 +390,37 @@ impl Worker {
         Some((w, unsafe { &*(t as *const Arc<Task>) }))
     }
 
+    /// The calling green thread's task, from any code (None on a plain OS
+    /// thread). The task is the thread itself, whichever worker runs it.
+    pub(crate) fn current_task_arc() -> Option<Arc<Task>> {
+        let _g = preempt::disable();
+        Worker::current_task().map(|(_, t)| Arc::clone(t))
+    }
+
+    /// The calling green thread's task without touching its reference
+    /// count. The pointer stays valid until the thread ends (the runtime
+    /// holds the running thread's task), so only that thread may use it.
+    pub(crate) fn current_task_ptr() -> Option<*const Task> {
+        let _g = preempt::disable();
+        Worker::current_task().map(|(_, t)| Arc::as_ptr(t))
+    }
+
+    /// Whether the caller is a green thread. Stable across migrations: a
+    /// green thread only ever runs on workers.
+    pub(crate) fn is_green() -> bool {
+        let _g = preempt::disable();
+        Worker::current_task().is_some()
+    }
+
     /// Makes `task` runnable on its worker, from any thread.
     pub(crate) fn schedule(task: Arc<Task>) {
         let index = task.worker();
+        // Before asking which worker this is: a green thread preempted in
+        // between could be moved to another (see `current_task`).
+        let _g = preempt::disable();
         if let Some(w) = Worker::current()
             && task.pool.worker(index).is_some_and(|target| ptr::eq(w, target))
         {
-            let _g = preempt::disable();
             if task.spec.priority > w.watch.priority.load(Ordering::Relaxed) && w.watch.running.load(Ordering::Relaxed)
             {
                 // Outranks the running thread: switch when the guard drops.
@@ -541,8 +572,8 @@ impl Worker {
         let Some(cur) = l.current.take() else { return };
         // SAFETY: the running thread owns its own execution state.
         let cur_exec = unsafe { cur.exec() };
-        cur_exec.preempt_depth = preempt::depth();
         let save_sp = &raw mut cur_exec.sp;
+        let save_depth = &raw mut cur_exec.preempt_depth;
         let save_fp = cur.spec.save_fp;
         l.post = post(cur);
         let (load_sp, restore_fp, depth) = match next {
@@ -561,8 +592,9 @@ impl Worker {
             None => (l.idle_sp, true, 1),
         };
         self.count_switch();
-        preempt::clear_pending();
-        preempt::set_depth(depth);
+        // SAFETY: as `save_sp` below: the task is kept alive by `post`, and
+        // nobody else touches it before the next context finishes the post.
+        unsafe { *save_depth = preempt::switch_depth(depth) };
         // SAFETY: `save_sp` points into a task kept alive by `post`; `load_sp`
         // was saved by a context that is switched out (a queued task or the
         // idle context), and FP flags follow each context's own setting.
@@ -820,21 +852,24 @@ fn yield_inner() -> bool {
 
 /// Drops the calling green thread's `GreenLocal` values.
 pub(crate) fn clear_current_locals() {
-    if let Some((_, task)) = Worker::current_task() {
+    if let Some(task) = Worker::current_task_arc() {
         task.locals.clear();
     }
 }
 
 /// `sleep` for a green thread; false when the caller is not one.
 pub(crate) fn sleep(dur: Duration) -> bool {
-    let Some((w, _)) = Worker::current_task() else { return false };
     let Some(deadline) = Instant::now().checked_add(dur) else {
-        // Sleeping "forever": park until the end of the process.
-        loop {
-            park(None);
+        if Worker::is_green() {
+            // Sleeping "forever": park until the end of the process.
+            loop {
+                park(None);
+            }
         }
+        return false;
     };
     let _g = preempt::disable();
+    let Some((w, _)) = Worker::current_task() else { return false };
     w.poll();
     let next = w.next_ready(None);
     // SAFETY: we are the running thread of `w`, preemption is disabled.
@@ -844,8 +879,8 @@ pub(crate) fn sleep(dur: Duration) -> bool {
 
 /// `park`/`park_timeout` for a green thread; false when the caller is not one.
 pub(crate) fn park(timeout: Option<Duration>) -> bool {
-    let Some((w, cur)) = Worker::current_task() else { return false };
     let _g = preempt::disable();
+    let Some((w, cur)) = Worker::current_task() else { return false };
     if cur.park.try_consume() {
         return true;
     }

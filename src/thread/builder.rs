@@ -47,7 +47,11 @@ pub const DEFAULT_PRIORITY: u8 = 10;
 /// its priority waits is suspended at the next safe instruction (see
 /// [`preempt`](crate::preempt)), and resumes later on the *same* worker:
 /// LLVM may keep a thread-local's address in a register at any instruction,
-/// so only a cooperative point lets a thread change workers. A sibling on
+/// so only a cooperative point lets a thread change workers. The exception
+/// is a worker blocked in the OS, whose queued threads move to a spare
+/// worker: code that may block its worker should access its own
+/// `thread_local!`s inside [`preempt::disable`](crate::preempt::disable)
+/// (the runtime's own per-thread state is safe from this). A sibling on
 /// that worker may run in between, so anything keyed by the OS thread is
 /// shared with it: hold a `std::sync::Mutex` only inside
 /// [`preempt::disable`](crate::preempt::disable) (a sibling blocking on it
@@ -202,8 +206,8 @@ impl ThreadBuilder {
         };
         let pool = match self.pool {
             Some(pool) => pool,
-            None => match Worker::current_task() {
-                Some((_, task)) => Arc::clone(&task.pool),
+            None => match Worker::current_task_arc() {
+                Some(task) => Arc::clone(&task.pool),
                 None => Arc::clone(crate::sched::default_scheduler()?.pool()),
             },
         };

@@ -110,8 +110,8 @@ impl fmt::Debug for Thread {
 /// assert!(!current().is_green());
 /// ```
 pub fn current() -> Thread {
-    if let Some((_, task)) = Worker::current_task() {
-        return Thread::green(Arc::clone(task));
+    if let Some(task) = Worker::current_task_arc() {
+        return Thread::green(task);
     }
     thread_local! {
         static OS: Arc<OsThread> = Arc::new(OsThread { id: ThreadId::next(), std: std::thread::current() });

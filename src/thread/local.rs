@@ -38,10 +38,11 @@ impl<T: 'static> GreenLocal<T> {
     /// Runs `f` with this thread's value.
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let key = self as *const Self as usize;
-        let value = match Worker::current_task() {
-            // SAFETY: a green thread's own map, used only by that thread;
-            // the value lives until the thread ends, after `f` returns.
-            Some((_, task)) => unsafe { task.locals.get_or_insert(key, self.init) },
+        let value = match Worker::current_task_ptr() {
+            // SAFETY: the calling thread's own task, alive while it runs,
+            // and its own map, used only by that thread; the value lives
+            // until the thread ends, after `f` returns.
+            Some(task) => unsafe { (*task).locals.get_or_insert(key, self.init) },
             // SAFETY: this OS thread's own map, alive while it runs `f`.
             None => OS_LOCALS.with(|m| unsafe { m.get_or_insert(key, self.init) }),
         };

@@ -1,0 +1,113 @@
+//! The calling OS thread's preemption word: two 32-bit slots (the
+//! preempt-disable depth and the pending-preemption flag) in static TLS,
+//! reached only through three leaf functions per ISA, written in assembly.
+//!
+//! Why not a `thread_local!`: its address is computed on one OS thread and
+//! kept in a register (or, in unoptimised builds, passed through `core`
+//! helpers such as `Option::ok_or`) before the access. A green thread
+//! preempted in that window and resumed by another worker — a blocked
+//! worker's queue is handed to a spare — would then write the first OS
+//! thread's depth: one worker's depth underflows, the other's never drops
+//! back to zero. Here the address exists only inside a leaf that the
+//! preemption handler never interrupts (`safepoint` leaves [`code`] out of
+//! the safe ranges), so it cannot outlive the OS thread it was computed on.
+//!
+//! The word is defined once, in assembly, in the initial-exec model: one
+//! GOT load of its offset from the thread pointer, valid in executables and
+//! in shared libraries loaded at start-up.
+
+/// The word's two halves (all three ISAs are little-endian): the
+/// preempt-disable depth in the low 32 bits, the pending-preemption flag
+/// (0 or 1) in the high 32.
+pub(crate) const DEPTH: usize = 0;
+/// Index of the pending flag's half, for [`store_half`].
+pub(crate) const PENDING: usize = 1;
+/// One unit of depth, as a word.
+pub(crate) const ONE: u64 = 1;
+
+/// The depth half of a word.
+#[inline]
+pub(crate) fn depth_of(word: u64) -> u32 {
+    word as u32
+}
+
+/// The pending half of a word.
+#[inline]
+pub(crate) fn pending_of(word: u64) -> bool {
+    word >> 32 != 0
+}
+
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",%nobits",
+    ".p2align 3",
+    ".globl __pmt_preempt_word_v1",
+    ".hidden __pmt_preempt_word_v1",
+    ".type __pmt_preempt_word_v1,%object",
+    ".size __pmt_preempt_word_v1,8",
+    "__pmt_preempt_word_v1:",
+    ".zero 8",
+    ".popsection",
+);
+
+use super::{Current, Isa};
+
+/// Reads this OS thread's word.
+#[inline]
+pub(crate) fn load() -> u64 {
+    Current::word_load()
+}
+
+/// Replaces this OS thread's word, returning the old one.
+#[inline]
+pub(crate) fn swap(word: u64) -> u64 {
+    Current::word_swap(word)
+}
+
+/// Adds `delta` (wrapping, so `u64::MAX` subtracts one) to this OS thread's
+/// word and returns the new one. Subtracting from depth 0 borrows from the
+/// pending half and leaves the depth at `u32::MAX`, which callers check.
+#[inline]
+pub(crate) fn add(delta: u64) -> u64 {
+    Current::word_add(delta)
+}
+
+/// Writes one half ([`DEPTH`] or [`PENDING`]) of this OS thread's word.
+#[inline]
+pub(crate) fn store_half(half: usize, value: u32) {
+    debug_assert!(half <= PENDING);
+    Current::word_store_half(half, value)
+}
+
+/// Entry addresses of the leaf functions, which must never be preemption
+/// points (see the module comment).
+pub(crate) fn code() -> [usize; 4] {
+    Current::word_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_are_per_os_thread_and_independent() {
+        let saved = load();
+        swap(41);
+        assert_eq!(add(ONE), 42);
+        assert_eq!(add(u64::MAX), 41, "wrapping add of -1");
+        store_half(PENDING, 1);
+        assert_eq!(depth_of(load()), 41, "the pending half does not touch the depth");
+        assert!(pending_of(load()));
+        store_half(DEPTH, 3);
+        assert_eq!(load(), 1 << 32 | 3);
+        assert_eq!(swap(0), 1 << 32 | 3);
+        assert_eq!(depth_of(add(u64::MAX)), u32::MAX, "an underflow shows in the depth half");
+        std::thread::spawn(|| {
+            assert_eq!(load(), 0, "a new OS thread starts at zero");
+            swap(7);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(load(), u64::MAX, "another thread's word is its own");
+        swap(saved);
+    }
+}
