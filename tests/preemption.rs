@@ -337,8 +337,26 @@ fn priority_20_thread_preempts_priority_5_hogs() {
         let t = Instant::now();
         acks.store(2 * i - 1, Ordering::Release);
         high.thread().unpark();
+        let mut reported = false;
         while acks.load(Ordering::Acquire) != 2 * i {
-            assert!(t.elapsed() < Duration::from_secs(10), "priority-20 thread starved behind priority-5 hogs");
+            if !reported && t.elapsed() > Duration::from_secs(1) {
+                // What the worker did meanwhile tells a lost signal from a
+                // signal that keeps landing where it must wait.
+                reported = true;
+                eprintln!(
+                    "round {i}: no answer after 1 s; preemptions {:?}, deferred {:?}, switches {:?}",
+                    sched.worker_preemptions(),
+                    sched.worker_deferred_preemptions(),
+                    sched.worker_switches()
+                );
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "priority-20 thread starved behind priority-5 hogs (round {i}): preemptions {:?}, deferred {:?}, switches {:?}",
+                sched.worker_preemptions(),
+                sched.worker_deferred_preemptions(),
+                sched.worker_switches()
+            );
             std::hint::spin_loop();
         }
         worst = worst.max(t.elapsed());

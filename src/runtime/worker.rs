@@ -316,9 +316,15 @@ impl Worker {
 
     /// Publishes who runs now, for the monitor and wake-up preemption.
     #[inline]
-    fn publish_running(&self, task: &Task) {
+    /// Publishes the thread about to run; true when the priority dropped
+    /// and a wake-up may have been missed (see [`Worker::missed_wake_up`]).
+    /// Equal or higher priorities need no fence: a waker that judged its
+    /// thread against the old priority judged it against a lower bar.
+    fn publish_running(&self, task: &Task) -> bool {
+        let lower = task.spec.priority < self.watch.priority.load(Ordering::Relaxed);
         self.watch.priority.store(task.spec.priority, Ordering::Relaxed);
         self.watch.slice_ns.store(task.spec.slice_ns, Ordering::Relaxed);
+        lower && self.missed_wake_up()
     }
 
     fn publish_deadline(&self, next: Option<Instant>) {
@@ -365,10 +371,26 @@ impl Worker {
 
     /// Wake-up preemption: whether `task`, about to become runnable here
     /// from elsewhere, should interrupt the running thread at once.
-    fn outranks_running(&self, task: &Task) -> bool {
-        task.pool.is_preemptive()
+    ///
+    /// Called after `task` was pushed on the inject queue and a SeqCst fence:
+    /// with the fence in [`Worker::missed_wake_up`] on the worker's side,
+    /// either this sees the running thread the worker chose, or the worker
+    /// sees the queued task and re-checks before that thread runs on.
+    fn outranks_running(&self, priority: u8, preemptive: bool) -> bool {
+        preemptive
             && self.watch.running.load(Ordering::SeqCst)
-            && task.spec.priority > self.watch.priority.load(Ordering::Relaxed)
+            && priority > self.watch.priority.load(Ordering::Relaxed)
+    }
+
+    /// The worker's half of the wake-up-preemption handshake, after it
+    /// published a thread to run that a waker may not have seen (a lower
+    /// priority, or running after idle): whether something was queued from
+    /// elsewhere meanwhile, whose waker may have judged it against the old
+    /// state and sent no signal. The thread then starts by taking a pending
+    /// preemption, which looks at the queue.
+    fn missed_wake_up(&self) -> bool {
+        fence(Ordering::SeqCst);
+        !self.inject.is_empty()
     }
 
     /// The green thread running on the calling worker, if the caller is one.
@@ -436,9 +458,10 @@ impl Worker {
         let pool = Arc::clone(&task.pool);
         let Some(target) = pool.worker(index) else { return };
         // Queue first: the signal's handler looks in the queue.
-        let outranks = target.outranks_running(&task);
+        let (priority, preemptive) = (task.spec.priority, task.pool.is_preemptive());
         target.inject.push(task);
-        if outranks {
+        fence(Ordering::SeqCst);
+        if target.outranks_running(priority, preemptive) {
             target.watch.urgent.store(true, Ordering::SeqCst);
             monitor::signal_worker(target.watch.tid.load(Ordering::Relaxed));
             monitor::urgent();
@@ -576,7 +599,7 @@ impl Worker {
         let save_depth = &raw mut cur_exec.preempt_depth;
         let save_fp = cur.spec.save_fp;
         l.post = post(cur);
-        let (load_sp, restore_fp, depth) = match next {
+        let (load_sp, restore_fp, depth, missed) = match next {
             Some(next) => {
                 // SAFETY: `next` came off our run queue: we own its state.
                 let exec = unsafe { next.exec() };
@@ -584,17 +607,21 @@ impl Worker {
                     crate::arch::prefetch_read(exec.sp as *const u8);
                 }
                 next.set_worker(self.index);
-                self.publish_running(&next);
-                let r = (exec.sp, next.spec.save_fp, exec.preempt_depth);
+                let missed = self.publish_running(&next);
+                let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
                 l.current = Some(next);
                 r
             }
-            None => (l.idle_sp, true, 1),
+            None => (l.idle_sp, true, 1, false),
         };
         self.count_switch();
         // SAFETY: as `save_sp` below: the task is kept alive by `post`, and
         // nobody else touches it before the next context finishes the post.
         unsafe { *save_depth = preempt::switch_depth(depth) };
+        if missed {
+            // For the context switched in: look at the queue first thing.
+            preempt::set_pending();
+        }
         // SAFETY: `save_sp` points into a task kept alive by `post`; `load_sp`
         // was saved by a context that is switched out (a queued task or the
         // idle context), and FP flags follow each context's own setting.
@@ -621,8 +648,13 @@ impl Worker {
         let save_sp = &raw mut l.idle_sp;
         self.count_switch();
         self.watch.running.store(true, Ordering::SeqCst);
+        // Wakers saw this worker idle and sent no signal.
+        let missed = self.missed_wake_up();
         monitor::worker_started_running(slice_ns);
         preempt::set_depth(depth);
+        if missed {
+            preempt::set_pending();
+        }
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
         unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp)) };
