@@ -183,40 +183,6 @@ impl Isa for Aarch64 {
         // SAFETY: as above; pst only asks for the line in a writable state.
         unsafe { asm!("prfm pstl1keep, [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
     }
-
-    #[inline]
-    fn word_load() -> u64 {
-        // SAFETY: a leaf that reads this OS thread's own static TLS.
-        unsafe { word_load() }
-    }
-
-    #[inline]
-    fn word_swap(word: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_swap(word) }
-    }
-
-    #[inline]
-    fn word_add(delta: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_add(delta) }
-    }
-
-    #[inline]
-    fn word_store_half(half: usize, value: u32) {
-        // SAFETY: as above, writing; `half` is 0 or 1 (checked by the
-        // portable wrapper), so the store stays inside the word.
-        unsafe { word_store_half(half, value) }
-    }
-
-    fn word_code() -> [usize; 4] {
-        [
-            word_load as *const () as usize,
-            word_swap as *const () as usize,
-            word_add as *const () as usize,
-            word_store_half as *const () as usize,
-        ]
-    }
 }
 
 /// x0 = where to store the old sp, x1 = sp to load, x2 = FpSwitch bits.
@@ -292,7 +258,7 @@ unsafe extern "C" fn trampoline() {
 // address lives in x8 only until the leaf returns.
 
 #[unsafe(naked)]
-unsafe extern "C" fn word_load() -> u64 {
+pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!(
         "adrp x8, :gottprel:__pmt_preempt_word_v1",
         "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
@@ -304,7 +270,7 @@ unsafe extern "C" fn word_load() -> u64 {
 
 /// x0 = new word.
 #[unsafe(naked)]
-unsafe extern "C" fn word_swap(_word: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
     naked_asm!(
         "adrp x8, :gottprel:__pmt_preempt_word_v1",
         "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
@@ -319,7 +285,7 @@ unsafe extern "C" fn word_swap(_word: u64) -> u64 {
 
 /// x0 = delta.
 #[unsafe(naked)]
-unsafe extern "C" fn word_add(_delta: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(
         "adrp x8, :gottprel:__pmt_preempt_word_v1",
         "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
@@ -334,7 +300,7 @@ unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 
 /// x0 = half (0 or 1), w1 = value.
 #[unsafe(naked)]
-unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
+pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(
         "adrp x8, :gottprel:__pmt_preempt_word_v1",
         "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",

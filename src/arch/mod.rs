@@ -27,8 +27,16 @@ mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::Aarch64 as Current;
+// The ISA module itself, for its preemption-word leaves (`preempt_word`),
+// which are free functions: a trait method cannot be a naked leaf.
+#[cfg(target_arch = "aarch64")]
+use aarch64 as isa;
+#[cfg(target_arch = "riscv64")]
+use riscv64 as isa;
 #[cfg(target_arch = "riscv64")]
 pub(crate) use riscv64::Riscv64 as Current;
+#[cfg(target_arch = "x86_64")]
+use x86_64 as isa;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::X86_64 as Current;
 
@@ -148,23 +156,6 @@ pub(crate) trait Isa {
 
     /// Prefetches the cache line at `p` for writing; never faults.
     fn prefetch_write(p: *const u8);
-
-    /// Reads the calling OS thread's 64-bit preemption word (see
-    /// `preempt_word`). This and the next three are leaf functions that
-    /// compute the thread-local address and use it before they return.
-    fn word_load() -> u64;
-
-    /// Replaces the preemption word, returning the old value.
-    fn word_swap(word: u64) -> u64;
-
-    /// Adds `delta` (wrapping) to the preemption word; returns the new value.
-    fn word_add(delta: u64) -> u64;
-
-    /// Writes 32-bit half `half` (0: low, 1: high) of the preemption word.
-    fn word_store_half(half: usize, value: u32);
-
-    /// Entry addresses of the four leaves above.
-    fn word_code() -> [usize; 4];
 }
 
 /// The program counter a signal interrupted; see [`Isa::signal_pc`].

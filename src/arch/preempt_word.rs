@@ -49,18 +49,21 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-use super::{Current, Isa};
+use super::isa;
 
 /// Reads this OS thread's word.
 #[inline]
 pub(crate) fn load() -> u64 {
-    Current::word_load()
+    // SAFETY: every leaf touches only this OS thread's own word, at the
+    // offset the linker resolved for it.
+    unsafe { isa::word_load() }
 }
 
 /// Replaces this OS thread's word, returning the old one.
 #[inline]
 pub(crate) fn swap(word: u64) -> u64 {
-    Current::word_swap(word)
+    // SAFETY: as in `load`.
+    unsafe { isa::word_swap(word) }
 }
 
 /// Adds `delta` (wrapping, so `u64::MAX` subtracts one) to this OS thread's
@@ -68,20 +71,27 @@ pub(crate) fn swap(word: u64) -> u64 {
 /// pending half and leaves the depth at `u32::MAX`, which callers check.
 #[inline]
 pub(crate) fn add(delta: u64) -> u64 {
-    Current::word_add(delta)
+    // SAFETY: as in `load`.
+    unsafe { isa::word_add(delta) }
 }
 
 /// Writes one half ([`DEPTH`] or [`PENDING`]) of this OS thread's word.
 #[inline]
 pub(crate) fn store_half(half: usize, value: u32) {
-    debug_assert!(half <= PENDING);
-    Current::word_store_half(half, value)
+    assert!(half <= PENDING, "the word has two halves");
+    // SAFETY: as in `load`; `half` is 0 or 1, so the store stays in the word.
+    unsafe { isa::word_store_half(half, value) }
 }
 
 /// Entry addresses of the leaf functions, which must never be preemption
 /// points (see the module comment).
 pub(crate) fn code() -> [usize; 4] {
-    Current::word_code()
+    [
+        isa::word_load as *const () as usize,
+        isa::word_swap as *const () as usize,
+        isa::word_add as *const () as usize,
+        isa::word_store_half as *const () as usize,
+    ]
 }
 
 #[cfg(test)]

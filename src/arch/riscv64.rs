@@ -217,40 +217,6 @@ impl Isa for Riscv64 {
     /// Nothing, as [`Riscv64::prefetch_read`].
     #[inline(always)]
     fn prefetch_write(_p: *const u8) {}
-
-    #[inline]
-    fn word_load() -> u64 {
-        // SAFETY: a leaf that reads this OS thread's own static TLS.
-        unsafe { word_load() }
-    }
-
-    #[inline]
-    fn word_swap(word: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_swap(word) }
-    }
-
-    #[inline]
-    fn word_add(delta: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_add(delta) }
-    }
-
-    #[inline]
-    fn word_store_half(half: usize, value: u32) {
-        // SAFETY: as above, writing; `half` is 0 or 1 (checked by the
-        // portable wrapper), so the store stays inside the word.
-        unsafe { word_store_half(half, value) }
-    }
-
-    fn word_code() -> [usize; 4] {
-        [
-            word_load as *const () as usize,
-            word_swap as *const () as usize,
-            word_add as *const () as usize,
-            word_store_half as *const () as usize,
-        ]
-    }
 }
 
 /// a0 = where to store the old sp, a1 = sp to load, a2 = FpSwitch bits.
@@ -363,13 +329,13 @@ fn zbb() -> Support {
 // in t0 only until the leaf returns.
 
 #[unsafe(naked)]
-unsafe extern "C" fn word_load() -> u64 {
+pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!("la.tls.ie t0, __pmt_preempt_word_v1", "add t0, t0, tp", "ld a0, 0(t0)", "ret")
 }
 
 /// a0 = new word.
 #[unsafe(naked)]
-unsafe extern "C" fn word_swap(_word: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
     naked_asm!(
         "la.tls.ie t0, __pmt_preempt_word_v1",
         "add t0, t0, tp",
@@ -382,7 +348,7 @@ unsafe extern "C" fn word_swap(_word: u64) -> u64 {
 
 /// a0 = delta.
 #[unsafe(naked)]
-unsafe extern "C" fn word_add(_delta: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(
         "la.tls.ie t0, __pmt_preempt_word_v1",
         "add t0, t0, tp",
@@ -395,7 +361,7 @@ unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 
 /// a0 = half (0 or 1), a1 = value.
 #[unsafe(naked)]
-unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
+pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(
         "la.tls.ie t0, __pmt_preempt_word_v1",
         "add t0, t0, tp",

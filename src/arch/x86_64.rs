@@ -151,40 +151,6 @@ impl Isa for X86_64 {
         // without it, which decode it as a NOP).
         unsafe { core::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
     }
-
-    #[inline]
-    fn word_load() -> u64 {
-        // SAFETY: a leaf that reads this OS thread's own static TLS.
-        unsafe { word_load() }
-    }
-
-    #[inline]
-    fn word_swap(word: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_swap(word) }
-    }
-
-    #[inline]
-    fn word_add(delta: u64) -> u64 {
-        // SAFETY: as above, reading and writing.
-        unsafe { word_add(delta) }
-    }
-
-    #[inline]
-    fn word_store_half(half: usize, value: u32) {
-        // SAFETY: as above, writing; `half` is 0 or 1 (checked by the
-        // portable wrapper), so the store stays inside the word.
-        unsafe { word_store_half(half, value) }
-    }
-
-    fn word_code() -> [usize; 4] {
-        [
-            word_load as *const () as usize,
-            word_swap as *const () as usize,
-            word_add as *const () as usize,
-            word_store_half as *const () as usize,
-        ]
-    }
 }
 
 /// rdi = where to store the old rsp, rsi = rsp to load, rdx = FpSwitch bits.
@@ -232,13 +198,13 @@ unsafe extern "C" fn trampoline() {
 // FS-relative, so no thread address is ever formed in a register.
 
 #[unsafe(naked)]
-unsafe extern "C" fn word_load() -> u64 {
+pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!("mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]", "mov rax, qword ptr fs:[rcx]", "ret",)
 }
 
 /// rdi = new word.
 #[unsafe(naked)]
-unsafe extern "C" fn word_swap(_word: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
     naked_asm!(
         "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
         "mov rax, qword ptr fs:[rcx]",
@@ -249,7 +215,7 @@ unsafe extern "C" fn word_swap(_word: u64) -> u64 {
 
 /// rdi = delta.
 #[unsafe(naked)]
-unsafe extern "C" fn word_add(_delta: u64) -> u64 {
+pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(
         "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
         "mov rax, qword ptr fs:[rcx]",
@@ -261,7 +227,7 @@ unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 
 /// rdi = half (0 or 1), esi = value.
 #[unsafe(naked)]
-unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
+pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(
         "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
         "mov dword ptr fs:[rcx + 4*rdi], esi",
