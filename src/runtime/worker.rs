@@ -316,15 +316,15 @@ impl Worker {
 
     /// Publishes who runs now, for the monitor and wake-up preemption.
     #[inline]
-    /// Publishes the thread about to run; true when the priority dropped
-    /// and a wake-up may have been missed (see [`Worker::missed_wake_up`]).
-    /// Equal or higher priorities need no fence: a waker that judged its
+    /// Publishes the thread about to run; true when the priority dropped,
+    /// so that a wake-up may have been missed (see [`Worker::missed_wake_up`]).
+    /// Equal or higher priorities need no check: a waker that judged its
     /// thread against the old priority judged it against a lower bar.
     fn publish_running(&self, task: &Task) -> bool {
         let lower = task.spec.priority < self.watch.priority.load(Ordering::Relaxed);
         self.watch.priority.store(task.spec.priority, Ordering::Relaxed);
         self.watch.slice_ns.store(task.spec.slice_ns, Ordering::Relaxed);
-        lower && self.missed_wake_up()
+        lower
     }
 
     fn publish_deadline(&self, next: Option<Instant>) {
@@ -430,8 +430,7 @@ impl Worker {
     /// Whether the caller is a green thread. Stable across migrations: a
     /// green thread only ever runs on workers.
     pub(crate) fn is_green() -> bool {
-        let _g = preempt::disable();
-        Worker::current_task().is_some()
+        Worker::current_task_ptr().is_some()
     }
 
     /// Makes `task` runnable on its worker, from any thread.
@@ -607,7 +606,7 @@ impl Worker {
                     crate::arch::prefetch_read(exec.sp as *const u8);
                 }
                 next.set_worker(self.index);
-                let missed = self.publish_running(&next);
+                let missed = self.publish_running(&next) && self.missed_wake_up();
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
                 l.current = Some(next);
                 r
@@ -638,6 +637,7 @@ impl Worker {
         let exec = unsafe { next.exec() };
         let (load_sp, restore_fp, depth) = (exec.sp, next.spec.save_fp, exec.preempt_depth);
         next.set_worker(self.index);
+        // Leaving idle, the check below covers any priority.
         self.publish_running(&next);
         let slice_ns = match next.spec.slice_ns {
             0 if next.pool.is_preemptive() => next.pool.time_slice().as_nanos().min(u64::MAX as u128) as u64,
