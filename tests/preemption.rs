@@ -148,9 +148,10 @@ fn register_torture_survives_preemption() {
         .collect();
     let mismatches: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     println!(
-        "register torture: mismatches {mismatches:?}, preemptions {:?}, deferred {:?}",
+        "register torture: mismatches {mismatches:?}, preemptions {:?}, deferred {:?}, hand-offs {:?}",
         sched.worker_preemptions(),
-        sched.worker_deferred_preemptions()
+        sched.worker_deferred_preemptions(),
+        sched.worker_hand_offs()
     );
     assert_eq!(mismatches, vec![0; 4]);
     assert!(sched.worker_preemptions()[0] > 0, "the torture loops were never preempted");

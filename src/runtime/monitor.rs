@@ -99,7 +99,10 @@ fn run() {
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
-                if w.is_stuck(now, pool_slice) && blocked_in_kernel(w.tid()) {
+                if w.is_stuck(now, pool_slice)
+                    && thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu))
+                    && blocked_in_kernel(w.tid())
+                {
                     pool.hand_off(w);
                 }
             }
@@ -126,9 +129,66 @@ fn blocked_in_kernel(tid: i32) -> bool {
     stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s == "S" || s == "D")
 }
 
+/// CPU time used so far by OS thread `tid` of this process, from its
+/// per-thread CPU clock (glibc's `pthread_getcpuclockid` encoding: the
+/// kernel's `MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)`).
+fn thread_cpu_ns(tid: i32) -> Option<u64> {
+    if tid <= 0 {
+        return None;
+    }
+    let clock = (!tid << 3) | 6;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only `ts`; an invalid clock (a thread
+    // that exited) fails with EINVAL.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
 /// Sends the preemption signal to a worker thread.
 pub(crate) fn signal_worker(tid: i32) {
     if tid > 0 {
         signal::send(tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn tid() -> i32 {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    }
+
+    #[test]
+    fn a_sleeping_thread_uses_no_cpu_and_a_spinning_one_does() {
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tx.send(tid()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let sleeper_tid = rx.recv().unwrap();
+        let before = thread_cpu_ns(sleeper_tid).expect("a live thread of this process has a CPU clock");
+        std::thread::sleep(Duration::from_millis(30));
+        let after = thread_cpu_ns(sleeper_tid).unwrap();
+        // Waiting in recv, it is scheduled at most for a wake-up or two.
+        assert!(after - before < 5_000_000, "a blocked thread used {} ns of CPU", after - before);
+        assert!(blocked_in_kernel(sleeper_tid), "a thread in recv sleeps in the kernel");
+        stop_tx.send(()).unwrap();
+        sleeper.join().unwrap();
+
+        let me = tid();
+        let start = thread_cpu_ns(me).unwrap();
+        let mut x = 0u64;
+        while thread_cpu_ns(me).unwrap() - start < 2_000_000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(!blocked_in_kernel(me), "a spinning thread is running");
+        assert_eq!(thread_cpu_ns(0), None);
+        assert_eq!(thread_cpu_ns(-5), None);
     }
 }

@@ -109,6 +109,11 @@ struct Watch {
     /// set by the monitor, acted on by the signal handler.
     hand_off_to: AtomicUsize,
     hand_offs: AtomicU64,
+    /// The monitor's last sample of the worker OS thread's CPU clock during
+    /// a stall, and when it took it (0: none): a thread blocked in the OS
+    /// uses no CPU, a hog does.
+    probe_cpu_ns: AtomicU64,
+    probe_at: AtomicU64,
 }
 
 /// State only the worker's own OS thread touches.
@@ -154,6 +159,8 @@ impl Worker {
                 deferred: AtomicU64::new(0),
                 hand_off_to: AtomicUsize::new(usize::MAX),
                 hand_offs: AtomicU64::new(0),
+                probe_cpu_ns: AtomicU64::new(0),
+                probe_at: AtomicU64::new(0),
             },
             local: UnsafeCell::new(Local::default()),
         }
@@ -233,7 +240,7 @@ impl Worker {
     }
 
     /// Whether this worker has run one thread, without a switch, for so
-    /// long that it must be stuck in the OS (the monitor's preemption
+    /// long that it may be stuck in the OS (the monitor's preemption
     /// signals found no safe point): at least two slices and 2 ms.
     pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
         let w = &self.watch;
@@ -248,6 +255,20 @@ impl Worker {
         since != 0
             && w.seen_switches.load(Ordering::Relaxed) == self.switches()
             && now.saturating_sub(since) >= slice.saturating_mul(2).max(2_000_000)
+    }
+
+    /// For a stuck worker, given its OS thread's CPU clock `cpu_ns` now:
+    /// whether it used under a quarter of the wall time since the previous
+    /// sample of the same stall. The first sample of a stall answers no, so
+    /// a hand-off waits one more monitor tick. A thread sleeping in a
+    /// syscall or on a lock uses no CPU; a hog that the kernel reports as
+    /// sleeping for a moment (an emulator's internal lock, a page fault)
+    /// does, and keeps its queue.
+    pub(crate) fn idle_on_cpu(&self, now: u64, cpu_ns: u64) -> bool {
+        let w = &self.watch;
+        let at = w.probe_at.swap(now, Ordering::Relaxed);
+        let was = w.probe_cpu_ns.swap(cpu_ns, Ordering::Relaxed);
+        at != 0 && at >= w.seen_at.load(Ordering::Relaxed) && cpu_ns.saturating_sub(was) * 4 < now.saturating_sub(at)
     }
 
     /// Asks this worker's signal handler to move its queued threads to the
@@ -314,9 +335,8 @@ impl Worker {
         self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    /// Publishes who runs now, for the monitor and wake-up preemption.
-    #[inline]
-    /// Publishes the thread about to run; true when the priority dropped,
+    /// Publishes the thread about to run, for the monitor and wake-up
+    /// preemption; true when the priority dropped,
     /// so that a wake-up may have been missed (see [`Worker::missed_wake_up`]).
     /// Equal or higher priorities need no check: a waker that judged its
     /// thread against the old priority judged it against a lower bar.
@@ -1013,4 +1033,22 @@ pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
     // SAFETY: the name lives as long as the task, which lives until the
     // process aborts right after the handler prints it.
     Some(unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_hands_off_only_after_two_cpu_samples_show_no_progress() {
+        let w = Worker::new(0, None, true);
+        w.watch.seen_at.store(1_000, Ordering::Relaxed);
+        assert!(!w.idle_on_cpu(5_000_000, 100), "the first sample of a stall decides nothing");
+        assert!(w.idle_on_cpu(10_000_000, 200_000), "0.2 ms of CPU in 5 ms: blocked");
+        assert!(!w.idle_on_cpu(15_000_000, 3_000_000), "2.8 ms of CPU in 5 ms: running");
+        // A new stall (the switch count moved): samples from the old one do not count.
+        w.watch.seen_at.store(20_000_000, Ordering::Relaxed);
+        assert!(!w.idle_on_cpu(25_000_000, 3_000_000));
+        assert!(w.idle_on_cpu(30_000_000, 3_000_000));
+    }
 }
