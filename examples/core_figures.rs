@@ -29,6 +29,13 @@ fn main() {
         yield_pair(&sched, n);
         return;
     }
+    if only == "spawn-count" {
+        // Instruction counting as for yield-count; preemption off, since
+        // valgrind cannot follow a signal handler that switches stacks.
+        let n = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+        spawn_join(&sched.clone().with_preemption(false), n);
+        return;
+    }
     if only == "yield" {
         return report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
     }

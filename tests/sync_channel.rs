@@ -503,14 +503,21 @@ fn select_competes_with_receivers_exactly_once() {
 fn select_wakes_on_a_value_or_a_disconnection() {
     let (tx_a, rx_a) = channel::bounded::<u32>(0);
     let (tx_b, rx_b) = channel::unbounded::<u32>();
+    let (step_tx, step_rx) = channel::unbounded::<()>();
     let h = spawn(move || {
         let first = channel::select(&[&rx_a, &rx_b]);
+        step_tx.send(()).unwrap();
         let second = channel::select(&[&rx_a, &rx_b]);
         (first, second)
     })
     .unwrap();
+    // The sleeps let the thread block in each select first, so that the
+    // wake-ups are tested; the outcome does not depend on them (a slow
+    // emulator may run the thread late): `tx_a` goes only after the first
+    // select returned.
     sleep(Duration::from_millis(5));
     tx_b.send(7).unwrap();
+    step_rx.recv().unwrap();
     sleep(Duration::from_millis(5));
     drop(tx_a);
     let (first, second) = h.join().unwrap();

@@ -43,9 +43,9 @@ impl Isa for Aarch64 {
     }
 
     #[inline(always)]
-    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch) {
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { switch_context(save_sp, load_sp, fp.0) }
+        unsafe { switch_context(save_sp, load_sp, fp.0, pass) }
     }
 
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
@@ -185,14 +185,15 @@ impl Isa for Aarch64 {
     }
 }
 
-/// x0 = where to store the old sp, x1 = sp to load, x2 = FpSwitch bits.
+/// x0 = where to store the old sp, x1 = sp to load, x2 = FpSwitch bits,
+/// x3 = the value handed to the resumed context (returned in x0).
 ///
 /// Only the callee-saved registers are kept: the caller already treats
 /// everything else as clobbered by a call. FPCR is written only when it
 /// differs, because an FPCR write is self-synchronising on many cores and
 /// costs more than the rest of the switch.
 #[unsafe(naked)]
-unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize) {
+unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
         "sub sp, sp, #{frame}",
         "stp x19, x20, [sp, #0]",
@@ -229,6 +230,7 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "ldp x25, x26, [sp, #48]",
         "ldp x27, x28, [sp, #64]",
         "ldp x29, x30, [sp, #80]",
+        "mov x0, x3",
         "add sp, sp, #{frame}",
         "ret",
         frame = const FRAME_BYTES,

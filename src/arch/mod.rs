@@ -108,15 +108,18 @@ pub(crate) trait Isa {
 
     /// Saves the callee-saved state of the running context on its stack,
     /// stores its stack pointer in `*save_sp`, and resumes the context whose
-    /// stack pointer is `load_sp`. Returns when something switches back to
-    /// the saved context.
+    /// stack pointer is `load_sp`, handing it `pass`. Returns when something
+    /// switches back to the saved context, with the `pass` of that switch
+    /// (the runtime passes the worker, so a resumed thread knows which OS
+    /// thread it is on without a thread-local lookup). A fresh context
+    /// started by `init_stack`'s entry does not receive it.
     ///
     /// # Safety
     /// `load_sp` must come from [`Isa::init_stack`] or from a previous
     /// `switch` that stored it, must not be running on any OS thread, and
     /// must not be resumed twice. `fp` must match how that context saved its
     /// own floating-point slot.
-    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch);
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize;
 
     /// The interrupted program counter in a signal handler's context.
     ///

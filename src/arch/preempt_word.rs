@@ -1,6 +1,8 @@
 //! The calling OS thread's preemption word: two 32-bit slots (the
 //! preempt-disable depth and the pending-preemption flag) in static TLS,
-//! reached only through three leaf functions per ISA, written in assembly.
+//! reached only through four accessors per ISA, written in assembly: on
+//! x86_64 single FS-relative instructions inlined where they are used,
+//! elsewhere leaf functions.
 //!
 //! Why not a `thread_local!`: its address is computed on one OS thread and
 //! kept in a register (or, in unoptimised builds, passed through `core`
@@ -10,7 +12,9 @@
 //! thread's depth: one worker's depth underflows, the other's never drops
 //! back to zero. Here the address exists only inside a leaf that the
 //! preemption handler never interrupts (`safepoint` leaves [`code`] out of
-//! the safe ranges), so it cannot outlive the OS thread it was computed on.
+//! the safe ranges), so it cannot outlive the OS thread it was computed on;
+//! on x86_64 no address exists at all (every access is relative to FS,
+//! which the kernel switches with the OS thread).
 //!
 //! The word is defined once, in assembly, in the initial-exec model: one
 //! GOT load of its offset from the thread pointer, valid in executables and
@@ -83,10 +87,14 @@ pub(crate) fn store_half(half: usize, value: u32) {
     unsafe { isa::word_store_half(half, value) }
 }
 
-/// Entry addresses of the leaf functions, which must never be preemption
-/// points (see the module comment).
-pub(crate) fn code() -> [usize; 4] {
-    [
+/// Entry addresses of the leaf functions that must never be preemption
+/// points (see the module comment); none on x86_64, whose accessors are
+/// single FS-relative instructions.
+pub(crate) fn code() -> Vec<usize> {
+    if cfg!(target_arch = "x86_64") {
+        return Vec::new();
+    }
+    vec![
         isa::word_load as *const () as usize,
         isa::word_swap as *const () as usize,
         isa::word_add as *const () as usize,

@@ -72,9 +72,9 @@ impl Isa for Riscv64 {
     }
 
     #[inline(always)]
-    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch) {
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { switch_context(save_sp, load_sp, fp.0) }
+        unsafe { switch_context(save_sp, load_sp, fp.0, pass) }
     }
 
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
@@ -219,12 +219,13 @@ impl Isa for Riscv64 {
     fn prefetch_write(_p: *const u8) {}
 }
 
-/// a0 = where to store the old sp, a1 = sp to load, a2 = FpSwitch bits.
+/// a0 = where to store the old sp, a1 = sp to load, a2 = FpSwitch bits,
+/// a3 = the value handed to the resumed context (returned in a0).
 ///
 /// Only the callee-saved registers are kept: the caller already treats
 /// everything else as clobbered by a call.
 #[unsafe(naked)]
-unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize) {
+unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
         ".option push",
         ".option arch, +d",
@@ -257,6 +258,7 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         ".irp k, 0,1,2,3,4,5,6,7,8,9,10,11",
         "ld s\\k, {s0} + 8 * \\k(sp)",
         ".endr",
+        "mv a0, a3",
         "addi sp, sp, {frame}",
         "ret",
         ".option pop",

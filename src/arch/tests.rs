@@ -91,7 +91,7 @@ extern "C" fn echo(arg: usize) -> ! {
         unsafe {
             (*pp).reply = (*pp).request.wrapping_mul(3).wrapping_add(1);
             let fp = FpSwitch::new((*pp).fp_green, (*pp).fp_main);
-            Current::switch(&raw mut (*pp).green_sp, (*pp).main_sp, fp);
+            Current::switch(&raw mut (*pp).green_sp, (*pp).main_sp, fp, (*pp).reply as usize);
         }
     }
 }
@@ -107,12 +107,13 @@ fn thousand_round_trips(fp_main: bool, fp_green: bool) {
     for i in 0..1000u64 {
         // SAFETY: green_sp is the context's own, stored by its last switch
         // (or init_stack), and it matches how that context treats FP state.
-        let (reply, main_sp, green_sp) = unsafe {
+        let (reply, passed, main_sp, green_sp) = unsafe {
             (*pp).request = i;
-            Current::switch(&raw mut (*pp).main_sp, (*pp).green_sp, FpSwitch::new(fp_main, fp_green));
-            ((*pp).reply, (*pp).main_sp, (*pp).green_sp)
+            let passed = Current::switch(&raw mut (*pp).main_sp, (*pp).green_sp, FpSwitch::new(fp_main, fp_green), 0);
+            ((*pp).reply, passed, (*pp).main_sp, (*pp).green_sp)
         };
         assert_eq!(reply, i * 3 + 1, "round trip {i}");
+        assert_eq!(passed as u64, reply, "the value handed back through the switch, round trip {i}");
         assert!(stack.contains(green_sp), "context sp {green_sp:#x} left its stack");
         let (main0, green0) = *parked_at.get_or_insert((main_sp, green_sp));
         assert_eq!((main_sp, green_sp), (main0, green0), "a stack pointer drifted by round trip {i}");
@@ -156,6 +157,9 @@ fn rounds_to_nearest() -> bool {
     black_box(one + tiny) == 1.0 && black_box(one - tiny) == 1.0
 }
 
+/// What the probe hands back through its switch.
+const PROBE_PASS: usize = 0x5eed_f00d;
+
 extern "C" fn probe_entry(arg: usize) -> ! {
     // Equal to the ABI's stack alignment, so the compiler places it by
     // assuming sp was aligned on entry instead of realigning: a misaligned
@@ -169,7 +173,7 @@ extern "C" fn probe_entry(arg: usize) -> ! {
         (*p).arg_seen = arg;
         (*p).local_at = local_at;
         (*p).nearest = nearest;
-        Current::switch(&raw mut (*p).green_sp, (*p).main_sp, FpSwitch::new(true, true));
+        Current::switch(&raw mut (*p).green_sp, (*p).main_sp, FpSwitch::new(true, true), PROBE_PASS);
     }
     unreachable!("the test never resumes a probe context")
 }
@@ -181,7 +185,8 @@ fn entry_gets_arg_on_aligned_stack() {
     let p = &raw mut probe;
     let green_sp = fresh(&stack, probe_entry, p as usize);
     // SAFETY: a fresh context, switched to once; its slot holds default FP.
-    unsafe { Current::switch(&raw mut (*p).main_sp, green_sp, FpSwitch::new(true, true)) };
+    let passed = unsafe { Current::switch(&raw mut (*p).main_sp, green_sp, FpSwitch::new(true, true), 1) };
+    assert_eq!(passed, PROBE_PASS, "the value the probe's switch handed back");
     assert_eq!(probe.arg_seen, p as usize);
     assert_eq!(probe.local_at % 16, 0, "entry ran on a misaligned stack");
     assert!(stack.contains(probe.local_at) && stack.top() as usize - probe.local_at < 4096);
@@ -237,7 +242,7 @@ fn assert_survived(report: &Report, who: &str) {
 /// lost frame pointer (x29/rbp) from debug-build runs of these tests.
 unsafe extern "C" fn do_switch(save_sp: *mut usize, load_sp: usize, fp: usize) {
     // SAFETY: the callers pass on the contract of Isa::switch.
-    unsafe { Current::switch(save_sp, load_sp, FpSwitch(fp)) }
+    unsafe { Current::switch(save_sp, load_sp, FpSwitch(fp), 0) };
 }
 
 struct Duel {

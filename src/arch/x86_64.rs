@@ -2,7 +2,7 @@
 //! and the x87 control word.
 
 use super::{Entry, Feature, FpSwitch, Isa, Support};
-use core::arch::naked_asm;
+use core::arch::{asm, naked_asm};
 
 pub(crate) struct X86_64;
 
@@ -33,9 +33,9 @@ impl Isa for X86_64 {
     }
 
     #[inline(always)]
-    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch) {
+    unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize {
         // SAFETY: forwarded contract.
-        unsafe { switch_context(save_sp, load_sp, fp.0) }
+        unsafe { switch_context(save_sp, load_sp, fp.0, pass) }
     }
 
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
@@ -153,9 +153,15 @@ impl Isa for X86_64 {
     }
 }
 
-/// rdi = where to store the old rsp, rsi = rsp to load, rdx = FpSwitch bits.
+/// rdi = where to store the old rsp, rsi = rsp to load, rdx = FpSwitch bits,
+/// rcx = the value handed to the resumed context (returned in rax).
+///
+/// MXCSR and the x87 control word are loaded only when they differ from the
+/// current ones: `ldmxcsr` and `fldcw` cost more than the rest of the
+/// switch, and threads almost never change them. Reading them back uses
+/// the red zone below rsp, which a signal frame never overwrites.
 #[unsafe(naked)]
-unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize) {
+unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
         "push rbp",
         "push rbx",
@@ -173,9 +179,19 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "mov rsp, rsi",
         "test dl, 2",
         "jz 3f",
+        "stmxcsr [rsp - 8]",
+        "mov eax, [rsp - 8]",
+        "cmp eax, [rsp]",
+        "je 4f",
         "ldmxcsr [rsp]",
+        "4:",
+        "fnstcw [rsp - 8]",
+        "mov ax, [rsp - 8]",
+        "cmp ax, [rsp + 4]",
+        "je 3f",
         "fldcw [rsp + 4]",
         "3:",
+        "mov rax, rcx",
         "add rsp, 8",
         "pop r15",
         "pop r14",
@@ -193,44 +209,83 @@ unsafe extern "C" fn trampoline() {
     naked_asm!("mov rdi, r13", "call r12", "ud2")
 }
 
-// The preemption word's four leaves (see `arch::preempt_word`). The offset
-// from the FS base comes from the GOT (initial-exec model); every access is
-// FS-relative, so no thread address is ever formed in a register.
+// The preemption word's accessors (see `arch::preempt_word`). The offset
+// from the FS base comes from the GOT (initial-exec model) and is the same on
+// every OS thread; each access to the word is one FS-relative instruction,
+// so no thread address is ever formed, and a preemption between any two
+// instructions finds the word whole. Unlike the other ISAs' leaves, these
+// may therefore inline into any code. None is `pure`: a signal handler
+// changes the word behind the compiler's back.
 
-#[unsafe(naked)]
-pub(super) unsafe extern "C" fn word_load() -> u64 {
-    naked_asm!("mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]", "mov rax, qword ptr fs:[rcx]", "ret",)
+#[inline(always)]
+pub(super) unsafe fn word_load() -> u64 {
+    let word: u64;
+    // SAFETY: reads this OS thread's word at the offset the linker resolved.
+    unsafe {
+        asm!(
+            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            "mov {word}, qword ptr fs:[{off}]",
+            off = out(reg) _,
+            word = out(reg) word,
+            options(nostack, preserves_flags, readonly),
+        )
+    };
+    word
 }
 
-/// rdi = new word.
-#[unsafe(naked)]
-pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(
-        "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
-        "mov rax, qword ptr fs:[rcx]",
-        "mov qword ptr fs:[rcx], rdi",
-        "ret",
-    )
+/// Two instructions: a preemption signal between them may set the pending
+/// flag, which the store then clears. Callers (a switch, which counts as the
+/// preemption) run with the depth above zero, so nothing else can happen
+/// there.
+#[inline(always)]
+pub(super) unsafe fn word_swap(word: u64) -> u64 {
+    let old: u64;
+    // SAFETY: as in `word_load`; writes only this OS thread's word.
+    unsafe {
+        asm!(
+            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            "mov {old}, qword ptr fs:[{off}]",
+            "mov qword ptr fs:[{off}], {word}",
+            off = out(reg) _,
+            old = out(reg) old,
+            word = in(reg) word,
+            options(nostack, preserves_flags),
+        )
+    };
+    old
 }
 
-/// rdi = delta.
-#[unsafe(naked)]
-pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(
-        "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
-        "mov rax, qword ptr fs:[rcx]",
-        "add rax, rdi",
-        "mov qword ptr fs:[rcx], rax",
-        "ret",
-    )
+/// `xadd` without `lock`: one instruction, so a signal lands before or
+/// after it, never inside (the word is only ever touched by its own OS
+/// thread).
+#[inline(always)]
+pub(super) unsafe fn word_add(delta: u64) -> u64 {
+    let mut v = delta;
+    // SAFETY: as in `word_swap`.
+    unsafe {
+        asm!(
+            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            "xadd qword ptr fs:[{off}], {v}",
+            off = out(reg) _,
+            v = inout(reg) v,
+            options(nostack),
+        )
+    };
+    v.wrapping_add(delta)
 }
 
-/// rdi = half (0 or 1), esi = value.
-#[unsafe(naked)]
-pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
-    naked_asm!(
-        "mov rcx, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
-        "mov dword ptr fs:[rcx + 4*rdi], esi",
-        "ret",
-    )
+/// `half` is 0 or 1.
+#[inline(always)]
+pub(super) unsafe fn word_store_half(half: usize, value: u32) {
+    // SAFETY: as in `word_swap`; the caller keeps `half` in the word.
+    unsafe {
+        asm!(
+            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            "mov dword ptr fs:[{off} + 4*{half}], {value:e}",
+            off = out(reg) _,
+            half = in(reg) half,
+            value = in(reg) value,
+            options(nostack, preserves_flags),
+        )
+    };
 }

@@ -87,7 +87,7 @@ impl CodeMap {
         let linked = file.segments().map(|s| s.address()).min().unwrap_or(0) as usize;
         let page = crate::stack::page_size();
         let bias = base.wrapping_sub(linked & !(page - 1));
-        // The preemption word's leaves hold a thread address while they run.
+        // The preemption word's leaves (aarch64, riscv64) hold a thread address while they run.
         let never = crate::arch::preempt_word::code();
         let mut safe: Vec<(usize, usize)> = file
             .symbols()

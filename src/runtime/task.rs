@@ -82,10 +82,12 @@ impl Task {
         }
     }
 
+    #[inline]
     pub(crate) fn worker(&self) -> usize {
         self.worker.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn set_worker(&self, index: usize) {
         self.worker.store(index, Ordering::Relaxed)
     }
@@ -100,6 +102,13 @@ impl Task {
     pub(crate) unsafe fn exec(&self) -> &mut Exec {
         // SAFETY: exclusivity is the caller's contract.
         unsafe { &mut *self.exec.get() }
+    }
+
+    /// The execution state as a raw pointer, for a switch that must keep
+    /// it past moving the task's `Arc` elsewhere. Same rules as [`Task::exec`].
+    #[inline]
+    pub(crate) fn exec_ptr(&self) -> *mut Exec {
+        self.exec.get()
     }
 
     pub(crate) fn name_bytes(&self) -> &[u8] {

@@ -3,13 +3,15 @@
 //! Green threads switch directly to one another; the worker's own OS stack
 //! (the *idle context*) only runs when nothing is runnable, to sleep on a
 //! futex until work or a timer is due. Whatever a switch leaves behind (the
-//! thread that yielded, parked, slept or exited) is handed to the context
-//! that runs next as a [`Post`] and dealt with there, once the old thread's
-//! registers are safely saved: only then may another worker pick it up.
+//! thread that parked, slept or exited) is handed to the context that runs
+//! next as a [`Post`] and dealt with there, once the old thread's registers
+//! are safely saved: only then may another worker pick it up. A thread that
+//! yields (or is preempted) goes straight back on this worker's run queue,
+//! which no other worker pops.
 
 use super::park::Commit;
 use super::pool::Pool;
-use super::task::{Task, TaskMain};
+use super::task::{Exec, Task, TaskMain};
 use super::timers::{TimerKind, Timers};
 use super::{clock, futex, monitor};
 use crate::arch::{Current, FpSwitch, Isa};
@@ -40,8 +42,6 @@ const SLEEPING: u32 = 1;
 enum Post {
     #[default]
     None,
-    /// It yielded: back on the run queue.
-    Requeue(Arc<Task>),
     /// It parked (with an optional deadline): commit the park.
     Park(Arc<Task>, Option<Instant>),
     /// It sleeps until the deadline.
@@ -340,6 +340,7 @@ impl Worker {
     /// so that a wake-up may have been missed (see [`Worker::missed_wake_up`]).
     /// Equal or higher priorities need no check: a waker that judged its
     /// thread against the old priority judged it against a lower bar.
+    #[inline(always)]
     fn publish_running(&self, task: &Task) -> bool {
         let lower = task.spec.priority < self.watch.priority.load(Ordering::Relaxed);
         self.watch.priority.store(task.spec.priority, Ordering::Relaxed);
@@ -408,6 +409,7 @@ impl Worker {
     /// elsewhere meanwhile, whose waker may have judged it against the old
     /// state and sent no signal. The thread then starts by taking a pending
     /// preemption, which looks at the queue.
+    #[cold]
     fn missed_wake_up(&self) -> bool {
         fence(Ordering::SeqCst);
         !self.inject.is_empty()
@@ -504,8 +506,22 @@ impl Worker {
     }
 
     /// Pulls in threads woken remotely and fires due timers.
-    #[inline]
+    #[inline(always)]
     fn poll(&self) {
+        // SAFETY: on this worker's thread; the borrow ends in this statement.
+        let timers = !unsafe { self.local() }.timers.is_empty();
+        if timers
+            || !self.handed_in.load(Ordering::Relaxed).is_null()
+            || self.relieving.load(Ordering::Relaxed) != usize::MAX
+            || !self.inject.is_empty()
+        {
+            self.poll_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&self) {
         // SAFETY: on this worker's thread; no re-entrant call below.
         let l = unsafe { self.local() };
         if !self.handed_in.load(Ordering::Relaxed).is_null() {
@@ -569,10 +585,24 @@ impl Worker {
 
     /// The next thread to run, with a stack; threads whose stack cannot be
     /// mapped end here with the error, reported through their join handle.
+    #[inline(always)]
     fn next_ready(&self, running: Option<u8>) -> Option<Arc<Task>> {
+        // SAFETY: on this worker's thread; the borrow ends in this statement.
+        let next = unsafe { self.local() }.runq.pop(running)?;
+        // SAFETY: the task came off our run queue, so we own its state.
+        if unsafe { next.exec() }.sp != 0 {
+            return Some(next);
+        }
+        self.first_run(next, running)
+    }
+
+    /// [`Worker::next_ready`] for a thread that never ran: gives it a stack
+    /// and an initial frame; a thread that cannot get a stack fails its
+    /// join, and the next one is tried.
+    #[cold]
+    #[inline(never)]
+    fn first_run(&self, mut next: Arc<Task>, running: Option<u8>) -> Option<Arc<Task>> {
         loop {
-            // SAFETY: on this worker's thread; the borrow ends in this statement.
-            let next = unsafe { self.local() }.runq.pop(running)?;
             // SAFETY: the task came off our run queue, so we own its state.
             let exec = unsafe { next.exec() };
             if exec.sp != 0 {
@@ -597,6 +627,9 @@ impl Worker {
                     next.pool.thread_ended();
                 }
             }
+            drop(next);
+            // SAFETY: on this worker's thread; the borrow ends in this statement.
+            next = unsafe { self.local() }.runq.pop(running)?;
         }
     }
 
@@ -612,12 +645,48 @@ impl Worker {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
-        // SAFETY: the running thread owns its own execution state.
-        let cur_exec = unsafe { cur.exec() };
-        let save_sp = &raw mut cur_exec.sp;
-        let save_depth = &raw mut cur_exec.preempt_depth;
-        let save_fp = cur.spec.save_fp;
-        l.post = post(cur);
+        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        // The slot is empty (the context that switched to us took it); a
+        // plain write spares the drop of a value that is never there.
+        debug_assert!(matches!(l.post, Post::None));
+        // SAFETY: `l.post` is a valid, initialised slot holding `Post::None`,
+        // which owns nothing, so overwriting it leaks nothing.
+        unsafe { ptr::write(&mut l.post, post(cur)) };
+        // SAFETY: the task is kept alive by the post, and nobody touches it
+        // before the next context has finished the post; caller's contract.
+        unsafe { self.switch_from(cur_exec, save_fp, next) }
+    }
+
+    /// A yield or preemption: puts the running thread at the back of its
+    /// level and switches to `next`. The thread is queued before its
+    /// registers are saved, which is sound because only this worker pops its
+    /// run queue, and not before the switch is over (the queue is handed to
+    /// a spare only at preempt depth 0, and this runs at depth 1).
+    ///
+    /// # Safety
+    /// As [`Worker::switch_out`].
+    #[inline(always)]
+    unsafe fn requeue_and_switch(&self, next: Arc<Task>) {
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let l = unsafe { self.local() };
+        let Some(cur) = l.current.take() else { return };
+        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        l.runq.push(cur);
+        // SAFETY: the run queue keeps the task alive, and nothing pops it
+        // before this switch is over (see above); caller's contract.
+        unsafe { self.switch_from(cur_exec, save_fp, Some(next)) }
+    }
+
+    /// The switch itself, from the thread whose state is `cur_exec` (already
+    /// out of `current`) to `next`, or to the idle context.
+    ///
+    /// # Safety
+    /// As [`Worker::switch_out`]; `cur_exec` stays valid until this thread
+    /// is resumed, and only this call touches it meanwhile.
+    #[inline(always)]
+    unsafe fn switch_from(&self, cur_exec: *mut Exec, save_fp: bool, next: Option<Arc<Task>>) {
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let l = unsafe { self.local() };
         let (load_sp, restore_fp, depth, missed) = match next {
             Some(next) => {
                 // SAFETY: `next` came off our run queue: we own its state.
@@ -628,24 +697,36 @@ impl Worker {
                 next.set_worker(self.index);
                 let missed = self.publish_running(&next) && self.missed_wake_up();
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
-                l.current = Some(next);
+                // SAFETY: `current` was emptied by our caller; a plain write
+                // spares the drop of the `None` there.
+                unsafe { ptr::write(&mut l.current, Some(next)) };
                 r
             }
             None => (l.idle_sp, true, 1, false),
         };
         self.count_switch();
-        // SAFETY: as `save_sp` below: the task is kept alive by `post`, and
-        // nobody else touches it before the next context finishes the post.
-        unsafe { *save_depth = preempt::switch_depth(depth) };
+        // SAFETY: `cur_exec` is valid (contract of this fn).
+        unsafe { (*cur_exec).preempt_depth = preempt::switch_depth(depth) };
         if missed {
             // For the context switched in: look at the queue first thing.
             preempt::set_pending();
         }
-        // SAFETY: `save_sp` points into a task kept alive by `post`; `load_sp`
-        // was saved by a context that is switched out (a queued task or the
-        // idle context), and FP flags follow each context's own setting.
-        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(save_fp, restore_fp)) };
-        after_switch();
+        // SAFETY: `cur_exec` is valid (contract); `load_sp` was saved by a
+        // context that is switched out (a queued task or the idle context),
+        // and FP flags follow each context's own setting.
+        let resumed_by = unsafe {
+            Current::switch(
+                &raw mut (*cur_exec).sp,
+                load_sp,
+                FpSwitch::new(save_fp, restore_fp),
+                self as *const Worker as usize,
+            )
+        };
+        // Resumed, by the worker now running us (another one after a
+        // hand-off): it handed itself over, so no thread-local lookup.
+        // SAFETY: every switch into a green thread passes its worker, which
+        // lives as long as its pool, and the pool as long as our task.
+        unsafe { &*(resumed_by as *const Worker) }.finish_post();
     }
 
     /// Runs a green thread from the idle context until something switches
@@ -677,22 +758,31 @@ impl Worker {
         }
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
-        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp)) };
+        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp), self as *const Worker as usize) };
         preempt::set_depth(1);
         self.watch.running.store(false, Ordering::SeqCst);
     }
 
     /// Finishes what the previous context left behind.
+    #[inline(always)]
     fn finish_post(&self) {
         // SAFETY: on this worker's thread; the borrow ends in this statement.
+        if matches!(unsafe { self.local() }.post, Post::None) {
+            return;
+        }
+        // SAFETY: as above.
         let post = mem::take(&mut unsafe { self.local() }.post);
-        // Each arm borrows the local state for one statement only; a task
-        // is dropped after that borrow ends (dropping may re-enter).
+        self.finish_post_cold(post);
+    }
+
+    /// Parks, sleeps and exits. Each arm borrows the local state for one statement
+    /// only; a task is dropped after that borrow ends (dropping may
+    /// re-enter).
+    #[cold]
+    #[inline(never)]
+    fn finish_post_cold(&self, post: Post) {
         match post {
             Post::None => {}
-            // A thread that yielded (or was preempted) gave the CPU up.
-            // SAFETY: on this worker's thread; one-statement borrow.
-            Post::Requeue(t) => unsafe { self.local() }.runq.push(t),
             // A park cut short by an unpark is a wake-up.
             Post::Park(t, deadline) => match (t.park.commit(), deadline) {
                 (Commit::Runnable, _) => self.requeue_woken(t),
@@ -894,7 +984,7 @@ fn yield_inner() -> bool {
     w.poll();
     match w.next_ready(Some(cur.spec.priority)) {
         // SAFETY: we are the running thread of `w`, preemption is disabled.
-        Some(next) => unsafe { w.switch_out(Some(next), Post::Requeue) },
+        Some(next) => unsafe { w.requeue_and_switch(next) },
         // A yield with nobody to yield to is still a scheduling point: the
         // monitor must not take the thread for stuck (or overrunning).
         None => w.count_switch(),
@@ -987,7 +1077,7 @@ pub(crate) fn on_preempt_signal(pc: usize, ctx: *mut libc::c_void) {
                 w.watch.preemptions.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: we are the running thread of `w` (at a safe point),
                 // with preemption disabled.
-                unsafe { w.switch_out(Some(next), Post::Requeue) };
+                unsafe { w.requeue_and_switch(next) };
             }
             // Nothing else to run: the thread keeps the CPU for a new slice.
             None => {

@@ -14,6 +14,8 @@
 //! Each level is an intrusive FIFO list threaded through the tasks
 //! themselves (`Exec::next`): push and pop are a few pointer moves, never
 //! allocate, take no lock and no atomic — only the owning worker touches it.
+//! That is also why a yielding thread may be queued here a moment before
+//! its registers are saved: nothing can pop it before its switch is over.
 
 use crate::runtime::task::Task;
 use std::ptr;
@@ -104,15 +106,21 @@ impl RunQueue {
         if lowest_waiting < top {
             self.passed_over += 1;
             if self.passed_over >= AGING_PERIOD {
-                self.passed_over = 0;
-                let level = self.aging_level(top);
-                return self.take(level);
+                return self.aging_turn(top);
             }
         }
         if running.is_some_and(|r| u32::from(r) > top_waiting) {
             return None;
         }
         self.take(top_waiting)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn aging_turn(&mut self, top: u32) -> Option<Arc<Task>> {
+        self.passed_over = 0;
+        let level = self.aging_level(top);
+        self.take(level)
     }
 
     /// The waiting level below `top` that gets the next aging turn: the
@@ -126,7 +134,7 @@ impl RunQueue {
         level
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, level: u32) -> Option<Arc<Task>> {
         let l = &mut self.levels[level as usize];
         let p = l.head;

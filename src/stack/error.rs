@@ -7,7 +7,8 @@ use std::io;
 #[non_exhaustive]
 pub enum StackError {
     /// The process has as many memory maps as `vm.max_map_count` allows.
-    /// Each guard-paged stack takes two.
+    /// Each stack takes two on kernels without guard regions (before Linux
+    /// 6.13; see [`guard_regions_supported`](super::guard_regions_supported)).
     MapCountLimit {
         /// The kernel's `vm.max_map_count`.
         limit: usize,
@@ -47,8 +48,13 @@ impl fmt::Display for StackError {
             StackError::MapCountLimit { limit, in_use } => write!(
                 f,
                 "cannot map a thread stack: the process holds {in_use} memory maps and the \
-                 kernel's vm.max_map_count is {limit} (each guard-paged stack takes 2); raise it \
-                 with `sysctl -w vm.max_map_count=1048576` or keep fewer threads alive at once"
+                 kernel's vm.max_map_count is {limit}{}; raise it with \
+                 `sysctl -w vm.max_map_count=1048576` or keep fewer threads alive at once",
+                if super::guard_regions_supported() {
+                    ""
+                } else {
+                    " (this kernel has no guard regions, so each stack takes 2)"
+                }
             ),
             StackError::OutOfMemory { requested, address_space_limit: Some(lim) } => write!(
                 f,

@@ -1,17 +1,27 @@
-//! Green-thread stacks: `mmap`'d memory with a `PROT_NONE` guard page below,
-//! committed lazily by the kernel, mapped when a thread first runs and
-//! recycled through a per-worker and a process-wide pool by size.
+//! Green-thread stacks: `mmap`'d memory with a guard page below, committed
+//! lazily by the kernel, mapped when a thread first runs and recycled
+//! through a per-worker and a process-wide pool by size.
+//!
+//! The guard is a lightweight guard region (`MADV_GUARD_INSTALL`, Linux
+//! 6.13) where the kernel has them: it faults like `PROT_NONE` but leaves
+//! the mapping whole, so neighbouring stacks merge into one kernel VMA and
+//! `vm.max_map_count` (65530 by default) no longer caps the thread count
+//! near 32k. Older kernels (and emulators that accept the advice without
+//! acting on it, which a probe catches) get an `mprotect`ed page: two VMAs
+//! per stack.
 //!
 //! A thread that runs into its guard page is reported as std reports OS
 //! threads (`thread '<name>' has overflowed its stack`) and the process
 //! aborts.
 
 mod error;
+mod guard;
 pub(crate) mod overflow;
 pub(crate) mod pool;
 
 pub use error::StackError;
 pub(crate) use error::address_space_limit;
+pub use guard::guard_regions_supported;
 
 use std::io;
 use std::ptr;
@@ -68,10 +78,7 @@ impl Stack {
         }
         let stack = Stack { base: base.cast(), len };
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
-        if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
-            // Splitting the mapping in two VMAs is what hits vm.max_map_count.
-            return Err(StackError::from_map_failure(usable, io::Error::last_os_error()));
-        }
+        unsafe { guard::install(base, guard) }.map_err(|e| StackError::from_map_failure(usable, e))?;
         Ok(stack)
     }
 

@@ -219,8 +219,13 @@ impl Parked {
 }
 
 fn rss(p: Params) -> Outcome {
-    // Each guard-paged stack takes two maps.
-    let n = p.parked().min(common::map_capacity(2));
+    // With guard regions (Linux 6.13) stacks merge into a few maps; an
+    // mprotect'ed guard costs two per stack.
+    let n = if preemptive_mlthreading_rust::stack::guard_regions_supported() {
+        p.parked()
+    } else {
+        p.parked().min(common::map_capacity(2))
+    };
     let mut parked = Parked::new();
     parked.grow(1).expect("one thread");
     let before = common::rss_bytes();
@@ -229,7 +234,9 @@ fn rss(p: Params) -> Outcome {
     }
     let after = common::rss_bytes();
     let note = (n < p.parked()).then(|| format!("{n} threads: vm.max_map_count allows no more; 64 KiB stacks"));
-    common::rss_outcome(before, after, n, note.or(Some("64 KiB stacks".into())))
+    let guard =
+        if preemptive_mlthreading_rust::stack::guard_regions_supported() { "guard regions" } else { "mprotect guards" };
+    common::rss_outcome(before, after, n, note.or(Some(format!("64 KiB stacks, {guard}"))))
 }
 
 fn max_threads(p: Params) -> Outcome {
