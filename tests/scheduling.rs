@@ -1,7 +1,7 @@
 //! The round-robin policy: interleaving, strict priorities, the aging bound
 //! and CPU affinity.
 
-use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, current_cpu, sched, yield_now};
+use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, current_cpu, park, sched, yield_now};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -119,6 +119,58 @@ fn a_yielding_high_priority_thread_keeps_the_cpu_but_low_levels_still_get_turns(
     assert!(yields_before_low >= u64::from(sched::AGING_PERIOD) / 2);
     // ... and the aging bound held.
     assert!(yields_before_low <= u64::from(sched::AGING_PERIOD) + 1);
+}
+
+#[test]
+fn a_woken_high_priority_thread_runs_next_however_often_it_is_woken() {
+    // Two low-priority threads take turns waking a high-priority one and
+    // yielding. Each wake-up passes over the other (waiting) low thread,
+    // but the low level had the CPU, so no aging turn may delay the high
+    // thread: every wake-up is followed by the high thread, never by the
+    // other low thread (before the fix, the 256th was).
+    const ROUNDS: usize = 2 * sched::AGING_PERIOD as usize;
+    let sched = RoundRobinScheduler::new().with_workers(1).with_preemption(false);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (release, gate) = block_worker(&sched);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (hl, hs) = (Arc::clone(&log), Arc::clone(&stop));
+    let high = ThreadBuilder::new()
+        .priority(20)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            while !hs.load(Ordering::Acquire) {
+                park();
+                hl.lock().unwrap().push('H');
+            }
+        })
+        .unwrap();
+    let lows: Vec<_> = (0..2)
+        .map(|_| {
+            let (l, h) = (Arc::clone(&log), high.thread().clone());
+            ThreadBuilder::new()
+                .priority(1)
+                .scheduler(sched.clone())
+                .spawn(move || {
+                    for _ in 0..ROUNDS / 2 {
+                        l.lock().unwrap().push('w');
+                        h.unpark();
+                        yield_now();
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    release.store(true, Ordering::Release);
+    gate.join().unwrap();
+    lows.into_iter().for_each(|h| h.join().unwrap());
+    stop.store(true, Ordering::Release);
+    high.thread().unpark();
+    high.join().unwrap();
+    let log: String = log.lock().unwrap().iter().collect();
+    let wakes = log.matches('w').count();
+    assert_eq!(wakes, ROUNDS);
+    let late = log.find("ww");
+    assert_eq!(late, None, "a wake-up was followed by the other low thread (log {log})");
 }
 
 #[test]

@@ -5,11 +5,15 @@
 //! - The highest non-empty level runs first; within a level, first come
 //!   first served. A thread that yields goes to the back of its level and
 //!   keeps the CPU if every waiting thread is of a lower level.
-//! - Starvation bound: every [`AGING_PERIOD`]-th scheduling decision taken
-//!   while some lower level waits goes to a lower level instead. Those
-//!   turns rotate downwards through the waiting lower levels, so each
+//! - Starvation bound: the [`AGING_PERIOD`]-th scheduling decision in a row
+//!   that passes over a waiting lower level goes to a lower level instead.
+//!   Those turns rotate downwards through the waiting lower levels, so each
 //!   waiting level gets at least one turn in `AGING_PERIOD × 21` decisions
-//!   however busy the levels above it are.
+//!   however busy the levels above it are. A decision taken while the
+//!   running thread is at or below every waiting level starts the count
+//!   again: a high-priority thread woken over low-priority ones (which had
+//!   the CPU) is not starving them, and must not be made to wait a whole
+//!   slice for an aging turn.
 //!
 //! Each level is an intrusive FIFO list threaded through the tasks
 //! themselves (`Exec::next`): push and pop are a few pointer moves, never
@@ -103,7 +107,10 @@ impl RunQueue {
         let top_waiting = 31 - self.mask.leading_zeros();
         let top = top_waiting.max(running.map_or(0, u32::from));
         let lowest_waiting = self.mask.trailing_zeros();
-        if lowest_waiting < top {
+        if running.is_some_and(|r| u32::from(r) <= lowest_waiting) {
+            // The CPU was at or below every waiting level: nobody starves.
+            self.passed_over = 0;
+        } else if lowest_waiting < top {
             self.passed_over += 1;
             if self.passed_over >= AGING_PERIOD {
                 return self.aging_turn(top);
