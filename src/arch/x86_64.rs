@@ -158,8 +158,12 @@ impl Isa for X86_64 {
 ///
 /// MXCSR and the x87 control word are loaded only when they differ from the
 /// current ones: `ldmxcsr` and `fldcw` cost more than the rest of the
-/// switch, and threads almost never change them. Reading them back uses
-/// the red zone below rsp, which a signal frame never overwrites.
+/// switch, and threads almost never change them. Reading them is not cheap
+/// either (`stmxcsr` alone was half the time of a yield), so the current
+/// values are read once: the copy the outgoing context saves is compared
+/// with the incoming one's. Only when the outgoing context keeps no copy are
+/// they read into the red zone below the new rsp (a signal frame never
+/// overwrites the red zone).
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -176,17 +180,22 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "fnstcw [rsp + 4]",
         "2:",
         "mov [rdi], rsp",
+        "mov r8, rsp",
         "mov rsp, rsi",
         "test dl, 2",
         "jz 3f",
-        "stmxcsr [rsp - 8]",
-        "mov eax, [rsp - 8]",
-        "cmp eax, [rsp]",
-        "je 4f",
-        "ldmxcsr [rsp]",
+        "test dl, 1",
+        "jnz 4f",
+        "lea r8, [rsp - 8]",
+        "stmxcsr [r8]",
+        "fnstcw [r8 + 4]",
         "4:",
-        "fnstcw [rsp - 8]",
-        "mov ax, [rsp - 8]",
+        "mov eax, [r8]",
+        "cmp eax, [rsp]",
+        "je 5f",
+        "ldmxcsr [rsp]",
+        "5:",
+        "mov ax, [r8 + 4]",
         "cmp ax, [rsp + 4]",
         "je 3f",
         "fldcw [rsp + 4]",
