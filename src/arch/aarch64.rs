@@ -191,7 +191,8 @@ impl Isa for Aarch64 {
 /// Only the callee-saved registers are kept: the caller already treats
 /// everything else as clobbered by a call. FPCR is written only when it
 /// differs, because an FPCR write is self-synchronising on many cores and
-/// costs more than the rest of the switch.
+/// costs more than the rest of the switch; it is read once (the outgoing
+/// context's saved copy serves as the current value).
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -207,8 +208,8 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "stp d10, d11, [sp, #{d8} + 16]",
         "stp d12, d13, [sp, #{d8} + 32]",
         "stp d14, d15, [sp, #{d8} + 48]",
-        "mrs x9, fpcr",
-        "str x9, [sp, #{fpcr}]",
+        "mrs x10, fpcr",
+        "str x10, [sp, #{fpcr}]",
         "2:",
         "mov x9, sp",
         "str x9, [x0]",
@@ -219,7 +220,10 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "ldp d12, d13, [sp, #{d8} + 32]",
         "ldp d14, d15, [sp, #{d8} + 48]",
         "ldr x9, [sp, #{fpcr}]",
+        // x10 holds the current FPCR if the outgoing context saved it.
+        "tbnz x2, #{save}, 4f",
         "mrs x10, fpcr",
+        "4:",
         "cmp x9, x10",
         "b.eq 3f",
         "msr fpcr, x9",
