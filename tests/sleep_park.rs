@@ -60,21 +60,30 @@ fn a_sleeping_thread_does_not_block_its_worker() {
 #[test]
 fn many_sleepers_wake_in_deadline_order_on_one_worker() {
     let sched = RoundRobinScheduler::new().with_workers(1);
+    // Start the worker first: the first spawn of a process also reads the
+    // executable's symbol table for preemption (0.2 s for a debug test
+    // binary here, far longer under qemu).
+    sched.spawn(|| ()).unwrap().join().unwrap();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let handles: Vec<_> = [30u64, 10, 20, 5, 25]
+    // Deadlines from one instant, so that a thread started late (a slow
+    // emulator spawning them one by one) keeps its place: the order is the
+    // deadlines', whatever the start times.
+    let start = Instant::now();
+    let handles: Vec<_> = [60u64, 20, 40, 10, 50]
         .into_iter()
         .map(|ms| {
             let order = Arc::clone(&order);
             sched
                 .spawn(move || {
-                    sleep(Duration::from_millis(ms));
+                    let deadline = start + Duration::from_millis(ms);
+                    sleep(deadline.saturating_duration_since(Instant::now()));
                     order.lock().unwrap().push(ms);
                 })
                 .unwrap()
         })
         .collect();
     handles.into_iter().for_each(|h| h.join().unwrap());
-    assert_eq!(*order.lock().unwrap(), vec![5, 10, 20, 25, 30]);
+    assert_eq!(*order.lock().unwrap(), vec![10, 20, 40, 50, 60]);
 }
 
 #[test]

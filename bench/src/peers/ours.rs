@@ -13,8 +13,10 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     let one = || RoundRobinScheduler::new().with_workers(1);
     let all = || RoundRobinScheduler::new().with_workers(common::allowed_cpus().len());
     match scenario {
-        "yield2" => Outcome::ok(yields(&one(), 2, p.yields())),
-        "yield100" => Outcome::ok(yields(&one(), 100, p.yields())),
+        "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), true))
+            .extra("nofp_ns", yields(&one(), 2, p.yields(), false))
+            .note("nofp_ns: enable_fpu(false), no MXCSR/x87 control word in the switch (Go keeps none)"),
+        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), true)),
         "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
         "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
         "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
@@ -44,11 +46,19 @@ fn on<T: Send + 'static>(sched: &RoundRobinScheduler, f: impl FnOnce() -> T + Se
     sched.spawn(f).expect("spawn").join().expect("join")
 }
 
-fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64) -> f64 {
+fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64, fp: bool) -> f64 {
     let per = total / threads;
     let elapsed = on(sched, move || {
         let t = Instant::now();
-        let hs: Vec<_> = (0..threads).map(|_| spawn(move || (0..per).for_each(|_| yield_now())).unwrap()).collect();
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                ThreadBuilder::new()
+                    .enable_fpu(fp)
+                    .enable_vector(fp)
+                    .spawn(move || (0..per).for_each(|_| yield_now()))
+                    .unwrap()
+            })
+            .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         t.elapsed()
     });
