@@ -2,7 +2,7 @@
 //! blocking primitive of the crate is built on.
 //!
 //! A thread that parks does not sleep on its own: it switches away, and the
-//! context that runs next *commits* the park (see `Worker::after_switch`).
+//! context that runs next *commits* the park (see `Worker::finish_post`).
 //! An `unpark` that lands between "decided to park" and "committed" leaves
 //! the token set, the commit sees it and puts the thread straight back on a
 //! run queue, so no wake-up is ever lost. Like `std::thread::park`, a park
