@@ -149,9 +149,12 @@ impl ThreadBuilder {
 
     /// Whether the thread uses floating point. With `false` (and
     /// `enable_vector(false)`) a context switch skips the FP control state
-    /// (MXCSR and x87 control word on x86_64; FPCR and d8–d15 on aarch64):
-    /// a promise that the thread's code does not change the rounding mode
-    /// or keep FP values live across a switch.
+    /// (MXCSR and x87 control word on x86_64; FPCR and d8–d15 on aarch64;
+    /// frm and fs0–fs11 on riscv64): a promise that the thread's code does
+    /// not change the rounding mode or keep FP values live across a switch.
+    /// On x86_64 only the control state is at stake (no vector register is
+    /// callee-saved there), and reading MXCSR is most of its cost: a yield
+    /// between two such threads measured 14–18 ns against 16–20 ns.
     pub fn enable_fpu(mut self, enabled: bool) -> Self {
         self.fpu = enabled;
         self
