@@ -72,7 +72,7 @@ fn spinners_alone_share_the_worker() {
     let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
     // Bounded: until every spinner has run after every other one a few times.
     let t = Instant::now();
-    while sched.worker_preemptions()[0] < 30 {
+    while sched.total_preemptions() < 30 {
         assert!(t.elapsed() < Duration::from_secs(30), "no preemption: the spinners starve each other");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -127,7 +127,7 @@ fn preempted_computations_equal_their_unpreempted_replay() {
         "12 computations under 100 µs slices: {:?} preemptions, all bit-identical to replays",
         sched.worker_preemptions()
     );
-    assert!(sched.worker_preemptions()[0] > 0);
+    assert!(sched.total_preemptions() > 0);
 }
 
 #[test]
@@ -148,13 +148,17 @@ fn register_torture_survives_preemption() {
         .collect();
     let mismatches: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     println!(
-        "register torture: mismatches {mismatches:?}, preemptions {:?}, deferred {:?}, hand-offs {:?}",
+        "register torture: mismatches {mismatches:?}, preemptions {:?} ({} with spares), deferred {:?}, hand-offs {:?}",
         sched.worker_preemptions(),
+        sched.total_preemptions(),
         sched.worker_deferred_preemptions(),
         sched.worker_hand_offs()
     );
     assert_eq!(mismatches, vec![0; 4]);
-    assert!(sched.worker_preemptions()[0] > 0, "the torture loops were never preempted");
+    // A slow emulator can make the worker look blocked in the OS (its
+    // thread waits on the emulator's locks): its queue then moves to a
+    // spare, which preempts the loops instead.
+    assert!(sched.total_preemptions() > 0, "the torture loops were never preempted");
 }
 
 #[test]
@@ -424,7 +428,7 @@ fn time_slice_settings_change_how_often_spinners_switch() {
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
         hogs.into_iter().for_each(|h| h.join().unwrap());
-        sched.worker_preemptions()[0]
+        sched.total_preemptions()
     };
     let (short, long) = (count(Duration::from_millis(1)), count(Duration::from_millis(50)));
     println!("preemptions in 500 ms of 2 spinners: 1 ms slices {short}, 50 ms slices {long}");

@@ -89,6 +89,21 @@ impl RoundRobinScheduler {
         self.handle.pool.regular().iter().map(|w| w.preemptions()).collect()
     }
 
+    /// Asynchronous preemptions taken by all of this scheduler's OS threads,
+    /// the spare workers included: a spare stands in for a worker blocked in
+    /// the OS, and preempts the threads handed to it (see
+    /// [`worker_hand_offs`](Self::worker_hand_offs)).
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::RoundRobinScheduler;
+    /// let sched = RoundRobinScheduler::new().with_workers(1);
+    /// sched.spawn(|| ()).unwrap().join().unwrap();
+    /// assert!(sched.total_preemptions() >= sched.worker_preemptions().iter().sum::<u64>());
+    /// ```
+    pub fn total_preemptions(&self) -> u64 {
+        self.handle.pool.workers().iter().map(|w| w.preemptions()).sum()
+    }
+
     /// Preemption signals that landed at an unsafe point (critical section,
     /// std, libc) and were deferred, per worker.
     pub fn worker_deferred_preemptions(&self) -> Vec<u64> {
