@@ -263,56 +263,35 @@ unsafe extern "C" fn trampoline() {
 // from TPIDR_EL0 comes from the GOT (initial-exec model); the thread
 // address lives in x8 only until the leaf returns.
 
+/// This OS thread's word's address into x8 (x9 clobbered).
+macro_rules! word_address {
+    () => {
+        "adrp x8, :gottprel:__pmt_preempt_word_v1
+        ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]
+        mrs x9, tpidr_el0
+        add x8, x8, x9"
+    };
+}
+
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_load() -> u64 {
-    naked_asm!(
-        "adrp x8, :gottprel:__pmt_preempt_word_v1",
-        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
-        "mrs x9, tpidr_el0",
-        "ldr x0, [x9, x8]",
-        "ret",
-    )
+    naked_asm!(word_address!(), "ldr x0, [x8]", "ret",)
 }
 
 /// x0 = new word.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(
-        "adrp x8, :gottprel:__pmt_preempt_word_v1",
-        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
-        "mrs x9, tpidr_el0",
-        "add x8, x8, x9",
-        "ldr x9, [x8]",
-        "str x0, [x8]",
-        "mov x0, x9",
-        "ret",
-    )
+    naked_asm!(word_address!(), "ldr x9, [x8]", "str x0, [x8]", "mov x0, x9", "ret",)
 }
 
 /// x0 = delta.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(
-        "adrp x8, :gottprel:__pmt_preempt_word_v1",
-        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
-        "mrs x9, tpidr_el0",
-        "add x8, x8, x9",
-        "ldr x9, [x8]",
-        "add x0, x9, x0",
-        "str x0, [x8]",
-        "ret",
-    )
+    naked_asm!(word_address!(), "ldr x9, [x8]", "add x0, x9, x0", "str x0, [x8]", "ret",)
 }
 
 /// x0 = half (0 or 1), w1 = value.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
-    naked_asm!(
-        "adrp x8, :gottprel:__pmt_preempt_word_v1",
-        "ldr x8, [x8, :gottprel_lo12:__pmt_preempt_word_v1]",
-        "mrs x9, tpidr_el0",
-        "add x8, x8, x9",
-        "str w1, [x8, x0, lsl #2]",
-        "ret",
-    )
+    naked_asm!(word_address!(), "str w1, [x8, x0, lsl #2]", "ret",)
 }

@@ -334,46 +334,33 @@ fn zbb() -> Support {
 // from tp comes from the GOT (initial-exec model); the thread address lives
 // in t0 only until the leaf returns.
 
+/// This OS thread's word's address into t0.
+macro_rules! word_address {
+    () => {
+        "la.tls.ie t0, __pmt_preempt_word_v1
+        add t0, t0, tp"
+    };
+}
+
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_load() -> u64 {
-    naked_asm!("la.tls.ie t0, __pmt_preempt_word_v1", "add t0, t0, tp", "ld a0, 0(t0)", "ret")
+    naked_asm!(word_address!(), "ld a0, 0(t0)", "ret")
 }
 
 /// a0 = new word.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(
-        "la.tls.ie t0, __pmt_preempt_word_v1",
-        "add t0, t0, tp",
-        "ld t1, 0(t0)",
-        "sd a0, 0(t0)",
-        "mv a0, t1",
-        "ret",
-    )
+    naked_asm!(word_address!(), "ld t1, 0(t0)", "sd a0, 0(t0)", "mv a0, t1", "ret",)
 }
 
 /// a0 = delta.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(
-        "la.tls.ie t0, __pmt_preempt_word_v1",
-        "add t0, t0, tp",
-        "ld t1, 0(t0)",
-        "add a0, t1, a0",
-        "sd a0, 0(t0)",
-        "ret",
-    )
+    naked_asm!(word_address!(), "ld t1, 0(t0)", "add a0, t1, a0", "sd a0, 0(t0)", "ret",)
 }
 
 /// a0 = half (0 or 1), a1 = value.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
-    naked_asm!(
-        "la.tls.ie t0, __pmt_preempt_word_v1",
-        "add t0, t0, tp",
-        "slli a0, a0, 2",
-        "add t0, t0, a0",
-        "sw a1, 0(t0)",
-        "ret",
-    )
+    naked_asm!(word_address!(), "slli a0, a0, 2", "add t0, t0, a0", "sw a1, 0(t0)", "ret",)
 }

@@ -226,13 +226,20 @@ unsafe extern "C" fn trampoline() {
 // may therefore inline into any code. None is `pure`: a signal handler
 // changes the word behind the compiler's back.
 
+/// The word's offset from the FS base, into the `{off}` operand.
+macro_rules! word_offset {
+    () => {
+        "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]"
+    };
+}
+
 #[inline(always)]
 pub(super) unsafe fn word_load() -> u64 {
     let word: u64;
     // SAFETY: reads this OS thread's word at the offset the linker resolved.
     unsafe {
         asm!(
-            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            word_offset!(),
             "mov {word}, qword ptr fs:[{off}]",
             off = out(reg) _,
             word = out(reg) word,
@@ -252,7 +259,7 @@ pub(super) unsafe fn word_swap(word: u64) -> u64 {
     // SAFETY: as in `word_load`; writes only this OS thread's word.
     unsafe {
         asm!(
-            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            word_offset!(),
             "mov {old}, qword ptr fs:[{off}]",
             "mov qword ptr fs:[{off}], {word}",
             off = out(reg) _,
@@ -273,7 +280,7 @@ pub(super) unsafe fn word_add(delta: u64) -> u64 {
     // SAFETY: as in `word_swap`.
     unsafe {
         asm!(
-            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            word_offset!(),
             "xadd qword ptr fs:[{off}], {v}",
             off = out(reg) _,
             v = inout(reg) v,
@@ -289,7 +296,7 @@ pub(super) unsafe fn word_store_half(half: usize, value: u32) {
     // SAFETY: as in `word_swap`; the caller keeps `half` in the word.
     unsafe {
         asm!(
-            "mov {off}, qword ptr [rip + __pmt_preempt_word_v1@GOTTPOFF]",
+            word_offset!(),
             "mov dword ptr fs:[{off} + 4*{half}], {value:e}",
             off = out(reg) _,
             half = in(reg) half,

