@@ -1,5 +1,6 @@
 //! Workers, their idle parking, timers, and the pool a scheduler drives.
 
+mod block_pool;
 pub(crate) mod clock;
 pub(crate) mod cpu;
 mod futex;

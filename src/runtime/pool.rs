@@ -5,10 +5,11 @@
 //! has finished.
 
 use super::cpu;
-use super::task::{Task, TaskMain, TaskSpec};
+use super::task::{TaskMain, TaskRef, TaskSpec};
 use super::worker::{self, Worker};
 use crate::stack::overflow;
 use crate::thread::ThreadError;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -197,8 +198,13 @@ impl Pool {
         }
     }
 
-    /// Starts a green thread running `main`.
-    pub(crate) fn spawn(self: &Arc<Self>, spec: TaskSpec, main: Arc<dyn TaskMain>) -> Result<Arc<Task>, ThreadError> {
+    /// Starts a green thread running `body`; returns it and where its body
+    /// lies (valid while a reference to the thread is).
+    pub(crate) fn spawn<B: TaskMain>(
+        self: &Arc<Self>,
+        spec: TaskSpec,
+        body: B,
+    ) -> Result<(TaskRef, NonNull<B>), ThreadError> {
         // Count the thread before checking `closed`, so a worker that sees
         // the pool finished can never miss a thread spawned concurrently.
         self.live.fetch_add(1, Ordering::SeqCst);
@@ -214,10 +220,10 @@ impl Pool {
                 return Err(e);
             }
         };
-        let task = Arc::new(Task::new(spec, Arc::clone(self), main));
+        let (task, body) = TaskRef::new(spec, Arc::clone(self), body);
         task.set_worker(index);
-        Worker::schedule(Arc::clone(&task));
-        Ok(task)
+        Worker::schedule(task.clone());
+        Ok((task, body))
     }
 
     /// Picks the worker a new thread starts on: round-robin over the

@@ -1,18 +1,31 @@
-//! The green thread control block.
+//! The green thread control block, and the counted reference to it.
+//!
+//! A thread is one allocation: the runtime's header ([`Task`]) followed by
+//! its body (the closure and the slot its result goes to, see
+//! `thread::join`). [`TaskRef`] counts references to it, as `Arc` would,
+//! but stays one pointer wide, so the run queue can link tasks intrusively
+//! whatever their body's type.
 
+use super::block_pool;
 use super::park::ParkState;
 use super::pool::Pool;
 use crate::stack::Stack;
 use crate::thread::{ThreadError, ThreadId};
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicUsize, Ordering};
 
-/// The body of a green thread, type-erased: run it, or report why it could
-/// not run.
-pub(crate) trait TaskMain: Send + Sync {
-    fn run(self: Arc<Self>);
-    fn fail(self: Arc<Self>, err: ThreadError);
+/// The body of a green thread: what it runs, stored inline after its
+/// [`Task`] header.
+pub(crate) trait TaskMain: Send + Sync + 'static {
+    /// Runs the thread's code, on its own stack.
+    fn run(&self);
+    /// Reports why the code will never run, dropping it.
+    fn fail(&self, err: ThreadError);
 }
 
 /// What a thread asked for at spawn.
@@ -27,11 +40,13 @@ pub(crate) struct TaskSpec {
     pub(crate) slice_ns: u64,
 }
 
-/// A green thread. Shared as `Arc<Task>` between its `Thread` handles, the
-/// run queues and the timers; the execution state in the `UnsafeCell`s
-/// belongs to whichever worker holds it in its run queue, `current` slot or
-/// post-switch slot, and only that worker touches it.
+/// A green thread. Shared through [`TaskRef`]s between its `Thread`
+/// handles, the run queues and the timers; the execution state in the
+/// `UnsafeCell` belongs to whichever worker holds it in its run queue,
+/// `current` slot or post-switch slot, and only that worker touches it.
 pub(crate) struct Task {
+    refs: AtomicUsize,
+    body: &'static BodyVTable,
     pub(crate) id: ThreadId,
     pub(crate) spec: TaskSpec,
     pub(crate) pool: Arc<Pool>,
@@ -48,7 +63,8 @@ pub(crate) struct Exec {
     /// Saved stack pointer while switched out; 0 before the first run.
     pub(crate) sp: usize,
     pub(crate) stack: Option<Stack>,
-    pub(crate) main: Option<Arc<dyn TaskMain>>,
+    /// The body has been run or failed (it is used at most once).
+    body_used: bool,
     /// Preempt-disable depth at the switch-out point.
     pub(crate) preempt_depth: u32,
     pub(crate) finished: bool,
@@ -57,31 +73,59 @@ pub(crate) struct Exec {
 }
 
 // SAFETY: `exec` is only touched by the single worker that owns the task at
-// that moment (see the type's docs); everything else is immutable or atomic.
+// that moment (see the type's docs); everything else is immutable or atomic,
+// and the body is `TaskMain: Send + Sync`.
 unsafe impl Sync for Task {}
-// SAFETY: as above; TaskMain is Send and so is Stack.
+// SAFETY: as above; Stack is Send.
 unsafe impl Send for Task {}
 
-impl Task {
-    pub(crate) fn new(spec: TaskSpec, pool: Arc<Pool>, main: Arc<dyn TaskMain>) -> Self {
-        Task {
-            id: ThreadId::next(),
-            spec,
-            pool,
-            worker: AtomicUsize::new(0),
-            park: ParkState::new(),
-            locals: Default::default(),
-            exec: UnsafeCell::new(Exec {
-                sp: 0,
-                stack: None,
-                main: Some(main),
-                preempt_depth: 0,
-                finished: false,
-                next: std::ptr::null(),
-            }),
-        }
+/// How to reach a task's body without knowing its type.
+struct BodyVTable {
+    run: unsafe fn(NonNull<Task>),
+    fail: unsafe fn(NonNull<Task>, ThreadError),
+    /// Drops the whole cell (header and body) in place.
+    drop_cell: unsafe fn(NonNull<Task>),
+    layout: Layout,
+}
+
+/// The allocation behind a [`TaskRef`]: the header first, so a pointer to
+/// the cell is a pointer to its [`Task`].
+#[repr(C)]
+struct Cell<B> {
+    task: Task,
+    body: B,
+}
+
+struct VTableOf<B>(PhantomData<B>);
+
+impl<B: TaskMain> VTableOf<B> {
+    const VTABLE: BodyVTable =
+        BodyVTable { run: Self::run, fail: Self::fail, drop_cell: Self::drop_cell, layout: Layout::new::<Cell<B>>() };
+
+    /// # Safety
+    /// `t` heads a live `Cell<B>`.
+    unsafe fn body<'a>(t: NonNull<Task>) -> &'a B {
+        // SAFETY: the caller's contract; `Cell` is repr(C) with the header first.
+        unsafe { &(*t.cast::<Cell<B>>().as_ptr()).body }
     }
 
+    unsafe fn run(t: NonNull<Task>) {
+        // SAFETY: only called through the vtable of the cell's own type.
+        unsafe { Self::body(t) }.run()
+    }
+
+    unsafe fn fail(t: NonNull<Task>, err: ThreadError) {
+        // SAFETY: as in `run`.
+        unsafe { Self::body(t) }.fail(err)
+    }
+
+    unsafe fn drop_cell(t: NonNull<Task>) {
+        // SAFETY: the last reference is gone; the cell is dropped once.
+        unsafe { std::ptr::drop_in_place(t.cast::<Cell<B>>().as_ptr()) }
+    }
+}
+
+impl Task {
     #[inline]
     pub(crate) fn worker(&self) -> usize {
         self.worker.load(Ordering::Relaxed)
@@ -105,7 +149,7 @@ impl Task {
     }
 
     /// The execution state as a raw pointer, for a switch that must keep
-    /// it past moving the task's `Arc` elsewhere. Same rules as [`Task::exec`].
+    /// it past moving the task's reference elsewhere. Same rules as [`Task::exec`].
     #[inline]
     pub(crate) fn exec_ptr(&self) -> *mut Exec {
         self.exec.get()
@@ -114,17 +158,148 @@ impl Task {
     pub(crate) fn name_bytes(&self) -> &[u8] {
         self.spec.name.as_deref().unwrap_or("<unnamed>").as_bytes()
     }
+
+    /// Runs the body, unless it already ran or failed.
+    ///
+    /// # Safety
+    /// Only the running thread itself, on its own stack.
+    pub(crate) unsafe fn run_body(&self) {
+        // SAFETY: the running thread owns its execution state; the borrow
+        // ends before the body runs.
+        if !std::mem::replace(&mut unsafe { self.exec() }.body_used, true) {
+            // SAFETY: the vtable is that of this cell's body.
+            unsafe { (self.body.run)(NonNull::from(self)) }
+        }
+    }
+
+    /// Fails the body with `err`, unless it already ran or failed.
+    ///
+    /// # Safety
+    /// Only the task's owner (see [`Task::exec`]).
+    pub(crate) unsafe fn fail_body(&self, err: ThreadError) {
+        // SAFETY: the caller owns the execution state; the borrow ends
+        // before the body's code runs.
+        if !std::mem::replace(&mut unsafe { self.exec() }.body_used, true) {
+            // SAFETY: the vtable is that of this cell's body.
+            unsafe { (self.body.fail)(NonNull::from(self), err) }
+        }
+    }
 }
 
-impl Drop for Task {
-    fn drop(&mut self) {
-        // A thread dropped before it finished (parked forever with nobody
-        // left to wake it, or never run) still counted as live.
-        if !self.exec.get_mut().finished {
-            if let Some(main) = self.exec.get_mut().main.take() {
-                main.fail(ThreadError::SchedulerStopped);
-            }
-            self.pool.thread_ended();
+/// A counted reference to a [`Task`], like `Arc<Task>` but for a cell whose
+/// body type only the task's vtable knows.
+pub(crate) struct TaskRef(NonNull<Task>);
+
+// SAFETY: Task is Send + Sync, and the count is atomic, as for Arc.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// Allocates a thread running `body`. Returns the reference and the
+    /// body's address, which stays valid as long as a reference does.
+    pub(crate) fn new<B: TaskMain>(spec: TaskSpec, pool: Arc<Pool>, body: B) -> (TaskRef, NonNull<B>) {
+        let task = Task {
+            refs: AtomicUsize::new(1),
+            body: &VTableOf::<B>::VTABLE,
+            id: ThreadId::next(),
+            spec,
+            pool,
+            worker: AtomicUsize::new(0),
+            park: ParkState::new(),
+            locals: Default::default(),
+            exec: UnsafeCell::new(Exec {
+                sp: 0,
+                stack: None,
+                body_used: false,
+                preempt_depth: 0,
+                finished: false,
+                next: std::ptr::null(),
+            }),
+        };
+        let cell = block_pool::alloc(Layout::new::<Cell<B>>()).cast::<Cell<B>>();
+        // SAFETY: a fresh block with the cell's layout.
+        unsafe { cell.write(Cell { task, body }) };
+        // SAFETY: a field of the cell just allocated; it lives as long as the cell.
+        let body = unsafe { NonNull::new_unchecked(&raw mut (*cell.as_ptr()).body) };
+        (TaskRef(cell.cast()), body)
+    }
+
+    /// Gives up the reference without dropping it; see [`TaskRef::from_raw`].
+    #[inline]
+    pub(crate) fn into_raw(this: Self) -> *const Task {
+        std::mem::ManuallyDrop::new(this).0.as_ptr()
+    }
+
+    /// Takes back a reference given up by [`TaskRef::into_raw`].
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and is taken back once.
+    #[inline]
+    pub(crate) unsafe fn from_raw(p: *const Task) -> Self {
+        // SAFETY: `into_raw` gave a non-null pointer.
+        TaskRef(unsafe { NonNull::new_unchecked(p.cast_mut()) })
+    }
+
+    #[inline]
+    pub(crate) fn as_ptr(this: &Self) -> *const Task {
+        this.0.as_ptr()
+    }
+
+    /// Frees the cell once the last reference is gone.
+    #[cold]
+    #[inline(never)]
+    unsafe fn destroy(p: NonNull<Task>) {
+        // SAFETY: no reference is left, so this code owns the task outright.
+        let task = unsafe { p.as_ref() };
+        // SAFETY: as above.
+        if !unsafe { task.exec() }.finished {
+            // Dropped before it finished: parked forever with nobody left to
+            // wake it, or never run. It still counted as live.
+            // SAFETY: as above.
+            unsafe { task.fail_body(ThreadError::SchedulerStopped) };
+            task.pool.thread_ended();
         }
+        let vtable = task.body;
+        // SAFETY: the cell was allocated by `new` as a `Cell<B>` of this
+        // vtable's B; it is dropped and freed once, here.
+        unsafe {
+            (vtable.drop_cell)(p);
+            block_pool::dealloc(p.cast(), vtable.layout);
+        }
+    }
+}
+
+impl Clone for TaskRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        // Relaxed as in Arc: a new reference is made from an existing one.
+        let old = self.refs.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            std::process::abort();
+        }
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    #[inline]
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) == 1 {
+            // Every other holder's last use happens before the free.
+            atomic::fence(Ordering::Acquire);
+            // SAFETY: that was the last reference.
+            unsafe { TaskRef::destroy(self.0) }
+        }
+    }
+}
+
+impl Deref for TaskRef {
+    type Target = Task;
+
+    #[inline]
+    fn deref(&self) -> &Task {
+        // SAFETY: a reference keeps the cell alive.
+        unsafe { self.0.as_ref() }
     }
 }

@@ -1,9 +1,8 @@
 //! A worker's timers: sleeping threads and park deadlines, earliest first.
 
-use super::task::Task;
+use super::task::TaskRef;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +18,7 @@ struct Entry {
     deadline: Instant,
     seq: u64,
     kind: TimerKind,
-    task: Arc<Task>,
+    task: TaskRef,
 }
 
 impl PartialEq for Entry {
@@ -51,7 +50,7 @@ impl Timers {
         self.heap.is_empty()
     }
 
-    pub(crate) fn insert(&mut self, deadline: Instant, kind: TimerKind, task: Arc<Task>) {
+    pub(crate) fn insert(&mut self, deadline: Instant, kind: TimerKind, task: TaskRef) {
         self.seq += 1;
         self.heap.push(Reverse(Entry { deadline, seq: self.seq, kind, task }));
     }
@@ -61,7 +60,7 @@ impl Timers {
     }
 
     /// Removes every timer due at `now`, in deadline order.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, Arc<Task>)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, TaskRef)> {
         if self.heap.peek()?.0.deadline > now {
             return None;
         }

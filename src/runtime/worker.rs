@@ -11,7 +11,7 @@
 
 use super::park::Commit;
 use super::pool::Pool;
-use super::task::{Exec, Task, TaskMain};
+use super::task::{Exec, Task, TaskRef};
 use super::timers::{TimerKind, Timers};
 use super::{clock, futex, monitor};
 use crate::arch::{Current, FpSwitch, Isa};
@@ -43,11 +43,11 @@ enum Post {
     #[default]
     None,
     /// It parked (with an optional deadline): commit the park.
-    Park(Arc<Task>, Option<Instant>),
+    Park(TaskRef, Option<Instant>),
     /// It sleeps until the deadline.
-    Sleep(Arc<Task>, Instant),
+    Sleep(TaskRef, Instant),
     /// It finished: recycle its stack.
-    Exit(Arc<Task>),
+    Exit(TaskRef),
 }
 
 pub(crate) struct Worker {
@@ -56,7 +56,7 @@ pub(crate) struct Worker {
     /// it just before its OS thread starts.
     cpu: AtomicUsize,
     /// Threads made runnable from other OS threads.
-    inject: SegQueue<Arc<Task>>,
+    inject: SegQueue<TaskRef>,
     /// Threads handed over by a blocked worker: an intrusive Treiber stack
     /// (linked through `Exec::next`), pushed from a signal handler, so no
     /// allocation and no lock.
@@ -120,7 +120,7 @@ struct Watch {
 #[derive(Default)]
 struct Local {
     runq: RunQueue,
-    current: Option<Arc<Task>>,
+    current: Option<TaskRef>,
     /// Saved stack pointer of the idle context while a green thread runs.
     idle_sp: usize,
     post: Post,
@@ -281,8 +281,8 @@ impl Worker {
     }
 
     /// Receives a thread handed off by a blocked worker. Async-signal-safe.
-    fn push_handed_in(&self, task: Arc<Task>) {
-        let p = Arc::into_raw(task).cast_mut();
+    fn push_handed_in(&self, task: TaskRef) {
+        let p = TaskRef::into_raw(task).cast_mut();
         let mut head = self.handed_in.load(Ordering::Relaxed);
         loop {
             // SAFETY: the task is in no queue while being handed over; its
@@ -424,21 +424,27 @@ impl Worker {
     /// first worker, reading what runs there now. From preemptible code use
     /// [`Worker::current_task_arc`] or [`Worker::is_green`].
     #[inline]
-    pub(crate) fn current_task() -> Option<(&'static Worker, &'static Arc<Task>)> {
+    pub(crate) fn current_task() -> Option<(&'static Worker, &'static TaskRef)> {
         let w = Worker::current()?;
         // SAFETY: on this worker's thread; the borrow ends before any switch
         // because callers only read through it.
         let t = unsafe { w.local() }.current.as_ref()?;
         // SAFETY: the Arc in `current` lives until this thread switches out,
         // which only this very thread can make happen.
-        Some((w, unsafe { &*(t as *const Arc<Task>) }))
+        Some((w, unsafe { &*(t as *const TaskRef) }))
     }
 
     /// The calling green thread's task, from any code (None on a plain OS
     /// thread). The task is the thread itself, whichever worker runs it.
-    pub(crate) fn current_task_arc() -> Option<Arc<Task>> {
+    pub(crate) fn current_task_arc() -> Option<TaskRef> {
         let _g = preempt::disable();
-        Worker::current_task().map(|(_, t)| Arc::clone(t))
+        Worker::current_task().map(|(_, t)| t.clone())
+    }
+
+    /// The pool running the calling green thread (None on a plain OS thread).
+    pub(crate) fn current_pool() -> Option<Arc<super::pool::Pool>> {
+        let _g = preempt::disable();
+        Worker::current_task().map(|(_, t)| Arc::clone(&t.pool))
     }
 
     /// The calling green thread's task without touching its reference
@@ -446,7 +452,7 @@ impl Worker {
     /// holds the running thread's task), so only that thread may use it.
     pub(crate) fn current_task_ptr() -> Option<*const Task> {
         let _g = preempt::disable();
-        Worker::current_task().map(|(_, t)| Arc::as_ptr(t))
+        Worker::current_task().map(|(_, t)| TaskRef::as_ptr(t))
     }
 
     /// Whether the caller is a green thread. Stable across migrations: a
@@ -456,7 +462,7 @@ impl Worker {
     }
 
     /// Makes `task` runnable on its worker, from any thread.
-    pub(crate) fn schedule(task: Arc<Task>) {
+    pub(crate) fn schedule(task: TaskRef) {
         let index = task.worker();
         // Before asking which worker this is: a green thread preempted in
         // between could be moved to another (see `current_task`).
@@ -527,9 +533,9 @@ impl Worker {
         if !self.handed_in.load(Ordering::Relaxed).is_null() {
             let mut p = self.handed_in.swap(ptr::null_mut(), Ordering::Acquire);
             while !p.is_null() {
-                // SAFETY: every entry came from Arc::into_raw in
+                // SAFETY: every entry came from TaskRef::into_raw in
                 // push_handed_in and is owned by this list until taken here.
-                let t = unsafe { Arc::from_raw(p) };
+                let t = unsafe { TaskRef::from_raw(p) };
                 // SAFETY: the task is now ours; read its link before queueing.
                 p = unsafe { t.exec() }.next.cast_mut();
                 l.runq.push(t);
@@ -586,7 +592,7 @@ impl Worker {
     /// The next thread to run, with a stack; threads whose stack cannot be
     /// mapped end here with the error, reported through their join handle.
     #[inline(always)]
-    fn next_ready(&self, running: Option<u8>) -> Option<Arc<Task>> {
+    fn next_ready(&self, running: Option<u8>) -> Option<TaskRef> {
         // SAFETY: on this worker's thread; the borrow ends in this statement.
         let next = unsafe { self.local() }.runq.pop(running)?;
         // SAFETY: the task came off our run queue, so we own its state.
@@ -601,7 +607,7 @@ impl Worker {
     /// join, and the next one is tried.
     #[cold]
     #[inline(never)]
-    fn first_run(&self, mut next: Arc<Task>, running: Option<u8>) -> Option<Arc<Task>> {
+    fn first_run(&self, mut next: TaskRef, running: Option<u8>) -> Option<TaskRef> {
         loop {
             // SAFETY: the task came off our run queue, so we own its state.
             let exec = unsafe { next.exec() };
@@ -613,17 +619,15 @@ impl Worker {
                 Ok(stack) => {
                     debug_assert!(stack.usable() > <Current as Isa>::INIT_FRAME_BYTES);
                     // SAFETY: a fresh stack nobody else uses, with room for the frame.
-                    exec.sp = unsafe { Current::init_stack(stack.top(), task_entry, Arc::as_ptr(&next) as usize) };
+                    exec.sp = unsafe { Current::init_stack(stack.top(), task_entry, TaskRef::as_ptr(&next) as usize) };
                     exec.stack = Some(stack);
                     exec.preempt_depth = 1;
                     return Some(next);
                 }
                 Err(e) => {
                     exec.finished = true;
-                    let main = exec.main.take();
-                    if let Some(main) = main {
-                        main.fail(ThreadError::Stack(e));
-                    }
+                    // SAFETY: the task came off our run queue, so we own it.
+                    unsafe { next.fail_body(ThreadError::Stack(e)) };
                     next.pool.thread_ended();
                 }
             }
@@ -641,7 +645,7 @@ impl Worker {
     /// # Safety
     /// Called by the running green thread of `self`, inside a runtime
     /// critical section (preemption disabled), with no borrow of local state.
-    unsafe fn switch_out(&self, next: Option<Arc<Task>>, post: impl FnOnce(Arc<Task>) -> Post) {
+    unsafe fn switch_out(&self, next: Option<TaskRef>, post: impl FnOnce(TaskRef) -> Post) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
@@ -663,7 +667,7 @@ impl Worker {
     /// # Safety
     /// As [`Worker::switch_out`].
     #[inline(always)]
-    unsafe fn requeue_and_switch(&self, next: Arc<Task>) {
+    unsafe fn requeue_and_switch(&self, next: TaskRef) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
@@ -681,7 +685,7 @@ impl Worker {
     /// As [`Worker::switch_out`]; `cur_exec` stays valid until this thread
     /// is resumed, and only this call touches it meanwhile.
     #[inline(always)]
-    unsafe fn switch_from(&self, cur_exec: *mut Exec, save_fp: bool, next: Option<Arc<Task>>) {
+    unsafe fn switch_from(&self, cur_exec: *mut Exec, save_fp: bool, next: Option<TaskRef>) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
         let (load_sp, restore_fp, depth, missed) = match next {
@@ -729,7 +733,7 @@ impl Worker {
 
     /// Runs a green thread from the idle context until something switches
     /// back to idle.
-    fn run_from_idle(&self, next: Arc<Task>) {
+    fn run_from_idle(&self, next: TaskRef) {
         // SAFETY: on this worker's thread; the borrow ends before the switch.
         let l = unsafe { self.local() };
         // SAFETY: `next` came off our run queue.
@@ -803,7 +807,7 @@ impl Worker {
     }
 
     #[inline]
-    fn requeue_woken(&self, task: Arc<Task>) {
+    fn requeue_woken(&self, task: TaskRef) {
         // SAFETY: on this worker's thread; the borrow ends in this block.
         unsafe {
             let l = self.local();
@@ -817,7 +821,7 @@ impl Worker {
         }
     }
 
-    fn add_timer(&self, deadline: Instant, kind: TimerKind, task: Arc<Task>) {
+    fn add_timer(&self, deadline: Instant, kind: TimerKind, task: TaskRef) {
         // SAFETY: on this worker's thread; the borrow ends in this block.
         let next = unsafe {
             let timers = &mut self.local().timers;
@@ -936,14 +940,11 @@ extern "C" fn task_entry(task: usize) -> ! {
     after_switch();
     preempt::set_depth(0);
     preempt::take_pending_now();
-    // SAFETY: `task` is `Arc::as_ptr` of the task now in its worker's
+    // SAFETY: `task` is `TaskRef::as_ptr` of the task now in its worker's
     // `current` slot, which keeps it alive until the thread exits below.
     let task = unsafe { &*(task as *const Task) };
-    // SAFETY: the running thread owns its own execution state.
-    let main: Option<Arc<dyn TaskMain>> = unsafe { task.exec() }.main.take();
-    if let Some(main) = main {
-        main.run();
-    }
+    // SAFETY: this is the running thread, on its own stack.
+    unsafe { task.run_body() };
     // Green-locals are dropped by their own thread, like thread_local!s.
     task.locals.clear();
     exit_current()

@@ -21,9 +21,8 @@
 //! That is also why a yielding thread may be queued here a moment before
 //! its registers are saved: nothing can pop it before its switch is over.
 
-use crate::runtime::task::Task;
+use crate::runtime::task::{Task, TaskRef};
 use std::ptr;
-use std::sync::Arc;
 
 /// Levels 0..=MAX_PRIORITY.
 pub const MAX_PRIORITY: u8 = 20;
@@ -32,8 +31,8 @@ const LEVELS: usize = MAX_PRIORITY as usize + 1;
 /// Scheduling decisions between two turns for a waiting lower level.
 pub const AGING_PERIOD: u32 = 256;
 
-/// One priority level: a FIFO list owning one `Arc<Task>` per entry (held
-/// as a raw pointer from `Arc::into_raw`).
+/// One priority level: a FIFO list owning one `TaskRef` per entry (held
+/// as a raw pointer from `TaskRef::into_raw`).
 struct Level {
     head: *const Task,
     tail: *const Task,
@@ -63,10 +62,10 @@ impl Default for RunQueue {
 
 impl RunQueue {
     #[inline]
-    pub(crate) fn push(&mut self, task: Arc<Task>) {
+    pub(crate) fn push(&mut self, task: TaskRef) {
         let level = task.spec.priority as usize;
         let l = &mut self.levels[level];
-        let p = Arc::into_raw(task);
+        let p = TaskRef::into_raw(task);
         // SAFETY: a task is in at most one run queue, and the queue owning it
         // owns its `next` link; `p` and `l.tail` are live tasks we hold.
         unsafe {
@@ -83,10 +82,10 @@ impl RunQueue {
 
     /// Puts `task` at the front of its level (a thread whose timer fired).
     #[inline]
-    pub(crate) fn push_front(&mut self, task: Arc<Task>) {
+    pub(crate) fn push_front(&mut self, task: TaskRef) {
         let level = task.spec.priority as usize;
         let l = &mut self.levels[level];
-        let p = Arc::into_raw(task);
+        let p = TaskRef::into_raw(task);
         // SAFETY: as in `push`; `p` becomes the head and links to the old one.
         unsafe { (*p).exec().next = l.head };
         if l.tail.is_null() {
@@ -100,7 +99,7 @@ impl RunQueue {
     /// keeps the CPU unless something should replace it (a yield), `None`
     /// when the CPU is free (park, sleep, exit, idle).
     #[inline]
-    pub(crate) fn pop(&mut self, running: Option<u8>) -> Option<Arc<Task>> {
+    pub(crate) fn pop(&mut self, running: Option<u8>) -> Option<TaskRef> {
         if self.mask == 0 {
             return None;
         }
@@ -124,7 +123,7 @@ impl RunQueue {
 
     #[cold]
     #[inline(never)]
-    fn aging_turn(&mut self, top: u32) -> Option<Arc<Task>> {
+    fn aging_turn(&mut self, top: u32) -> Option<TaskRef> {
         self.passed_over = 0;
         let level = self.aging_level(top);
         self.take(level)
@@ -142,26 +141,26 @@ impl RunQueue {
     }
 
     #[inline(always)]
-    fn take(&mut self, level: u32) -> Option<Arc<Task>> {
+    fn take(&mut self, level: u32) -> Option<TaskRef> {
         let l = &mut self.levels[level as usize];
         let p = l.head;
         if p.is_null() {
             return None;
         }
-        // SAFETY: `p` came from `Arc::into_raw` in `push` and is still owned
-        // by this queue; its link belongs to us until we hand the Arc out.
+        // SAFETY: `p` came from `TaskRef::into_raw` in `push` and is still owned
+        // by this queue; its link belongs to us until we hand the reference out.
         unsafe {
             l.head = (*p).exec().next;
             if l.head.is_null() {
                 l.tail = ptr::null();
                 self.mask &= !(1 << level);
             }
-            Some(Arc::from_raw(p))
+            Some(TaskRef::from_raw(p))
         }
     }
 
     /// Empties the queue (shutdown).
-    pub(crate) fn drain(&mut self) -> Vec<Arc<Task>> {
+    pub(crate) fn drain(&mut self) -> Vec<TaskRef> {
         let mut all = Vec::new();
         while self.mask != 0 {
             let level = self.mask.trailing_zeros();
@@ -177,5 +176,5 @@ impl Drop for RunQueue {
     }
 }
 
-// SAFETY: the raw pointers are owned `Arc<Task>`s, and `Task` is Send.
+// SAFETY: the raw pointers are owned `TaskRef`s, and `Task` is Send.
 unsafe impl Send for RunQueue {}

@@ -1,6 +1,6 @@
 use super::error::ThreadError;
 use super::handle::Thread;
-use super::join::{JoinHandle, Packet, Spawned};
+use super::join::{JoinHandle, Spawned};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskSpec;
 use crate::runtime::worker::Worker;
@@ -8,7 +8,6 @@ use crate::sched::sealed::Sealed;
 use crate::sched::{MAX_PRIORITY, Scheduler};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Priority of a thread that names none: the middle of 0..=20.
@@ -209,8 +208,8 @@ impl ThreadBuilder {
         };
         let pool = match self.pool {
             Some(pool) => pool,
-            None => match Worker::current_task_arc() {
-                Some(task) => Arc::clone(&task.pool),
+            None => match Worker::current_pool() {
+                Some(pool) => pool,
                 None => Arc::clone(crate::sched::default_scheduler()?.pool()),
             },
         };
@@ -223,9 +222,8 @@ impl ThreadBuilder {
             prefetch_stack: self.prefetch,
             slice_ns,
         };
-        let spawned = Arc::new(Spawned { packet: Packet::new(), f: Mutex::new(Some(f)) });
-        let task = pool.spawn(spec, Arc::clone(&spawned) as _)?;
-        Ok(JoinHandle { spawned, thread: Thread::green(task) })
+        let (task, body) = pool.spawn(spec, Spawned::new(f))?;
+        Ok(JoinHandle::new(Thread::green(task), body))
     }
 }
 

@@ -1,4 +1,4 @@
-use crate::runtime::task::Task;
+use crate::runtime::task::TaskRef;
 use crate::runtime::worker::Worker;
 use std::fmt;
 use std::num::NonZeroU64;
@@ -41,7 +41,7 @@ pub struct Thread(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Green(Arc<Task>),
+    Green(TaskRef),
     Os(Arc<OsThread>),
 }
 
@@ -51,7 +51,7 @@ struct OsThread {
 }
 
 impl Thread {
-    pub(crate) fn green(task: Arc<Task>) -> Self {
+    pub(crate) fn green(task: TaskRef) -> Self {
         Thread(Repr::Green(task))
     }
 
@@ -82,7 +82,7 @@ impl Thread {
         match &self.0 {
             Repr::Green(t) => {
                 if t.park.unpark() {
-                    Worker::schedule(Arc::clone(t));
+                    Worker::schedule(t.clone());
                 }
             }
             Repr::Os(t) => t.std.unpark(),

@@ -2,9 +2,11 @@ use super::error::{Panic, ThreadError};
 use super::handle::Thread;
 use crate::preempt;
 use crate::runtime::task::TaskMain;
+use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// Where a thread leaves its result and finds who waits for it.
 pub(crate) struct Packet<T> {
@@ -36,32 +38,38 @@ impl<T> Packet<T> {
     }
 }
 
-/// A spawned thread's closure together with where its result goes: one
-/// allocation shared by the task (which runs it) and the join handle.
+/// A spawned thread's body: its closure, then where its result goes. It
+/// lives inline in the thread's task cell, so a spawn allocates once.
 pub(crate) struct Spawned<F, T> {
-    pub(crate) packet: Packet<T>,
-    pub(crate) f: Mutex<Option<F>>,
+    packet: Packet<T>,
+    /// Taken by the one `run` or `fail` the task allows.
+    f: UnsafeCell<Option<F>>,
 }
 
-/// The join handle's view of a [`Spawned`], without the closure type.
-pub(crate) trait JoinSlot<T>: Send + Sync {
-    fn packet(&self) -> &Packet<T>;
-}
+impl<F, T> Spawned<F, T> {
+    pub(crate) fn new(f: F) -> Self {
+        Spawned { packet: Packet::new(), f: UnsafeCell::new(Some(f)) }
+    }
 
-impl<F: Send, T: Send> JoinSlot<T> for Spawned<F, T> {
-    fn packet(&self) -> &Packet<T> {
-        &self.packet
+    fn take(&self) -> Option<F> {
+        // SAFETY: the task calls `run` or `fail` at most once, from its
+        // owner (`Task::run_body`/`fail_body`), and nothing else reads `f`.
+        unsafe { (*self.f.get()).take() }
     }
 }
+
+// SAFETY: `f` is only touched by the single `run`/`fail` call (see `take`),
+// which may happen on another thread than the spawner's: hence `F: Send`.
+// The packet is Sync when `T: Send`.
+unsafe impl<F: Send, T: Send> Sync for Spawned<F, T> {}
 
 impl<F, T> TaskMain for Spawned<F, T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Arc<Self>) {
-        let f = self.f.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(f) = f else { return };
+    fn run(&self) {
+        let Some(f) = self.take() else { return };
         let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
         // Green-locals are dropped before the result is published, as an OS
         // thread's thread-locals are before its join returns.
@@ -71,8 +79,8 @@ where
         self.packet.complete(result);
     }
 
-    fn fail(self: Arc<Self>, err: ThreadError) {
-        drop(self.f.lock().unwrap_or_else(|p| p.into_inner()).take());
+    fn fail(&self, err: ThreadError) {
+        drop(self.take());
         self.packet.complete(Err(err));
     }
 }
@@ -87,11 +95,30 @@ where
 /// assert_eq!(h.join().unwrap(), "done");
 /// ```
 pub struct JoinHandle<T> {
-    pub(crate) spawned: Arc<dyn JoinSlot<T>>,
-    pub(crate) thread: Thread,
+    /// The thread, whose reference keeps `packet` alive.
+    thread: Thread,
+    packet: NonNull<Packet<T>>,
 }
 
+// SAFETY: the handle is a counted reference to the thread plus a pointer
+// into the same allocation; the packet is shared safely when `T: Send`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` only reads `done`.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
+    pub(crate) fn new<F>(thread: Thread, body: NonNull<Spawned<F, T>>) -> Self {
+        // SAFETY: `body` lies in the cell `thread` refers to, so it is valid
+        // now; the field address is taken without creating a reference.
+        let packet = unsafe { NonNull::new_unchecked(&raw mut (*body.as_ptr()).packet) };
+        JoinHandle { thread, packet }
+    }
+
+    fn packet(&self) -> &Packet<T> {
+        // SAFETY: `thread` keeps the cell holding the packet alive.
+        unsafe { self.packet.as_ref() }
+    }
+
     /// Waits for the thread to finish and returns its result, or
     /// [`ThreadError::Panicked`] if it panicked. A green caller parks (its
     /// worker runs other threads meanwhile); an OS caller blocks.
@@ -99,7 +126,7 @@ impl<T> JoinHandle<T> {
         loop {
             {
                 let _np = preempt::disable();
-                let mut slot = self.spawned.packet().slot.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slot = self.packet().slot.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(result) = slot.result.take() {
                     return result;
                 }
@@ -116,7 +143,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the thread has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.spawned.packet().done.load(Ordering::Acquire)
+        self.packet().done.load(Ordering::Acquire)
     }
 }
 
