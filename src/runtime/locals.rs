@@ -39,7 +39,17 @@ impl LocalMap {
 
     /// Drops every value, newest first; values created while dropping are
     /// dropped too.
+    #[inline]
     pub(crate) fn clear(&self) {
+        // SAFETY: owner-only access, and the borrow ends at once.
+        if !unsafe { &*self.entries.get() }.is_empty() {
+            self.clear_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn clear_slow(&self) {
         loop {
             // SAFETY: owner-only access; the list is taken out before any
             // destructor runs, so destructors may use locals again.

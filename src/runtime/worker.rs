@@ -993,8 +993,9 @@ fn yield_inner() -> bool {
 
 /// Drops the calling green thread's `GreenLocal` values.
 pub(crate) fn clear_current_locals() {
-    if let Some(task) = Worker::current_task_arc() {
-        task.locals.clear();
+    if let Some(task) = Worker::current_task_ptr() {
+        // SAFETY: the running thread's own task outlives its code.
+        unsafe { &*task }.locals.clear();
     }
 }
 

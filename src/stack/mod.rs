@@ -53,7 +53,8 @@ pub(crate) fn page_size() -> usize {
 /// Rounds a requested size up to whole pages and at least `MIN_STACK_SIZE`.
 pub(crate) fn round_size(requested: usize) -> usize {
     let page = page_size();
-    requested.max(MIN_STACK_SIZE).div_ceil(page) * page
+    // Page sizes are powers of two: no division on the spawn path.
+    (requested.max(MIN_STACK_SIZE) + page - 1) & !(page - 1)
 }
 
 impl Stack {

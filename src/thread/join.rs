@@ -1,40 +1,77 @@
 use super::error::{Panic, ThreadError};
 use super::handle::Thread;
-use crate::preempt;
 use crate::runtime::task::TaskMain;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Where a thread leaves its result and finds who waits for it.
+///
+/// One atomic word orders the two sides: the thread writes the result,
+/// then swaps in `DONE`; the (single) joiner writes its handle, then moves
+/// `EMPTY` to `WAITING`. Whoever comes second sees the other's write.
 pub(crate) struct Packet<T> {
-    done: AtomicBool,
-    slot: Mutex<Slot<T>>,
+    state: AtomicU8,
+    /// Written once by the thread before `DONE`; taken by the joiner after.
+    result: UnsafeCell<Option<Result<T, ThreadError>>>,
+    /// Written by the joiner before `WAITING`; taken by the thread after.
+    waiter: UnsafeCell<Option<Thread>>,
 }
 
-struct Slot<T> {
-    result: Option<Result<T, ThreadError>>,
-    waiter: Option<Thread>,
-}
+const EMPTY: u8 = 0;
+const WAITING: u8 = 1;
+const DONE: u8 = 2;
 
 impl<T> Packet<T> {
     pub(crate) fn new() -> Self {
-        Packet { done: AtomicBool::new(false), slot: Mutex::new(Slot { result: None, waiter: None }) }
+        Packet { state: AtomicU8::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
     }
 
+    /// Publishes the result; called once, by the thread (or for it when it
+    /// can never run).
     fn complete(&self, result: Result<T, ThreadError>) {
-        let waiter = {
-            let _np = preempt::disable();
-            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            slot.result = Some(result);
-            self.done.store(true, Ordering::Release);
-            slot.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.unpark();
+        // SAFETY: nobody reads the result before `DONE` is published below.
+        unsafe { *self.result.get() = Some(result) };
+        if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
+            // SAFETY: the joiner wrote its handle before `WAITING` and, once
+            // it is there, leaves the slot to us.
+            if let Some(w) = unsafe { (*self.waiter.get()).take() } {
+                w.unpark();
+            }
         }
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Takes the result once `DONE` was seen.
+    ///
+    /// # Safety
+    /// Only the joiner, once, after an acquiring load saw `DONE`.
+    unsafe fn take(&self) -> Result<T, ThreadError> {
+        // SAFETY: the caller's contract; the thread wrote it before `DONE`.
+        unsafe { (*self.result.get()).take() }.expect("a finished thread always leaves a result")
+    }
+
+    /// Waits for the result: parks a green caller, blocks an OS one.
+    ///
+    /// # Safety
+    /// Only the joiner, once.
+    unsafe fn wait(&self) -> Result<T, ThreadError> {
+        if self.state.load(Ordering::Acquire) == EMPTY {
+            // SAFETY: before `WAITING` the waiter slot is the joiner's.
+            unsafe { *self.waiter.get() = Some(super::current()) };
+            if let Err(state) = self.state.compare_exchange(EMPTY, WAITING, Ordering::AcqRel, Ordering::Acquire) {
+                debug_assert_eq!(state, DONE);
+            }
+        }
+        while !self.is_done() {
+            super::park();
+        }
+        // SAFETY: `DONE` seen, and we are the joiner.
+        unsafe { self.take() }
     }
 }
 
@@ -123,17 +160,8 @@ impl<T> JoinHandle<T> {
     /// [`ThreadError::Panicked`] if it panicked. A green caller parks (its
     /// worker runs other threads meanwhile); an OS caller blocks.
     pub fn join(self) -> Result<T, ThreadError> {
-        loop {
-            {
-                let _np = preempt::disable();
-                let mut slot = self.packet().slot.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(result) = slot.result.take() {
-                    return result;
-                }
-                slot.waiter = Some(super::current());
-            }
-            super::park();
-        }
+        // SAFETY: `join` consumes the only handle, so this is the one joiner.
+        unsafe { self.packet().wait() }
     }
 
     /// The thread being joined.
@@ -143,7 +171,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the thread has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.packet().done.load(Ordering::Acquire)
+        self.packet().is_done()
     }
 }
 
