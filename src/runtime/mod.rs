@@ -4,6 +4,7 @@ mod block_pool;
 pub(crate) mod clock;
 pub(crate) mod cpu;
 mod futex;
+mod inbox;
 pub(crate) mod locals;
 mod monitor;
 pub(crate) mod park;

@@ -9,6 +9,7 @@
 //! yields (or is preempted) goes straight back on this worker's run queue,
 //! which no other worker pops.
 
+use super::inbox::Inbox;
 use super::park::Commit;
 use super::pool::Pool;
 use super::task::{Exec, Task, TaskRef};
@@ -20,7 +21,6 @@ use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
 use crate::stack::pool::LocalCache;
 use crate::thread::ThreadError;
-use crossbeam_queue::SegQueue;
 use std::cell::{Cell, UnsafeCell};
 use std::mem;
 use std::ptr;
@@ -55,12 +55,11 @@ pub(crate) struct Worker {
     /// The CPU this worker is pinned to (usize::MAX: none); a spare gets
     /// it just before its OS thread starts.
     cpu: AtomicUsize,
-    /// Threads made runnable from other OS threads.
-    inject: SegQueue<TaskRef>,
-    /// Threads handed over by a blocked worker: an intrusive Treiber stack
-    /// (linked through `Exec::next`), pushed from a signal handler, so no
-    /// allocation and no lock.
-    handed_in: AtomicPtr<Task>,
+    /// What wakers on other OS threads touch.
+    bell: Doorbell,
+    /// Threads handed over by a blocked worker, pushed from its signal
+    /// handler.
+    handed_in: Inbox,
     /// Whether this worker's OS thread runs (spares start on demand).
     started: AtomicBool,
     /// For a spare: the blocked worker it relieves (usize::MAX: none). It
@@ -71,8 +70,6 @@ pub(crate) struct Worker {
     /// The pool this worker belongs to (it owns the worker, so it outlives
     /// every use); set when the worker's thread starts.
     pool: AtomicPtr<Pool>,
-    /// Futex word the idle context sleeps on.
-    wake: AtomicU32,
     /// Context switches performed by this worker (the monitor watches it
     /// move; a preemption check that finds nothing else to run bumps it too).
     switches: AtomicU64,
@@ -83,13 +80,24 @@ pub(crate) struct Worker {
 
 /// What a worker publishes for the monitor and for other workers: relaxed
 /// stores on switches, never a clock read on the hot path.
-struct Watch {
-    /// Kernel thread id, for tgkill; 0 until the worker runs.
-    tid: AtomicI32,
+/// Everything a waker on another OS thread reads or writes, in one cache
+/// line of its own: a cross-worker wake-up then moves that line to the
+/// waker and back, instead of one line per field scattered over `Worker`.
+#[repr(C, align(64))]
+struct Doorbell {
+    /// Threads made runnable from other OS threads.
+    inject: Inbox,
+    /// Futex word the idle context sleeps on.
+    wake: AtomicU32,
     /// A green thread (not the idle context) is running.
     running: AtomicBool,
     /// Priority of the running green thread.
     priority: AtomicU8,
+}
+
+struct Watch {
+    /// Kernel thread id, for tgkill; 0 until the worker runs.
+    tid: AtomicI32,
     /// Time slice of the running green thread in ns; 0 = the pool's.
     slice_ns: AtomicU64,
     /// Earliest timer deadline (clock::now_ns scale); u64::MAX = none.
@@ -137,18 +145,20 @@ impl Worker {
         Worker {
             index,
             cpu: AtomicUsize::new(cpu.unwrap_or(usize::MAX)),
-            inject: SegQueue::new(),
-            handed_in: AtomicPtr::new(ptr::null_mut()),
+            bell: Doorbell {
+                inject: Inbox::new(),
+                wake: AtomicU32::new(AWAKE),
+                running: AtomicBool::new(false),
+                priority: AtomicU8::new(0),
+            },
+            handed_in: Inbox::new(),
             started: AtomicBool::new(started),
             relieving: AtomicUsize::new(usize::MAX),
             relieved_by: AtomicUsize::new(usize::MAX),
             pool: AtomicPtr::new(ptr::null_mut()),
-            wake: AtomicU32::new(AWAKE),
             switches: AtomicU64::new(0),
             watch: Watch {
                 tid: AtomicI32::new(0),
-                running: AtomicBool::new(false),
-                priority: AtomicU8::new(0),
                 slice_ns: AtomicU64::new(0),
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
@@ -211,7 +221,7 @@ impl Worker {
     /// Whether the monitor considers this worker stuck right now.
     pub(crate) fn is_blocked(&self) -> bool {
         let w = &self.watch;
-        w.running.load(Ordering::SeqCst) && w.retry_ns.load(Ordering::Relaxed) != 0
+        self.bell.running.load(Ordering::SeqCst) && w.retry_ns.load(Ordering::Relaxed) != 0
     }
 
     /// Sets the CPU a spare will pin itself to when it starts.
@@ -244,7 +254,7 @@ impl Worker {
     /// signals found no safe point): at least two slices and 2 ms.
     pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
         let w = &self.watch;
-        if !w.running.load(Ordering::SeqCst) || w.hand_off_to.load(Ordering::Relaxed) != usize::MAX {
+        if !self.bell.running.load(Ordering::SeqCst) || w.hand_off_to.load(Ordering::Relaxed) != usize::MAX {
             return false;
         }
         let slice = match w.slice_ns.load(Ordering::Relaxed) {
@@ -280,21 +290,6 @@ impl Worker {
         monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
     }
 
-    /// Receives a thread handed off by a blocked worker. Async-signal-safe.
-    fn push_handed_in(&self, task: TaskRef) {
-        let p = TaskRef::into_raw(task).cast_mut();
-        let mut head = self.handed_in.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the task is in no queue while being handed over; its
-            // link is ours to set until the CAS publishes it.
-            unsafe { (*p).exec().next = head };
-            match self.handed_in.compare_exchange_weak(head, p, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(h) => head = h,
-            }
-        }
-    }
-
     /// Run by the signal handler on this (blocked) worker's own OS thread,
     /// outside any runtime critical section: moves every queued thread to
     /// the spare. Async-signal-safe: pointer moves, atomics, one futex wake.
@@ -311,7 +306,7 @@ impl Worker {
         let mut moved = 0;
         while let Some(t) = l.runq.pop(None) {
             t.set_worker(to);
-            spare.push_handed_in(t);
+            spare.handed_in.push(t);
             moved += 1;
         }
         spare.relieving.store(self.index, Ordering::SeqCst);
@@ -342,8 +337,8 @@ impl Worker {
     /// thread against the old priority judged it against a lower bar.
     #[inline(always)]
     fn publish_running(&self, task: &Task) -> bool {
-        let lower = task.spec.priority < self.watch.priority.load(Ordering::Relaxed);
-        self.watch.priority.store(task.spec.priority, Ordering::Relaxed);
+        let lower = task.spec.priority < self.bell.priority.load(Ordering::Relaxed);
+        self.bell.priority.store(task.spec.priority, Ordering::Relaxed);
         self.watch.slice_ns.store(task.spec.slice_ns, Ordering::Relaxed);
         lower
     }
@@ -357,7 +352,7 @@ impl Worker {
     /// monitor should look again (None: idle, nothing to watch).
     pub(crate) fn monitor_check(&self, now: u64, pool_slice: u64, min_tick: u64, max_tick: u64) -> Option<u64> {
         let w = &self.watch;
-        if !w.running.load(Ordering::SeqCst) {
+        if !self.bell.running.load(Ordering::SeqCst) {
             return None;
         }
         let slice = match w.slice_ns.load(Ordering::Relaxed) {
@@ -398,9 +393,7 @@ impl Worker {
     /// either this sees the running thread the worker chose, or the worker
     /// sees the queued task and re-checks before that thread runs on.
     fn outranks_running(&self, priority: u8, preemptive: bool) -> bool {
-        preemptive
-            && self.watch.running.load(Ordering::SeqCst)
-            && priority > self.watch.priority.load(Ordering::Relaxed)
+        preemptive && self.bell.running.load(Ordering::SeqCst) && priority > self.bell.priority.load(Ordering::Relaxed)
     }
 
     /// The worker's half of the wake-up-preemption handshake, after it
@@ -412,7 +405,7 @@ impl Worker {
     #[cold]
     fn missed_wake_up(&self) -> bool {
         fence(Ordering::SeqCst);
-        !self.inject.is_empty()
+        !self.bell.inject.is_empty()
     }
 
     /// The green thread running on the calling worker, if the caller is one.
@@ -467,11 +460,11 @@ impl Worker {
         // Before asking which worker this is: a green thread preempted in
         // between could be moved to another (see `current_task`).
         let _g = preempt::disable();
-        if let Some(w) = Worker::current()
+        let here = Worker::current();
+        if let Some(w) = here
             && task.pool.worker(index).is_some_and(|target| ptr::eq(w, target))
         {
-            if task.spec.priority > w.watch.priority.load(Ordering::Relaxed) && w.watch.running.load(Ordering::Relaxed)
-            {
+            if task.spec.priority > w.bell.priority.load(Ordering::Relaxed) && w.bell.running.load(Ordering::Relaxed) {
                 // Outranks the running thread: switch when the guard drops.
                 preempt::set_pending();
             }
@@ -480,13 +473,20 @@ impl Worker {
             unsafe { w.local() }.runq.push(task);
             return;
         }
-        // Keep the pool alive until the notify: once queued, the task may
-        // finish and drop the last other reference before we get there.
-        let pool = Arc::clone(&task.pool);
+        // The target worker must outlive the notify below, but once queued
+        // the task may finish and drop the last reference to its pool. A
+        // worker of the same pool keeps the pool alive by running (its
+        // thread holds a reference until it exits); any other waker holds
+        // one meanwhile. Skipping that clone spares the pool's count a
+        // cache-line transfer between workers on every wake-up.
+        let same_pool = here.is_some_and(|w| ptr::eq(w.pool.load(Ordering::Relaxed), Arc::as_ptr(&task.pool)));
+        let _keep = (!same_pool).then(|| Arc::clone(&task.pool));
+        // SAFETY: alive until the end of this function, as argued above.
+        let pool = unsafe { &*Arc::as_ptr(&task.pool) };
         let Some(target) = pool.worker(index) else { return };
         // Queue first: the signal's handler looks in the queue.
         let (priority, preemptive) = (task.spec.priority, task.pool.is_preemptive());
-        target.inject.push(task);
+        target.bell.inject.push(task);
         fence(Ordering::SeqCst);
         if target.outranks_running(priority, preemptive) {
             target.watch.urgent.store(true, Ordering::SeqCst);
@@ -506,8 +506,10 @@ impl Worker {
     /// Wakes the idle context if it sleeps.
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
-        if self.wake.load(Ordering::Relaxed) == SLEEPING && self.wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING {
-            futex::wake_one(&self.wake);
+        if self.bell.wake.load(Ordering::Relaxed) == SLEEPING
+            && self.bell.wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING
+        {
+            futex::wake_one(&self.bell.wake);
         }
     }
 
@@ -517,9 +519,9 @@ impl Worker {
         // SAFETY: on this worker's thread; the borrow ends in this statement.
         let timers = !unsafe { self.local() }.timers.is_empty();
         if timers
-            || !self.handed_in.load(Ordering::Relaxed).is_null()
+            || !self.handed_in.is_empty()
             || self.relieving.load(Ordering::Relaxed) != usize::MAX
-            || !self.inject.is_empty()
+            || !self.bell.inject.is_empty()
         {
             self.poll_slow();
         }
@@ -530,14 +532,8 @@ impl Worker {
     fn poll_slow(&self) {
         // SAFETY: on this worker's thread; no re-entrant call below.
         let l = unsafe { self.local() };
-        if !self.handed_in.load(Ordering::Relaxed).is_null() {
-            let mut p = self.handed_in.swap(ptr::null_mut(), Ordering::Acquire);
-            while !p.is_null() {
-                // SAFETY: every entry came from TaskRef::into_raw in
-                // push_handed_in and is owned by this list until taken here.
-                let t = unsafe { TaskRef::from_raw(p) };
-                // SAFETY: the task is now ours; read its link before queueing.
-                p = unsafe { t.exec() }.next.cast_mut();
+        if !self.handed_in.is_empty() {
+            for t in self.handed_in.take_all() {
                 l.runq.push(t);
             }
         }
@@ -545,9 +541,9 @@ impl Worker {
         if relieved != usize::MAX {
             self.relieve(relieved, l);
         }
-        if !self.inject.is_empty() {
+        if !self.bell.inject.is_empty() {
             self.watch.urgent.store(false, Ordering::Relaxed);
-            while let Some(t) = self.inject.pop() {
+            for t in self.bell.inject.take_all() {
                 l.runq.push(t);
             }
         }
@@ -583,7 +579,7 @@ impl Worker {
             blocked.relieved_by.store(usize::MAX, Ordering::Relaxed);
             return;
         }
-        while let Some(t) = blocked.inject.pop() {
+        for t in blocked.bell.inject.take_all() {
             t.set_worker(self.index);
             l.runq.push(t);
         }
@@ -750,7 +746,7 @@ impl Worker {
         l.current = Some(next);
         let save_sp = &raw mut l.idle_sp;
         self.count_switch();
-        self.watch.running.store(true, Ordering::SeqCst);
+        self.bell.running.store(true, Ordering::SeqCst);
         // Wakers saw this worker idle and sent no signal.
         let missed = self.missed_wake_up();
         monitor::worker_started_running(slice_ns);
@@ -762,7 +758,7 @@ impl Worker {
         // context's slot lives in this Worker, which outlives the switch.
         unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp), self as *const Worker as usize) };
         preempt::set_depth(1);
-        self.watch.running.store(false, Ordering::SeqCst);
+        self.bell.running.store(false, Ordering::SeqCst);
     }
 
     /// Finishes what the previous context left behind.
@@ -840,8 +836,8 @@ impl Worker {
         if self.idle_spin(deadline) {
             return;
         }
-        self.wake.store(SLEEPING, Ordering::SeqCst);
-        if self.inject.is_empty() && self.handed_in.load(Ordering::SeqCst).is_null() {
+        self.bell.wake.store(SLEEPING, Ordering::SeqCst);
+        if self.bell.inject.is_empty() && self.handed_in.is_empty() {
             let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if self.relieving.load(Ordering::Relaxed) != usize::MAX {
                 // Relieving a blocked worker: look again soon, in case it
@@ -849,10 +845,10 @@ impl Worker {
                 timeout = Some(timeout.map_or(Duration::from_millis(5), |t| t.min(Duration::from_millis(5))));
             }
             if timeout != Some(Duration::ZERO) {
-                futex::wait(&self.wake, SLEEPING, timeout);
+                futex::wait(&self.bell.wake, SLEEPING, timeout);
             }
         }
-        self.wake.store(AWAKE, Ordering::SeqCst);
+        self.bell.wake.store(AWAKE, Ordering::SeqCst);
     }
 
     /// Polls for remote wake-ups for up to [`IDLE_SPIN`] (or until
@@ -862,7 +858,7 @@ impl Worker {
         let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
         loop {
             for _ in 0..64 {
-                if !self.inject.is_empty() || !self.handed_in.load(Ordering::Relaxed).is_null() {
+                if !self.bell.inject.is_empty() || !self.handed_in.is_empty() {
                     return true;
                 }
                 crate::arch::spin_hint();
