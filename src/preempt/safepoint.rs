@@ -89,10 +89,11 @@ impl CodeMap {
         let bias = base.wrapping_sub(linked & !(page - 1));
         // The preemption word's leaves (aarch64, riscv64) hold a thread address while they run.
         let never = crate::arch::preempt_word::code();
+        let mut buf = String::new();
         let mut safe: Vec<(usize, usize)> = file
             .symbols()
             .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
-            .filter(|s| s.name().is_ok_and(is_user_rust_symbol))
+            .filter(|s| s.name().is_ok_and(|n| is_user_rust_symbol(n, &mut buf)))
             .map(|s| {
                 let lo = (s.address() as usize).wrapping_add(bias);
                 (lo, lo + s.size() as usize)
@@ -149,17 +150,46 @@ impl Drop for MappedFile {
 /// into the executable are left out: a statically linked C library keeps
 /// per-thread state (errno-like error queues, locks owned by the OS thread)
 /// just as libc does.
-fn is_user_rust_symbol(mangled: &str) -> bool {
-    rustc_demangle::try_demangle(mangled).is_ok() && !is_std_symbol(mangled)
+/// The crate at the root of a v0-mangled path (`_RNvNtCs1a2b_3std2io5print`
+/// is in `std`), when the path is a plain one: nested `N` paths down to a
+/// crate root `C`. Impl paths and anything unusual give None.
+fn v0_crate(mangled: &str) -> Option<&str> {
+    let mut rest = mangled.strip_prefix("_R")?.as_bytes();
+    while let [b'N', _, tail @ ..] = rest {
+        rest = tail;
+    }
+    let [b'C', tail @ ..] = rest else { return None };
+    rest = tail;
+    if let [b's', tail @ ..] = rest {
+        let end = tail.iter().position(|&b| b == b'_')?;
+        rest = &tail[end + 1..];
+    }
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let name = rest.get(digits..digits + len)?;
+    std::str::from_utf8(name).ok()
 }
 
-fn is_std_symbol(mangled: &str) -> bool {
+/// `buf` is scratch space for the demangled name, reused across symbols.
+fn is_user_rust_symbol(mangled: &str, buf: &mut String) -> bool {
+    // Legacy-mangled paths in `std` or `alloc` are std's whatever follows:
+    // no need to demangle them (the map is built on the first spawn, and
+    // demangling is most of its cost).
+    const STD_PREFIXES: [&str; 2] = ["_ZN3std", "_ZN5alloc"];
     const SHIMS: [&str; 4] = ["__rust_", "__rdl_", "__rg_", "rust_begin_unwind"];
-    if SHIMS.iter().any(|p| mangled.starts_with(p)) {
-        return true;
+    if STD_PREFIXES.iter().chain(&SHIMS).any(|p| mangled.starts_with(p)) {
+        return false;
+    }
+    if v0_crate(mangled).is_some_and(|c| c == "std" || c == "alloc") {
+        return false;
     }
     let Ok(d) = rustc_demangle::try_demangle(mangled) else { return false };
-    is_std_path(&format!("{d:#}"))
+    buf.clear();
+    use std::fmt::Write;
+    if write!(buf, "{d:#}").is_err() {
+        return false;
+    }
+    !is_std_path(buf)
 }
 
 /// Whether a demangled function path is standard-library code that must
@@ -248,10 +278,15 @@ mod tests {
 
     #[test]
     fn only_the_programs_own_rust_code_counts() {
-        assert!(is_user_rust_symbol("_ZN7mycrate4main17h0123456789abcdefE"));
-        assert!(!is_user_rust_symbol("_ZN3std2io5stdio6_print17h0123456789abcdefE"));
+        assert!(is_user_rust_symbol("_ZN7mycrate4main17h0123456789abcdefE", &mut String::new()));
+        assert_eq!(v0_crate("_RNvNtNtCs1a2b3c_3std2io5stdio6_print"), Some("std"));
+        assert_eq!(v0_crate("_RNvCsabc_7mycrate4main"), Some("mycrate"));
+        assert_eq!(v0_crate("_RNvMNtCs1_5alloc3vecINtB2_3VecpE4push"), None);
+        assert!(!is_user_rust_symbol("_RNvNtNtCs1a2b3c_3std2io5stdio6_print", &mut String::new()));
+        assert!(is_user_rust_symbol("_RNvCsabc_7mycrate4main", &mut String::new()));
+        assert!(!is_user_rust_symbol("_ZN3std2io5stdio6_print17h0123456789abcdefE", &mut String::new()));
         for c_symbol in ["sqlite3_step", "main", "memcpy", "_start"] {
-            assert!(!is_user_rust_symbol(c_symbol), "{c_symbol}");
+            assert!(!is_user_rust_symbol(c_symbol, &mut String::new()), "{c_symbol}");
         }
     }
 
