@@ -6,11 +6,14 @@ use std::cell::UnsafeCell;
 
 /// Values keyed by the address of their `GreenLocal` static. Each value is
 /// boxed on its own, so a reference handed out stays valid while later
-/// insertions grow the list.
+/// insertions grow the list. The list itself is boxed too: most threads use
+/// no green-local, and the map sits in every thread's control block.
 #[derive(Default)]
 pub(crate) struct LocalMap {
-    entries: UnsafeCell<Vec<(usize, *mut (dyn Any + 'static))>>,
+    entries: UnsafeCell<Option<Box<Entries>>>,
 }
+
+type Entries = Vec<(usize, *mut (dyn Any + 'static))>;
 
 impl LocalMap {
     /// The value for `key`, created with `init` on first use.
@@ -21,14 +24,15 @@ impl LocalMap {
     pub(crate) unsafe fn get_or_insert<T: 'static>(&self, key: usize, init: fn() -> T) -> *const T {
         // SAFETY: owner-only access (caller's contract); no borrow of the
         // vector outlives this statement.
-        let found = unsafe { &*self.entries.get() }.iter().find(|(k, _)| *k == key).map(|&(_, p)| p);
+        let found =
+            unsafe { &*self.entries.get() }.as_deref().and_then(|e| e.iter().find(|(k, _)| *k == key)).map(|&(_, p)| p);
         let p = match found {
             Some(p) => p,
             None => {
                 // `init` may itself use other locals: no borrow is held here.
                 let p: *mut (dyn Any + 'static) = Box::into_raw(Box::new(init()));
                 // SAFETY: as above.
-                unsafe { &mut *self.entries.get() }.push((key, p));
+                unsafe { &mut *self.entries.get() }.get_or_insert_default().push((key, p));
                 p
             }
         };
@@ -42,7 +46,7 @@ impl LocalMap {
     #[inline]
     pub(crate) fn clear(&self) {
         // SAFETY: owner-only access, and the borrow ends at once.
-        if !unsafe { &*self.entries.get() }.is_empty() {
+        if unsafe { &*self.entries.get() }.is_some() {
             self.clear_slow();
         }
     }
@@ -53,7 +57,7 @@ impl LocalMap {
         loop {
             // SAFETY: owner-only access; the list is taken out before any
             // destructor runs, so destructors may use locals again.
-            let entries = std::mem::take(unsafe { &mut *self.entries.get() });
+            let Some(entries) = unsafe { &mut *self.entries.get() }.take() else { return };
             if entries.is_empty() {
                 return;
             }

@@ -198,11 +198,13 @@ impl Pool {
         }
     }
 
-    /// Starts a green thread running `body`; returns it and where its body
-    /// lies (valid while a reference to the thread is).
+    /// Starts a green thread running `body` on a worker that `affinity`
+    /// allows; returns it and where its body lies (valid while a reference
+    /// to the thread is).
     pub(crate) fn spawn<B: TaskMain>(
         self: &Arc<Self>,
         spec: TaskSpec,
+        affinity: Option<u64>,
         body: B,
     ) -> Result<(TaskRef, NonNull<B>), ThreadError> {
         // Count the thread before checking `closed`, so a worker that sees
@@ -211,7 +213,7 @@ impl Pool {
         let placed = if self.closed.load(Ordering::SeqCst) {
             Err(ThreadError::SchedulerStopped)
         } else {
-            self.start_workers().and_then(|()| self.place(spec.affinity))
+            self.start_workers().and_then(|()| self.place(affinity))
         };
         let index = match placed {
             Ok(i) => i,

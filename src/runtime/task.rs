@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{self, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicU32, AtomicUsize, Ordering};
 
 /// The body of a green thread: what it runs, stored inline after its
 /// [`Task`] header.
@@ -32,7 +32,6 @@ pub(crate) trait TaskMain: Send + Sync + 'static {
 pub(crate) struct TaskSpec {
     pub(crate) name: Option<Box<str>>,
     pub(crate) priority: u8,
-    pub(crate) affinity: Option<u64>,
     pub(crate) stack_size: usize,
     pub(crate) save_fp: bool,
     pub(crate) prefetch_stack: bool,
@@ -50,8 +49,9 @@ pub(crate) struct Task {
     pub(crate) id: ThreadId,
     pub(crate) spec: TaskSpec,
     pub(crate) pool: Arc<Pool>,
-    /// Index of the worker that runs (or last ran) this thread.
-    worker: AtomicUsize,
+    /// Index of the worker that runs (or last ran) this thread (a u32 so
+    /// that it packs with `park`: the header fits two cache lines).
+    worker: AtomicU32,
     pub(crate) park: ParkState,
     /// `GreenLocal` values; only the thread itself touches them.
     pub(crate) locals: super::locals::LocalMap,
@@ -96,6 +96,12 @@ struct Cell<B> {
     body: B,
 }
 
+/// Bytes a thread with body `B` takes, for tests that keep it small.
+#[cfg(test)]
+pub(crate) fn cell_size<B>() -> usize {
+    std::mem::size_of::<Cell<B>>()
+}
+
 struct VTableOf<B>(PhantomData<B>);
 
 impl<B: TaskMain> VTableOf<B> {
@@ -128,12 +134,13 @@ impl<B: TaskMain> VTableOf<B> {
 impl Task {
     #[inline]
     pub(crate) fn worker(&self) -> usize {
-        self.worker.load(Ordering::Relaxed)
+        self.worker.load(Ordering::Relaxed) as usize
     }
 
     #[inline]
     pub(crate) fn set_worker(&self, index: usize) {
-        self.worker.store(index, Ordering::Relaxed)
+        // Worker indices are small (the workers plus 32 spares).
+        self.worker.store(index as u32, Ordering::Relaxed)
     }
 
     /// The execution state.
@@ -212,7 +219,7 @@ impl TaskRef {
             (&raw mut (*t).id).write(ThreadId::next());
             (&raw mut (*t).spec).write(spec);
             (&raw mut (*t).pool).write(pool);
-            (&raw mut (*t).worker).write(AtomicUsize::new(0));
+            (&raw mut (*t).worker).write(AtomicU32::new(0));
             (&raw mut (*t).park).write(ParkState::new());
             (&raw mut (*t).locals).write(Default::default());
             (&raw mut (*t).exec).write(UnsafeCell::new(Exec {

@@ -216,13 +216,12 @@ impl ThreadBuilder {
         let spec = TaskSpec {
             name: self.name.map(String::into_boxed_str),
             priority: self.priority,
-            affinity: self.affinity,
             stack_size,
             save_fp: self.fpu || self.vector,
             prefetch_stack: self.prefetch,
             slice_ns,
         };
-        let (task, body) = pool.spawn(spec, Spawned::new(f))?;
+        let (task, body) = pool.spawn(spec, self.affinity, Spawned::new(f))?;
         Ok(JoinHandle::new(Thread::green(task), body))
     }
 }

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub(crate) struct Packet<T> {
     state: AtomicU8,
     /// Written once by the thread before `DONE`; taken by the joiner after.
-    result: UnsafeCell<Option<Result<T, ThreadError>>>,
+    /// The error is boxed: it is rare, and unboxed it would add 40 bytes to
+    /// every thread's control block.
+    result: UnsafeCell<Option<Result<T, Box<ThreadError>>>>,
     /// Written by the joiner before `WAITING`; taken by the thread after.
     waiter: UnsafeCell<Option<Thread>>,
 }
@@ -32,7 +34,7 @@ impl<T> Packet<T> {
     /// can never run).
     fn complete(&self, result: Result<T, ThreadError>) {
         // SAFETY: nobody reads the result before `DONE` is published below.
-        unsafe { *self.result.get() = Some(result) };
+        unsafe { *self.result.get() = Some(result.map_err(Box::new)) };
         if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
             // SAFETY: the joiner wrote its handle before `WAITING` and, once
             // it is there, leaves the slot to us.
@@ -52,7 +54,8 @@ impl<T> Packet<T> {
     /// Only the joiner, once, after an acquiring load saw `DONE`.
     unsafe fn take(&self) -> Result<T, ThreadError> {
         // SAFETY: the caller's contract; the thread wrote it before `DONE`.
-        unsafe { (*self.result.get()).take() }.expect("a finished thread always leaves a result")
+        let result = unsafe { (*self.result.get()).take() }.expect("a finished thread always leaves a result");
+        result.map_err(|e| *e)
     }
 
     /// Waits for the result: parks a green caller, blocks an OS one.
@@ -178,5 +181,23 @@ impl<T> JoinHandle<T> {
 impl<T> std::fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JoinHandle").field("thread", &self.thread).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spawned;
+    use crate::runtime::task::cell_size;
+
+    #[test]
+    fn a_thread_with_a_small_closure_fits_in_three_cache_lines() {
+        // Spawn touches every byte of the cell, and a burst of spawns is
+        // bound by memory: 192 bytes is the block class it must stay in.
+        fn size_for<F: FnOnce() -> u64>(_: &F) -> usize {
+            cell_size::<Spawned<F, u64>>()
+        }
+        let n = 7u64;
+        let size = size_for(&move || n + 1);
+        assert!(size <= 192, "a spawn+join of a one-word closure takes {size} bytes");
     }
 }
