@@ -116,8 +116,9 @@ fn rss_bytes() -> usize {
 fn rss_per_parked_thread(sched: &RoundRobinScheduler, n: usize) -> (f64, usize) {
     let max_maps: usize =
         std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(65530);
-    // Each guard-paged stack takes two memory maps.
-    let n = n.min(max_maps / 2 - 1000);
+    // Each stack with an mprotect guard page takes two memory maps; guard
+    // regions (Linux 6.13+) take none of their own.
+    let n = if preemptive_mlthreading_rust::stack::guard_regions_supported() { n } else { n.min(max_maps / 2 - 1000) };
     let parked = Arc::new(AtomicUsize::new(0));
     let release = Arc::new(AtomicUsize::new(0));
     let before = rss_bytes();
