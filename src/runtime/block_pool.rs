@@ -238,6 +238,17 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
             }
         }
     }
+    from_global(layout)
+}
+
+/// A block from the global allocator. A block of a class is freed into the
+/// pool whatever its origin, and may then serve any layout of that class:
+/// so a class's block from here has the full class size and alignment.
+fn from_global(layout: Layout) -> NonNull<u8> {
+    let layout = match class_of(layout) {
+        Some(class) => Layout::from_size_align(block_size(class), STEP).unwrap_or(layout),
+        None => layout,
+    };
     // SAFETY: a task cell's layout is never zero-sized.
     let p = unsafe { std::alloc::alloc(layout) };
     NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
@@ -285,6 +296,19 @@ mod tests {
         assert_eq!(class_of(Layout::from_size_align(MAX_BLOCK, 64).unwrap()), Some(CLASSES - 1));
         assert_eq!(class_of(Layout::from_size_align(MAX_BLOCK + 1, 8).unwrap()), None);
         assert_eq!(class_of(Layout::from_size_align(64, 128).unwrap()), None);
+    }
+
+    #[test]
+    fn a_fallback_block_can_serve_any_layout_of_its_class() {
+        // Taken from malloc when no chunk can be mapped, it joins the pool
+        // when freed: it must be as large and as aligned as the class.
+        let layout = Layout::from_size_align(130, 8).unwrap();
+        let block = from_global(layout);
+        assert_eq!(block.as_ptr() as usize % STEP, 0);
+        // SAFETY: a live malloc'd block.
+        assert!(unsafe { libc::malloc_usable_size(block.as_ptr().cast()) } >= block_size(class_of(layout).unwrap()));
+        // SAFETY: freed once, as a pool block of its class.
+        unsafe { dealloc(block, layout) };
     }
 
     #[test]
