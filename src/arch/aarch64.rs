@@ -295,3 +295,15 @@ pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(word_address!(), "str w1, [x8, x0, lsl #2]", "ret",)
 }
+
+/// The worker slot, 8 bytes past the word.
+#[unsafe(naked)]
+pub(super) unsafe extern "C" fn worker_load() -> usize {
+    naked_asm!(word_address!(), "ldr x0, [x8, #8]", "ret",)
+}
+
+/// x0 = worker.
+#[unsafe(naked)]
+pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
+    naked_asm!(word_address!(), "str x0, [x8, #8]", "ret",)
+}

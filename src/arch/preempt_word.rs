@@ -47,9 +47,9 @@ core::arch::global_asm!(
     ".globl __pmt_preempt_word_v1",
     ".hidden __pmt_preempt_word_v1",
     ".type __pmt_preempt_word_v1,%object",
-    ".size __pmt_preempt_word_v1,8",
+    ".size __pmt_preempt_word_v1,16",
     "__pmt_preempt_word_v1:",
-    ".zero 8",
+    ".zero 16",
     ".popsection",
 );
 
@@ -87,6 +87,25 @@ pub(crate) fn store_half(half: usize, value: u32) {
     unsafe { isa::word_store_half(half, value) }
 }
 
+/// The worker running on this OS thread, as an address (0: none). It lives
+/// in the same static-TLS block, just after the word, for the same reason:
+/// a green thread resumed on another worker must read that worker, never an
+/// address computed before the switch. On x86_64 the read is one inlined
+/// FS-relative load, where a `thread_local!` needed a call that could not
+/// be inlined.
+#[inline]
+pub(crate) fn worker() -> usize {
+    // SAFETY: as in `load`.
+    unsafe { isa::worker_load() }
+}
+
+/// Sets this OS thread's worker (0: none).
+#[inline]
+pub(crate) fn set_worker(worker: usize) {
+    // SAFETY: as in `load`; writes only this OS thread's slot.
+    unsafe { isa::worker_store(worker) }
+}
+
 /// Entry addresses of the leaf functions that must never be preemption
 /// points (see the module comment); none on x86_64, whose accessors are
 /// single FS-relative instructions.
@@ -99,6 +118,8 @@ pub(crate) fn code() -> Vec<usize> {
         isa::word_swap as *const () as usize,
         isa::word_add as *const () as usize,
         isa::word_store_half as *const () as usize,
+        isa::worker_load as *const () as usize,
+        isa::worker_store as *const () as usize,
     ]
 }
 
@@ -127,5 +148,18 @@ mod tests {
         .unwrap();
         assert_eq!(load(), u64::MAX, "another thread's word is its own");
         swap(saved);
+    }
+
+    #[test]
+    fn the_worker_slot_is_per_os_thread_and_apart_from_the_word() {
+        let (word, slot) = (load(), worker());
+        set_worker(0x1234_5678);
+        assert_eq!(worker(), 0x1234_5678);
+        assert_eq!(load(), word, "the slot does not overlap the word");
+        swap(5);
+        assert_eq!(worker(), 0x1234_5678, "the word does not overlap the slot");
+        std::thread::spawn(|| assert_eq!(worker(), 0, "a new OS thread has no worker")).join().unwrap();
+        swap(word);
+        set_worker(slot);
     }
 }

@@ -364,3 +364,15 @@ pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(word_address!(), "slli a0, a0, 2", "add t0, t0, a0", "sw a1, 0(t0)", "ret",)
 }
+
+/// The worker slot, 8 bytes past the word.
+#[unsafe(naked)]
+pub(super) unsafe extern "C" fn worker_load() -> usize {
+    naked_asm!(word_address!(), "ld a0, 8(t0)", "ret")
+}
+
+/// a0 = worker.
+#[unsafe(naked)]
+pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
+    naked_asm!(word_address!(), "sd a0, 8(t0)", "ret")
+}

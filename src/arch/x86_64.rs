@@ -290,6 +290,36 @@ pub(super) unsafe fn word_add(delta: u64) -> u64 {
     v.wrapping_add(delta)
 }
 
+#[inline(always)]
+pub(super) unsafe fn worker_load() -> usize {
+    let w: usize;
+    // SAFETY: reads this OS thread's worker slot, 8 bytes past the word.
+    unsafe {
+        asm!(
+            word_offset!(),
+            "mov {w}, qword ptr fs:[{off} + 8]",
+            off = out(reg) _,
+            w = out(reg) w,
+            options(nostack, preserves_flags, readonly),
+        )
+    };
+    w
+}
+
+#[inline(always)]
+pub(super) unsafe fn worker_store(w: usize) {
+    // SAFETY: writes only this OS thread's worker slot, 8 bytes past the word.
+    unsafe {
+        asm!(
+            word_offset!(),
+            "mov qword ptr fs:[{off} + 8], {w}",
+            off = out(reg) _,
+            w = in(reg) w,
+            options(nostack, preserves_flags),
+        )
+    };
+}
+
 /// `half` is 0 or 1.
 #[inline(always)]
 pub(super) unsafe fn word_store_half(half: usize, value: u32) {

@@ -21,7 +21,7 @@ use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
 use crate::stack::pool::LocalCache;
 use crate::thread::ThreadError;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::mem;
 use std::ptr;
 use std::sync::Arc;
@@ -29,10 +29,6 @@ use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 use std::time::{Duration, Instant};
-
-thread_local! {
-    static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
-}
 
 const AWAKE: u32 = 0;
 const SLEEPING: u32 = 1;
@@ -137,7 +133,7 @@ struct Local {
 }
 
 // SAFETY: `local` is only accessed from the worker's own OS thread (through
-// the WORKER thread-local); the other fields are thread-safe.
+// the OS thread's worker slot); the other fields are thread-safe.
 unsafe impl Sync for Worker {}
 
 impl Worker {
@@ -178,13 +174,13 @@ impl Worker {
 
     /// The worker whose OS thread is calling, if any.
     ///
-    /// Never inlined, and never cached by callers across a switch: a green
-    /// thread may resume on another worker, and LLVM would otherwise be free
-    /// to reuse a thread-local address computed before the switch.
-    #[inline(never)]
+    /// Read from the OS thread's runtime slot (`arch::preempt_word`), never
+    /// from an address computed earlier: a green thread may resume on
+    /// another worker after any switch.
+    #[inline]
     pub(crate) fn current() -> Option<&'static Worker> {
-        let w = WORKER.with(Cell::get);
-        // SAFETY: WORKER is set by `run` for the lifetime of the worker
+        let w = crate::arch::preempt_word::worker() as *const Worker;
+        // SAFETY: the slot is set by `run` for the lifetime of the worker
         // thread, which owns an `Arc<Pool>` keeping the Worker alive.
         unsafe { w.as_ref() }
     }
@@ -902,7 +898,7 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
     // every restart (the kernel reports remaining time including slack).
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    WORKER.with(|c| c.set(w));
+    crate::arch::preempt_word::set_worker(w as *const Worker as usize);
     preempt::set_depth(1);
     loop {
         w.finish_post();
@@ -926,7 +922,7 @@ pub(crate) fn run(pool: Arc<Pool>, index: usize) {
         (l.runq.drain(), mem::take(&mut l.timers))
     };
     drop((leftovers, timers));
-    WORKER.with(|c| c.set(ptr::null()));
+    crate::arch::preempt_word::set_worker(0);
     preempt::set_depth(0);
     pool.worker_exited();
 }
@@ -1105,7 +1101,7 @@ pub(crate) fn on_preempt_signal(pc: usize, ctx: *mut libc::c_void) {
 /// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard
 /// page of the green thread running on this OS thread?
 pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
-    let w = WORKER.with(Cell::get);
+    let w = crate::arch::preempt_word::worker() as *const Worker;
     // SAFETY: read-only peek from a signal handler on the worker's own
     // thread; a worker outlives its thread's execution.
     let w = unsafe { w.as_ref() }?;
