@@ -206,6 +206,8 @@ impl TaskRef {
     /// Allocates a thread running `body`. Returns the reference and the
     /// body's address, which stays valid as long as a reference does.
     pub(crate) fn new<B: TaskMain>(spec: TaskSpec, pool: Arc<Pool>, body: B) -> (TaskRef, NonNull<B>) {
+        // The run queue indexes its levels by priority without a bounds check.
+        assert!(spec.priority <= crate::sched::MAX_PRIORITY, "priority {} is above MAX_PRIORITY", spec.priority);
         let cell = block_pool::alloc(Layout::new::<Cell<B>>()).cast::<Cell<B>>();
         let c = cell.as_ptr();
         // SAFETY: a fresh block with the cell's layout; every field is

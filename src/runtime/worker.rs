@@ -51,11 +51,9 @@ pub(crate) struct Worker {
     /// The CPU this worker is pinned to (usize::MAX: none); a spare gets
     /// it just before its OS thread starts.
     cpu: AtomicUsize,
-    /// What wakers on other OS threads touch.
+    /// What wakers on other OS threads touch; a blocked worker's signal
+    /// handler hands its queued threads over through the same inbox.
     bell: Doorbell,
-    /// Threads handed over by a blocked worker, pushed from its signal
-    /// handler.
-    handed_in: Inbox,
     /// Whether this worker's OS thread runs (spares start on demand).
     started: AtomicBool,
     /// For a spare: the blocked worker it relieves (usize::MAX: none). It
@@ -147,7 +145,6 @@ impl Worker {
                 running: AtomicBool::new(false),
                 priority: AtomicU8::new(0),
             },
-            handed_in: Inbox::new(),
             started: AtomicBool::new(started),
             relieving: AtomicUsize::new(usize::MAX),
             relieved_by: AtomicUsize::new(usize::MAX),
@@ -302,7 +299,7 @@ impl Worker {
         let mut moved = 0;
         while let Some(t) = l.runq.pop(None) {
             t.set_worker(to);
-            spare.handed_in.push(t);
+            spare.bell.inject.push(t);
             moved += 1;
         }
         spare.relieving.store(self.index, Ordering::SeqCst);
@@ -514,11 +511,7 @@ impl Worker {
     fn poll(&self) {
         // SAFETY: on this worker's thread; the borrow ends in this statement.
         let timers = !unsafe { self.local() }.timers.is_empty();
-        if timers
-            || !self.handed_in.is_empty()
-            || self.relieving.load(Ordering::Relaxed) != usize::MAX
-            || !self.bell.inject.is_empty()
-        {
+        if timers || self.relieving.load(Ordering::Relaxed) != usize::MAX || !self.bell.inject.is_empty() {
             self.poll_slow();
         }
     }
@@ -528,11 +521,6 @@ impl Worker {
     fn poll_slow(&self) {
         // SAFETY: on this worker's thread; no re-entrant call below.
         let l = unsafe { self.local() };
-        if !self.handed_in.is_empty() {
-            for t in self.handed_in.take_all() {
-                l.runq.push(t);
-            }
-        }
         let relieved = self.relieving.load(Ordering::Relaxed);
         if relieved != usize::MAX {
             self.relieve(relieved, l);
@@ -833,7 +821,7 @@ impl Worker {
             return;
         }
         self.bell.wake.store(SLEEPING, Ordering::SeqCst);
-        if self.bell.inject.is_empty() && self.handed_in.is_empty() {
+        if self.bell.inject.is_empty() {
             let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if self.relieving.load(Ordering::Relaxed) != usize::MAX {
                 // Relieving a blocked worker: look again soon, in case it
@@ -854,7 +842,7 @@ impl Worker {
         let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
         loop {
             for _ in 0..64 {
-                if !self.bell.inject.is_empty() || !self.handed_in.is_empty() {
+                if !self.bell.inject.is_empty() {
                     return true;
                 }
                 crate::arch::spin_hint();

@@ -61,10 +61,20 @@ impl Default for RunQueue {
 }
 
 impl RunQueue {
+    /// The list of `level`, without a bounds check on the yield path.
+    #[inline(always)]
+    fn level(&mut self, level: usize) -> &mut Level {
+        debug_assert!(level < LEVELS);
+        // SAFETY: `TaskRef::new` asserts a task's priority is at most
+        // MAX_PRIORITY, and it never changes; the other callers pass the
+        // index of a bit of `mask`, which only ever has bits of valid levels.
+        unsafe { self.levels.get_unchecked_mut(level) }
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, task: TaskRef) {
         let level = task.spec.priority as usize;
-        let l = &mut self.levels[level];
+        let l = self.level(level);
         let p = TaskRef::into_raw(task);
         // SAFETY: a task is in at most one run queue, and the queue owning it
         // owns its `next` link; `p` and `l.tail` are live tasks we hold.
@@ -84,7 +94,7 @@ impl RunQueue {
     #[inline]
     pub(crate) fn push_front(&mut self, task: TaskRef) {
         let level = task.spec.priority as usize;
-        let l = &mut self.levels[level];
+        let l = self.level(level);
         let p = TaskRef::into_raw(task);
         // SAFETY: as in `push`; `p` becomes the head and links to the old one.
         unsafe { (*p).exec().next = l.head };
@@ -142,7 +152,7 @@ impl RunQueue {
 
     #[inline(always)]
     fn take(&mut self, level: u32) -> Option<TaskRef> {
-        let l = &mut self.levels[level as usize];
+        let l = self.level(level as usize);
         let p = l.head;
         if p.is_null() {
             return None;
