@@ -219,23 +219,10 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
             }
             list.pop()
         });
-        match from_cache {
-            Ok(Some(block)) => return block,
-            // No chunk could be mapped: the global allocator may still cope.
-            Ok(None) => {}
-            // The thread is exiting and its cache is gone.
-            Err(_) => {
-                let mut central = Central::lock();
-                if let Some(mut list) = central.take_batch(class) {
-                    let block = list.pop();
-                    if list.len > 0 {
-                        central.batches[class].push(list);
-                    }
-                    if let Some(block) = block {
-                        return block;
-                    }
-                }
-            }
+        // Otherwise no chunk could be mapped, or the thread is exiting and
+        // its cache is gone: the global allocator serves it.
+        if let Ok(Some(block)) = from_cache {
+            return block;
         }
     }
     from_global(layout)

@@ -94,9 +94,7 @@ impl Iterator for Taken {
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        for task in self.by_ref() {
-            drop(task);
-        }
+        self.for_each(drop);
     }
 }
 

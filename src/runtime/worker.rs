@@ -472,7 +472,7 @@ impl Worker {
         // thread holds a reference until it exits); any other waker holds
         // one meanwhile. Skipping that clone spares the pool's count a
         // cache-line transfer between workers on every wake-up.
-        let same_pool = here.is_some_and(|w| ptr::eq(w.pool.load(Ordering::Relaxed), Arc::as_ptr(&task.pool)));
+        let same_pool = here.and_then(Worker::pool).is_some_and(|p| ptr::eq(p, Arc::as_ptr(&task.pool)));
         let _keep = (!same_pool).then(|| Arc::clone(&task.pool));
         // SAFETY: alive until the end of this function, as argued above.
         let pool = unsafe { &*Arc::as_ptr(&task.pool) };
