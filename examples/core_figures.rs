@@ -39,8 +39,19 @@ fn main() {
     if only == "yield" {
         return report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
     }
+    if only == "yield-fp-env" {
+        return report(
+            "yield, 2 threads, preserve_fp_env(true)",
+            "ns/yield",
+            (0..RUNS).map(|_| yield_pair_fp_env(&sched, 2_000_000)),
+        );
+    }
     report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
-    report("yield, 2 threads, enable_fpu(false)", "ns/yield", (0..RUNS).map(|_| yield_pair_nofp(&sched, 2_000_000)));
+    report(
+        "yield, 2 threads, preserve_fp_env(true)",
+        "ns/yield",
+        (0..RUNS).map(|_| yield_pair_fp_env(&sched, 2_000_000)),
+    );
     report("spawn+join of 10^5 threads on one worker", "ns/thread", (0..RUNS).map(|_| spawn_join(&sched, 100_000)));
     let (per_thread, n) = rss_per_parked_thread(&sched, 100_000);
     println!("{:<44} {per_thread:>9.0} bytes ({n} parked threads, 64 KiB stacks)", "RSS per parked thread");
@@ -59,20 +70,20 @@ fn report(what: &str, unit: &str, samples: impl Iterator<Item = f64>) {
 }
 
 fn yield_pair(sched: &RoundRobinScheduler, n: u64) -> f64 {
-    yield_pair_with(sched, n, true)
-}
-
-fn yield_pair_nofp(sched: &RoundRobinScheduler, n: u64) -> f64 {
     yield_pair_with(sched, n, false)
 }
 
-fn yield_pair_with(sched: &RoundRobinScheduler, n: u64, fp: bool) -> f64 {
+/// Threads that keep their own FP control state across switches.
+fn yield_pair_fp_env(sched: &RoundRobinScheduler, n: u64) -> f64 {
+    yield_pair_with(sched, n, true)
+}
+
+fn yield_pair_with(sched: &RoundRobinScheduler, n: u64, fp_env: bool) -> f64 {
     let elapsed = sched
         .spawn(move || {
             let mk = || {
                 ThreadBuilder::new()
-                    .enable_fpu(fp)
-                    .enable_vector(fp)
+                    .preserve_fp_env(fp_env)
                     .spawn(move || {
                         for _ in 0..n {
                             yield_now();

@@ -48,6 +48,19 @@ impl Isa for Aarch64 {
         unsafe { switch_context(save_sp, load_sp, fp.0, pass) }
     }
 
+    /// The FP slot holds the callee-saved FP registers as well as the
+    /// control state, so a thread that uses FP keeps it whole, and only a
+    /// thread that saved the slot may have it read back; a thread that
+    /// uses no FP may inherit any control state.
+    fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
+        uses_fp || keeps_env
+    }
+
+    #[inline(always)]
+    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
+        FpSwitch::new(out_keeps, in_keeps)
+    }
+
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }

@@ -8,9 +8,17 @@
 //!
 //! The cooperative switch only has to preserve what the C ABI calls
 //! callee-saved: every other register is dead at a call site, so saving it
-//! would be wasted work. Floating-point control state (and, on aarch64, the
-//! callee-saved vector halves d8–d15, on riscv64 fs0–fs11) is saved only for
-//! threads that may use it (`FpSwitch`).
+//! would be wasted work. Callee-saved FP data registers (aarch64's d8–d15,
+//! riscv64's fs0–fs11; x86_64 has none) are saved only for threads that may
+//! use them, and the FP control state (rounding mode, flush-to-zero) only
+//! for threads that change it (`FpSwitch`, [`Isa::keeps_fp`]).
+//!
+//! Why the control state can usually be skipped: Rust code always runs with
+//! the default FP environment (changing the rounding mode or denormal flags
+//! under Rust code is undefined behaviour, which is why `_mm_setcsr` is
+//! deprecated), and a cooperative switch is only ever called from Rust. A
+//! preemption needs none either: it switches inside the signal handler, and
+//! the kernel's `rt_sigreturn` restores the interrupted FP state whole.
 
 mod features;
 pub(crate) mod preempt_word;
@@ -43,12 +51,13 @@ pub(crate) use x86_64::X86_64 as Current;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 compile_error!("preemptive_mlthreading_rust supports x86_64, aarch64 and riscv64 Linux");
 
-/// Which side of a switch touches floating-point state.
+/// Which side of a switch touches floating-point state; built by
+/// [`Isa::fp_switch`], which knows what the ISA's restore half may read.
 ///
-/// The thread being switched out saves its FP state only when it may use it,
-/// and the thread being switched in restores only when it saved it: a thread
-/// always saves and restores its own frame the same way, so the two halves
-/// never disagree about the frame layout (the slot exists either way).
+/// The thread being switched out saves its FP state only when it keeps it
+/// ([`Isa::keeps_fp`]); the restore half runs as `fp_switch` decides. A
+/// thread always saves its own frame the same way, so the two halves never
+/// disagree about the frame layout (the slot exists either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FpSwitch(pub(crate) usize);
 
@@ -121,6 +130,17 @@ pub(crate) trait Isa {
     /// own floating-point slot.
     unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize;
 
+    /// Whether a thread's switch must save FP state, for a thread that
+    /// `uses_fp` (FP or vector registers: `enable_fpu`/`enable_vector`) and
+    /// `keeps_env` (changes the FP control state and must find it again:
+    /// `preserve_fp_env`).
+    fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool;
+
+    /// The FP half of a switch from a context that keeps its FP state
+    /// (`out_keeps`) to one that does (`in_keeps`), each as
+    /// [`Isa::keeps_fp`] said when it was switched out.
+    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch;
+
     /// The interrupted program counter in a signal handler's context.
     ///
     /// # Safety
@@ -159,6 +179,18 @@ pub(crate) trait Isa {
 
     /// Prefetches the cache line at `p` for writing; never faults.
     fn prefetch_write(p: *const u8);
+}
+
+/// See [`Isa::keeps_fp`].
+#[inline]
+pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
+    Current::keeps_fp(uses_fp, keeps_env)
+}
+
+/// See [`Isa::fp_switch`].
+#[inline(always)]
+pub(crate) fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
+    Current::fp_switch(out_keeps, in_keeps)
 }
 
 /// The program counter a signal interrupted; see [`Isa::signal_pc`].

@@ -1,5 +1,5 @@
 //! x86_64 System V: callee-saved rbx, rbp, r12–r15, plus MXCSR control bits
-//! and the x87 control word.
+//! and the x87 control word, for the threads that change them.
 
 use super::{Entry, Feature, FpSwitch, Isa, Support};
 use core::arch::{asm, naked_asm};
@@ -36,6 +36,21 @@ impl Isa for X86_64 {
     unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize {
         // SAFETY: forwarded contract.
         unsafe { switch_context(save_sp, load_sp, fp.0, pass) }
+    }
+
+    /// No FP data register is callee-saved here, so only a thread that
+    /// changes the control state has anything to keep.
+    fn keeps_fp(_uses_fp: bool, keeps_env: bool) -> bool {
+        keeps_env
+    }
+
+    /// A context that keeps no control state leaves the default in its slot
+    /// (see `switch_context`), so the restore half may read any slot; it
+    /// runs when either side keeps its own state, so that a thread that
+    /// keeps none resumes with the default after one that changed it.
+    #[inline(always)]
+    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
+        FpSwitch::new(out_keeps, out_keeps || in_keeps)
     }
 
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
@@ -156,14 +171,12 @@ impl Isa for X86_64 {
 /// rdi = where to store the old rsp, rsi = rsp to load, rdx = FpSwitch bits,
 /// rcx = the value handed to the resumed context (returned in rax).
 ///
-/// MXCSR and the x87 control word are loaded only when they differ from the
-/// current ones: `ldmxcsr` and `fldcw` cost more than the rest of the
-/// switch, and threads almost never change them. Reading them is not cheap
-/// either (`stmxcsr` alone was half the time of a yield), so the current
-/// values are read once: the copy the outgoing context saves is compared
-/// with the incoming one's. Only when the outgoing context keeps no copy are
-/// they read into the red zone below the new rsp (a signal frame never
-/// overwrites the red zone).
+/// The outgoing context's FP slot gets its MXCSR and x87 control word when
+/// it keeps them (SAVE), and otherwise the defaults, which is what Rust code
+/// runs with: writing two constants costs nothing next to `stmxcsr` (once
+/// half the time of a yield). With RESTORE, the incoming slot is loaded
+/// where it differs from the outgoing one, which stands for the current
+/// state: `ldmxcsr` and `fldcw` cost more than the rest of the switch.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -175,21 +188,15 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "push r15",
         "sub rsp, 8",
         "test dl, 1",
-        "jz 2f",
-        "stmxcsr [rsp]",
-        "fnstcw [rsp + 4]",
-        "2:",
+        "jnz 6f",
+        "mov dword ptr [rsp], {mxcsr}",
+        "mov dword ptr [rsp + 4], {fcw}",
+        "4:",
         "mov [rdi], rsp",
         "mov r8, rsp",
         "mov rsp, rsi",
         "test dl, 2",
         "jz 3f",
-        "test dl, 1",
-        "jnz 4f",
-        "lea r8, [rsp - 8]",
-        "stmxcsr [r8]",
-        "fnstcw [r8 + 4]",
-        "4:",
         "mov eax, [r8]",
         "cmp eax, [rsp]",
         "je 5f",
@@ -209,6 +216,13 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "pop rbx",
         "pop rbp",
         "ret",
+        // SAVE, out of the common path.
+        "6:",
+        "stmxcsr [rsp]",
+        "fnstcw [rsp + 4]",
+        "jmp 4b",
+        mxcsr = const DEFAULT_FP_SLOT & 0xFFFF_FFFF,
+        fcw = const DEFAULT_FP_SLOT >> 32,
     )
 }
 

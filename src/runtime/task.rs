@@ -33,6 +33,7 @@ pub(crate) struct TaskSpec {
     pub(crate) name: Option<Box<str>>,
     pub(crate) priority: u8,
     pub(crate) stack_size: usize,
+    /// Whether its switches save FP state ([`crate::arch::keeps_fp`]).
     pub(crate) save_fp: bool,
     pub(crate) prefetch_stack: bool,
     /// Time slice in ns; 0 = the scheduler's.

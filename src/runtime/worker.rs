@@ -15,7 +15,7 @@ use super::pool::Pool;
 use super::task::{Exec, Task, TaskRef};
 use super::timers::{TimerKind, Timers};
 use super::{clock, futex, monitor};
-use crate::arch::{Current, FpSwitch, Isa};
+use crate::arch::{Current, Isa};
 use crate::preempt;
 use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
@@ -700,7 +700,7 @@ impl Worker {
             Current::switch(
                 &raw mut (*cur_exec).sp,
                 load_sp,
-                FpSwitch::new(save_fp, restore_fp),
+                crate::arch::fp_switch(save_fp, restore_fp),
                 self as *const Worker as usize,
             )
         };
@@ -740,7 +740,9 @@ impl Worker {
         }
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
-        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp), self as *const Worker as usize) };
+        unsafe {
+            Current::switch(save_sp, load_sp, crate::arch::fp_switch(true, restore_fp), self as *const Worker as usize)
+        };
         preempt::set_depth(1);
         self.bell.running.store(false, Ordering::SeqCst);
     }

@@ -65,6 +65,7 @@ pub struct ThreadBuilder {
     pool: Option<Arc<Pool>>,
     fpu: bool,
     vector: bool,
+    fp_env: bool,
     prefetch: bool,
     time_slice: Option<Duration>,
 }
@@ -79,6 +80,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("custom_scheduler", &self.pool.is_some())
             .field("fpu", &self.fpu)
             .field("vector", &self.vector)
+            .field("preserve_fp_env", &self.fp_env)
             .field("stack_prefetch", &self.prefetch)
             .field("time_slice", &self.time_slice)
             .finish()
@@ -93,7 +95,8 @@ impl Default for ThreadBuilder {
 
 impl ThreadBuilder {
     /// Defaults: no name, 64 KiB stack, priority 10, any CPU, the current
-    /// scheduler, FP and vector state saved, no stack prefetch.
+    /// scheduler, FP and vector registers saved, the FP control state left
+    /// at Rust's default, no stack prefetch.
     pub fn new() -> Self {
         ThreadBuilder {
             name: None,
@@ -103,6 +106,7 @@ impl ThreadBuilder {
             pool: None,
             fpu: true,
             vector: true,
+            fp_env: false,
             prefetch: false,
             time_slice: None,
         }
@@ -147,13 +151,19 @@ impl ThreadBuilder {
     }
 
     /// Whether the thread uses floating point. With `false` (and
-    /// `enable_vector(false)`) a context switch skips the FP control state
-    /// (MXCSR and x87 control word on x86_64; FPCR and d8–d15 on aarch64;
-    /// frm and fs0–fs11 on riscv64): a promise that the thread's code does
-    /// not change the rounding mode or keep FP values live across a switch.
-    /// On x86_64 only the control state is at stake (no vector register is
-    /// callee-saved there), and reading MXCSR is most of its cost: a yield
-    /// between two such threads measured 14–18 ns against 16–20 ns.
+    /// `enable_vector(false)`) a context switch skips the callee-saved FP
+    /// registers: d8–d15 and FPCR on aarch64, fs0–fs11 and `frm` on
+    /// riscv64, a promise that the thread keeps no FP value live across a
+    /// switch. x86_64 has no callee-saved FP register, so there the flag
+    /// changes nothing: its switch never saves FP data, and saves the
+    /// control state only for [`preserve_fp_env`](Self::preserve_fp_env).
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::ThreadBuilder;
+    ///
+    /// let h = ThreadBuilder::new().enable_fpu(false).enable_vector(false).spawn(|| 6 * 7).unwrap();
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// ```
     pub fn enable_fpu(mut self, enabled: bool) -> Self {
         self.fpu = enabled;
         self
@@ -164,6 +174,30 @@ impl ThreadBuilder {
     /// only when both are off.
     pub fn enable_vector(mut self, enabled: bool) -> Self {
         self.vector = enabled;
+        self
+    }
+
+    /// Whether the thread changes the FP control state (rounding mode,
+    /// flush-to-zero, exception masks: MXCSR and the x87 control word on
+    /// x86_64, FPCR on aarch64, `frm` on riscv64) and must find its own
+    /// again after every switch, while the threads it shares a worker with
+    /// keep running under the default. Off by default: Rust code always runs
+    /// under the default state (changing it under Rust code is undefined
+    /// behaviour, which is why `_mm_setcsr` is deprecated), so only code that
+    /// changes it in C or inline assembly and yields, locks or sleeps before
+    /// changing it back needs this. It costs reading the state at every
+    /// switch out (`stmxcsr` and `fnstcw`: a yield measured 17–24 ns with
+    /// it against 13–21 ns without). A preemption needs no flag: it keeps the
+    /// interrupted thread's whole FP state, control state included.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::ThreadBuilder;
+    ///
+    /// let h = ThreadBuilder::new().preserve_fp_env(true).spawn(|| 0.1 + 0.2).unwrap();
+    /// assert_eq!(h.join().unwrap(), 0.1 + 0.2);
+    /// ```
+    pub fn preserve_fp_env(mut self, preserve: bool) -> Self {
+        self.fp_env = preserve;
         self
     }
 
@@ -217,7 +251,7 @@ impl ThreadBuilder {
             name: self.name.map(String::into_boxed_str),
             priority: self.priority,
             stack_size,
-            save_fp: self.fpu || self.vector,
+            save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),
             prefetch_stack: self.prefetch,
             slice_ns,
         };

@@ -182,7 +182,72 @@ fn prio_wake(c0: usize, c1: Option<usize>, p: Params) -> Outcome {
     hogs.stop();
     hs.into_iter().for_each(|h| h.join().unwrap());
     let how = if rt { "SCHED_FIFO" } else { "SCHED_OTHER (SCHED_FIFO refused)" };
-    common::latency_outcome(lat).note(format!("{how} thread unparked over 2 CFS hogs on its CPU"))
+    let mut floor = signal_floor(c0, n);
+    floor.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mut o = common::latency_outcome(lat);
+    if !floor.is_empty() {
+        o = o
+            .extra("signal_p50_us", us(floor[floor.len() / 2]))
+            .extra("signal_p99_us", us(floor[floor.len() * 99 / 100]));
+    }
+    o.note(format!(
+        "{how} thread unparked over 2 CFS hogs on its CPU; signal_*: tgkill to a spinning thread on that CPU, \
+         the floor of any wake-up that must interrupt a hog from user space"
+    ))
+}
+
+/// When the interrupting signal's handler ran, in ns since `SIGNAL_ORIGIN`.
+static SIGNAL_SEEN: AtomicU64 = AtomicU64::new(0);
+static SIGNAL_ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+extern "C" fn note_signal(_: libc::c_int) {
+    if let Some(origin) = SIGNAL_ORIGIN.get() {
+        SIGNAL_SEEN.store(origin.elapsed().as_nanos() as u64, Ordering::Release);
+    }
+}
+
+/// Latencies of a signal sent (from the calling thread, pinned elsewhere by
+/// the caller) to a thread spinning on `cpu`, from `tgkill` to its handler:
+/// what a preemptive runtime pays at least to reach a worker that runs a
+/// hog. Empty when the handler cannot be installed.
+fn signal_floor(cpu: usize, n: usize) -> Vec<Duration> {
+    let origin = *SIGNAL_ORIGIN.get_or_init(Instant::now);
+    // SAFETY: a zeroed sigaction with a plain handler and an empty mask is
+    // valid; the handler only does atomic stores and reads a set OnceLock.
+    let installed = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = note_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()) == 0
+    };
+    if !installed {
+        return Vec::new();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tid = Arc::new(AtomicU64::new(0));
+    let (st, t) = (Arc::clone(&stop), Arc::clone(&tid));
+    let spinner = pinned(cpu, move || {
+        // SAFETY: gettid has no preconditions.
+        t.store(unsafe { libc::gettid() } as u64, Ordering::Release);
+        while !st.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+    });
+    while tid.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+    let target = tid.load(Ordering::Acquire) as libc::c_long;
+    let lat = common::wake_latencies(n, origin, &SIGNAL_SEEN, |_| {
+        // SAFETY: the spinner is alive until `stop`, and SIGUSR1 has our
+        // handler, so the signal cannot kill the process.
+        unsafe {
+            libc::syscall(libc::SYS_tgkill, libc::getpid() as libc::c_long, target, libc::SIGUSR1 as libc::c_long)
+        };
+    });
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    lat
 }
 
 static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

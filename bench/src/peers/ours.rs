@@ -13,10 +13,10 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     let one = || RoundRobinScheduler::new().with_workers(1);
     let all = || RoundRobinScheduler::new().with_workers(common::allowed_cpus().len());
     match scenario {
-        "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), true))
-            .extra("nofp_ns", yields(&one(), 2, p.yields(), false))
-            .note("nofp_ns: enable_fpu(false), no MXCSR/x87 control word in the switch (Go keeps none)"),
-        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), true)),
+        "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), false))
+            .extra("fp_env_ns", yields(&one(), 2, p.yields(), true))
+            .note("fp_env_ns: preserve_fp_env(true), MXCSR and x87 control word kept per thread"),
+        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), false)),
         "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
         "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
         "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
@@ -46,17 +46,13 @@ fn on<T: Send + 'static>(sched: &RoundRobinScheduler, f: impl FnOnce() -> T + Se
     sched.spawn(f).expect("spawn").join().expect("join")
 }
 
-fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64, fp: bool) -> f64 {
+fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64, fp_env: bool) -> f64 {
     let per = total / threads;
     let elapsed = on(sched, move || {
         let t = Instant::now();
         let hs: Vec<_> = (0..threads)
             .map(|_| {
-                ThreadBuilder::new()
-                    .enable_fpu(fp)
-                    .enable_vector(fp)
-                    .spawn(move || (0..per).for_each(|_| yield_now()))
-                    .unwrap()
+                ThreadBuilder::new().preserve_fp_env(fp_env).spawn(move || (0..per).for_each(|_| yield_now())).unwrap()
             })
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
@@ -163,6 +159,11 @@ fn priority_wakeup(n: usize) -> Vec<Duration> {
             }
         })
         .unwrap();
+    // The one worker is pinned to the first allowed CPU; the waker takes the
+    // next, as the OS peer's does, so that it never queues behind the hogs.
+    if let Some(&c1) = common::allowed_cpus().get(1) {
+        common::pin_to(c1).ok();
+    }
     let lat = common::wake_latencies(n, origin, &woke_at, |i| {
         go.store(i, Ordering::Release);
         high.thread().unpark();
