@@ -278,3 +278,101 @@ fn workers_spread_new_threads_round_robin() {
         assert!(names.contains(worker), "both workers get threads: {names:?}");
     }
 }
+
+/// What the outranking-wake tests observe of the high-priority thread.
+struct WakeSeen {
+    /// Whether it had run by the time the waker's `unpark` returned.
+    ran_before_unpark_returned: bool,
+    /// The workers (OS thread names) it parked on and woke on.
+    parked_on: String,
+    woke_on: String,
+    migrations: u64,
+}
+
+/// A priority-20 thread parks on one worker of two, a priority-5 hog that
+/// never yields takes that worker, and a priority-10 thread on the other
+/// worker unparks the first. `pin_high` gives the high thread a CPU
+/// affinity. None when the machine has fewer than two CPUs to pin to.
+fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
+    let sched = RoundRobinScheduler::new().with_workers(2).with_name(if pin_high { "pinned" } else { "movable" });
+    let cpus: Vec<usize> = (0..64).filter(|c| sched_cpus(&sched) & (1 << c) != 0).collect();
+    if cpus.len() < 2 {
+        println!("skipped: the workers share one CPU ({cpus:?})");
+        return None;
+    }
+    let (parked_cpu, go, woke) =
+        (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (pc, g, w) = (Arc::clone(&parked_cpu), Arc::clone(&go), Arc::clone(&woke));
+    let mut high = ThreadBuilder::new().priority(20).scheduler(sched.clone());
+    if pin_high {
+        high = high.cpu_affinity(1 << cpus[0]);
+    }
+    let high = high
+        .spawn(move || {
+            let parked_on = std::thread::current().name().unwrap().to_owned();
+            pc.store(current_cpu().unwrap() as u64, Ordering::Release);
+            while !g.load(Ordering::Acquire) {
+                park();
+            }
+            w.store(true, Ordering::Release);
+            (parked_on, std::thread::current().name().unwrap().to_owned())
+        })
+        .unwrap();
+    while parked_cpu.load(Ordering::Acquire) == u64::MAX {
+        std::thread::yield_now();
+    }
+    let home = parked_cpu.load(Ordering::Acquire) as usize;
+    let other = *cpus.iter().find(|&&c| c != home).unwrap();
+    // The hog runs only once the high thread, above it on that worker, parks.
+    let (stop, hog_running) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (s, r) = (Arc::clone(&stop), Arc::clone(&hog_running));
+    let hog = ThreadBuilder::new()
+        .priority(5)
+        .cpu_affinity(1 << home)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            r.store(true, Ordering::Release);
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    while !hog_running.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let (g, w, t) = (Arc::clone(&go), Arc::clone(&woke), high.thread().clone());
+    let ran_before_unpark_returned = ThreadBuilder::new()
+        .priority(10)
+        .cpu_affinity(1 << other)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            g.store(true, Ordering::Release);
+            t.unpark();
+            w.load(Ordering::Acquire)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let (parked_on, woke_on) = high.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    let migrations = sched.worker_wake_migrations().iter().sum();
+    Some(WakeSeen { ran_before_unpark_returned, parked_on, woke_on, migrations })
+}
+
+#[test]
+fn an_outranking_wake_from_another_worker_runs_at_once_on_the_wakers_worker() {
+    let Some(seen) = outranking_wake(false) else { return };
+    println!("parked on {}, woke on {}, {} migration(s)", seen.parked_on, seen.woke_on, seen.migrations);
+    assert!(seen.ran_before_unpark_returned, "the woken thread waited for its own worker");
+    assert_ne!(seen.parked_on, seen.woke_on, "the woken thread stayed on the hog's worker");
+    assert_eq!(seen.migrations, 1);
+}
+
+#[test]
+fn a_thread_with_cpu_affinity_is_woken_on_its_own_worker() {
+    let Some(seen) = outranking_wake(true) else { return };
+    println!("parked on {}, woke on {}", seen.parked_on, seen.woke_on);
+    assert_eq!(seen.parked_on, seen.woke_on, "a pinned thread moved");
+    assert_eq!(seen.migrations, 0);
+}

@@ -233,12 +233,19 @@ pub fn rss_outcome(before: usize, after: usize, n: usize, note: Option<String>) 
     }
 }
 
-/// Measures a wake-up from another OS thread: `wake(i)` tells the woken
-/// thread to run round `i`, which stores `origin.elapsed()` in `woke_at`.
-pub fn wake_latencies(n: usize, origin: Instant, woke_at: &AtomicU64, mut wake: impl FnMut(u64)) -> Vec<Duration> {
+/// Measures a wake-up from the calling thread, which pauses with `sleep`
+/// between rounds: `wake(i)` tells the woken thread to run round `i`, which
+/// stores `origin.elapsed()` in `woke_at`.
+pub fn wake_latencies(
+    n: usize,
+    origin: Instant,
+    woke_at: &AtomicU64,
+    sleep: impl Fn(Duration),
+    mut wake: impl FnMut(u64),
+) -> Vec<Duration> {
     let mut lat = Vec::with_capacity(n);
     for i in 1..=n as u64 {
-        std::thread::sleep(Duration::from_micros(500));
+        sleep(Duration::from_micros(500));
         let sent = origin.elapsed().as_nanos() as u64;
         wake(i);
         let t = Instant::now();

@@ -116,8 +116,15 @@ mod tests {
 
     /// A task that never runs, tagged through its time-slice field.
     fn tagged(pool: &Arc<Pool>, tag: u64) -> TaskRef {
-        let spec =
-            TaskSpec { name: None, priority: 0, stack_size: 0, save_fp: false, prefetch_stack: false, slice_ns: tag };
+        let spec = TaskSpec {
+            name: None,
+            priority: 0,
+            stack_size: 0,
+            save_fp: false,
+            movable: false,
+            prefetch_stack: false,
+            slice_ns: tag,
+        };
         let (task, _) = TaskRef::new(spec, Arc::clone(pool), Nothing);
         // Not counted as live in the pool: dropping it must not count an end.
         // SAFETY: nobody else holds the task yet.

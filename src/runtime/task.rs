@@ -35,6 +35,9 @@ pub(crate) struct TaskSpec {
     pub(crate) stack_size: usize,
     /// Whether its switches save FP state ([`crate::arch::keeps_fp`]).
     pub(crate) save_fp: bool,
+    /// Whether a wake-up may move it to the waker's worker (no CPU
+    /// affinity); see [`Worker::schedule`](super::worker::Worker::schedule).
+    pub(crate) movable: bool,
     pub(crate) prefetch_stack: bool,
     /// Time slice in ns; 0 = the scheduler's.
     pub(crate) slice_ns: u64,

@@ -117,6 +117,23 @@ impl RoundRobinScheduler {
         self.handle.pool.regular().iter().map(|w| w.hand_offs()).collect()
     }
 
+    /// How many threads each worker took over from another worker's queue
+    /// at a wake-up: a thread without CPU affinity, woken by a thread of
+    /// lower priority while its own worker also runs a lower priority, runs
+    /// at once on the waker's worker instead of waiting for a signal to
+    /// interrupt its own.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::RoundRobinScheduler;
+    ///
+    /// let sched = RoundRobinScheduler::new().with_workers(2);
+    /// sched.spawn(|| ()).unwrap().join().unwrap();
+    /// assert_eq!(sched.worker_wake_migrations(), vec![0, 0]);
+    /// ```
+    pub fn worker_wake_migrations(&self) -> Vec<u64> {
+        self.handle.pool.regular().iter().map(|w| w.wake_migrations()).collect()
+    }
+
     /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
     /// as shown by `top -H` and debuggers. Takes effect only before the
     /// first spawn.

@@ -252,6 +252,7 @@ impl ThreadBuilder {
             priority: self.priority,
             stack_size,
             save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),
+            movable: self.affinity.is_none(),
             prefetch_stack: self.prefetch,
             slice_ns,
         };

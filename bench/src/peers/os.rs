@@ -172,7 +172,7 @@ fn prio_wake(c0: usize, c1: Option<usize>, p: Params) -> Outcome {
     if let Some(c1) = c1 {
         common::pin_to(c1).ok();
     }
-    let lat = common::wake_latencies(n, origin, &woke_at, |i| {
+    let lat = common::wake_latencies(n, origin, &woke_at, thread::sleep, |i| {
         go.store(i, Ordering::Release);
         high.thread().unpark();
     });
@@ -238,7 +238,7 @@ fn signal_floor(cpu: usize, n: usize) -> Vec<Duration> {
         std::hint::spin_loop();
     }
     let target = tid.load(Ordering::Acquire) as libc::c_long;
-    let lat = common::wake_latencies(n, origin, &SIGNAL_SEEN, |_| {
+    let lat = common::wake_latencies(n, origin, &SIGNAL_SEEN, thread::sleep, |_| {
         // SAFETY: the spinner is alive until `stop`, and SIGUSR1 has our
         // handler, so the signal cannot kill the process.
         unsafe {

@@ -29,8 +29,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "mutex-uncontended" => Outcome::ok(mutex_uncontended(&one(), p.lock_ops())),
         "mutex-contended" => Outcome::ok(mutex_contended(&all(), p.contended_per_thread())),
         "sleeper" => sleeper(p),
-        "prio-wake" => common::latency_outcome(priority_wakeup(p.wakeups()))
-            .note("priority-20 thread unparked from an OS thread over 2 priority-5 hogs, 10 ms slices"),
+        "prio-wake" => prio_wake(p),
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "context-switch" => {
@@ -139,17 +138,62 @@ fn sleeper(p: Params) -> Outcome {
     common::lateness_outcome(late, n, deadline, &hogs).note("1 worker, 1 ms slices")
 }
 
-fn priority_wakeup(n: usize) -> Vec<Duration> {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(10));
+/// Who wakes the priority-20 thread, and whether it may move.
+#[derive(Clone, Copy, PartialEq)]
+enum Waker {
+    /// A priority-10 green thread on the other worker; the woken thread
+    /// has no affinity, so it may run on the waker's worker.
+    Green,
+    /// The same waker; the woken thread is pinned to the hogs' CPU, so a
+    /// signal must interrupt them.
+    GreenToPinned,
+    /// An OS thread on the other CPU; the woken thread pinned as above.
+    OsToPinned,
+}
+
+fn prio_wake(p: Params) -> Outcome {
+    let n = p.wakeups();
+    let cpus = common::allowed_cpus();
+    let [c0, c1, ..] = cpus[..] else {
+        return Outcome::na("needs two CPUs: the waker runs on another worker");
+    };
+    let pct = |mut lat: Vec<Duration>, q: usize| {
+        lat.sort();
+        lat.get(lat.len() * q / 100).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    };
+    let pinned = priority_wakeup(n, Waker::GreenToPinned, c0, c1);
+    let os = priority_wakeup(n, Waker::OsToPinned, c0, c1);
+    common::latency_outcome(priority_wakeup(n, Waker::Green, c0, c1))
+        .extra("pinned_p50_us", pct(pinned.clone(), 50))
+        .extra("pinned_p99_us", pct(pinned, 99))
+        .extra("os_waker_p50_us", pct(os.clone(), 50))
+        .extra("os_waker_p99_us", pct(os, 99))
+        .note(
+            "priority-20 thread unparked by a priority-10 thread on the other worker, 2 priority-5 hogs on the \
+             first, 10 ms slices: it runs at once on the waker's worker; pinned_*: the woken thread pinned to \
+             the hogs' CPU, so a signal interrupts them; os_waker_*: the same, woken from an OS thread",
+        )
+}
+
+fn priority_wakeup(n: usize, waker: Waker, c0: usize, c1: usize) -> Vec<Duration> {
+    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_millis(10));
     let hogs = Hogs::new();
-    let hs: Vec<_> = (0..2).map(|i| hog(&sched, 5, &hogs, i)).collect();
+    let hs: Vec<_> = (0..2)
+        .map(|i| {
+            let hogs = hogs.clone();
+            let b = ThreadBuilder::new().priority(5).cpu_affinity(1 << c0).scheduler(sched.clone());
+            b.spawn(move || hogs.spin(i)).unwrap()
+        })
+        .collect();
     let woke_at = Arc::new(AtomicU64::new(0));
     let go = Arc::new(AtomicU64::new(0));
     let origin = Instant::now();
     let (w, g) = (Arc::clone(&woke_at), Arc::clone(&go));
-    let high = ThreadBuilder::new()
-        .priority(20)
-        .scheduler(sched.clone())
+    let mut high = ThreadBuilder::new().priority(20).scheduler(sched.clone());
+    if waker != Waker::Green {
+        high = high.cpu_affinity(1 << c0);
+    }
+    let high = high
         .spawn(move || {
             for i in 1..=n as u64 {
                 while g.load(Ordering::Acquire) < i {
@@ -159,15 +203,24 @@ fn priority_wakeup(n: usize) -> Vec<Duration> {
             }
         })
         .unwrap();
-    // The one worker is pinned to the first allowed CPU; the waker takes the
-    // next, as the OS peer's does, so that it never queues behind the hogs.
-    if let Some(&c1) = common::allowed_cpus().get(1) {
-        common::pin_to(c1).ok();
-    }
-    let lat = common::wake_latencies(n, origin, &woke_at, |i| {
-        go.store(i, Ordering::Release);
-        high.thread().unpark();
-    });
+    let (t, g) = (high.thread().clone(), Arc::clone(&go));
+    let wake = move |i| {
+        g.store(i, Ordering::Release);
+        t.unpark();
+    };
+    let lat = if waker == Waker::OsToPinned {
+        // Its own OS thread: pinning the caller would pin every later pool.
+        std::thread::spawn(move || {
+            common::pin_to(c1).ok();
+            common::wake_latencies(n, origin, &woke_at, std::thread::sleep, wake)
+        })
+        .join()
+        .unwrap()
+    } else {
+        let b = ThreadBuilder::new().cpu_affinity(1 << c1).scheduler(sched.clone());
+        b.spawn(move || common::wake_latencies(n, origin, &woke_at, sleep, wake)).unwrap().join().unwrap()
+    };
+    // Ends the high thread's loop even if a round timed out.
     go.store(u64::MAX, Ordering::Release);
     high.thread().unpark();
     high.join().unwrap();
