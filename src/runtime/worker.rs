@@ -398,15 +398,26 @@ impl Worker {
     }
 
     /// The worker's half of the wake-up-preemption handshake, after it
-    /// published a thread to run that a waker may not have seen (a lower
-    /// priority, or running after idle): whether something was queued from
-    /// elsewhere meanwhile, whose waker may have judged it against the old
-    /// state and sent no signal. The thread then starts by taking a pending
-    /// preemption, which looks at the queue.
+    /// published a thread of `priority` to run that a waker may not have
+    /// seen (a lower priority, or running after idle): takes in what was
+    /// queued from elsewhere meanwhile, whose waker may have judged it
+    /// against the old state and sent no signal, and says whether any of it
+    /// outranks that thread, which then starts by taking a pending
+    /// preemption. Threads of its own priority or below wait their turn: a
+    /// thread must not yield at its first instruction to one woken a moment
+    /// later (with preemption off, that would be a switch nobody asked for).
     #[cold]
-    fn missed_wake_up(&self) -> bool {
+    #[inline(never)]
+    fn missed_wake_up(&self, runq: &mut RunQueue, priority: u8) -> bool {
         fence(Ordering::SeqCst);
-        !self.bell.inject.is_empty()
+        if self.bell.inject.is_empty() {
+            return false;
+        }
+        self.watch.urgent.store(false, Ordering::Relaxed);
+        for t in self.bell.inject.take_all() {
+            runq.push(t);
+        }
+        runq.top_priority().is_some_and(|top| top > priority)
     }
 
     /// The green thread running on the calling worker, if the caller is one.
@@ -723,7 +734,7 @@ impl Worker {
                     crate::arch::prefetch_read(exec.sp as *const u8);
                 }
                 next.set_worker(self.index);
-                let missed = self.publish_running(&next) && self.missed_wake_up();
+                let missed = self.publish_running(&next) && self.missed_wake_up(&mut l.runq, next.spec.priority);
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
                 // SAFETY: `current` was emptied by our caller; a plain write
                 // spares the drop check of the `None` there (4 instructions
@@ -765,7 +776,8 @@ impl Worker {
         let l = unsafe { self.local() };
         // SAFETY: `next` came off our run queue.
         let exec = unsafe { next.exec() };
-        let (load_sp, restore_fp, depth) = (exec.sp, next.spec.save_fp, exec.preempt_depth);
+        let (load_sp, restore_fp, depth, priority) =
+            (exec.sp, next.spec.save_fp, exec.preempt_depth, next.spec.priority);
         next.set_worker(self.index);
         // Leaving idle, the check below covers any priority.
         self.publish_running(&next);
@@ -779,7 +791,7 @@ impl Worker {
         self.count_switch();
         self.bell.running.store(true, Ordering::SeqCst);
         // Wakers saw this worker idle and sent no signal.
-        let missed = self.missed_wake_up();
+        let missed = self.missed_wake_up(&mut l.runq, priority);
         monitor::worker_started_running(slice_ns);
         preempt::set_depth(depth);
         if missed {

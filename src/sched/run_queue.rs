@@ -90,6 +90,11 @@ impl RunQueue {
         self.mask |= 1 << level;
     }
 
+    /// The highest waiting priority.
+    pub(crate) fn top_priority(&self) -> Option<u8> {
+        (self.mask != 0).then(|| (31 - self.mask.leading_zeros()) as u8)
+    }
+
     /// Puts `task` at the front of its level (a thread whose timer fired).
     #[inline]
     pub(crate) fn push_front(&mut self, task: TaskRef) {
