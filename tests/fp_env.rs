@@ -110,13 +110,19 @@ fn a_thread_keeps_its_rounding_mode_and_its_neighbour_keeps_the_default() {
     let sched = RoundRobinScheduler::new().with_workers(1);
     let keeper_mode_set = Arc::new(AtomicBool::new(false));
     let keeper_done = Arc::new(AtomicBool::new(false));
-    let (set, done) = (Arc::clone(&keeper_mode_set), Arc::clone(&keeper_done));
+    let plain_started = Arc::new(AtomicBool::new(false));
+    let (set, done, started) = (Arc::clone(&keeper_mode_set), Arc::clone(&keeper_done), Arc::clone(&plain_started));
     let keeper = ThreadBuilder::new()
         .scheduler(sched.clone())
         .preserve_fp_env(true)
         .spawn(move || {
             set_rounding(Rounding::TowardZero);
             set.store(true, Ordering::Release);
+            // Until the other thread has started too: a thread spawned a
+            // moment later from the test's OS thread may not be queued yet.
+            while !started.load(Ordering::Acquire) {
+                yield_now();
+            }
             let mut wrong = Vec::new();
             for round in 0..ROUNDS {
                 yield_now();
@@ -131,10 +137,16 @@ fn a_thread_keeps_its_rounding_mode_and_its_neighbour_keeps_the_default() {
         })
         .unwrap();
     let seen_beside_keeper = Arc::new(AtomicU64::new(0));
-    let (set, done, seen) = (Arc::clone(&keeper_mode_set), Arc::clone(&keeper_done), Arc::clone(&seen_beside_keeper));
+    let (set, done, seen, started) =
+        (Arc::clone(&keeper_mode_set), Arc::clone(&keeper_done), Arc::clone(&seen_beside_keeper), plain_started);
     let plain = ThreadBuilder::new()
         .scheduler(sched.clone())
         .spawn(move || {
+            // Starts beside the keeper, whichever of the two runs first.
+            while !set.load(Ordering::Acquire) {
+                yield_now();
+            }
+            started.store(true, Ordering::Release);
             let mut wrong = Vec::new();
             for round in 0..ROUNDS {
                 yield_now();
@@ -142,7 +154,7 @@ fn a_thread_keeps_its_rounding_mode_and_its_neighbour_keeps_the_default() {
                 if found != Rounding::Nearest {
                     wrong.push((round, found));
                 }
-                if set.load(Ordering::Acquire) && !done.load(Ordering::Acquire) {
+                if !done.load(Ordering::Acquire) {
                     seen.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -56,11 +56,6 @@ impl Isa for Aarch64 {
         uses_fp || keeps_env
     }
 
-    #[inline(always)]
-    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
-        FpSwitch::new(out_keeps, in_keeps)
-    }
-
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }

@@ -51,13 +51,17 @@ pub(crate) use x86_64::X86_64 as Current;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 compile_error!("preemptive_mlthreading_rust supports x86_64, aarch64 and riscv64 Linux");
 
-/// Which side of a switch touches floating-point state; built by
-/// [`Isa::fp_switch`], which knows what the ISA's restore half may read.
+/// Which sides of a switch keep FP state ([`Isa::keeps_fp`]): SAVE for the
+/// context switched out, RESTORE for the one switched in.
 ///
-/// The thread being switched out saves its FP state only when it keeps it
-/// ([`Isa::keeps_fp`]); the restore half runs as `fp_switch` decides. A
-/// thread always saves its own frame the same way, so the two halves never
-/// disagree about the frame layout (the slot exists either way).
+/// The outgoing context saves its FP state only when it keeps it. On
+/// aarch64 and riscv64 only a context that saved its slot has it loaded
+/// back; on x86_64, where a context that keeps nothing leaves the default
+/// control state in its slot, the control state is reloaded when either
+/// side keeps it, so that a thread that keeps nothing resumes under the
+/// default after one that changed it. A thread always saves its own frame
+/// the same way, so the two halves never disagree about the frame layout
+/// (the slot exists either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FpSwitch(pub(crate) usize);
 
@@ -136,11 +140,6 @@ pub(crate) trait Isa {
     /// `preserve_fp_env`).
     fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool;
 
-    /// The FP half of a switch from a context that keeps its FP state
-    /// (`out_keeps`) to one that does (`in_keeps`), each as
-    /// [`Isa::keeps_fp`] said when it was switched out.
-    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch;
-
     /// The interrupted program counter in a signal handler's context.
     ///
     /// # Safety
@@ -185,12 +184,6 @@ pub(crate) trait Isa {
 #[inline]
 pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
     Current::keeps_fp(uses_fp, keeps_env)
-}
-
-/// See [`Isa::fp_switch`].
-#[inline(always)]
-pub(crate) fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
-    Current::fp_switch(out_keeps, in_keeps)
 }
 
 /// The program counter a signal interrupted; see [`Isa::signal_pc`].

@@ -85,11 +85,6 @@ impl Isa for Riscv64 {
         uses_fp || keeps_env
     }
 
-    #[inline(always)]
-    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
-        FpSwitch::new(out_keeps, in_keeps)
-    }
-
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
         // SAFETY: the caller passes the kernel's ucontext_t; on riscv64
         // Linux `__gregs[REG_PC]` (index 0, where x0 would be) holds the pc.

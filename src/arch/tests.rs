@@ -90,7 +90,7 @@ extern "C" fn echo(arg: usize) -> ! {
         // *pp is ours; the switch stored main_sp before jumping here.
         unsafe {
             (*pp).reply = (*pp).request.wrapping_mul(3).wrapping_add(1);
-            let fp = super::fp_switch((*pp).fp_green, (*pp).fp_main);
+            let fp = FpSwitch::new((*pp).fp_green, (*pp).fp_main);
             Current::switch(&raw mut (*pp).green_sp, (*pp).main_sp, fp, (*pp).reply as usize);
         }
     }
@@ -109,8 +109,7 @@ fn thousand_round_trips(fp_main: bool, fp_green: bool) {
         // (or init_stack), and it matches how that context treats FP state.
         let (reply, passed, main_sp, green_sp) = unsafe {
             (*pp).request = i;
-            let passed =
-                Current::switch(&raw mut (*pp).main_sp, (*pp).green_sp, super::fp_switch(fp_main, fp_green), 0);
+            let passed = Current::switch(&raw mut (*pp).main_sp, (*pp).green_sp, FpSwitch::new(fp_main, fp_green), 0);
             ((*pp).reply, passed, (*pp).main_sp, (*pp).green_sp)
         };
         assert_eq!(reply, i * 3 + 1, "round trip {i}");

@@ -44,15 +44,6 @@ impl Isa for X86_64 {
         keeps_env
     }
 
-    /// A context that keeps no control state leaves the default in its slot
-    /// (see `switch_context`), so the restore half may read any slot; it
-    /// runs when either side keeps its own state, so that a thread that
-    /// keeps none resumes with the default after one that changed it.
-    #[inline(always)]
-    fn fp_switch(out_keeps: bool, in_keeps: bool) -> FpSwitch {
-        FpSwitch::new(out_keeps, out_keeps || in_keeps)
-    }
-
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
@@ -174,9 +165,11 @@ impl Isa for X86_64 {
 /// The outgoing context's FP slot gets its MXCSR and x87 control word when
 /// it keeps them (SAVE), and otherwise the defaults, which is what Rust code
 /// runs with: writing two constants costs nothing next to `stmxcsr` (once
-/// half the time of a yield). With RESTORE, the incoming slot is loaded
-/// where it differs from the outgoing one, which stands for the current
-/// state: `ldmxcsr` and `fldcw` cost more than the rest of the switch.
+/// half the time of a yield). When either side keeps its state (SAVE or
+/// RESTORE), the incoming slot is loaded where it differs from the outgoing
+/// one, which stands for the current state, so a thread that keeps nothing
+/// resumes under the default after one that changed it: `ldmxcsr` and
+/// `fldcw` cost more than the rest of the switch.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -187,7 +180,7 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "push r14",
         "push r15",
         "sub rsp, 8",
-        "test dl, 1",
+        "test dl, {save}",
         "jnz 6f",
         "mov dword ptr [rsp], {mxcsr}",
         "mov dword ptr [rsp + 4], {fcw}",
@@ -195,7 +188,7 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "mov [rdi], rsp",
         "mov r8, rsp",
         "mov rsp, rsi",
-        "test dl, 2",
+        "test dl, {either}",
         "jz 3f",
         "mov eax, [r8]",
         "cmp eax, [rsp]",
@@ -221,6 +214,8 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
         "stmxcsr [rsp]",
         "fnstcw [rsp + 4]",
         "jmp 4b",
+        save = const FpSwitch::SAVE,
+        either = const FpSwitch::SAVE | FpSwitch::RESTORE,
         mxcsr = const DEFAULT_FP_SLOT & 0xFFFF_FFFF,
         fcw = const DEFAULT_FP_SLOT >> 32,
     )

@@ -15,7 +15,7 @@ use super::pool::Pool;
 use super::task::{Exec, Task, TaskRef};
 use super::timers::{TimerKind, Timers};
 use super::{clock, futex, monitor};
-use crate::arch::{Current, Isa};
+use crate::arch::{Current, FpSwitch, Isa};
 use crate::preempt;
 use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
@@ -716,6 +716,34 @@ impl Worker {
         unsafe { self.switch_from(cur_exec, save_fp, Some(next)) }
     }
 
+    /// A yield among threads of one priority, the common case: swaps the
+    /// running thread for the head of its level in one run-queue pass
+    /// ([`RunQueue::rotate`]) and switches. False, having changed nothing,
+    /// when other levels wait or the head never ran (it needs a stack
+    /// first): the caller takes the general path.
+    ///
+    /// # Safety
+    /// As [`Worker::switch_out`].
+    #[inline(always)]
+    unsafe fn rotate_and_switch(&self) -> bool {
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let l = unsafe { self.local() };
+        let Some(cur) = l.current.take() else { return false };
+        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        // SAFETY: tasks in our run queue are ours to read.
+        match l.runq.rotate(cur, |next| unsafe { next.exec() }.sp != 0) {
+            // SAFETY: the run queue keeps the task alive, and nothing pops it
+            // before this switch is over (see `requeue_and_switch`); caller's
+            // contract.
+            Ok(next) => unsafe { self.switch_from(cur_exec, save_fp, Some(next)) },
+            Err(cur) => {
+                l.current = Some(cur);
+                return false;
+            }
+        }
+        true
+    }
+
     /// The switch itself, from the thread whose state is `cur_exec` (already
     /// out of `current`) to `next`, or to the idle context.
     ///
@@ -758,7 +786,7 @@ impl Worker {
             Current::switch(
                 &raw mut (*cur_exec).sp,
                 load_sp,
-                crate::arch::fp_switch(save_fp, restore_fp),
+                FpSwitch::new(save_fp, restore_fp),
                 self as *const Worker as usize,
             )
         };
@@ -799,9 +827,7 @@ impl Worker {
         }
         // SAFETY: `load_sp` belongs to a switched-out task we own; the idle
         // context's slot lives in this Worker, which outlives the switch.
-        unsafe {
-            Current::switch(save_sp, load_sp, crate::arch::fp_switch(true, restore_fp), self as *const Worker as usize)
-        };
+        unsafe { Current::switch(save_sp, load_sp, FpSwitch::new(true, restore_fp), self as *const Worker as usize) };
         preempt::set_depth(1);
         self.bell.running.store(false, Ordering::SeqCst);
     }
@@ -1022,8 +1048,13 @@ pub(crate) fn yield_pending() {
 fn yield_inner() -> bool {
     let Some((w, cur)) = Worker::current_task() else { return false };
     w.poll();
-    match w.next_ready(Some(cur.spec.priority)) {
-        // SAFETY: we are the running thread of `w`, preemption is disabled.
+    let priority = cur.spec.priority;
+    // SAFETY: we are the running thread of `w`, preemption is disabled.
+    if unsafe { w.rotate_and_switch() } {
+        return true;
+    }
+    match w.next_ready(Some(priority)) {
+        // SAFETY: as above.
         Some(next) => unsafe { w.requeue_and_switch(next) },
         // A yield with nobody to yield to is still a scheduling point: the
         // monitor must not take the thread for stuck (or overrunning).

@@ -136,6 +136,42 @@ impl RunQueue {
         self.take(top_waiting)
     }
 
+    /// A yield's fast path: when `cur`'s level is the only one waiting and
+    /// `ready` accepts its head, hands the head back and queues `cur` behind
+    /// the rest of the level, in one pass. That is what `pop(Some(level))`
+    /// and then `push(cur)` would do (nobody below waits, so the aging count
+    /// restarts, and nothing above does, so the head is next), without
+    /// emptying and refilling the level's bit. Otherwise gives `cur` back
+    /// for the general path.
+    #[inline(always)]
+    pub(crate) fn rotate(&mut self, cur: TaskRef, ready: impl FnOnce(&Task) -> bool) -> Result<TaskRef, TaskRef> {
+        let level = cur.spec.priority as usize;
+        if self.mask != 1 << level {
+            return Err(cur);
+        }
+        let l = self.level(level);
+        let head = l.head;
+        // SAFETY: the level's bit is set, so `head` is a live task this
+        // queue owns (see `take`), as is the tail.
+        unsafe {
+            if !ready(&*head) {
+                return Err(cur);
+            }
+            let after = (*head).exec().next;
+            let p = TaskRef::into_raw(cur);
+            (*p).exec().next = ptr::null();
+            if after.is_null() {
+                l.head = p;
+            } else {
+                l.head = after;
+                (*l.tail).exec().next = p;
+            }
+            l.tail = p;
+            self.passed_over = 0;
+            Ok(TaskRef::from_raw(head))
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn aging_turn(&mut self, top: u32) -> Option<TaskRef> {
