@@ -114,11 +114,14 @@ fn a_yielding_high_priority_thread_keeps_the_cpu_but_low_levels_still_get_turns(
         .unwrap();
     release_and_join(&release, gate, [high, low]);
     let yields_before_low = low_ran.load(Ordering::Relaxed);
-    println!("low-priority thread ran after {yields_before_low} high-priority yields");
+    // A worker that looks blocked in the kernel (as one can under an
+    // emulator) hands its queue to a spare, whose count starts afresh.
+    let hand_offs = sched.worker_hand_offs()[0];
+    println!("low-priority thread ran after {yields_before_low} high-priority yields ({hand_offs} hand-offs)");
     // Strictness: many decisions favoured the high thread first ...
     assert!(yields_before_low >= u64::from(sched::AGING_PERIOD) / 2);
     // ... and the aging bound held.
-    assert!(yields_before_low <= u64::from(sched::AGING_PERIOD) + 1);
+    assert!(yields_before_low <= (hand_offs + 1) * (u64::from(sched::AGING_PERIOD) + 1));
 }
 
 #[test]
