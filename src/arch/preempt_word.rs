@@ -26,8 +26,6 @@
 pub(crate) const DEPTH: usize = 0;
 /// Index of the pending flag's half, for [`store_half`].
 pub(crate) const PENDING: usize = 1;
-/// One unit of depth, as a word.
-pub(crate) const ONE: u64 = 1;
 
 /// The depth half of a word.
 #[inline]
@@ -70,13 +68,21 @@ pub(crate) fn swap(word: u64) -> u64 {
     unsafe { isa::word_swap(word) }
 }
 
-/// Adds `delta` (wrapping, so `u64::MAX` subtracts one) to this OS thread's
-/// word and returns the new one. Subtracting from depth 0 borrows from the
-/// pending half and leaves the depth at `u32::MAX`, which callers check.
+/// Adds one to the depth.
 #[inline]
-pub(crate) fn add(delta: u64) -> u64 {
+pub(crate) fn increment() {
     // SAFETY: as in `load`.
-    unsafe { isa::word_add(delta) }
+    unsafe { isa::word_increment() }
+}
+
+/// Subtracts one from the depth: None when the word is then all zero
+/// (depth 0, nothing pending: nothing to do), else the new word.
+/// Subtracting from depth 0 borrows from the pending half and leaves the
+/// depth at `u32::MAX`, which callers check.
+#[inline]
+pub(crate) fn decrement() -> Option<u64> {
+    // SAFETY: as in `load`.
+    unsafe { isa::word_decrement() }
 }
 
 /// Writes one half ([`DEPTH`] or [`PENDING`]) of this OS thread's word.
@@ -110,17 +116,7 @@ pub(crate) fn set_worker(worker: usize) {
 /// points (see the module comment); none on x86_64, whose accessors are
 /// single FS-relative instructions.
 pub(crate) fn code() -> Vec<usize> {
-    if cfg!(target_arch = "x86_64") {
-        return Vec::new();
-    }
-    vec![
-        isa::word_load as *const () as usize,
-        isa::word_swap as *const () as usize,
-        isa::word_add as *const () as usize,
-        isa::word_store_half as *const () as usize,
-        isa::worker_load as *const () as usize,
-        isa::worker_store as *const () as usize,
-    ]
+    isa::word_leaves()
 }
 
 #[cfg(test)]
@@ -131,15 +127,21 @@ mod tests {
     fn halves_are_per_os_thread_and_independent() {
         let saved = load();
         swap(41);
-        assert_eq!(add(ONE), 42);
-        assert_eq!(add(u64::MAX), 41, "wrapping add of -1");
+        increment();
+        assert_eq!(load(), 42);
+        assert_eq!(decrement(), Some(41));
         store_half(PENDING, 1);
         assert_eq!(depth_of(load()), 41, "the pending half does not touch the depth");
         assert!(pending_of(load()));
         store_half(DEPTH, 3);
         assert_eq!(load(), 1 << 32 | 3);
-        assert_eq!(swap(0), 1 << 32 | 3);
-        assert_eq!(depth_of(add(u64::MAX)), u32::MAX, "an underflow shows in the depth half");
+        assert_eq!(swap(1), 1 << 32 | 3);
+        assert_eq!(decrement(), None, "depth 0 and nothing pending: all clear");
+        store_half(PENDING, 1);
+        increment();
+        assert_eq!(decrement(), Some(1 << 32), "depth 0 with a preemption pending");
+        swap(0);
+        assert_eq!(decrement().map(depth_of), Some(u32::MAX), "an underflow shows in the depth half");
         std::thread::spawn(|| {
             assert_eq!(load(), 0, "a new OS thread starts at zero");
             swap(7);

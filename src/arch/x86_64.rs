@@ -280,23 +280,35 @@ pub(super) unsafe fn word_swap(word: u64) -> u64 {
     old
 }
 
-/// `xadd` without `lock`: one instruction, so a signal lands before or
-/// after it, never inside (the word is only ever touched by its own OS
-/// thread).
+/// One unit more depth: an `add` to memory, cheaper than `xadd` and with
+/// no result to wait for; one instruction, so a signal lands before or
+/// after it.
 #[inline(always)]
-pub(super) unsafe fn word_add(delta: u64) -> u64 {
-    let mut v = delta;
+pub(super) unsafe fn word_increment() {
+    // SAFETY: as in `word_swap`.
+    unsafe { asm!(word_offset!(), "add qword ptr fs:[{off}], 1", off = out(reg) _, options(nostack)) };
+}
+
+/// One unit less depth; the new word, or None when it is all zero (depth 0,
+/// nothing pending), which a `sub` reports in its zero flag: the common
+/// case costs no read of the word. The read that follows otherwise may see
+/// a pending flag a signal set after the `sub`; the caller acts on it then.
+#[inline(always)]
+pub(super) unsafe fn word_decrement() -> Option<u64> {
+    let clear: u8;
     // SAFETY: as in `word_swap`.
     unsafe {
         asm!(
             word_offset!(),
-            "xadd qword ptr fs:[{off}], {v}",
+            "sub qword ptr fs:[{off}], 1",
+            "setz {clear}",
             off = out(reg) _,
-            v = inout(reg) v,
+            clear = out(reg_byte) clear,
             options(nostack),
         )
     };
-    v.wrapping_add(delta)
+    // SAFETY: as in `word_load`.
+    if clear != 0 { None } else { Some(unsafe { word_load() }) }
 }
 
 #[inline(always)]
@@ -343,4 +355,9 @@ pub(super) unsafe fn word_store_half(half: usize, value: u32) {
             options(nostack, preserves_flags),
         )
     };
+}
+
+/// No leaf functions here: every accessor is inlined FS-relative code.
+pub(super) fn word_leaves() -> Vec<usize> {
+    Vec::new()
 }

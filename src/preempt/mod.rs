@@ -26,7 +26,7 @@ pub(crate) mod signal;
 pub use alloc::PreemptSafeAlloc;
 pub use signal::{DEFAULT_SIGNAL, set_signal};
 
-use crate::arch::preempt_word::{self, DEPTH, ONE, PENDING, depth_of, pending_of};
+use crate::arch::preempt_word::{self, DEPTH, PENDING, depth_of, pending_of};
 use std::marker::PhantomData;
 
 // The depth and the pending flag live in the OS thread's preemption word
@@ -57,7 +57,7 @@ pub struct PreemptGuard {
 /// Called from a plain OS thread it is harmless (nothing preempts those).
 #[inline]
 pub fn disable() -> PreemptGuard {
-    preempt_word::add(ONE);
+    preempt_word::increment();
     PreemptGuard { _not_send: PhantomData }
 }
 
@@ -70,7 +70,7 @@ pub fn is_disabled() -> bool {
 impl Drop for PreemptGuard {
     #[inline]
     fn drop(&mut self) {
-        let word = preempt_word::add(ONE.wrapping_neg());
+        let Some(word) = preempt_word::decrement() else { return };
         match depth_of(word) {
             0 if pending_of(word) => take_pending(),
             u32::MAX => depth_underflow(),
@@ -100,7 +100,7 @@ pub(crate) struct Quiet;
 impl Quiet {
     #[inline]
     pub(crate) fn enter() -> Quiet {
-        preempt_word::add(ONE);
+        preempt_word::increment();
         Quiet
     }
 }
@@ -108,7 +108,7 @@ impl Quiet {
 impl Drop for Quiet {
     #[inline]
     fn drop(&mut self) {
-        if depth_of(preempt_word::add(ONE.wrapping_neg())) == u32::MAX {
+        if preempt_word::decrement().is_some_and(|word| depth_of(word) == u32::MAX) {
             depth_underflow();
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// hs.into_iter().for_each(|h| h.join().unwrap());
 /// assert_eq!(log.lock().unwrap().len(), 6);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn yield_now() {
     if !worker::yield_now() {
         std::thread::yield_now()
