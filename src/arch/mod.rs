@@ -21,6 +21,8 @@
 //! the kernel's `rt_sigreturn` restores the interrupted FP state whole.
 
 mod features;
+#[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+mod leaf_word;
 pub(crate) mod preempt_word;
 mod torture;
 pub use features::{ArchFeatures, Feature, Support, features};

@@ -367,21 +367,6 @@ pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(word_address!(), "ld t1, 0(t0)", "add a0, t1, a0", "sd a0, 0(t0)", "ret",)
 }
 
-/// One unit more depth (see the x86_64 module; here a call to the leaf).
-#[inline(always)]
-pub(super) unsafe fn word_increment() {
-    // SAFETY: forwarded contract of `word_add`.
-    unsafe { word_add(1) };
-}
-
-/// One unit less depth; the new word, or None when it is all zero.
-#[inline(always)]
-pub(super) unsafe fn word_decrement() -> Option<u64> {
-    // SAFETY: forwarded contract of `word_add`.
-    let word = unsafe { word_add(u64::MAX) };
-    (word != 0).then_some(word)
-}
-
 /// a0 = half (0 or 1), a1 = value.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
@@ -400,14 +385,4 @@ pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
     naked_asm!(word_address!(), "sd a0, 8(t0)", "ret")
 }
 
-/// The accessors' leaf functions, for `preempt_word::code`.
-pub(super) fn word_leaves() -> Vec<usize> {
-    vec![
-        word_load as *const () as usize,
-        word_swap as *const () as usize,
-        word_add as *const () as usize,
-        word_store_half as *const () as usize,
-        worker_load as *const () as usize,
-        worker_store as *const () as usize,
-    ]
-}
+pub(super) use super::leaf_word::{word_decrement, word_increment, word_leaves};
