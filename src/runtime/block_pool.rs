@@ -11,10 +11,14 @@
 //! its mcentral. The cache is touched with preemption disabled, so two
 //! green threads of one worker never interleave inside it.
 //!
+//! Chunks come from [`chunks`](super::chunks), which faults the next one in
+//! on a helper thread while the current one is carved.
+//!
 //! Memory is recycled, never returned to the kernel: a process keeps the
 //! blocks of its peak number of live threads (about 320 bytes each for a
 //! small closure), as glibc keeps a heap's freed chunks.
 
+use super::chunks::{self, CHUNK};
 use crate::preempt::Quiet;
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
@@ -27,9 +31,6 @@ const STEP: usize = 64;
 const CLASSES: usize = 16;
 /// Largest request served from blocks; bigger ones go to the global allocator.
 pub(crate) const MAX_BLOCK: usize = STEP * CLASSES;
-/// Blocks are carved from chunks of this size, aligned to it so that
-/// transparent huge pages can back them.
-const CHUNK: usize = 2 << 20;
 /// Bytes moved at once between a thread's cache and the global lists.
 const BATCH_BYTES: usize = 32 << 10;
 
@@ -143,43 +144,10 @@ impl Central {
     }
 
     fn new_chunk(&mut self) -> Option<()> {
-        // Over-map by a chunk and trim, for the alignment huge pages need.
-        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                2 * CHUNK,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        let start = p as usize;
-        let aligned = (start + CHUNK - 1) & !(CHUNK - 1);
-        // SAFETY: both ranges lie in the mapping just made and are not used.
-        unsafe {
-            if aligned > start {
-                libc::munmap(p, aligned - start);
-            }
-            let tail = start + 2 * CHUNK - (aligned + CHUNK);
-            if tail > 0 {
-                libc::munmap((aligned + CHUNK) as *mut libc::c_void, tail);
-            }
-        }
-        // The first chunk stays on small pages, so a program with a few
-        // threads does not hold a 2 MiB page for them. Where THP is off the
-        // advice fails, harmlessly.
-        if self.chunks > 0 {
-            // SAFETY: advice on our own mapping.
-            unsafe { libc::madvise(aligned as *mut libc::c_void, CHUNK, libc::MADV_HUGEPAGE) };
-        }
+        let chunk = chunks::take(self.chunks > 0)?;
         self.chunks += 1;
-        self.bump = aligned;
-        self.end = aligned + CHUNK;
+        self.bump = chunk;
+        self.end = chunk + CHUNK;
         Some(())
     }
 }
