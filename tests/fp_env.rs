@@ -199,3 +199,37 @@ fn a_fresh_thread_starts_under_the_default_mode_after_a_keeper() {
         .unwrap();
     assert_eq!(found, (Rounding::Nearest, Rounding::TowardZero));
 }
+
+/// Debug builds on x86_64 check the promise a thread without the flag makes:
+/// a changed state is reported by name and undone at its next switch.
+#[cfg(all(debug_assertions, target_arch = "x86_64"))]
+#[test]
+fn debug_builds_undo_a_state_changed_without_the_flag() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let changed = Arc::new(AtomicBool::new(false));
+    let c = Arc::clone(&changed);
+    let careless = ThreadBuilder::new()
+        .name("careless")
+        .scheduler(sched.clone())
+        .spawn(move || {
+            set_rounding(Rounding::TowardZero);
+            c.store(true, Ordering::Release);
+            yield_now();
+            let mine = rounding();
+            set_rounding(Rounding::Nearest);
+            mine
+        })
+        .unwrap();
+    let c = Arc::clone(&changed);
+    let neighbour = ThreadBuilder::new()
+        .scheduler(sched.clone())
+        .spawn(move || {
+            while !c.load(Ordering::Acquire) {
+                yield_now();
+            }
+            rounding()
+        })
+        .unwrap();
+    assert_eq!(neighbour.join().unwrap(), Rounding::Nearest, "the neighbour ran under the careless thread's mode");
+    assert_eq!(careless.join().unwrap(), Rounding::Nearest, "the change was not undone at the switch");
+}

@@ -11,7 +11,7 @@
 //! would be wasted work. Callee-saved FP data registers (aarch64's d8–d15,
 //! riscv64's fs0–fs11; x86_64 has none) are saved only for threads that may
 //! use them, and the FP control state (rounding mode, flush-to-zero) only
-//! for threads that change it (`FpSwitch`, [`Isa::keeps_fp`]).
+//! for threads that change it (`FpSwitch`, `Isa::keeps_fp`).
 //!
 //! Why the control state can usually be skipped: Rust code always runs with
 //! the default FP environment (changing the rounding mode or denormal flags
@@ -180,6 +180,35 @@ pub(crate) trait Isa {
 
     /// Prefetches the cache line at `p` for writing; never faults.
     fn prefetch_write(p: *const u8);
+
+    /// The FP control state, when it differs from the default and the ISA
+    /// can tell at a switch: for the debug check of threads that keep none
+    /// ([`Isa::keeps_fp`]). Only where a signal handler starts from the
+    /// default state too (x86_64: the kernel gives it a fresh FP state), so
+    /// that a preemption of C code that legitimately changed it is not
+    /// taken for a broken promise; None elsewhere.
+    #[cfg(debug_assertions)]
+    fn fp_env_changed() -> Option<u64> {
+        None
+    }
+
+    /// Puts the FP control state back to the default.
+    #[cfg(debug_assertions)]
+    fn reset_fp_env() {}
+}
+
+/// See [`Isa::fp_env_changed`].
+#[cfg(debug_assertions)]
+#[inline]
+pub(crate) fn fp_env_changed() -> Option<u64> {
+    Current::fp_env_changed()
+}
+
+/// See [`Isa::reset_fp_env`].
+#[cfg(debug_assertions)]
+#[inline]
+pub(crate) fn reset_fp_env() {
+    Current::reset_fp_env()
 }
 
 /// See [`Isa::keeps_fp`].

@@ -44,6 +44,38 @@ impl Isa for X86_64 {
         keeps_env
     }
 
+    /// MXCSR's control bits (not its sticky exception flags, which any FP
+    /// code sets) in the low half, the x87 control word at byte 4.
+    #[cfg(debug_assertions)]
+    fn fp_env_changed() -> Option<u64> {
+        let mut slot = 0u64;
+        // SAFETY: stores the two control registers into a local we own.
+        unsafe {
+            asm!(
+                "stmxcsr [{p}]",
+                "fnstcw [{p} + 4]",
+                p = in(reg) &raw mut slot,
+                options(nostack, preserves_flags),
+            )
+        };
+        const CONTROL: u64 = 0xFFC0 | (0x1F3F << 32);
+        (slot & CONTROL != DEFAULT_FP_SLOT & CONTROL).then_some(slot)
+    }
+
+    #[cfg(debug_assertions)]
+    fn reset_fp_env() {
+        let slot = DEFAULT_FP_SLOT;
+        // SAFETY: loads the reset values of both control registers.
+        unsafe {
+            asm!(
+                "ldmxcsr [{p}]",
+                "fldcw [{p} + 4]",
+                p = in(reg) &raw const slot,
+                options(nostack, preserves_flags, readonly),
+            )
+        };
+    }
+
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
         // SAFETY: the caller passes the kernel's ucontext_t.
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }

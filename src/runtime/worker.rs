@@ -688,6 +688,7 @@ impl Worker {
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
         let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        check_fp_env(&cur);
         // The slot is empty: the context that switched to us took it.
         debug_assert!(matches!(l.post, Post::None));
         l.post = post(cur);
@@ -710,6 +711,7 @@ impl Worker {
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return };
         let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        check_fp_env(&cur);
         l.runq.push(cur);
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see above); caller's contract.
@@ -730,6 +732,7 @@ impl Worker {
         let l = unsafe { self.local() };
         let Some(cur) = l.current.take() else { return false };
         let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+        check_fp_env(&cur);
         // SAFETY: tasks in our run queue are ours to read.
         match l.runq.rotate(cur, |next| unsafe { next.exec() }.sp != 0) {
             // SAFETY: the run queue keeps the task alive, and nothing pops it
@@ -944,6 +947,35 @@ impl Worker {
 
 /// How long an idle worker polls for remote wake-ups before it sleeps.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
+
+/// Debug builds: a thread whose switches keep no FP control state must not
+/// have changed it (see `ThreadBuilder::preserve_fp_env`). A broken promise
+/// is reported with the thread's name and undone, so that the threads after
+/// it on the worker keep the default. Where the ISA cannot tell at a switch
+/// ([`crate::arch::fp_env_changed`]), nothing is checked.
+#[inline(always)]
+fn check_fp_env(task: &Task) {
+    #[cfg(debug_assertions)]
+    if !task.spec.save_fp
+        && let Some(env) = crate::arch::fp_env_changed()
+    {
+        report_fp_env(task, env);
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = task;
+}
+
+#[cfg(debug_assertions)]
+#[cold]
+#[inline(never)]
+fn report_fp_env(task: &Task, env: u64) {
+    log::error!(
+        "green thread {:?} changed the FP control state ({env:#x}) and yielded, locked or slept without \
+         ThreadBuilder::preserve_fp_env(true): its neighbours would run under it; reset to the default",
+        task.spec.name.as_deref().unwrap_or("<unnamed>")
+    );
+    crate::arch::reset_fp_env();
+}
 
 /// Processes the post-switch work on whatever worker the caller now runs on.
 #[inline(never)]
