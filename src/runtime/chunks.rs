@@ -5,9 +5,11 @@
 //!
 //! Why ahead: the first touch of a huge page makes the kernel zero all of
 //! it inside the page fault. On the VMs this crate is measured on, that
-//! zeroing is sometimes slow (host memory not yet backed), and then took
-//! half the time of a burst of 10^5 spawns (`clear_page_erms` under
-//! `folio_zero_user` in `perf`), doubling it in about one run in three.
+//! zeroing is sometimes slow: they report free 2 MiB blocks to the host
+//! (virtio-balloon free page reporting, order 9), which must back them
+//! again when they are reused. It then took half the time of a burst of
+//! 10^5 spawns (`clear_page_erms` under `folio_zero_user` in `perf`),
+//! doubling it in about one run in three.
 //! The helper (`pmt-chunks`, one OS thread per process, started by the
 //! second chunk) maps and faults in the next chunk while the current one
 //! is carved, so that work runs beside the spawning thread, not in it. The
