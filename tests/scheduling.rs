@@ -8,12 +8,24 @@ use std::sync::{Arc, Mutex};
 /// Occupies the single worker of `sched` (no yield, so nothing else runs)
 /// until the returned flag is set: lets a test queue threads before any run.
 fn block_worker(sched: &RoundRobinScheduler) -> (Arc<AtomicBool>, preemptive_mlthreading_rust::JoinHandle<()>) {
+    spinner(sched, 20, None)
+}
+
+/// A thread of `priority` (pinned to `cpu` if given) that spins without
+/// yielding until the returned flag is set; returns once it runs.
+fn spinner(
+    sched: &RoundRobinScheduler,
+    priority: u8,
+    cpu: Option<usize>,
+) -> (Arc<AtomicBool>, preemptive_mlthreading_rust::JoinHandle<()>) {
     let release = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
     let (r, s) = (Arc::clone(&release), Arc::clone(&started));
-    let h = ThreadBuilder::new()
-        .priority(20)
-        .scheduler(sched.clone())
+    let mut b = ThreadBuilder::new().priority(priority).scheduler(sched.clone());
+    if let Some(cpu) = cpu {
+        b = b.cpu_affinity(1 << cpu);
+    }
+    let h = b
         .spawn(move || {
             s.store(true, Ordering::Release);
             while !r.load(Ordering::Acquire) {
@@ -327,22 +339,7 @@ fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
     let home = parked_cpu.load(Ordering::Acquire) as usize;
     let other = *cpus.iter().find(|&&c| c != home).unwrap();
     // The hog runs only once the high thread, above it on that worker, parks.
-    let (stop, hog_running) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let (s, r) = (Arc::clone(&stop), Arc::clone(&hog_running));
-    let hog = ThreadBuilder::new()
-        .priority(5)
-        .cpu_affinity(1 << home)
-        .scheduler(sched.clone())
-        .spawn(move || {
-            r.store(true, Ordering::Release);
-            while !s.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        })
-        .unwrap();
-    while !hog_running.load(Ordering::Acquire) {
-        std::thread::yield_now();
-    }
+    let (stop, hog) = spinner(&sched, 5, Some(home));
     let (g, w, t) = (Arc::clone(&go), Arc::clone(&woke), high.thread().clone());
     let ran_before_unpark_returned = ThreadBuilder::new()
         .priority(10)
@@ -378,4 +375,43 @@ fn a_thread_with_cpu_affinity_is_woken_on_its_own_worker() {
     println!("parked on {}, woke on {}", seen.parked_on, seen.woke_on);
     assert_eq!(seen.parked_on, seen.woke_on, "a pinned thread moved");
     assert_eq!(seen.migrations, 0);
+}
+
+#[test]
+fn high_priority_spawns_from_a_lower_thread_keep_their_placement() {
+    let sched = RoundRobinScheduler::new().with_workers(2).with_name("placed");
+    let cpus: Vec<usize> = (0..64).filter(|c| sched_cpus(&sched) & (1 << c) != 0).collect();
+    if cpus.len() < 2 {
+        println!("skipped: the workers share one CPU ({cpus:?})");
+        return;
+    }
+    // Worker 0 runs a priority-5 hog, the spawner runs at priority 10 on
+    // worker 1: a wake-up of a priority-20 thread would move it to the
+    // spawner's worker, but a spawn keeps the round-robin placement.
+    let (stop, hog) = spinner(&sched, 5, Some(cpus[0]));
+    let s = sched.clone();
+    let names = ThreadBuilder::new()
+        .priority(10)
+        .cpu_affinity(1 << cpus[1])
+        .scheduler(sched.clone())
+        .spawn(move || {
+            let children: Vec<_> = (0..4)
+                .map(|_| {
+                    ThreadBuilder::new()
+                        .priority(20)
+                        .scheduler(s.clone())
+                        .spawn(|| std::thread::current().name().unwrap().to_owned())
+                        .unwrap()
+                })
+                .collect();
+            children.into_iter().map(|h| h.join().unwrap()).collect::<std::collections::BTreeSet<_>>()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    println!("priority-20 children ran on {names:?}");
+    assert!(names.contains("placed-0") && names.contains("placed-1"), "the children were not spread: {names:?}");
+    assert_eq!(sched.worker_wake_migrations(), vec![0, 0]);
 }

@@ -224,7 +224,7 @@ impl Pool {
         };
         let (task, body) = TaskRef::new(spec, Arc::clone(self), body);
         task.set_worker(index);
-        Worker::schedule(task.clone());
+        Worker::schedule_new(task.clone());
         Ok((task, body))
     }
 

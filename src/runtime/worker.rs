@@ -466,10 +466,20 @@ impl Worker {
         Worker::current_task_ptr().is_some()
     }
 
-    /// Makes `task` runnable, from any thread: on its own worker, or on the
-    /// waker's when it outranks the threads running on both (see
+    /// Makes a woken `task` runnable, from any thread: on its own worker,
+    /// or on the waker's when it outranks the threads running on both (see
     /// [`Worker::takes_outranking_wake`]).
     pub(crate) fn schedule(task: TaskRef) {
+        Worker::schedule_on(task, true)
+    }
+
+    /// Makes a new `task` runnable on the worker placement chose for it
+    /// (round-robin, affinity): a spawn never moves it to the spawner's.
+    pub(crate) fn schedule_new(task: TaskRef) {
+        Worker::schedule_on(task, false)
+    }
+
+    fn schedule_on(task: TaskRef, may_move: bool) {
         let index = task.worker();
         // Before asking which worker this is: a green thread preempted in
         // between could be moved to another (see `current_task`).
@@ -479,7 +489,7 @@ impl Worker {
             && let Some(target) = task.pool.worker(index)
         {
             let same = ptr::eq(w, target);
-            if same || w.takes_outranking_wake(&task, target) {
+            if same || (may_move && w.takes_outranking_wake(&task, target)) {
                 let outranks = if same {
                     task.spec.priority > w.bell.priority.load(Ordering::Relaxed)
                         && w.bell.running.load(Ordering::Relaxed)
