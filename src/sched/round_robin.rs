@@ -10,7 +10,11 @@ use std::time::Duration;
 /// New threads are dealt to the workers in turn (among those their CPU
 /// affinity allows); each worker runs its threads by strict priority,
 /// round-robin within a level (see [`sched`](crate::sched) for the
-/// starvation bound). A woken thread returns to the worker it last ran on.
+/// starvation bound). A woken thread returns to the worker it last ran on,
+/// except that one without CPU affinity that outranks both its waker (a
+/// green thread of this scheduler) and what runs on its own worker runs at
+/// once on the waker's worker instead, and stays there
+/// ([`worker_wake_migrations`](Self::worker_wake_migrations) counts them).
 ///
 /// The handle is cheap to clone. Workers start on the first spawn, are
 /// pinned one per CPU (wrapping around when there are more workers than
