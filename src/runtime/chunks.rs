@@ -67,12 +67,9 @@ fn helper() {
         }
         let Some(chunk) = map(true) else { continue };
         fault_in(chunk);
-        if READY.compare_exchange(0, chunk, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            // Nobody took the ready one meanwhile, and only this thread
-            // fills the slot: cannot happen, but never leak a chunk.
-            // SAFETY: our own mapping, never handed out.
-            unsafe { libc::munmap(chunk as *mut libc::c_void, CHUNK) };
-        }
+        // The slot is still empty: only this thread fills it, and `take`
+        // only empties it.
+        READY.store(chunk, Ordering::Release);
     }
 }
 

@@ -410,6 +410,12 @@ impl Worker {
     #[inline(never)]
     fn missed_wake_up(&self, runq: &mut RunQueue, priority: u8) -> bool {
         fence(Ordering::SeqCst);
+        self.take_inbox(runq) && runq.top_priority().is_some_and(|top| top > priority)
+    }
+
+    /// Moves the threads woken from elsewhere into `runq`, in arrival
+    /// order; false when there were none.
+    fn take_inbox(&self, runq: &mut RunQueue) -> bool {
         if self.bell.inject.is_empty() {
             return false;
         }
@@ -417,7 +423,7 @@ impl Worker {
         for t in self.bell.inject.take_all() {
             runq.push(t);
         }
-        runq.top_priority().is_some_and(|top| top > priority)
+        true
     }
 
     /// The green thread running on the calling worker, if the caller is one.
@@ -593,12 +599,7 @@ impl Worker {
         if relieved != usize::MAX {
             self.relieve(relieved, l);
         }
-        if !self.bell.inject.is_empty() {
-            self.watch.urgent.store(false, Ordering::Relaxed);
-            for t in self.bell.inject.take_all() {
-                l.runq.push(t);
-            }
-        }
+        self.take_inbox(&mut l.runq);
         if !l.timers.is_empty() {
             let now = Instant::now();
             let mut fired = false;
@@ -696,9 +697,7 @@ impl Worker {
     unsafe fn switch_out(&self, next: Option<TaskRef>, post: impl FnOnce(TaskRef) -> Post) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
-        let Some(cur) = l.current.take() else { return };
-        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
-        check_fp_env(&cur);
+        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return };
         // The slot is empty: the context that switched to us took it.
         debug_assert!(matches!(l.post, Post::None));
         l.post = post(cur);
@@ -719,9 +718,7 @@ impl Worker {
     unsafe fn requeue_and_switch(&self, next: TaskRef) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
-        let Some(cur) = l.current.take() else { return };
-        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
-        check_fp_env(&cur);
+        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return };
         l.runq.push(cur);
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see above); caller's contract.
@@ -740,9 +737,7 @@ impl Worker {
     unsafe fn rotate_and_switch(&self) -> bool {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let l = unsafe { self.local() };
-        let Some(cur) = l.current.take() else { return false };
-        let (cur_exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
-        check_fp_env(&cur);
+        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return false };
         // SAFETY: tasks in our run queue are ours to read.
         match l.runq.rotate(cur, |next| unsafe { next.exec() }.sp != 0) {
             // SAFETY: the run queue keeps the task alive, and nothing pops it
@@ -957,6 +952,16 @@ impl Worker {
 
 /// How long an idle worker polls for remote wake-ups before it sleeps.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
+
+/// Takes the running thread out of `current`, with what its switch needs:
+/// its execution state and whether it keeps FP state.
+#[inline(always)]
+fn take_current(l: &mut Local) -> Option<(TaskRef, *mut Exec, bool)> {
+    let cur = l.current.take()?;
+    check_fp_env(&cur);
+    let (exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
+    Some((cur, exec, save_fp))
+}
 
 /// Debug builds: a thread whose switches keep no FP control state must not
 /// have changed it (see `ThreadBuilder::preserve_fp_env`). A broken promise
