@@ -88,9 +88,10 @@ fn workers_stop_when_the_last_handle_is_gone() {
     // A thread outliving the handles keeps the workers alive until it ends.
     let h = sched.spawn(|| preemptive_mlthreading_rust::sleep(Duration::from_millis(50))).unwrap();
     assert_eq!(sched.running_workers(), 2);
-    // Each worker names itself as it starts.
+    // Each worker's host threads name themselves as they start: the owner
+    // `stoptest-{i}`, the idle one waiting for a preemption `stoptest-{i}.1`.
     let mut waited = 0;
-    while threads_named("stoptest-") != 2 {
+    while threads_named("stoptest-") != 4 {
         std::thread::sleep(Duration::from_millis(5));
         waited += 1;
         assert!(waited < 2000, "workers never started");

@@ -260,6 +260,14 @@ fn affinity_is_honoured() {
 }
 
 /// CPUs the scheduler's workers run on (workers start on first spawn).
+/// The worker running the caller: its host OS threads are named
+/// `{scheduler}-{index}`, and `{scheduler}-{index}.{n}` for the extra
+/// hosts that take the worker over while a preempted thread keeps its own.
+fn worker_name() -> String {
+    let name = std::thread::current().name().unwrap().to_owned();
+    name.split('.').next().unwrap().to_owned()
+}
+
 fn sched_cpus(sched: &RoundRobinScheduler) -> u64 {
     let seen = Arc::new(Mutex::new(0u64));
     let hs: Vec<_> = (0..sched.workers() * 4)
@@ -275,14 +283,11 @@ fn sched_cpus(sched: &RoundRobinScheduler) -> u64 {
 #[test]
 fn workers_spread_new_threads_round_robin() {
     let sched = RoundRobinScheduler::new().with_workers(2).with_name("spread");
-    // The crate's Mutex parks a contending green thread; a std Mutex would
-    // block its worker in the OS, and under a slow emulator the blocked
-    // worker's queue goes to a spare (another OS thread name).
     let names = Arc::new(preemptive_mlthreading_rust::Mutex::new(std::collections::BTreeSet::new()));
     let hs: Vec<_> = (0..8)
         .map(|_| {
             let names = Arc::clone(&names);
-            sched.spawn(move || names.lock().insert(std::thread::current().name().unwrap().to_owned())).unwrap()
+            sched.spawn(move || names.lock().insert(worker_name())).unwrap()
         })
         .collect();
     hs.into_iter().for_each(|h| {
@@ -324,13 +329,13 @@ fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
     }
     let high = high
         .spawn(move || {
-            let parked_on = std::thread::current().name().unwrap().to_owned();
+            let parked_on = worker_name();
             pc.store(current_cpu().unwrap() as u64, Ordering::Release);
             while !g.load(Ordering::Acquire) {
                 park();
             }
             w.store(true, Ordering::Release);
-            (parked_on, std::thread::current().name().unwrap().to_owned())
+            (parked_on, worker_name())
         })
         .unwrap();
     while parked_cpu.load(Ordering::Acquire) == u64::MAX {
@@ -396,13 +401,7 @@ fn high_priority_spawns_from_a_lower_thread_keep_their_placement() {
         .scheduler(sched.clone())
         .spawn(move || {
             let children: Vec<_> = (0..4)
-                .map(|_| {
-                    ThreadBuilder::new()
-                        .priority(20)
-                        .scheduler(s.clone())
-                        .spawn(|| std::thread::current().name().unwrap().to_owned())
-                        .unwrap()
-                })
+                .map(|_| ThreadBuilder::new().priority(20).scheduler(s.clone()).spawn(worker_name).unwrap())
                 .collect();
             children.into_iter().map(|h| h.join().unwrap()).collect::<std::collections::BTreeSet<_>>()
         })

@@ -131,7 +131,12 @@ fn is_finished_turns_true() {
 fn threads_spawned_inside_a_scheduler_stay_on_it() {
     let sched = RoundRobinScheduler::new().with_workers(1);
     let worker_name = sched
-        .spawn(|| spawn(|| std::thread::current().name().map(str::to_owned)).unwrap().join().unwrap())
+        .spawn(|| {
+            spawn(|| std::thread::current().name().map(|n| n.split('.').next().unwrap().to_owned()))
+                .unwrap()
+                .join()
+                .unwrap()
+        })
         .unwrap()
         .join()
         .unwrap();

@@ -61,8 +61,6 @@ impl Isa for Aarch64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
     }
 
-    unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
-
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves x19–x29 (x19 and x29 are reserved by LLVM
@@ -316,4 +314,4 @@ pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
     naked_asm!(word_address!(), "str x0, [x8, #8]", "ret",)
 }
 
-pub(super) use super::leaf_word::{word_decrement, word_increment, word_leaves};
+pub(super) use super::leaf_word::{word_decrement, word_increment};

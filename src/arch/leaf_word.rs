@@ -2,7 +2,7 @@
 //! leaf functions (aarch64, riscv64), built on those leaves; x86_64 has
 //! single-instruction versions of its own.
 
-use super::isa::{word_add, word_load, word_store_half, word_swap, worker_load, worker_store};
+use super::isa::word_add;
 
 /// One unit more depth.
 #[inline(always)]
@@ -17,16 +17,4 @@ pub(crate) unsafe fn word_decrement() -> Option<u64> {
     // SAFETY: forwarded contract of `word_add`.
     let word = unsafe { word_add(u64::MAX) };
     (word != 0).then_some(word)
-}
-
-/// The accessors' leaf functions, for `preempt_word::code`.
-pub(crate) fn word_leaves() -> Vec<usize> {
-    vec![
-        word_load as *const () as usize,
-        word_swap as *const () as usize,
-        word_add as *const () as usize,
-        word_store_half as *const () as usize,
-        worker_load as *const () as usize,
-        worker_store as *const () as usize,
-    ]
 }

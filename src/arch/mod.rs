@@ -149,19 +149,6 @@ pub(crate) trait Isa {
     /// `SA_SIGINFO` handler.
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
 
-    /// Makes the signal context `ctx` resume on the calling OS thread: a
-    /// preempted thread may be resumed by another worker (the blocked-worker
-    /// hand-off) than the one the signal interrupted, and `rt_sigreturn`
-    /// restores every register the context holds. Where the thread pointer
-    /// is one of them (riscv64's `tp`), it must become this OS thread's, or
-    /// the resumed code would use the first worker's thread-locals. A no-op
-    /// where the thread pointer is not in the signal frame (x86_64's FS
-    /// base, aarch64's TPIDR_EL0).
-    ///
-    /// # Safety
-    /// As [`Isa::signal_pc`], and `ctx` must be writable.
-    unsafe fn signal_adopt_thread(ctx: *mut libc::c_void);
-
     /// See [`register_torture`]: fills every register with values derived
     /// from `seed`, loops `iterations` times, returns the mismatch count.
     fn torture(seed: u64, iterations: u64) -> u64;
@@ -225,16 +212,6 @@ pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
 pub(crate) unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
     // SAFETY: forwarded contract.
     unsafe { Current::signal_pc(ctx) }
-}
-
-/// See [`Isa::signal_adopt_thread`].
-///
-/// # Safety
-/// As [`Isa::signal_adopt_thread`].
-#[inline]
-pub(crate) unsafe fn signal_adopt_thread(ctx: *mut libc::c_void) {
-    // SAFETY: forwarded contract.
-    unsafe { Current::signal_adopt_thread(ctx) }
 }
 
 /// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on

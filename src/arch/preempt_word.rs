@@ -6,15 +6,16 @@
 //!
 //! Why not a `thread_local!`: its address is computed on one OS thread and
 //! kept in a register (or, in unoptimised builds, passed through `core`
-//! helpers such as `Option::ok_or`) before the access. A green thread
-//! preempted in that window and resumed by another worker — a blocked
-//! worker's queue is handed to a spare — would then write the first OS
-//! thread's depth: one worker's depth underflows, the other's never drops
-//! back to zero. Here the address exists only inside a leaf that the
-//! preemption handler never interrupts (`safepoint` leaves [`code`] out of
-//! the safe ranges), so it cannot outlive the OS thread it was computed on;
-//! on x86_64 no address exists at all (every access is relative to FS,
-//! which the kernel switches with the OS thread).
+//! helpers such as `Option::ok_or`) before the access. A green thread that
+//! switches cooperatively inside a preempt-disable scope may resume on
+//! another host of its worker, and would then end the scope on the first
+//! OS thread's depth: one host's depth underflows, the other's never drops
+//! back to zero. Here the address exists only inside a leaf function
+//! (which never switches), so it cannot outlive the OS thread it was
+//! computed on; on x86_64 no address exists at all (every access is
+//! relative to FS, which the kernel switches with the OS thread), and the
+//! accessors are single inlined instructions, cheaper than a
+//! `thread_local!` access.
 //!
 //! The word is defined once, in assembly, in the initial-exec model: one
 //! GOT load of its offset from the thread pointer, valid in executables and
@@ -22,7 +23,7 @@
 
 /// The word's two halves (all three ISAs are little-endian): the
 /// preempt-disable depth in the low 32 bits, the pending-preemption flag
-/// (0 or 1) in the high 32.
+/// (0, or 1 for a cooperative and 2 for an involuntary one) in the high 32.
 pub(crate) const DEPTH: usize = 0;
 /// Index of the pending flag's half, for [`store_half`].
 pub(crate) const PENDING: usize = 1;
@@ -110,13 +111,6 @@ pub(crate) fn worker() -> usize {
 pub(crate) fn set_worker(worker: usize) {
     // SAFETY: as in `load`; writes only this OS thread's slot.
     unsafe { isa::worker_store(worker) }
-}
-
-/// Entry addresses of the leaf functions that must never be preemption
-/// points (see the module comment); none on x86_64, whose accessors are
-/// single FS-relative instructions.
-pub(crate) fn code() -> Vec<usize> {
-    isa::word_leaves()
 }
 
 #[cfg(test)]

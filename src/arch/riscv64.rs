@@ -91,16 +91,6 @@ impl Isa for Riscv64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_PC] as usize }
     }
 
-    unsafe fn signal_adopt_thread(ctx: *mut libc::c_void) {
-        let tp: usize;
-        // SAFETY: reads a register; tp is this OS thread's TLS pointer,
-        // which the switch never changes.
-        unsafe { asm!("mv {}, tp", out(reg) tp, options(nomem, nostack, preserves_flags)) };
-        // SAFETY: the caller passes the kernel's (writable) ucontext_t;
-        // `__gregs[REG_TP]` is x4, which rt_sigreturn loads into tp.
-        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_TP] = tp as libc::c_ulong };
-    }
-
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves s0 and s1 (which LLVM reserves and which
@@ -385,4 +375,4 @@ pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
     naked_asm!(word_address!(), "sd a0, 8(t0)", "ret")
 }
 
-pub(super) use super::leaf_word::{word_decrement, word_increment, word_leaves};
+pub(super) use super::leaf_word::{word_decrement, word_increment};

@@ -81,8 +81,6 @@ impl Isa for X86_64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
     }
 
-    unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
-
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves and restores the registers LLVM reserves
@@ -387,9 +385,4 @@ pub(super) unsafe fn word_store_half(half: usize, value: u32) {
             options(nostack, preserves_flags),
         )
     };
-}
-
-/// No leaf functions here: every accessor is inlined FS-relative code.
-pub(super) fn word_leaves() -> Vec<usize> {
-    Vec::new()
 }

@@ -3,11 +3,12 @@ use std::alloc::{GlobalAlloc, Layout};
 /// A `#[global_allocator]` wrapper that disables preemption around every
 /// call into the allocator it wraps.
 ///
-/// Needed when the allocator is linked into the executable (jemalloc,
-/// mimalloc, musl's malloc…): it keeps per-OS-thread caches and locks, and
-/// a green thread suspended inside it would hand them to its sibling. glibc's
-/// malloc lives in a shared library, where preemption never lands, so the
-/// default allocator needs no wrapper.
+/// No allocator needs it for correctness: a preempted thread keeps its OS
+/// thread, so an allocator's per-OS-thread caches and locks (jemalloc,
+/// mimalloc, glibc's arenas) are never seen by another green thread. It
+/// keeps allocator calls short of preemption, which saves an OS-thread
+/// hand-over when a preemption would land inside one: the preemption is
+/// taken at the next runtime call or the monitor's next try instead.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::preempt::PreemptSafeAlloc;

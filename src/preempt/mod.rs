@@ -1,18 +1,18 @@
 //! Preemption control.
 //!
 //! A thread that runs past its time slice while others wait is suspended
-//! asynchronously (see `signal`): a monitor thread sends its worker a
-//! signal, and the handler switches to the next thread if the interrupted
-//! instruction is a safe point. It is one only when
-//! 1. the worker's preempt-disable depth is zero — the runtime raises it
-//!    around its own critical sections, user code with [`disable`], and the
-//!    [`PreemptSafeAlloc`] allocator wrapper around allocator calls;
-//! 2. the thread is not unwinding a panic (std counts panics per OS thread);
-//! 3. the PC is in the executable's own code, not in a shared library and
-//!    not in a Rust std function (see `safepoint`).
+//! asynchronously: a monitor thread sends its worker a signal, and the
+//! handler hands the worker to another OS thread while the interrupted
+//! thread keeps its own OS thread, asleep in the handler, until it is
+//! picked again (see the runtime's `host` module). So nothing the thread
+//! keeps per OS thread (its `thread_local!`s, libc's state, std's locks
+//! and panic count) is ever seen by another green thread, whatever
+//! instruction it was interrupted at. The one condition is that the
+//! worker's preempt-disable depth is zero: the runtime raises it around its
+//! own critical sections, and user code with [`disable`].
 //!
-//! Otherwise the preemption stays pending: it is taken when the depth drops
-//! back to zero, at the next runtime call, or at the monitor's next try.
+//! Otherwise the preemption stays pending: it is taken (the same way) when
+//! the depth drops back to zero, or at the monitor's next try.
 //!
 //! The depth is part of a green thread's context: it is saved when the
 //! thread switches out and restored when it switches back in, so a guard
@@ -20,7 +20,6 @@
 //! runs in between.
 
 mod alloc;
-pub(crate) mod safepoint;
 pub(crate) mod signal;
 
 pub use alloc::PreemptSafeAlloc;
@@ -30,9 +29,9 @@ use crate::arch::preempt_word::{self, DEPTH, PENDING, depth_of, pending_of};
 use std::marker::PhantomData;
 
 // The depth and the pending flag live in the OS thread's preemption word
-// (`arch::preempt_word`), not in `thread_local!`s: a green thread may be
-// moved to another worker between computing a thread-local's address and
-// using it, and the word's accessors leave no such window.
+// (`arch::preempt_word`), not in `thread_local!`s: a cooperative switch may
+// resume a thread on another host, and the word's accessors leave no
+// window between computing a thread-local's address and using it.
 
 /// Keeps preemption disabled on this worker until dropped. Guards nest.
 ///
@@ -72,7 +71,7 @@ impl Drop for PreemptGuard {
     fn drop(&mut self) {
         let Some(word) = preempt_word::decrement() else { return };
         match depth_of(word) {
-            0 if pending_of(word) => take_pending(),
+            0 if pending_of(word) => take_pending(word),
             u32::MAX => depth_underflow(),
             _ => {}
         }
@@ -86,9 +85,36 @@ fn depth_underflow() -> ! {
 }
 
 #[cold]
-fn take_pending() {
+fn take_pending(word: u64) {
     preempt_word::store_half(PENDING, 0);
-    crate::runtime::worker::yield_pending();
+    crate::runtime::worker::take_pending(Pending::of(word) == Pending::Involuntary);
+}
+
+/// A preemption waiting for the depth to drop to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    None,
+    /// A thread that outranks the running one was made runnable by a
+    /// runtime call (an unpark, a send): a cooperative point, so the switch
+    /// is a plain yield.
+    Cooperative,
+    /// The preemption signal found the thread in a critical section: the
+    /// switch lands wherever the section ends, so the thread keeps its OS
+    /// thread.
+    Involuntary,
+}
+
+const COOPERATIVE: u32 = 1;
+const INVOLUNTARY: u32 = 2;
+
+impl Pending {
+    fn of(word: u64) -> Pending {
+        match (word >> 32) as u32 {
+            0 => Pending::None,
+            COOPERATIVE => Pending::Cooperative,
+            _ => Pending::Involuntary,
+        }
+    }
 }
 
 /// A preempt-disable scope that never takes a pending preemption when it
@@ -134,26 +160,37 @@ pub(crate) fn switch_depth(depth: u32) -> u32 {
     depth_of(preempt_word::swap(u64::from(depth)))
 }
 
-/// Records a preemption to take when the depth drops to zero.
+/// Records a wake-up preemption to take, as a yield, when the depth drops
+/// to zero. An involuntary one already pending stays involuntary.
 #[inline]
 pub(crate) fn set_pending() {
-    preempt_word::store_half(PENDING, 1)
+    if !pending_of(preempt_word::load()) {
+        preempt_word::store_half(PENDING, COOPERATIVE)
+    }
+}
+
+/// Records a preemption the signal could not take at once: taken when the
+/// depth drops to zero, keeping the thread's OS thread.
+#[inline]
+pub(crate) fn set_pending_involuntary() {
+    preempt_word::store_half(PENDING, INVOLUNTARY)
 }
 
 /// Takes a pending preemption now, from a point where switching is allowed
 /// and no guard is about to drop (a fresh thread's first instruction).
 #[inline]
 pub(crate) fn take_pending_now() {
-    if pending_of(preempt_word::load()) {
-        take_pending();
+    let word = preempt_word::load();
+    if pending_of(word) {
+        take_pending(word);
     }
 }
 
-/// Clears the pending flag, returning whether it was set.
+/// Clears the pending preemption, returning what it was.
 #[inline]
-pub(crate) fn take_pending_flag() -> bool {
-    let pending = pending_of(preempt_word::load());
-    if pending {
+pub(crate) fn take_pending_kind() -> Pending {
+    let pending = Pending::of(preempt_word::load());
+    if pending != Pending::None {
         preempt_word::store_half(PENDING, 0);
     }
     pending

@@ -1,16 +1,15 @@
 //! The preemption signal: installing its handler, and the handler itself.
 //!
-//! Mechanism ("switch inside the handler"): the signal is delivered on the
-//! green thread's own stack (no `SA_ONSTACK`), so the kernel's signal frame
-//! there holds the thread's complete state — every register, the flags and
-//! the whole XSAVE/FPSIMD area, whatever this CPU has. The handler switches
-//! to the next thread with the ordinary cooperative switch; when the
-//! preempted thread is resumed it returns from the handler and
-//! `rt_sigreturn` restores everything, down to the instruction. This is
-//! robust against extended state we do not know about (AVX-512, SVE) at the
-//! price of signal-frame headroom on every stack (a few KiB, well inside
-//! the 16 KiB minimum). `errno` is an OS-thread-local the siblings will
-//! overwrite, so the handler saves and restores it.
+//! Mechanism: the signal is delivered on the green thread's own stack (no
+//! `SA_ONSTACK`), so the kernel's signal frame there holds the thread's
+//! complete state — every register, the flags and the whole XSAVE/FPSIMD
+//! area, whatever this CPU has. The handler hands the worker to another OS
+//! thread and this one sleeps inside the handler; when the preempted thread
+//! is resumed it returns from the handler and `rt_sigreturn` restores
+//! everything, down to the instruction. This is robust against extended
+//! state we do not know about (AVX-512, SVE) at the price of signal-frame
+//! headroom on every stack. The handler's own system calls may change
+//! `errno`, so it saves and restores it.
 
 use crate::thread::ThreadError;
 use std::sync::Mutex;
@@ -79,7 +78,6 @@ fn try_install(on_signal: OnSignal) -> Result<i32, String> {
         };
         SIGNAL.store(sig, Ordering::Relaxed);
     }
-    super::safepoint::init();
     let _ = ON_SIGNAL.set(on_signal);
     // SAFETY: sigaction only reads/writes the structs we pass.
     unsafe {
@@ -121,33 +119,28 @@ extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut 
     if let Some(on_signal) = ON_SIGNAL.get() {
         on_signal(pc, ctx);
     }
-    // A preempted thread resumes on the worker it was preempted on, so this
-    // is the same OS thread's errno slot, except after a blocked-worker
-    // hand-off, when it carries its errno to the new worker.
+    // A preempted thread resumes on its own OS thread: the same errno slot.
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
 }
 
-/// Lets the preemption signal through again on this OS thread: the handler
-/// switches away with it blocked, and the next thread must be preemptible.
-pub(crate) fn unblock() {
-    mask(libc::SIG_UNBLOCK)
-}
-
-/// Blocks the preemption signal on this OS thread: the handler's last
-/// stretch, once resumed, until `rt_sigreturn` restores the thread's mask.
-pub(crate) fn block() {
-    mask(libc::SIG_BLOCK)
-}
-
-fn mask(how: libc::c_int) {
+/// Unblocks, on the calling host thread, the signals the runtime relies
+/// on: the preemption signal, and SIGSEGV/SIGBUS for the overflow report.
+/// A thread inherits its creator's mask, and a program that blocked them
+/// before its first spawn would otherwise silently lose preemption, and see
+/// a stack overflow as a bare crash.
+pub(crate) fn unblock_runtime_signals() {
     // SAFETY: sigset operations on a local set; pthread_sigmask affects
     // only the calling thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal());
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        for sig in [signal(), libc::SIGSEGV, libc::SIGBUS] {
+            if sig > 0 {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -5,6 +5,7 @@ mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;
 mod futex;
+pub(crate) mod host;
 mod inbox;
 pub(crate) mod locals;
 mod monitor;

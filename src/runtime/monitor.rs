@@ -8,6 +8,11 @@
 //! it the preemption signal; the handler decides on the worker itself. The
 //! hot path pays nothing for this but those stores: no clock reads.
 //!
+//! It also looks after the workers' hosts (see `host`): it detaches a
+//! thread whose worker's owner is blocked in the kernel, recalls detached
+//! threads it sees running without their worker, and starts idle hosts
+//! where a worker ran short of them (a signal handler cannot start threads).
+//!
 //! It wakes a quarter-slice after the last check while any worker runs a
 //! thread, at the earliest deadline, and sleeps indefinitely (on a futex)
 //! when every worker is idle: an idle runtime uses no CPU.
@@ -96,6 +101,11 @@ fn run() {
             }
             let pool_slice = pool.time_slice().as_nanos().min(u64::MAX as u128) as u64;
             for w in pool.workers() {
+                if w.hosts.take_wanted()
+                    && let Err(e) = super::worker::spawn_host(pool, w.index, true)
+                {
+                    log::warn!("worker {}: cannot start an idle host thread: {e}", w.index);
+                }
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
@@ -103,8 +113,11 @@ fn run() {
                     && thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu))
                     && blocked_in_kernel(w.tid())
                 {
-                    pool.hand_off(w);
+                    w.request_detach();
                 }
+                // A detached thread that ran for a slice (at least 1 ms)
+                // since the last look left the kernel: back to its worker.
+                w.recall_detached(pool_slice.clamp(1_000_000, MAX_TICK_NS), thread_cpu_ns);
             }
         }
         drop(pools);
@@ -120,9 +133,9 @@ fn run() {
 }
 
 /// Whether OS thread `tid` of this process sleeps in the kernel (state S or
-/// D in /proc), as opposed to running user code the signals could not
-/// interrupt at a safe point: only the former is handed off; a CPU hog at
-/// unsafe points is left to the repeated preemption signals.
+/// D in /proc), as opposed to running code in a long preempt-disable scope:
+/// only the former is detached; the latter is left to the repeated
+/// preemption signals.
 fn blocked_in_kernel(tid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
     // The state follows the parenthesised name, which may contain spaces.

@@ -14,11 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// Spare worker slots per pool: OS threads started on demand to run the
-/// threads queued behind a worker that is blocked in the OS. At most this
-/// many workers of one pool can be blocked at once without stalling others.
-pub(crate) const SPARE_WORKERS: usize = 32;
-
 /// Settings fixed when the workers start.
 #[derive(Clone, Debug)]
 pub(crate) struct PoolConfig {
@@ -37,8 +32,6 @@ pub(crate) struct Pool {
     handles: AtomicUsize,
     closed: AtomicBool,
     next_worker: AtomicUsize,
-    /// Worker OS threads that have not exited.
-    running: AtomicUsize,
     /// Whether the monitor preempts this pool's threads.
     preemptive: AtomicBool,
 }
@@ -54,7 +47,6 @@ impl Pool {
             handles: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             next_worker: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
             preemptive: AtomicBool::new(true),
         }
     }
@@ -90,59 +82,14 @@ impl Pool {
         self.workers.get()?.get(index)
     }
 
-    /// Every worker slot: the regular workers, then [`SPARE_WORKERS`]
-    /// spares, started only when a blocked worker hands its threads off.
+    /// The workers.
     pub(crate) fn workers(&self) -> &[Worker] {
         self.workers.get().map_or(&[], |w| w)
     }
 
-    /// The regular workers: where new threads are placed.
-    pub(crate) fn regular(&self) -> &[Worker] {
-        let all = self.workers();
-        &all[..all.len().saturating_sub(SPARE_WORKERS)]
-    }
-
-    /// Hands the queued threads of regular worker `w`, which is stuck in
-    /// the OS, to its spare: starts the spare if needed, then asks `w`'s
-    /// signal handler to move its run queue over.
-    pub(crate) fn hand_off(self: &Arc<Self>, w: &Worker) {
-        let n = self.regular().len();
-        let spares = &self.workers()[n..];
-        // A spare pinned where `w` is (so CPU affinity still holds) that is
-        // started and not itself stuck; else a fresh one.
-        let reusable =
-            spares.iter().find(|s| s.index != w.index && s.cpu() == w.cpu() && s.is_started() && !s.is_blocked());
-        let target = match reusable {
-            Some(s) => s,
-            None => {
-                let Some(fresh) = spares.iter().find(|s| !s.is_started()) else {
-                    log::warn!(
-                        "worker {} is blocked in the OS and all {SPARE_WORKERS} spare workers are in use",
-                        w.index
-                    );
-                    return;
-                };
-                fresh.repin(w.cpu());
-                if fresh.mark_started() {
-                    let pool = Arc::clone(self);
-                    let index = fresh.index;
-                    let name = format!("{}-spare-{}", self.config().name, index - n);
-                    self.running.fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = std::thread::Builder::new().name(name).spawn(move || worker::run(pool, index)) {
-                        self.running.fetch_sub(1, Ordering::SeqCst);
-                        log::error!("cannot start a spare worker for blocked worker {}: {e}", w.index);
-                        return;
-                    }
-                }
-                fresh
-            }
-        };
-        w.request_hand_off(target.index);
-    }
-
     /// Bit mask of the CPUs the workers are pinned to (CPUs below 64).
     pub(crate) fn worker_cpus(&self) -> u64 {
-        self.regular().iter().filter_map(Worker::cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
+        self.workers().iter().filter_map(Worker::cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
     }
 
     pub(crate) fn is_preemptive(&self) -> bool {
@@ -153,12 +100,9 @@ impl Pool {
         self.preemptive.store(on, Ordering::Relaxed)
     }
 
+    /// Workers that still have a host OS thread running.
     pub(crate) fn running_workers(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn worker_exited(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.workers().iter().filter(|w| w.hosts.live() > 0).count()
     }
 
     pub(crate) fn handle_created(&self) {
@@ -231,7 +175,7 @@ impl Pool {
     /// Picks the worker a new thread starts on: round-robin over the
     /// workers its affinity allows.
     fn place(&self, affinity: Option<u64>) -> Result<usize, ThreadError> {
-        let workers = self.regular();
+        let workers = self.workers();
         let n = workers.len();
         let allowed = |w: &Worker| match affinity {
             None => true,
@@ -268,23 +212,23 @@ impl Pool {
             crate::preempt::signal::install(worker::on_preempt_signal)?;
         }
         let cpus = cpu::allowed_cpus();
-        let n = config.workers;
         let pin = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        // Spares get their CPU when first used (that of the worker they
-        // stand in for).
-        let workers: Box<[Worker]> = (0..n + SPARE_WORKERS)
-            .map(|i| if i < n { Worker::new(i, pin(i), true) } else { Worker::new(i, None, false) })
-            .collect();
+        let workers: Box<[Worker]> = (0..config.workers).map(|i| Worker::new(i, pin(i))).collect();
         let _ = self.workers.set(workers);
         overflow::install(worker::guard_lookup);
         super::monitor::register(self);
         for i in 0..config.workers {
-            let pool = Arc::clone(self);
-            self.running.fetch_add(1, Ordering::SeqCst);
-            let started =
-                std::thread::Builder::new().name(format!("{}-{i}", config.name)).spawn(move || worker::run(pool, i));
+            // The owner, and one idle host ready for the first preemption.
+            let idle = self.is_preemptive();
+            let started = worker::spawn_host(self, i, false).and_then(|owner| {
+                if let Some(owner) = owner {
+                    // SAFETY: nobody owns the new worker yet: this gives it
+                    // its first owner.
+                    unsafe { owner.hand_worker(None) };
+                }
+                if idle { worker::spawn_host(self, i, true).map(|_| ()) } else { Ok(()) }
+            });
             if let Err(e) = started {
-                self.running.fetch_sub(1, Ordering::SeqCst);
                 // Workers already started drain and stop; nothing was queued.
                 self.shutdown();
                 return Err(ThreadError::Os(e));

@@ -64,7 +64,9 @@ pub(crate) struct Task {
 
 /// Execution state; see the ownership rule on [`Task`].
 pub(crate) struct Exec {
-    /// Saved stack pointer while switched out; 0 before the first run.
+    /// Saved stack pointer while switched out (even: stacks are aligned);
+    /// 0 before the first run; while its host keeps it, the host's address
+    /// with the low bit set ([`Exec::hold`]).
     pub(crate) sp: usize,
     pub(crate) stack: Option<Stack>,
     /// The body has been run or failed (it is used at most once).
@@ -74,6 +76,30 @@ pub(crate) struct Exec {
     pub(crate) finished: bool,
     /// Link to the next task in the run-queue level holding this one.
     pub(crate) next: *const Task,
+}
+
+impl Exec {
+    /// Records that `host` keeps the thread: it was switched out by its
+    /// host's OS thread going to sleep, not by saving its registers, and
+    /// only that host can resume it.
+    #[inline]
+    pub(crate) fn hold(&mut self, host: *const super::host::Host) {
+        debug_assert!(host as usize & 1 == 0);
+        self.sp = host as usize | 1;
+    }
+
+    /// The host keeping the thread, if one does.
+    #[inline]
+    pub(crate) fn held_by(&self) -> Option<*const super::host::Host> {
+        (self.sp & 1 != 0).then_some((self.sp & !1) as *const super::host::Host)
+    }
+
+    /// Whether a plain switch can resume the thread: it ran, and its
+    /// registers are saved on its stack (no host keeps it).
+    #[inline(always)]
+    pub(crate) fn switchable(&self) -> bool {
+        self.sp & 1 == 0 && self.sp != 0
+    }
 }
 
 // SAFETY: `exec` is only touched by the single worker that owns the task at
@@ -281,6 +307,13 @@ impl TaskRef {
             // SAFETY: as above.
             unsafe { task.fail_body(ThreadError::SchedulerStopped) };
             task.pool.thread_ended();
+            // SAFETY: as above.
+            if unsafe { task.exec() }.held_by().is_some() {
+                // A thread that parked forever while its host kept it (it
+                // was unwinding a panic): that host sleeps on the thread's
+                // stack for good, so the stack and the cell must stay.
+                return;
+            }
         }
         let vtable = task.body;
         // SAFETY: the cell was allocated by `new` as a `Cell<B>` of this

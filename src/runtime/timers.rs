@@ -59,6 +59,13 @@ impl Timers {
         self.heap.peek().map(|Reverse(e)| e.deadline)
     }
 
+    /// The priority of the thread whose timer is due first, if one is due
+    /// at `now`. Async-signal-safe.
+    pub(crate) fn due(&self, now: Instant) -> Option<u8> {
+        let Reverse(e) = self.heap.peek()?;
+        (e.deadline <= now).then_some(e.task.spec.priority)
+    }
+
     /// Removes every timer due at `now`, in deadline order.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, TaskRef)> {
         if self.heap.peek()?.0.deadline > now {

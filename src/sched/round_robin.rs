@@ -90,13 +90,10 @@ impl RoundRobinScheduler {
 
     /// Asynchronous preemptions taken so far by each worker.
     pub fn worker_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.regular().iter().map(|w| w.preemptions()).collect()
+        self.handle.pool.workers().iter().map(|w| w.preemptions()).collect()
     }
 
-    /// Asynchronous preemptions taken by all of this scheduler's OS threads,
-    /// the spare workers included: a spare stands in for a worker blocked in
-    /// the OS, and preempts the threads handed to it (see
-    /// [`worker_hand_offs`](Self::worker_hand_offs)).
+    /// Asynchronous preemptions taken by all of this scheduler's workers.
     ///
     /// ```
     /// use preemptive_mlthreading_rust::RoundRobinScheduler;
@@ -108,17 +105,20 @@ impl RoundRobinScheduler {
         self.handle.pool.workers().iter().map(|w| w.preemptions()).sum()
     }
 
-    /// Preemption signals that landed at an unsafe point (critical section,
-    /// std, libc) and were deferred, per worker.
+    /// Preemptions deferred, per worker: the signal found the thread in a
+    /// preempt-disable scope (the runtime's own, or
+    /// [`preempt::disable`](crate::preempt::disable)), or no OS thread was
+    /// free to take the worker over. A deferred preemption is taken when
+    /// the scope ends, or at the monitor's next try.
     pub fn worker_deferred_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.regular().iter().map(|w| w.deferred_preemptions()).collect()
+        self.handle.pool.workers().iter().map(|w| w.deferred_preemptions()).collect()
     }
 
-    /// How many times each worker, stuck in the OS (a blocking syscall, a
-    /// contended `std::sync::Mutex`) with threads queued behind it, handed
-    /// them to its spare worker.
+    /// How many times each worker, its thread stuck in the OS (a blocking
+    /// syscall, a contended `std::sync::Mutex`), left that thread on its OS
+    /// thread and went on with the others on another one.
     pub fn worker_hand_offs(&self) -> Vec<u64> {
-        self.handle.pool.regular().iter().map(|w| w.hand_offs()).collect()
+        self.handle.pool.workers().iter().map(|w| w.hand_offs()).collect()
     }
 
     /// How many threads each worker took over from another worker's queue
@@ -135,7 +135,7 @@ impl RoundRobinScheduler {
     /// assert_eq!(sched.worker_wake_migrations(), vec![0, 0]);
     /// ```
     pub fn worker_wake_migrations(&self) -> Vec<u64> {
-        self.handle.pool.regular().iter().map(|w| w.wake_migrations()).collect()
+        self.handle.pool.workers().iter().map(|w| w.wake_migrations()).collect()
     }
 
     /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
@@ -149,13 +149,13 @@ impl RoundRobinScheduler {
         self
     }
 
-    /// Worker OS threads currently running (0 before the first spawn and
-    /// after the scheduler stopped).
+    /// Workers currently running (0 before the first spawn and after the
+    /// scheduler stopped).
     pub fn running_workers(&self) -> usize {
         self.handle.pool.running_workers()
     }
 
-    /// Number of worker OS threads (configured, or running).
+    /// Number of workers (configured, or running).
     pub fn workers(&self) -> usize {
         self.handle.pool.config().workers
     }
@@ -168,7 +168,7 @@ impl RoundRobinScheduler {
     /// Context switches performed so far by each worker (empty before the
     /// workers start).
     pub fn worker_switches(&self) -> Vec<u64> {
-        self.handle.pool.regular().iter().map(|w| w.switches()).collect()
+        self.handle.pool.workers().iter().map(|w| w.switches()).collect()
     }
 
     /// Stops taking new threads: later spawns fail with

@@ -1,0 +1,373 @@
+//! Hosts: the OS threads that run a worker's green threads (Go's Ms; the
+//! worker is the P, the run queue and everything else that schedules).
+//!
+//! A worker is run by one host at a time, its *owner*. Green threads switch
+//! among themselves in user space on the owner, and most of the time a
+//! worker keeps one host for life. Another host takes over only when the
+//! running thread must keep its OS thread while the worker goes on:
+//!
+//! - **An asynchronous preemption.** The thread was interrupted at an
+//!   arbitrary instruction, possibly in the middle of a `RefCell` borrow of
+//!   a `thread_local!`, inside libc's malloc with an arena locked, or in
+//!   std's stdout lock. A sibling green thread that ran next on the same OS
+//!   thread would see all of that half-done. So the preempted thread stays
+//!   on its OS thread, which sleeps inside the signal handler (the host is
+//!   *held*), and the worker moves to another host; when the scheduler
+//!   picks the thread again, its host is woken and takes the worker back.
+//!   Per-OS-thread state then behaves exactly as under kernel preemption.
+//! - **A cooperative switch by a panicking thread.** std counts panics per
+//!   OS thread; a sibling must not inherit the count, so the thread is held
+//!   as above.
+//! - **A thread blocked in the kernel** (a blocking syscall, a contended
+//!   `std::sync::Mutex`). The monitor notices the worker making no progress
+//!   while its owner sleeps in the kernel, and the signal handler *detaches*
+//!   the thread: the host keeps it and goes back into its syscall without a
+//!   worker, while another host runs the worker's queue. When the thread
+//!   next calls into the runtime (or the monitor sees it running without a
+//!   worker), it queues itself on its worker like any woken thread and its
+//!   host sleeps until it is picked.
+//!
+//! Hand-over protocol, between the owner `X` and the host `H` it gives the
+//! worker to:
+//! 1. `X` finishes everything the worker owes (no post-switch work is left
+//!    for `H`, which may resume inside a signal handler where only
+//!    async-signal-safe code may run).
+//! 2. `X` writes the thread `H` starts with into `H.resume` (a held host's
+//!    own thread, or the next thread for an idle one) and stores `RUN` in
+//!    `H.cmd` with release ordering, then futex-wakes it. From then on `X`
+//!    touches nothing of the worker's.
+//! 3. `H` sees `RUN` (acquire), so everything `X` did to the worker happens
+//!    before `H` uses it.
+//! 4. A host that expects to be handed the worker again stores `WAIT` in
+//!    its own `cmd` before it makes itself findable (queues its held thread,
+//!    or pushes itself on the idle list), so a hand-over that comes early is
+//!    never lost: its futex wait returns at once.
+//!
+//! Idle hosts wait on a per-worker lock-free list. Only the owner pops it
+//! (in the signal handler too: it must not allocate or lock), so popping is
+//! free of ABA: a host can only be pushed back after the one consumer
+//! popped it. Hosts going idle push themselves.
+//!
+//! Rejected: switching to the next green thread inside the signal handler,
+//! on the same OS thread (what this crate did before). It is cheaper (no
+//! futex hand-over: about 2 µs on this VM, against a signal's 8 µs), but it
+//! is only sound where the interrupted code keeps nothing per OS thread,
+//! which no symbol table can tell: the program's own Rust code borrows
+//! thread-locals too, and code the compiler inlines into std's generics
+//! carries std's path. Hijacking the return address of the innermost frame
+//! that returns into "safe" code (as .NET suspends threads) makes libc
+//! preemptible but not thread-locals held by the program's own code.
+
+use super::futex;
+use super::task::TaskRef;
+use std::cell::{Cell, UnsafeCell};
+use std::ptr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// `Host::cmd`: sleep until told otherwise.
+const WAIT: u32 = 0;
+/// `Host::cmd`: take the worker (and start with `resume`).
+const RUN: u32 = 1;
+/// `Host::cmd`: the pool is finished; end the OS thread.
+const EXIT: u32 = 2;
+
+/// Most hosts one worker may have: the owner, plus one per thread that is
+/// held or detached, plus idle ones. Past it, a preemption waits for the
+/// thread's next cooperative point (see README, "Preemption").
+pub(crate) const MAX_HOSTS_PER_WORKER: usize = 1024;
+
+/// Idle hosts a worker keeps for the next preemption; more exit.
+const IDLE_KEPT: usize = 4;
+
+/// What a host is doing, for the monitor and the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum HostState {
+    /// On the idle list, or being started.
+    Idle = 0,
+    /// Owns its worker.
+    Owner = 1,
+    /// Sleeps holding a thread that waits for its turn.
+    Held = 2,
+    /// Runs (or blocks in the kernel) holding a thread, without the worker.
+    Detached = 3,
+    /// Its OS thread ended; the slot may be reused.
+    Exited = 4,
+}
+
+pub(crate) struct Host {
+    /// `WAIT`, `RUN` or `EXIT`: the futex word the host sleeps on.
+    cmd: AtomicU32,
+    state: AtomicU8,
+    /// The thread to start with when told to `RUN`; written by the host
+    /// that hands the worker over, before `RUN` (see the protocol).
+    resume: UnsafeCell<Option<TaskRef>>,
+    /// A detached host's thread; only the host itself touches it.
+    kept: UnsafeCell<Option<TaskRef>>,
+    /// Saved stack pointer of this host's scheduling context (its own OS
+    /// stack) while green threads run on it.
+    pub(crate) idle_sp: UnsafeCell<usize>,
+    /// Kernel thread id, once the OS thread runs.
+    pub(crate) tid: AtomicI32,
+    next_idle: AtomicPtr<Host>,
+    /// The monitor's last sample of a detached host's CPU clock.
+    pub(crate) probe_cpu_ns: AtomicU64,
+    /// Number of this host within its worker, for its OS thread's name.
+    pub(crate) serial: usize,
+}
+
+// SAFETY: `resume` is written by the hand-over's giver before the release
+// store of `RUN` and read by the host after its acquire load, never both at
+// once; `kept` and `idle_sp` are only touched by the host's own OS thread;
+// the rest is atomic.
+unsafe impl Sync for Host {}
+
+impl Host {
+    fn new(serial: usize, cmd: u32) -> Self {
+        Host {
+            cmd: AtomicU32::new(cmd),
+            state: AtomicU8::new(HostState::Idle as u8),
+            resume: UnsafeCell::new(None),
+            kept: UnsafeCell::new(None),
+            idle_sp: UnsafeCell::new(0),
+            tid: AtomicI32::new(0),
+            next_idle: AtomicPtr::new(ptr::null_mut()),
+            probe_cpu_ns: AtomicU64::new(0),
+            serial,
+        }
+    }
+
+    pub(crate) fn state(&self) -> HostState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => HostState::Idle,
+            1 => HostState::Owner,
+            2 => HostState::Held,
+            3 => HostState::Detached,
+            _ => HostState::Exited,
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: HostState) {
+        self.state.store(s as u8, Ordering::Relaxed)
+    }
+
+    /// Step 4 of the protocol: from now on a hand-over may come.
+    pub(crate) fn expect_turn(&self) {
+        self.cmd.store(WAIT, Ordering::Relaxed);
+    }
+
+    /// Steps 2 and 3, the giver's half: hands this host the worker, to start
+    /// with `first`. Async-signal-safe.
+    ///
+    /// # Safety
+    /// The caller owns the worker and gives it up: it must not touch the
+    /// worker's state after this call.
+    pub(crate) unsafe fn hand_worker(&self, first: Option<TaskRef>) {
+        // SAFETY: the host waits (its cmd is WAIT) and reads `resume` only
+        // after the release store below (protocol, step 2).
+        unsafe { *self.resume.get() = first };
+        self.cmd.store(RUN, Ordering::Release);
+        futex::wake_one(&self.cmd);
+    }
+
+    /// Tells an idle host to end its OS thread.
+    pub(crate) fn tell_exit(&self) {
+        self.cmd.store(EXIT, Ordering::Release);
+        futex::wake_one(&self.cmd);
+    }
+
+    /// Sleeps until handed the worker (`Some`, with the thread to start
+    /// with) or told to exit (`None`). Async-signal-safe.
+    pub(crate) fn wait_turn(&self) -> Option<Option<TaskRef>> {
+        loop {
+            match self.cmd.load(Ordering::Acquire) {
+                WAIT => futex::wait(&self.cmd, WAIT, None),
+                RUN => {
+                    self.cmd.store(WAIT, Ordering::Relaxed);
+                    // SAFETY: written before RUN, which we acquired; the giver
+                    // no longer touches it.
+                    return Some(unsafe { (*self.resume.get()).take() });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Keeps `task` while detached.
+    ///
+    /// # Safety
+    /// Only on this host's own OS thread.
+    pub(crate) unsafe fn keep(&self, task: TaskRef) {
+        // SAFETY: the caller's contract.
+        unsafe { *self.kept.get() = Some(task) }
+    }
+
+    /// The thread a detached host keeps.
+    ///
+    /// # Safety
+    /// Only on this host's own OS thread, and the reference must not be
+    /// kept past [`Host::take_kept`].
+    pub(crate) unsafe fn kept(&self) -> Option<&TaskRef> {
+        // SAFETY: the caller's contract.
+        unsafe { (*self.kept.get()).as_ref() }
+    }
+
+    /// # Safety
+    /// Only on this host's own OS thread.
+    pub(crate) unsafe fn take_kept(&self) -> Option<TaskRef> {
+        // SAFETY: the caller's contract.
+        unsafe { (*self.kept.get()).take() }
+    }
+}
+
+thread_local! {
+    /// The detached host this OS thread is, if it is one. Read from signal
+    /// handlers: a const-initialised Cell without destructor needs no lazy
+    /// registration.
+    static DETACHED: Cell<*const Host> = const { Cell::new(ptr::null()) };
+}
+
+/// The calling OS thread's host, if it is detached.
+pub(crate) fn detached() -> Option<&'static Host> {
+    let h = DETACHED.with(Cell::get);
+    // SAFETY: set by `set_detached` to a host of a live pool; the host's
+    // own thread (the caller) keeps that pool alive.
+    unsafe { h.as_ref() }
+}
+
+/// Marks the calling OS thread as the detached host `h` (or not, for null).
+pub(crate) fn set_detached(h: *const Host) {
+    DETACHED.with(|c| c.set(h));
+}
+
+/// A worker's hosts.
+pub(crate) struct Hosts {
+    /// Idle hosts: a Treiber stack through `Host::next_idle`, popped only by
+    /// the worker's owner.
+    idle: AtomicPtr<Host>,
+    idle_count: AtomicUsize,
+    /// Every host this worker ever had; a slot whose thread exited is reused.
+    /// Boxed: hosts are referred to by address, and the vector grows.
+    #[allow(clippy::vec_box)]
+    all: Mutex<Vec<Box<Host>>>,
+    /// Host OS threads alive.
+    live: AtomicUsize,
+    /// The owner found no idle host: the monitor starts one.
+    wanted: AtomicBool,
+}
+
+impl Hosts {
+    pub(crate) fn new() -> Self {
+        Hosts {
+            idle: AtomicPtr::new(ptr::null_mut()),
+            idle_count: AtomicUsize::new(0),
+            all: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+            wanted: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes an idle host. Only the worker's owner may call it;
+    /// async-signal-safe.
+    pub(crate) fn pop_idle(&self) -> Option<&Host> {
+        // SeqCst: a host that pushes itself and then sees the pool
+        // unfinished is seen here by an owner that later finds it finished.
+        let mut head = self.idle.load(Ordering::SeqCst);
+        loop {
+            // SAFETY: hosts are never freed while their worker lives, and a
+            // host on the list is not popped by anyone else (one consumer),
+            // so its link is stable until our CAS succeeds or fails.
+            let h = unsafe { head.as_ref() }?;
+            let next = h.next_idle.load(Ordering::Relaxed);
+            match self.idle.compare_exchange_weak(head, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    self.idle_count.fetch_sub(1, Ordering::Relaxed);
+                    return Some(h);
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Puts `h` (the caller's own host, about to wait) on the idle list;
+    /// false when enough hosts wait already and this one should exit.
+    pub(crate) fn push_idle(&self, h: &Host) -> bool {
+        if self.idle_count.load(Ordering::Relaxed) >= IDLE_KEPT {
+            return false;
+        }
+        h.set_state(HostState::Idle);
+        self.idle_count.fetch_add(1, Ordering::Relaxed);
+        let p = h as *const Host as *mut Host;
+        let mut head = self.idle.load(Ordering::Relaxed);
+        loop {
+            h.next_idle.store(head, Ordering::Relaxed);
+            match self.idle.compare_exchange_weak(head, p, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    pub(crate) fn has_idle(&self) -> bool {
+        !self.idle.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Asks the monitor for another idle host.
+    pub(crate) fn want(&self) {
+        self.wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the owner asked for a host (clears the request).
+    pub(crate) fn take_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed) && self.wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// Makes a slot for a new host, reusing one whose thread exited; None
+    /// at [`MAX_HOSTS_PER_WORKER`]. The host starts `Idle`, waiting.
+    pub(crate) fn reserve(&self) -> Option<&Host> {
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let h: *const Host = match all.iter().find(|h| h.state() == HostState::Exited) {
+            Some(h) => {
+                h.cmd.store(WAIT, Ordering::Relaxed);
+                h.set_state(HostState::Idle);
+                &**h
+            }
+            None if all.len() >= MAX_HOSTS_PER_WORKER => return None,
+            None => {
+                let serial = all.len();
+                all.push(Box::new(Host::new(serial, WAIT)));
+                &**all.last().expect("just pushed")
+            }
+        };
+        self.live.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: boxed hosts stay at their address until the worker is dropped.
+        Some(unsafe { &*h })
+    }
+
+    /// A host's OS thread ended (or never started); true for the last one.
+    pub(crate) fn exited(&self, h: &Host) -> bool {
+        h.tid.store(0, Ordering::Relaxed);
+        h.set_state(HostState::Exited);
+        self.live.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Tells every idle host to exit (the pool is finished). Owner only.
+    pub(crate) fn dismiss_idle(&self) {
+        while let Some(h) = self.pop_idle() {
+            h.tell_exit();
+        }
+    }
+
+    /// Calls `f` on every host (for the monitor).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Host)) {
+        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        for h in all.iter() {
+            f(h);
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Hosts taking a worker over from one another (see `runtime::host` for
+//! why and the hand-over protocol), and the host threads' scheduling loop.
+//!
+//! Three ways a thread keeps its OS thread while the worker goes on:
+//! - [`Worker::preempt_running`]: an involuntary switch (the preemption
+//!   signal, or a preemption deferred until a preempt-disable scope ended).
+//!   The thread is requeued and its host sleeps, *held*.
+//! - [`Worker::hold_switch`]: a cooperative switch (yield, park, sleep) by
+//!   a thread that is unwinding a panic: held likewise.
+//! - [`Worker::detach_running`]: a thread blocked in the kernel; its host
+//!   keeps it and goes on without the worker, *detached*, until the thread
+//!   [reattaches](reattach) at its next runtime call.
+//!
+//! Whoever then picks a held thread hands it the worker: the scheduling
+//! loop directly ([`Worker::hand_to_held`]), a green thread through its
+//! host's scheduling context (`switch.rs`), and a preempting host by waking
+//! it in place of an idle host.
+
+use super::{Post, Worker};
+use crate::arch::preempt_word;
+use crate::preempt;
+use crate::runtime::host::{self, Host, HostState};
+use crate::runtime::pool::Pool;
+use crate::runtime::task::TaskRef;
+use crate::runtime::timers::TimerKind;
+use crate::runtime::{cpu, monitor};
+use crate::stack::overflow;
+use std::io;
+use std::mem;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// What a held thread was doing when its host took it out of the worker.
+pub(super) enum Hold {
+    /// Preempted or yielding: back on the run queue.
+    Requeue,
+    /// Parking, with an optional deadline.
+    Park(Option<Instant>),
+    /// Sleeping until the deadline.
+    Sleep(Instant),
+}
+
+/// How a host's turn with the worker ended.
+enum Turn {
+    /// It handed the worker to another host and waits on the idle list.
+    Idle,
+    /// It handed the worker over and ends (enough idle hosts wait).
+    Retire,
+    /// The pool is finished.
+    Finished,
+}
+
+/// Whether a task's host keeps it.
+///
+/// # Safety
+/// The caller owns the task's execution state (see `Task::exec`).
+#[inline]
+unsafe fn is_held(t: &TaskRef) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { t.exec() }.held_by().is_some()
+}
+
+impl Worker {
+    /// The host owning this worker. Owner only.
+    fn owner(&self) -> &Host {
+        // SAFETY: the caller owns the worker; `host` is set by `adopt`
+        // before any use, and hosts live as long as the worker.
+        unsafe { &*self.local().host }
+    }
+
+    /// Step 3 of the hand-over: host `me` now owns the worker.
+    /// Async-signal-safe.
+    fn adopt(&self, me: &Host) {
+        preempt_word::set_worker(self as *const Worker as usize);
+        host::set_detached(std::ptr::null());
+        // SAFETY: we own the worker from now on.
+        unsafe { self.local() }.host = me;
+        me.set_state(HostState::Owner);
+        self.watch.tid.store(me.tid.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// A held host, handed the worker, resumes its own thread `t`.
+    /// Async-signal-safe: the giver left no post-switch work.
+    fn resume_held(&self, me: &Host, t: TaskRef) {
+        self.adopt(me);
+        // SAFETY: we own the worker; one-statement borrows below.
+        debug_assert!(matches!(unsafe { self.local() }.post, Post::None), "a hand-over leaves no post");
+        t.set_worker(self.index);
+        let priority = t.spec.priority;
+        self.publish_running(&t);
+        // SAFETY: as above.
+        unsafe { self.local() }.current = Some(t);
+        self.started_running();
+        // SAFETY: as above.
+        if self.missed_wake_up(&mut unsafe { self.local() }.runq, priority) {
+            // The thread resumes at an arbitrary instruction: the next
+            // switch must keep its OS thread too.
+            preempt::set_pending_involuntary();
+        }
+    }
+
+    /// Who takes the worker so that `next` runs: the host keeping `next`
+    /// if it is held, else an idle host (which starts with `next`, or with
+    /// its scheduling loop for None). Hands `next` back when no host is
+    /// free, having asked the monitor for one. Owner only; async-signal-safe.
+    fn pick_host(&self, next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
+        if let Some(n) = &next
+            // SAFETY: `n` came off our run queue.
+            && unsafe { is_held(n) }
+        {
+            // SAFETY: a held task's host lives as long as the worker.
+            let h = unsafe { &*n.exec().held_by().expect("held") };
+            return Ok((h, next));
+        }
+        match self.hosts.pop_idle() {
+            Some(h) => {
+                if !self.hosts.has_idle() {
+                    self.hosts.want();
+                }
+                Ok((h, next))
+            }
+            None => {
+                self.hosts.want();
+                Err(next)
+            }
+        }
+    }
+
+    /// [`Worker::pick_host`] from normal code: when no host is idle, starts
+    /// one here and now (unless the worker has as many as it may).
+    fn pick_or_start_host(&self, next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
+        let next = match self.pick_host(next) {
+            Ok(found) => return Ok(found),
+            Err(back) => back,
+        };
+        let Some(pool) = self.pool() else { return Err(next) };
+        // SAFETY: the pool is alive (we run on it); a clone of its Arc is
+        // what a host thread keeps.
+        let pool = unsafe { arc_of(pool) };
+        // Straight to the new host: it does not join the idle list.
+        match spawn_host(&pool, self.index, false) {
+            // SAFETY: a host lives as long as its worker, `self`.
+            Ok(Some(h)) => Ok((unsafe { &*(h as *const Host) }, next)),
+            Ok(None) => Err(next),
+            Err(e) => {
+                log::warn!("worker {}: cannot start another host thread: {e}", self.index);
+                Err(next)
+            }
+        }
+    }
+
+    /// An involuntary switch of the running thread: called by the signal
+    /// handler (`in_handler`: only async-signal-safe code, and `stale` when
+    /// the monitor's reason may have passed), or when a deferred preemption
+    /// is taken at the end of a preempt-disable scope. If a thread should
+    /// run instead, the running one is requeued and keeps its OS thread,
+    /// which sleeps until the thread is picked again.
+    pub(super) fn preempt_running(&self, in_handler: bool, stale: bool) {
+        // SAFETY: we own the worker (callers run on its owner, at depth
+        // >= 1); every borrow below ends before a call that re-enters.
+        let Some(priority) = unsafe { self.local() }.current.as_ref().map(|c| c.spec.priority) else { return };
+        let next = if in_handler {
+            // SAFETY: as above.
+            let l = unsafe { self.local() };
+            self.take_inbox(&mut l.runq);
+            if l.timers.due(Instant::now()).is_some_and(|p| p >= priority) {
+                // A sleeper of this priority or higher is due: the next host
+                // fires the timers (that may drop tasks, which a handler
+                // must not) and picks.
+                None
+            } else if stale && l.runq.top_priority().is_none_or(|top| top <= priority) {
+                // The monitor judged a thread that has switched out since.
+                return;
+            } else {
+                match l.runq.pop(Some(priority)) {
+                    Some(n) => Some(n),
+                    None => return self.count_switch(),
+                }
+            }
+        } else {
+            self.poll();
+            match self.next_ready(Some(priority)) {
+                Some(n) => Some(n),
+                None => return self.count_switch(),
+            }
+        };
+        let picked = if in_handler { self.pick_host(next) } else { self.pick_or_start_host(next) };
+        match picked {
+            Ok((to, first)) => {
+                self.watch.preemptions.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: we own the worker and the running thread is its current.
+                unsafe { self.hold(to, first, Hold::Requeue) }
+            }
+            Err(next) => {
+                // No host free: the thread runs on until the monitor, which
+                // starts a host, tries again.
+                if let Some(n) = next {
+                    // SAFETY: as above.
+                    unsafe { self.local() }.runq.push_front(n);
+                }
+                self.defer_for_host();
+            }
+        }
+    }
+
+    /// No host was free to take the worker: counts a deferred preemption
+    /// and has the monitor start a host and signal again soon.
+    /// Async-signal-safe.
+    fn defer_for_host(&self) {
+        self.watch.deferred.fetch_add(1, Ordering::Relaxed);
+        self.watch.urgent.store(true, Ordering::SeqCst);
+        monitor::urgent();
+    }
+
+    /// A cooperative switch by a thread that must keep its OS thread (it is
+    /// unwinding a panic, and std counts panics per OS thread). False when
+    /// no host could take the worker: the caller switches in place.
+    ///
+    /// # Safety
+    /// Called by the running green thread of `self`, preemption disabled.
+    pub(super) unsafe fn hold_switch(&self, what: Hold) -> bool {
+        // SAFETY: we are the running thread; the borrow ends here.
+        let Some(priority) = unsafe { self.local() }.current.as_ref().map(|c| c.spec.priority) else { return false };
+        self.poll();
+        let next = match what {
+            Hold::Requeue => match self.next_ready(Some(priority)) {
+                Some(n) => Some(n),
+                None => {
+                    self.count_switch();
+                    return true;
+                }
+            },
+            _ => self.next_ready(None),
+        };
+        match self.pick_or_start_host(next) {
+            Ok((to, first)) => {
+                // SAFETY: the caller's contract.
+                unsafe { self.hold(to, first, what) };
+                true
+            }
+            Err(next) => {
+                if let Some(n) = next {
+                    // SAFETY: as above.
+                    unsafe { self.local() }.runq.push_front(n);
+                }
+                false
+            }
+        }
+    }
+
+    /// Takes the running thread out of the worker, keeping it on this OS
+    /// thread, hands the worker to `to` (to start with `first`), and sleeps
+    /// until the thread is picked again; returns with the worker owned
+    /// again and the thread running. Async-signal-safe for `Hold::Requeue`.
+    ///
+    /// # Safety
+    /// The caller owns the worker, its running thread is the caller, and no
+    /// post-switch work is pending.
+    unsafe fn hold(&self, to: &Host, first: Option<TaskRef>, what: Hold) {
+        let me = self.owner();
+        // Step 4: before the thread can be found and handed back to us.
+        me.expect_turn();
+        me.set_state(HostState::Held);
+        // SAFETY: the caller's contract; one-statement borrows.
+        let cur = unsafe { self.local() }.current.take().expect("a held thread is the running one");
+        // SAFETY: the running thread's state is ours.
+        let exec = unsafe { cur.exec() };
+        exec.hold(me);
+        match what {
+            // SAFETY: as above.
+            Hold::Requeue => unsafe { self.local() }.runq.push(cur),
+            Hold::Park(deadline) => self.commit_park(cur, deadline),
+            Hold::Sleep(deadline) => self.add_timer(deadline, TimerKind::Sleep, cur),
+        }
+        self.bell.running.store(false, Ordering::SeqCst);
+        // A stray signal on a held host finds no worker to act on.
+        preempt_word::set_worker(0);
+        // SAFETY: we give the worker up and touch it no more until resumed.
+        unsafe { to.hand_worker(first) };
+        match me.wait_turn() {
+            Some(Some(t)) => self.resume_held(me, t),
+            // A held thread is live, so its pool cannot finish, and only the
+            // pool finishing tells a host to exit.
+            _ => unreachable_abort("a held host was told to exit"),
+        }
+    }
+
+    /// The monitor found this worker's owner blocked in the kernel: from
+    /// the signal handler, gives the worker to another host and lets the
+    /// running thread go on (back into its syscall) on this OS thread,
+    /// without a worker. Async-signal-safe.
+    pub(super) fn detach_running(&self) {
+        // SAFETY: the handler runs on the owner, at depth 1.
+        let next = unsafe { self.local() }.runq.pop(None);
+        let (to, first) = match self.pick_host(next) {
+            Ok(found) => found,
+            Err(next) => {
+                if let Some(n) = next {
+                    // SAFETY: as above.
+                    unsafe { self.local() }.runq.push_front(n);
+                }
+                // Try again at the next signal.
+                self.watch.detach.store(true, Ordering::Relaxed);
+                self.defer_for_host();
+                return;
+            }
+        };
+        let me = self.owner();
+        // SAFETY: as above.
+        let Some(cur) = unsafe { self.local() }.current.take() else { return };
+        // SAFETY: the handler runs on this host's own OS thread.
+        unsafe { me.keep(cur) };
+        me.set_state(HostState::Detached);
+        host::set_detached(me);
+        self.bell.running.store(false, Ordering::SeqCst);
+        preempt_word::set_worker(0);
+        self.watch.hand_offs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: we give the worker up.
+        unsafe { to.hand_worker(first) };
+    }
+
+    /// The scheduling loop of host `me`, which was just handed the worker
+    /// to start with `first`.
+    fn run_turn(&self, me: &Host, mut first: Option<TaskRef>) -> Turn {
+        self.adopt(me);
+        loop {
+            self.finish_post();
+            let next = match first.take() {
+                Some(t) => self.ready(t, None),
+                // SAFETY: we own the worker; one-statement borrow.
+                None => match unsafe { self.local() }.handover.take() {
+                    Some(t) => Some(t),
+                    None => {
+                        self.poll();
+                        self.next_ready(None)
+                    }
+                },
+            };
+            match next {
+                // SAFETY: `t` is ours (popped, or handed to us).
+                Some(t) if unsafe { is_held(&t) } => return self.hand_to_held(me, t),
+                Some(t) => {
+                    self.run_from_idle(t);
+                    continue;
+                }
+                None => {}
+            }
+            if self.pool().is_none_or(Pool::is_finished) {
+                self.retire();
+                return Turn::Finished;
+            }
+            // SAFETY: we own the worker; one-statement borrow.
+            let deadline = unsafe { self.local() }.timers.next_deadline();
+            self.idle_wait(deadline);
+        }
+    }
+
+    /// From the scheduling loop: hands the worker to the host keeping `t`,
+    /// and makes this host idle.
+    fn hand_to_held(&self, me: &Host, t: TaskRef) -> Turn {
+        // SAFETY: `t` is ours; a held task's host lives as long as the worker.
+        let to = unsafe { &*t.exec().held_by().expect("held") };
+        me.expect_turn();
+        preempt_word::set_worker(0);
+        // Findable before the hand-over, so that a pool finishing right
+        // after it still tells this host to exit.
+        let idle = self.hosts.push_idle(me);
+        // SAFETY: we give the worker up.
+        unsafe { to.hand_worker(Some(t)) };
+        if idle { Turn::Idle } else { Turn::Retire }
+    }
+
+    /// The pool is finished: drops what is left (stale park timers still
+    /// hold finished tasks, and tasks hold the pool) and dismisses the idle
+    /// hosts.
+    fn retire(&self) {
+        // SAFETY: we own the worker and nothing runs on it any more.
+        let (leftovers, timers) = unsafe {
+            let l = self.local();
+            (l.runq.drain(), mem::take(&mut l.timers))
+        };
+        drop((leftovers, timers));
+        self.hosts.dismiss_idle();
+    }
+}
+
+/// A detached host's thread calls into the runtime (or the monitor saw it
+/// running without its worker): queue it on its worker like a woken thread,
+/// and sleep until it is picked. Called at preempt depth >= 1.
+/// Async-signal-safe.
+pub(super) fn reattach(me: &Host) {
+    // SAFETY: the caller runs on this host's own OS thread.
+    let Some(t) = (unsafe { me.take_kept() }) else { return };
+    me.expect_turn();
+    me.set_state(HostState::Held);
+    // SAFETY: a detached thread's state belongs to its host, the caller.
+    let exec = unsafe { t.exec() };
+    exec.hold(me);
+    host::set_detached(std::ptr::null());
+    // The pool outlives its live threads, and `t` is one.
+    let pool = Arc::as_ptr(&t.pool);
+    // SAFETY: as just argued.
+    let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
+    w.inject(t);
+    match me.wait_turn() {
+        Some(Some(t)) => w.resume_held(me, t),
+        _ => unreachable_abort("a held host was told to exit"),
+    }
+}
+
+/// The running green thread's worker, reattaching a detached thread first;
+/// None on a plain OS thread. Preemption disabled.
+#[inline]
+pub(super) fn attached() -> Option<(&'static Worker, &'static TaskRef)> {
+    match Worker::current_task() {
+        Some(found) => Some(found),
+        None => reattach_slow(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reattach_slow() -> Option<(&'static Worker, &'static TaskRef)> {
+    reattach(host::detached()?);
+    Worker::current_task()
+}
+
+/// Starts a host OS thread for worker `index` of `pool`, which waits on
+/// the worker's idle list when `idle`; otherwise the caller hands it the
+/// worker (`Host::hand_worker`). None when the worker has as many hosts as
+/// it may ([`host::MAX_HOSTS_PER_WORKER`]).
+pub(crate) fn spawn_host(pool: &Arc<Pool>, index: usize, idle: bool) -> io::Result<Option<&Host>> {
+    let Some(w) = pool.worker(index) else { return Ok(None) };
+    let Some(h) = w.hosts.reserve() else { return Ok(None) };
+    let base = pool.config().name;
+    let name = if h.serial == 0 { format!("{base}-{index}") } else { format!("{base}-{index}.{}", h.serial) };
+    let (pool2, addr) = (Arc::clone(pool), h as *const Host as usize);
+    match std::thread::Builder::new().name(name).spawn(move || host_main(pool2, index, addr, idle)) {
+        Ok(_) => Ok(Some(h)),
+        Err(e) => {
+            w.hosts.exited(h);
+            Err(e)
+        }
+    }
+}
+
+/// The body of a host OS thread.
+fn host_main(pool: Arc<Pool>, index: usize, host: usize, idle: bool) {
+    let Some(w) = pool.worker(index) else { return };
+    // SAFETY: `host` is a boxed host of `w`, alive as long as the pool,
+    // which this thread keeps.
+    let me = unsafe { &*(host as *const Host) };
+    if let Some(cpu) = w.cpu()
+        && let Err(e) = cpu::pin_current(cpu)
+    {
+        log::warn!("worker {index}: cannot pin a host thread to CPU {cpu}: {e}");
+    }
+    let _altstack = overflow::ensure_altstack()
+        .map_err(|e| log::warn!("worker {index}: no alternate signal stack, overflows will not be reported: {e}"))
+        .ok()
+        .flatten();
+    // Signals the spawning thread had blocked must reach us: preemption,
+    // and the overflow report.
+    crate::preempt::signal::unblock_runtime_signals();
+    w.pool.store(Arc::as_ptr(&pool).cast_mut(), Ordering::Release);
+    // SAFETY: gettid has no preconditions.
+    me.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    // Timers fire when asked, not up to 50 µs later; this also keeps a
+    // sleep that preemption signals interrupt from growing by the slack on
+    // every restart (the kernel reports remaining time including slack).
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    preempt::set_depth(1);
+    // An idle host is findable once it can be signalled (its tid is set).
+    // If the pool finished meanwhile, its owner may have dismissed the idle
+    // hosts before this one was on the list (see `Hosts::pop_idle`).
+    let mut waiting = !idle || (w.hosts.push_idle(me) && !pool.is_finished());
+    while waiting && let Some(first) = me.wait_turn() {
+        waiting = matches!(w.run_turn(me, first), Turn::Idle);
+    }
+    preempt_word::set_worker(0);
+    preempt::set_depth(0);
+    w.hosts.exited(me);
+}
+
+/// # Safety
+/// `pool` is alive, owned by an `Arc`.
+unsafe fn arc_of(pool: &Pool) -> Arc<Pool> {
+    // SAFETY: the caller's contract: bump the count the Arc owns, then
+    // build a second Arc from the same pointer.
+    unsafe {
+        Arc::increment_strong_count(pool);
+        Arc::from_raw(pool)
+    }
+}
+
+/// Reports a broken runtime invariant and aborts: not a panic, since this
+/// runs in signal handlers and on held threads. Async-signal-safe.
+#[cold]
+fn unreachable_abort(what: &'static str) -> ! {
+    for part in ["fatal runtime error: ", what, "; aborting\n"] {
+        // SAFETY: write(2) of a string we own.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+    std::process::abort()
+}

@@ -1,0 +1,391 @@
+//! A worker: a run queue of green threads and everything that schedules
+//! them (timers, the inbox of remote wake-ups, the stacks it recycles),
+//! run by one OS thread at a time, its owning [host](super::host).
+//!
+//! Green threads switch directly to one another; the host's own OS stack
+//! (the *scheduling context*) only runs when nothing is runnable, to sleep
+//! on a futex until work or a timer is due, and to hand the worker to
+//! another host. Whatever a switch leaves behind (the thread that parked,
+//! slept or exited) is handed to the context that runs next as a [`Post`]
+//! and dealt with there, once the old thread's registers are safely saved:
+//! only then may another worker pick it up. A thread that yields goes
+//! straight back on this worker's run queue, which no other worker pops.
+//!
+//! The files:
+//! - `wake.rs`: making threads runnable from anywhere, and the worker's
+//!   side of that (the inbox, timers, idle sleep);
+//! - `switch.rs`: choosing the next thread and the cooperative switch;
+//! - `ops.rs`: what a green thread calls (yield, sleep, park, exit);
+//! - `hold.rs`: hosts taking the worker over from one another (async
+//!   preemption, panicking threads, threads blocked in the kernel), and the
+//!   host threads' scheduling loop;
+//! - `signal.rs`: the preemption signal's handler;
+//! - `watch.rs`: what the monitor reads and decides.
+
+mod hold;
+mod ops;
+mod signal;
+mod switch;
+mod wake;
+mod watch;
+
+pub(crate) use hold::spawn_host;
+pub(crate) use ops::{clear_current_locals, park, sleep, take_pending, yield_now};
+pub(crate) use signal::{guard_lookup, on_preempt_signal};
+
+use super::host::{self, Host, Hosts};
+use super::inbox::Inbox;
+use super::pool::Pool;
+use super::task::{Task, TaskRef};
+use super::timers::Timers;
+use crate::preempt;
+use crate::sched::run_queue::RunQueue;
+use crate::stack::pool::LocalCache;
+use std::cell::UnsafeCell;
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Instant;
+
+const AWAKE: u32 = 0;
+const SLEEPING: u32 = 1;
+
+/// What the previous context left for the next one to finish.
+#[derive(Default)]
+enum Post {
+    #[default]
+    None,
+    /// It parked (with an optional deadline): commit the park.
+    Park(TaskRef, Option<Instant>),
+    /// It sleeps until the deadline.
+    Sleep(TaskRef, Instant),
+    /// It finished: recycle its stack.
+    Exit(TaskRef),
+}
+
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    /// The CPU this worker's hosts are pinned to.
+    cpu: Option<usize>,
+    /// What wakers on other OS threads touch.
+    bell: Doorbell,
+    /// The pool this worker belongs to (it owns the worker, so it outlives
+    /// every use); set when the first host starts.
+    pool: AtomicPtr<Pool>,
+    /// Context switches performed by this worker (the monitor watches it
+    /// move; a preemption check that finds nothing else to run bumps it too).
+    switches: AtomicU64,
+    /// Published for the monitor and for wake-up preemption.
+    watch: Watch,
+    pub(crate) hosts: Hosts,
+    local: UnsafeCell<Local>,
+}
+
+/// Everything a waker on another OS thread reads or writes, in one cache
+/// line of its own: a cross-worker wake-up then moves that line to the
+/// waker and back, instead of one line per field scattered over `Worker`.
+#[repr(C, align(64))]
+struct Doorbell {
+    /// Threads made runnable from other OS threads.
+    inject: Inbox,
+    /// Futex word the scheduling context sleeps on.
+    wake: AtomicU32,
+    /// A green thread (not the scheduling context) is running.
+    running: AtomicBool,
+    /// Priority of the running green thread.
+    priority: AtomicU8,
+}
+
+/// What a worker publishes for the monitor and for other workers: relaxed
+/// stores on switches, never a clock read on the hot path.
+struct Watch {
+    /// Kernel thread id of the owning host, for tgkill; 0 until one runs.
+    tid: AtomicI32,
+    /// Time slice of the running green thread in ns; 0 = the pool's.
+    slice_ns: AtomicU64,
+    /// Earliest timer deadline (clock::now_ns scale); u64::MAX = none.
+    next_deadline: AtomicU64,
+    /// A thread that outranks the running one was queued from elsewhere;
+    /// the monitor keeps signalling until the worker has looked at its queue.
+    urgent: AtomicBool,
+    /// Monitor's bookkeeping: switch count it last saw, and when, and how
+    /// long it waits before repeating a signal that was not acted on.
+    seen_switches: AtomicU64,
+    seen_at: AtomicU64,
+    retry_ns: AtomicU64,
+    /// The switch count when the monitor last signalled: a signal that
+    /// arrives after the worker switched anyway is stale.
+    signalled_at: AtomicU64,
+    /// Preemptions taken, and signals that could not be acted on at once.
+    preemptions: AtomicU64,
+    deferred: AtomicU64,
+    /// The monitor found the owner blocked in the kernel: the signal
+    /// handler detaches the running thread.
+    detach: AtomicBool,
+    /// Threads detached from this worker while blocked in the kernel.
+    hand_offs: AtomicU64,
+    /// Threads this worker took from another one's wake-up because they
+    /// outranked both ([`Worker::takes_outranking_wake`]).
+    wake_migrations: AtomicU64,
+    /// The monitor's last sample of the owner's CPU clock during a stall,
+    /// and when it took it (0: none): a thread blocked in the OS uses no
+    /// CPU, a hog does.
+    probe_cpu_ns: AtomicU64,
+    probe_at: AtomicU64,
+}
+
+/// State only the worker's owning host touches.
+struct Local {
+    runq: RunQueue,
+    current: Option<TaskRef>,
+    /// The owning host.
+    host: *const Host,
+    /// A held thread that a green thread chose to run next: the scheduling
+    /// context hands the worker to its host.
+    handover: Option<TaskRef>,
+    post: Post,
+    timers: Timers,
+    stacks: LocalCache,
+}
+
+// SAFETY: `local` is only accessed by the worker's owning host (through the
+// OS thread's worker slot, which only the owner has set), and ownership
+// passes between hosts with release/acquire ordering (`host` module); the
+// other fields are thread-safe.
+unsafe impl Sync for Worker {}
+// SAFETY: the only non-Send field is `Local::host`, a pointer to one of
+// this worker's own hosts, which live as long as the worker.
+unsafe impl Send for Worker {}
+
+impl Worker {
+    pub(crate) fn new(index: usize, cpu: Option<usize>) -> Self {
+        Worker {
+            index,
+            cpu,
+            bell: Doorbell {
+                inject: Inbox::new(),
+                wake: AtomicU32::new(AWAKE),
+                running: AtomicBool::new(false),
+                priority: AtomicU8::new(0),
+            },
+            pool: AtomicPtr::new(ptr::null_mut()),
+            switches: AtomicU64::new(0),
+            watch: Watch {
+                tid: AtomicI32::new(0),
+                slice_ns: AtomicU64::new(0),
+                next_deadline: AtomicU64::new(u64::MAX),
+                urgent: AtomicBool::new(false),
+                seen_switches: AtomicU64::new(0),
+                seen_at: AtomicU64::new(0),
+                retry_ns: AtomicU64::new(0),
+                signalled_at: AtomicU64::new(u64::MAX),
+                preemptions: AtomicU64::new(0),
+                deferred: AtomicU64::new(0),
+                detach: AtomicBool::new(false),
+                hand_offs: AtomicU64::new(0),
+                wake_migrations: AtomicU64::new(0),
+                probe_cpu_ns: AtomicU64::new(0),
+                probe_at: AtomicU64::new(0),
+            },
+            hosts: Hosts::new(),
+            local: UnsafeCell::new(Local {
+                runq: RunQueue::default(),
+                current: None,
+                host: ptr::null(),
+                handover: None,
+                post: Post::None,
+                timers: Timers::default(),
+                stacks: LocalCache::default(),
+            }),
+        }
+    }
+
+    /// The worker the calling OS thread owns, if any.
+    ///
+    /// Read from the OS thread's runtime slot (`arch::preempt_word`), never
+    /// from an address computed earlier: a green thread may resume on
+    /// another host after any cooperative switch.
+    #[inline]
+    pub(crate) fn current() -> Option<&'static Worker> {
+        let w = crate::arch::preempt_word::worker() as *const Worker;
+        // SAFETY: the slot is set by a host while it owns the worker, and a
+        // host's thread holds an `Arc<Pool>`, which keeps the Worker alive.
+        unsafe { w.as_ref() }
+    }
+
+    /// The worker-private state.
+    ///
+    /// # Safety
+    /// Only on this worker's owning host, and the reference must not be
+    /// held across a context switch, a hand-over or a call that may
+    /// re-enter the worker (scheduling, dropping a task, unparking).
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    unsafe fn local(&self) -> &mut Local {
+        // SAFETY: caller's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    pub(crate) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tid(&self) -> i32 {
+        self.watch.tid.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hand_offs(&self) -> u64 {
+        self.watch.hand_offs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn wake_migrations(&self) -> u64 {
+        self.watch.wake_migrations.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn preemptions(&self) -> u64 {
+        self.watch.preemptions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn deferred_preemptions(&self) -> u64 {
+        self.watch.deferred.load(Ordering::Relaxed)
+    }
+
+    /// The CPU this worker is pinned to.
+    pub(crate) fn cpu(&self) -> Option<usize> {
+        self.cpu
+    }
+
+    /// The pool this worker belongs to, once its first host has started.
+    fn pool(&self) -> Option<&Pool> {
+        // SAFETY: set from the Arc<Pool> every host thread holds; the pool
+        // owns this worker, so it is alive whenever we are used.
+        unsafe { self.pool.load(Ordering::Acquire).as_ref() }
+    }
+
+    #[inline]
+    fn count_switch(&self) {
+        self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Publishes the thread about to run, for the monitor and wake-up
+    /// preemption; true when the priority dropped, so that a wake-up may
+    /// have been missed (see [`Worker::missed_wake_up`]).
+    /// Equal or higher priorities need no check: a waker that judged its
+    /// thread against the old priority judged it against a lower bar.
+    #[inline(always)]
+    fn publish_running(&self, task: &Task) -> bool {
+        let lower = task.spec.priority < self.bell.priority.load(Ordering::Relaxed);
+        self.bell.priority.store(task.spec.priority, Ordering::Relaxed);
+        self.watch.slice_ns.store(task.spec.slice_ns, Ordering::Relaxed);
+        lower
+    }
+
+    fn publish_deadline(&self, next: Option<Instant>) {
+        self.watch.next_deadline.store(next.map_or(u64::MAX, super::clock::ns_of), Ordering::Relaxed);
+    }
+
+    /// Wake-up preemption: whether `task`, about to become runnable here
+    /// from elsewhere, should interrupt the running thread at once.
+    ///
+    /// Called after `task` was pushed on the inject queue and a SeqCst fence:
+    /// with the fence in [`Worker::missed_wake_up`] on the worker's side,
+    /// either this sees the running thread the worker chose, or the worker
+    /// sees the queued task and re-checks before that thread runs on.
+    fn outranks_running(&self, priority: u8, preemptive: bool) -> bool {
+        preemptive && self.bell.running.load(Ordering::SeqCst) && priority > self.bell.priority.load(Ordering::Relaxed)
+    }
+
+    /// The worker's half of the wake-up-preemption handshake, after it
+    /// published a thread of `priority` to run that a waker may not have
+    /// seen (a lower priority, or running after idle): takes in what was
+    /// queued from elsewhere meanwhile, whose waker may have judged it
+    /// against the old state and sent no signal, and says whether any of it
+    /// outranks that thread, which then starts by taking a pending
+    /// preemption. Threads of its own priority or below wait their turn: a
+    /// thread must not yield at its first instruction to one woken a moment
+    /// later (with preemption off, that would be a switch nobody asked for).
+    #[cold]
+    #[inline(never)]
+    fn missed_wake_up(&self, runq: &mut RunQueue, priority: u8) -> bool {
+        fence(Ordering::SeqCst);
+        self.take_inbox(runq) && runq.top_priority().is_some_and(|top| top > priority)
+    }
+
+    /// Moves the threads woken from elsewhere into `runq`, in arrival
+    /// order; false when there were none. Async-signal-safe.
+    fn take_inbox(&self, runq: &mut RunQueue) -> bool {
+        if self.bell.inject.is_empty() {
+            return false;
+        }
+        self.watch.urgent.store(false, Ordering::Relaxed);
+        for t in self.bell.inject.take_all() {
+            runq.push(t);
+        }
+        true
+    }
+
+    /// The green thread running on the calling worker, if the caller is one.
+    ///
+    /// Only with preemption disabled (a guard, or the runtime's own depth),
+    /// and neither reference may be kept across a switch: a green thread
+    /// switched out cooperatively may resume on another host. From
+    /// preemptible code use [`Worker::current_task_arc`] or
+    /// [`Worker::is_green`]. A thread detached from its worker (blocked in
+    /// the kernel) is not found here: see [`Worker::running_task`].
+    #[inline]
+    pub(crate) fn current_task() -> Option<(&'static Worker, &'static TaskRef)> {
+        let w = Worker::current()?;
+        // SAFETY: on this worker's owner; the borrow ends before any switch
+        // because callers only read through it.
+        let t = unsafe { w.local() }.current.as_ref()?;
+        // SAFETY: the reference in `current` lives until this thread
+        // switches out, which only this very thread can make happen.
+        Some((w, unsafe { &*(t as *const TaskRef) }))
+    }
+
+    /// The green thread running on this OS thread, with or without its
+    /// worker (a detached thread runs on its host without one). Only with
+    /// preemption disabled, and not kept across a switch.
+    #[inline]
+    fn running_task() -> Option<&'static TaskRef> {
+        match Worker::current_task() {
+            Some((_, t)) => Some(t),
+            None => Worker::detached_task(),
+        }
+    }
+
+    #[cold]
+    fn detached_task() -> Option<&'static TaskRef> {
+        let h = host::detached()?;
+        // SAFETY: the calling OS thread is that host; the kept thread is the
+        // caller itself, alive while it runs.
+        unsafe { h.kept() }.map(|t| unsafe { &*(t as *const TaskRef) })
+    }
+
+    /// The calling green thread's task, from any code (None on a plain OS
+    /// thread). The task is the thread itself, whichever host runs it.
+    pub(crate) fn current_task_arc() -> Option<TaskRef> {
+        let _g = preempt::disable();
+        Worker::running_task().cloned()
+    }
+
+    /// The pool running the calling green thread (None on a plain OS thread).
+    pub(crate) fn current_pool() -> Option<Arc<super::pool::Pool>> {
+        let _g = preempt::disable();
+        Worker::running_task().map(|t| Arc::clone(&t.pool))
+    }
+
+    /// The calling green thread's task without touching its reference
+    /// count. The pointer stays valid until the thread ends (the runtime
+    /// holds the running thread's task), so only that thread may use it.
+    pub(crate) fn current_task_ptr() -> Option<*const Task> {
+        let _g = preempt::disable();
+        Worker::running_task().map(TaskRef::as_ptr)
+    }
+
+    /// Whether the caller is a green thread. Stable across hand-overs: a
+    /// green thread only ever runs on hosts.
+    pub(crate) fn is_green() -> bool {
+        Worker::current_task_ptr().is_some()
+    }
+}

@@ -1,0 +1,91 @@
+//! The preemption signal's handler, on the worker's side, and the stack
+//! overflow reporter's lookup.
+//!
+//! The handler runs on the interrupted green thread's own stack, with the
+//! signal blocked, at whatever instruction the thread was: only
+//! async-signal-safe code may run here (no allocation, no lock the thread
+//! could hold, no destructor). When it decides to switch, the thread keeps
+//! this OS thread and sleeps in the handler (`hold.rs`); the kernel's signal
+//! frame holds its complete register state, restored by `rt_sigreturn` when
+//! it is resumed.
+
+use super::Worker;
+use super::hold;
+use crate::preempt;
+use crate::runtime::host;
+use std::mem;
+use std::sync::atomic::Ordering;
+
+/// The preemption signal arrived on this OS thread.
+pub(crate) fn on_preempt_signal(_pc: usize, _ctx: *mut libc::c_void) {
+    let Some(w) = Worker::current() else {
+        // Not an owner: a detached host whose thread runs without its
+        // worker (the monitor saw it use the CPU) goes back to its worker.
+        if host::detached().is_some() {
+            if preempt::depth() == 0 {
+                preempt::set_depth(1);
+                if let Some(me) = host::detached() {
+                    hold::reattach(me);
+                }
+                take_pending_in_handler();
+                preempt::set_depth(0);
+            } else {
+                preempt::set_pending_involuntary();
+            }
+        }
+        return;
+    };
+    if !w.bell.running.load(Ordering::Relaxed) {
+        // The scheduling context: nothing to preempt.
+        return;
+    }
+    if preempt::depth() != 0 {
+        // In a runtime or user critical section: taken when it ends.
+        preempt::set_pending_involuntary();
+        w.watch.deferred.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    preempt::set_depth(1);
+    if w.watch.detach.swap(false, Ordering::Relaxed) {
+        w.detach_running();
+    } else {
+        let stale = w.switches() != w.watch.signalled_at.load(Ordering::SeqCst);
+        w.preempt_running(true, stale);
+        take_pending_in_handler();
+    }
+    preempt::set_depth(0);
+}
+
+/// Once resumed inside the handler: if something that outranks the thread
+/// was queued meanwhile, go round again rather than return to the
+/// interrupted code with it waiting.
+fn take_pending_in_handler() {
+    while preempt::take_pending_kind() != preempt::Pending::None {
+        match Worker::current() {
+            Some(w) => w.preempt_running(true, false),
+            None => return,
+        }
+    }
+}
+
+/// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard
+/// page of the green thread running on this OS thread?
+pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
+    let w = crate::arch::preempt_word::worker() as *const Worker;
+    // SAFETY: read-only peek from a signal handler on the worker's owner
+    // (or a detached host's thread); a worker outlives its hosts' execution.
+    let task = match unsafe { w.as_ref() } {
+        // SAFETY: as above; we only read `current` and its stack bounds.
+        Some(w) => unsafe { (*w.local.get()).current.as_ref() }?,
+        // SAFETY: this OS thread is the detached host.
+        None => unsafe { host::detached()?.kept() }?,
+    };
+    // SAFETY: the task is the one running here, so its state is ours to read.
+    let (lo, hi) = unsafe { task.exec() }.stack.as_ref()?.guard();
+    if !(lo..hi).contains(&fault) {
+        return None;
+    }
+    // SAFETY: the name lives as long as the task, which lives until the
+    // process aborts right after the handler prints it.
+    Some(unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) })
+}

@@ -1,0 +1,212 @@
+//! Making threads runnable, and the worker's side of it: the inbox of
+//! remote wake-ups, due timers, and the idle sleep.
+//!
+//! The wake-up handshake with a worker on another OS thread:
+//! 1. The waker pushes the thread on the worker's inbox (a SeqCst CAS).
+//! 2. It fences, then reads whether the worker runs a thread and of which
+//!    priority. If the woken thread outranks it, the waker marks the worker
+//!    urgent and signals its owner; the monitor repeats the signal until
+//!    the worker has looked at its inbox.
+//! 3. It wakes the worker's scheduling context if that sleeps (`notify`).
+//!
+//! The worker's side: whenever it publishes a lower priority or leaves idle,
+//! it fences and takes its inbox (`Worker::missed_wake_up`), so either the
+//! waker saw the new state or the worker sees the woken thread.
+
+use super::{AWAKE, SLEEPING, Worker};
+use crate::preempt;
+use crate::runtime::task::{Task, TaskRef};
+use crate::runtime::timers::TimerKind;
+use crate::runtime::{futex, monitor};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+/// How long an idle worker polls for remote wake-ups before it sleeps.
+const IDLE_SPIN: Duration = Duration::from_micros(50);
+
+impl Worker {
+    /// Makes a woken `task` runnable, from any thread: on its own worker,
+    /// or on the waker's when it outranks the threads running on both (see
+    /// [`Worker::takes_outranking_wake`]).
+    pub(crate) fn schedule(task: TaskRef) {
+        Worker::schedule_on(task, true)
+    }
+
+    /// Makes a new `task` runnable on the worker placement chose for it
+    /// (round-robin, affinity): a spawn never moves it to the spawner's.
+    pub(crate) fn schedule_new(task: TaskRef) {
+        Worker::schedule_on(task, false)
+    }
+
+    fn schedule_on(task: TaskRef, may_move: bool) {
+        let index = task.worker();
+        // Before asking which worker this is: a green thread switched out
+        // in between could resume on another host.
+        let _g = preempt::disable();
+        let here = Worker::current();
+        if let Some(w) = here
+            && let Some(target) = task.pool.worker(index)
+        {
+            let same = ptr::eq(w, target);
+            if same || (may_move && w.takes_outranking_wake(&task, target)) {
+                let outranks = if same {
+                    task.spec.priority > w.bell.priority.load(Ordering::Relaxed)
+                        && w.bell.running.load(Ordering::Relaxed)
+                } else {
+                    task.set_worker(w.index);
+                    let moved = &w.watch.wake_migrations;
+                    moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    true
+                };
+                if outranks {
+                    // Outranks the running thread: switch when the guard drops.
+                    preempt::set_pending();
+                }
+                // SAFETY: we own this worker and hold no other borrow of its
+                // local state (schedule is never called with one).
+                unsafe { w.local() }.runq.push(task);
+                return;
+            }
+        }
+        // The target worker must outlive the notify below, but once queued
+        // the task may finish and drop the last reference to its pool. A
+        // worker of the same pool keeps the pool alive by running (its
+        // hosts hold a reference until they exit); any other waker holds
+        // one meanwhile. Skipping that clone spares the pool's count a
+        // cache-line transfer between workers on every wake-up.
+        let same_pool = here.and_then(Worker::pool).is_some_and(|p| ptr::eq(p, Arc::as_ptr(&task.pool)));
+        let _keep = (!same_pool).then(|| Arc::clone(&task.pool));
+        // SAFETY: alive until the end of this function, as argued above.
+        let pool = unsafe { &*Arc::as_ptr(&task.pool) };
+        if let Some(target) = pool.worker(index) {
+            target.inject(task);
+        }
+    }
+
+    /// Steps 1–3 of the wake-up handshake (module docs): queues `task` on
+    /// this worker from another OS thread. Async-signal-safe.
+    pub(super) fn inject(&self, task: TaskRef) {
+        // Queue first: the signal's handler looks in the queue.
+        let (priority, preemptive) = (task.spec.priority, task.pool.is_preemptive());
+        self.bell.inject.push(task);
+        fence(Ordering::SeqCst);
+        if self.outranks_running(priority, preemptive) {
+            self.watch.urgent.store(true, Ordering::SeqCst);
+            monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
+            monitor::urgent();
+        }
+        self.notify();
+    }
+
+    /// Whether a wake-up of `task`, whose worker is `target`, runs it here,
+    /// at once, instead: when it outranks the thread running here (the
+    /// waker, which it then preempts) and the one running on `target`, which
+    /// a signal would otherwise have to interrupt. A signal and the IPI
+    /// behind it cost 10–40 µs on a VM; a switch here costs nanoseconds.
+    /// Threads with a CPU affinity stay where they are, as do threads of
+    /// another pool. Both workers run something of lower priority, so the
+    /// thread is not taken from a worker that would run it sooner; it stays
+    /// here afterwards, near the thread that wakes it.
+    #[inline]
+    fn takes_outranking_wake(&self, task: &Task, target: &Worker) -> bool {
+        let p = task.spec.priority;
+        // Cheapest and most often false first: most wake-ups are between
+        // threads of one priority.
+        task.spec.movable
+            && p > self.bell.priority.load(Ordering::Relaxed)
+            && self.bell.running.load(Ordering::Relaxed)
+            && target.bell.running.load(Ordering::SeqCst)
+            && p > target.bell.priority.load(Ordering::Relaxed)
+            && self.pool().is_some_and(|pool| ptr::eq(pool, Arc::as_ptr(&task.pool)))
+    }
+
+    /// Wakes the scheduling context if it sleeps. Async-signal-safe.
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.bell.wake.load(Ordering::Relaxed) == SLEEPING
+            && self.bell.wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING
+        {
+            futex::wake_one(&self.bell.wake);
+        }
+    }
+
+    /// Pulls in threads woken remotely and fires due timers; true when a
+    /// timer fired. Not for signal handlers: a stale timer's reference may
+    /// be its thread's last, and dropping it runs the thread's destructors.
+    #[inline(always)]
+    pub(super) fn poll(&self) -> bool {
+        // SAFETY: on this worker's owner; the borrow ends in this statement.
+        let timers = !unsafe { self.local() }.timers.is_empty();
+        (timers || !self.bell.inject.is_empty()) && self.poll_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&self) -> bool {
+        // SAFETY: on this worker's owner; no re-entrant call below.
+        let l = unsafe { self.local() };
+        self.take_inbox(&mut l.runq);
+        if l.timers.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut fired = false;
+        while let Some((kind, t)) = l.timers.pop_due(now) {
+            fired = true;
+            // A thread whose timer fires goes to the front of its level:
+            // it waited its time already, and must not wait behind every
+            // other thread's full slice too.
+            match kind {
+                TimerKind::Sleep => l.runq.push_front(t),
+                // Parked threads are woken here, so they join this run queue.
+                TimerKind::ParkTimeout if t.park.unpark() => l.runq.push_front(t),
+                // Already woken: the timer's reference goes.
+                TimerKind::ParkTimeout => drop(t),
+            }
+        }
+        if fired {
+            self.publish_deadline(l.timers.next_deadline());
+        }
+        fired
+    }
+
+    /// Sleeps until notified or until `deadline`, after spinning a little:
+    /// a thread woken from another worker within [`IDLE_SPIN`] is picked up
+    /// in a few hundred nanoseconds, and its waker skips the futex syscall
+    /// (a sleeping worker takes ~10 µs to wake on these VMs). Go's idle Ms
+    /// spin for the same reason.
+    pub(super) fn idle_wait(&self, deadline: Option<Instant>) {
+        if self.idle_spin(deadline) {
+            return;
+        }
+        self.bell.wake.store(SLEEPING, Ordering::SeqCst);
+        if self.bell.inject.is_empty() {
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                futex::wait(&self.bell.wake, SLEEPING, timeout);
+            }
+        }
+        self.bell.wake.store(AWAKE, Ordering::SeqCst);
+    }
+
+    /// Polls for remote wake-ups for up to [`IDLE_SPIN`] (or until
+    /// `deadline`); true when there is work or a timer is due.
+    fn idle_spin(&self, deadline: Option<Instant>) -> bool {
+        let start = Instant::now();
+        let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
+        loop {
+            for _ in 0..64 {
+                if !self.bell.inject.is_empty() {
+                    return true;
+                }
+                crate::arch::spin_hint();
+            }
+            let now = Instant::now();
+            if now >= until {
+                return deadline.is_some_and(|d| now >= d);
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! What the monitor reads of a worker, and what it decides from it: a
+//! thread that overran its slice or a due timer (signal the owner), an
+//! owner blocked in the kernel (detach its thread), a detached thread
+//! running without its worker (send it back), a worker short of idle hosts.
+
+use super::Worker;
+use crate::runtime::clock;
+use crate::runtime::host::HostState;
+use crate::runtime::monitor;
+use std::sync::atomic::Ordering;
+
+impl Worker {
+    /// Whether this worker has run one thread, without a switch, for so
+    /// long that it may be stuck in the OS: at least two slices and 2 ms.
+    pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
+        let w = &self.watch;
+        if !self.bell.running.load(Ordering::SeqCst) || w.detach.load(Ordering::Relaxed) {
+            return false;
+        }
+        let slice = match w.slice_ns.load(Ordering::Relaxed) {
+            0 => pool_slice,
+            s => s,
+        };
+        let since = w.seen_at.load(Ordering::Relaxed);
+        since != 0
+            && w.seen_switches.load(Ordering::Relaxed) == self.switches()
+            && now.saturating_sub(since) >= slice.saturating_mul(2).max(2_000_000)
+    }
+
+    /// For a stuck worker, given its owner's CPU clock `cpu_ns` now:
+    /// whether it used under a quarter of the wall time since the previous
+    /// sample of the same stall. The first sample of a stall answers no, so
+    /// a detach waits one more monitor tick. A thread sleeping in a syscall
+    /// or on a lock uses no CPU; a hog that the kernel reports as sleeping
+    /// for a moment (an emulator's internal lock, a page fault) does, and
+    /// keeps its worker.
+    pub(crate) fn idle_on_cpu(&self, now: u64, cpu_ns: u64) -> bool {
+        let w = &self.watch;
+        let at = w.probe_at.swap(now, Ordering::Relaxed);
+        let was = w.probe_cpu_ns.swap(cpu_ns, Ordering::Relaxed);
+        at != 0 && at >= w.seen_at.load(Ordering::Relaxed) && cpu_ns.saturating_sub(was) * 4 < now.saturating_sub(at)
+    }
+
+    /// Asks the owner's signal handler to detach the running thread, which
+    /// is blocked in the kernel, and signals it.
+    pub(crate) fn request_detach(&self) {
+        self.watch.detach.store(true, Ordering::SeqCst);
+        // Counts as a scheduling event: the next stall is measured afresh.
+        self.watch.seen_at.store(clock::now_ns(), Ordering::Relaxed);
+        monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
+    }
+
+    /// Sends the preemption signal to every detached host of this worker
+    /// whose CPU clock moved by `min_cpu_ns` since the last look: its
+    /// thread left the kernel and runs without the worker, so it should
+    /// queue itself again. `cpu_of` reads a thread's CPU clock.
+    pub(crate) fn recall_detached(&self, min_cpu_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
+        self.hosts.for_each(|h| {
+            if h.state() != HostState::Detached {
+                h.probe_cpu_ns.store(0, Ordering::Relaxed);
+                return;
+            }
+            let tid = h.tid.load(Ordering::Relaxed);
+            let Some(cpu) = cpu_of(tid) else { return };
+            let was = h.probe_cpu_ns.swap(cpu, Ordering::Relaxed);
+            if was != 0 && cpu.saturating_sub(was) >= min_cpu_ns {
+                monitor::signal_worker(tid);
+            }
+        });
+    }
+
+    /// The monitor's look at this worker at time `now`: signals it if its
+    /// thread overran its slice or a timer is due, and returns when the
+    /// monitor should look again (None: idle, nothing to watch).
+    pub(crate) fn monitor_check(&self, now: u64, pool_slice: u64, min_tick: u64, max_tick: u64) -> Option<u64> {
+        let w = &self.watch;
+        if !self.bell.running.load(Ordering::SeqCst) {
+            return None;
+        }
+        let slice = match w.slice_ns.load(Ordering::Relaxed) {
+            0 => pool_slice,
+            s => s,
+        };
+        let tick = (slice / 4).clamp(min_tick, max_tick);
+        let switches = self.switches();
+        if switches != w.seen_switches.load(Ordering::Relaxed) {
+            w.seen_switches.store(switches, Ordering::Relaxed);
+            w.seen_at.store(now, Ordering::Relaxed);
+            w.retry_ns.store(0, Ordering::Relaxed);
+        }
+        let since = w.seen_at.load(Ordering::Relaxed);
+        let deadline = w.next_deadline.load(Ordering::Relaxed);
+        let urgent = w.urgent.load(Ordering::SeqCst);
+        if urgent || now.saturating_sub(since) >= slice || deadline <= now {
+            w.signalled_at.store(switches, Ordering::SeqCst);
+            monitor::signal_worker(w.tid.load(Ordering::Relaxed));
+            // Not acted on yet (the thread sits in a critical section, or
+            // no host was free): repeat, backing off so that a syscall the
+            // signal interrupts still makes progress.
+            let retry = match w.retry_ns.load(Ordering::Relaxed) {
+                0 if urgent => min_tick,
+                0 => tick,
+                r => r.saturating_mul(2).min(max_tick),
+            };
+            w.retry_ns.store(retry, Ordering::Relaxed);
+            return Some(now.saturating_add(retry));
+        }
+        Some(since.saturating_add(slice).min(deadline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_detaches_only_after_two_cpu_samples_show_no_progress() {
+        let w = Worker::new(0, None);
+        w.watch.seen_at.store(1_000, Ordering::Relaxed);
+        assert!(!w.idle_on_cpu(5_000_000, 100), "the first sample of a stall decides nothing");
+        assert!(w.idle_on_cpu(10_000_000, 200_000), "0.2 ms of CPU in 5 ms: blocked");
+        assert!(!w.idle_on_cpu(15_000_000, 3_000_000), "2.8 ms of CPU in 5 ms: running");
+        // A new stall (the switch count moved): samples from the old one do not count.
+        w.watch.seen_at.store(20_000_000, Ordering::Relaxed);
+        assert!(!w.idle_on_cpu(25_000_000, 3_000_000));
+        assert!(w.idle_on_cpu(30_000_000, 3_000_000));
+    }
+
+    #[test]
+    fn the_longest_slice_never_overflows_the_next_look() {
+        let w = Worker::new(0, None);
+        w.bell.running.store(true, Ordering::SeqCst);
+        w.watch.seen_at.store(1_000, Ordering::Relaxed);
+        let (min, max) = (20_000, 5_000_000);
+        let now = 1_000_000;
+        let next = w.monitor_check(now, u64::MAX, min, max).expect("a running worker is watched");
+        assert!(next > now, "the next look is in the future ({next} <= {now})");
+        // Past the first look: the switch count did not move, and a slice of
+        // u64::MAX ns has not passed.
+        let later = w.monitor_check(now + max, u64::MAX, min, max).expect("still watched");
+        assert!(later >= now + max, "looks again no earlier than now: {later}");
+    }
+}
