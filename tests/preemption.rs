@@ -511,3 +511,178 @@ fn a_foreign_handler_on_the_preemption_signal_is_a_clear_error() {
     assert!(stdout.contains("already has a handler installed by someone else"), "{stdout}");
     assert!(stdout.contains("PMT_PREEMPT_SIGNAL"), "{stdout}");
 }
+
+/// Two hogs on a 1 ms scheduler, next to `other` work: runs until they were
+/// preempted 20 times (the monitor still works), bounded at 60 s.
+fn monitor_still_preempts(what: &str) {
+    let sched = one_worker(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
+    let t = Instant::now();
+    while sched.total_preemptions() < 20 {
+        assert!(t.elapsed() < Duration::from_secs(60), "{what}: the monitor stopped preempting");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    hogs.into_iter().for_each(|h| h.join().unwrap());
+    println!("{what}: a 1 ms scheduler beside it was preempted {} times", sched.total_preemptions());
+}
+
+#[test]
+fn the_longest_time_slices_are_clamped_and_break_nothing() {
+    // A slice of Duration::MAX used to overflow the monitor's arithmetic:
+    // in debug builds its thread panicked and preemption stopped for every
+    // scheduler; in release it looked again every microsecond.
+    let forever = one_worker(Duration::MAX);
+    assert_eq!(forever.time_slice(), Duration::from_nanos(u64::MAX));
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let long_hog = hog(&forever, &stop, &count);
+    let per_thread = ThreadBuilder::new().time_slice(Duration::MAX).scheduler(forever.clone()).spawn(|| 6 * 7).unwrap();
+    monitor_still_preempts("a Duration::MAX scheduler slice and thread slice");
+    stop.store(true, Ordering::Relaxed);
+    long_hog.join().unwrap();
+    // The thread with the endless slice ran once the hog stopped.
+    assert_eq!(per_thread.join().unwrap(), 42);
+}
+
+#[test]
+fn child_longest_env_time_slice() {
+    if !is_child("child_longest_env_time_slice") {
+        return;
+    }
+    let default = preemptive_mlthreading_rust::sched::default_scheduler().unwrap();
+    assert_eq!(default.time_slice(), Duration::from_nanos(u64::MAX));
+    // A hog on the default scheduler, so that the monitor watches its slice.
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let long_hog = hog(&default, &stop, &count);
+    monitor_still_preempts("PMT_TIME_SLICE_US=u64::MAX");
+    stop.store(true, Ordering::Relaxed);
+    long_hog.join().unwrap();
+    eprintln!("child done");
+}
+
+#[test]
+fn the_longest_env_time_slice_is_clamped() {
+    let out = run_child("child_longest_env_time_slice", &[("PMT_TIME_SLICE_US", "18446744073709551615")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("child done"), "child failed ({:?}): {stderr}", out.status);
+}
+
+/// Blocks `signals` on the calling (main) thread, before any scheduler
+/// starts: the runtime's threads inherit the mask.
+fn block_signals(signals: &[i32]) {
+    // SAFETY: sigset operations on a local set; pthread_sigmask changes
+    // only the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0);
+    }
+}
+
+#[test]
+fn child_signals_blocked_before_the_first_spawn() {
+    if !is_child("child_signals_blocked_before_the_first_spawn") {
+        return;
+    }
+    block_signals(&[libc::SIGURG, libc::SIGSEGV, libc::SIGBUS]);
+    monitor_still_preempts("SIGURG blocked before the first spawn");
+    assert!(matches!(preempt::status(), preempt::PreemptStatus::Active { .. }), "{:?}", preempt::status());
+    // And an overflow is still reported, not a bare crash.
+    #[inline(never)]
+    fn recurse(n: u64) -> u64 {
+        let buf = black_box([n as u8; 512]);
+        if n == u64::MAX { 0 } else { recurse(n + 1) + buf[7] as u64 }
+    }
+    let h = ThreadBuilder::new().name("deep-masked").spawn(|| recurse(0)).unwrap();
+    let _ = h.join();
+    unreachable!("the overflow aborts the process");
+}
+
+#[test]
+fn signals_blocked_before_the_first_spawn_are_unblocked_on_the_workers() {
+    let out = run_child("child_signals_blocked_before_the_first_spawn", &[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("was preempted"), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("thread 'deep-masked' has overflowed its stack"), "stderr: {stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}, stderr: {stderr}", out.status);
+}
+
+#[test]
+fn child_handler_replaced_after_start() {
+    if !is_child("child_handler_replaced_after_start") {
+        return;
+    }
+    monitor_still_preempts("before the handler is replaced");
+    extern "C" fn theirs(_: libc::c_int) {}
+    // SAFETY: installing a plain handler for SIGURG in this child process.
+    unsafe { libc::signal(libc::SIGURG, theirs as *const () as libc::sighandler_t) };
+    let sched = one_worker(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
+    let t = Instant::now();
+    while !matches!(preempt::status(), preempt::PreemptStatus::HandlerReplaced { .. }) {
+        assert!(t.elapsed() < Duration::from_secs(30), "not detected: {:?}", preempt::status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    hogs.into_iter().for_each(|h| h.join().unwrap());
+    println!("CHILD-STATUS: {:?}", preempt::status());
+}
+
+#[test]
+fn a_handler_replaced_after_start_is_reported() {
+    let out = run_child("child_handler_replaced_after_start", &[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("CHILD-STATUS: HandlerReplaced"), "{stdout}");
+    assert!(stderr.contains("was replaced by someone else"), "stderr without a logger: {stderr}");
+}
+
+#[test]
+fn child_signal_blocked_by_a_green_thread() {
+    if !is_child("child_signal_blocked_by_a_green_thread") {
+        return;
+    }
+    let sched = one_worker(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    // Blocks the signal on the OS thread it runs on, then spins.
+    let blocker = sched
+        .spawn(move || {
+            block_signals(&[libc::SIGURG]);
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let sibling = hog(&sched, &stop, &count);
+    let t = Instant::now();
+    while !matches!(preempt::status(), preempt::PreemptStatus::Unanswered { .. }) {
+        assert!(t.elapsed() < Duration::from_secs(30), "not detected: {:?}", preempt::status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("CHILD-STATUS: {:?}", preempt::status());
+    // The blocker's worker never preempts it again: end the process here.
+    stop.store(true, Ordering::Relaxed);
+    drop((blocker, sibling));
+    std::process::exit(0);
+}
+
+#[test]
+fn a_signal_blocked_on_a_worker_is_reported() {
+    let out = run_child("child_signal_blocked_by_a_green_thread", &[]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("CHILD-STATUS: Unanswered"), "{stdout}");
+    assert!(stderr.contains("never arrives"), "stderr without a logger: {stderr}");
+}

@@ -56,11 +56,6 @@ impl Isa for Aarch64 {
         uses_fp || keeps_env
     }
 
-    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
-        // SAFETY: the caller passes the kernel's ucontext_t.
-        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
-    }
-
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves x19–x29 (x19 and x29 are reserved by LLVM

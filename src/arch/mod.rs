@@ -142,13 +142,6 @@ pub(crate) trait Isa {
     /// `preserve_fp_env`).
     fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool;
 
-    /// The interrupted program counter in a signal handler's context.
-    ///
-    /// # Safety
-    /// `ctx` must be the third argument the kernel passed to an
-    /// `SA_SIGINFO` handler.
-    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
-
     /// See [`register_torture`]: fills every register with values derived
     /// from `seed`, loops `iterations` times, returns the mismatch count.
     fn torture(seed: u64, iterations: u64) -> u64;
@@ -202,16 +195,6 @@ pub(crate) fn reset_fp_env() {
 #[inline]
 pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
     Current::keeps_fp(uses_fp, keeps_env)
-}
-
-/// The program counter a signal interrupted; see [`Isa::signal_pc`].
-///
-/// # Safety
-/// As [`Isa::signal_pc`].
-#[inline]
-pub(crate) unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
-    // SAFETY: forwarded contract.
-    unsafe { Current::signal_pc(ctx) }
 }
 
 /// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on

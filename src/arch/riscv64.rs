@@ -85,12 +85,6 @@ impl Isa for Riscv64 {
         uses_fp || keeps_env
     }
 
-    unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
-        // SAFETY: the caller passes the kernel's ucontext_t; on riscv64
-        // Linux `__gregs[REG_PC]` (index 0, where x0 would be) holds the pc.
-        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_PC] as usize }
-    }
-
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves s0 and s1 (which LLVM reserves and which

@@ -21,9 +21,13 @@
 
 mod alloc;
 pub(crate) mod signal;
+mod status;
 
 pub use alloc::PreemptSafeAlloc;
 pub use signal::{DEFAULT_SIGNAL, set_signal};
+pub use status::{PreemptStatus, status};
+
+pub(crate) use status::check as check_status;
 
 use crate::arch::preempt_word::{self, DEPTH, PENDING, depth_of, pending_of};
 use std::marker::PhantomData;

@@ -54,13 +54,30 @@ pub(crate) fn signal() -> i32 {
     SIGNAL.load(Ordering::Relaxed)
 }
 
+/// What [`install`] gave, once it ran: the signal, or why not.
+pub(crate) fn installed() -> Option<Result<i32, String>> {
+    INSTALLED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Whether the preemption signal's handler is still this module's.
+pub(crate) fn handler_is_ours() -> bool {
+    let sig = signal();
+    if sig <= 0 {
+        return true;
+    }
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) != 0 || old.sa_sigaction == handler as *const () as usize
+    }
+}
+
+/// What the handler calls, with `errno` saved around it.
+pub(crate) type OnSignal = fn();
+
 /// Installs the handler once per process, refusing to take over a signal
 /// somebody else already handles.
-/// What the handler calls: the interrupted pc, and the signal context, which
-/// the callee hands to [`crate::arch::signal_adopt_thread`] once it has been
-/// resumed, before it lets the next preemption in.
-pub(crate) type OnSignal = fn(pc: usize, ctx: *mut libc::c_void);
-
 pub(crate) fn install(on_signal: OnSignal) -> Result<i32, ThreadError> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     let result = installed.get_or_insert_with(|| try_install(on_signal)).clone();
@@ -109,19 +126,18 @@ fn try_install(on_signal: OnSignal) -> Result<i32, String> {
     Ok(sig)
 }
 
-extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+extern "C" fn handler(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    super::status::handled();
     // SAFETY: __errno_location returns this OS thread's errno slot.
     let errno_slot = unsafe { libc::__errno_location() };
     // SAFETY: as above; a valid, aligned int.
     let saved_errno = unsafe { *errno_slot };
-    // SAFETY: `ctx` is the ucontext the kernel passed to this SA_SIGINFO handler.
-    let pc = unsafe { crate::arch::signal_pc(ctx) };
     if let Some(on_signal) = ON_SIGNAL.get() {
-        on_signal(pc, ctx);
+        on_signal();
     }
     // A preempted thread resumes on its own OS thread: the same errno slot.
     // SAFETY: as above.
-    unsafe { *libc::__errno_location() = saved_errno };
+    unsafe { *errno_slot = saved_errno };
 }
 
 /// Unblocks, on the calling host thread, the signals the runtime relies
@@ -146,6 +162,7 @@ pub(crate) fn unblock_runtime_signals() {
 
 /// Sends the preemption signal to worker OS thread `tid`.
 pub(crate) fn send(tid: i32) {
+    super::status::sent();
     // SAFETY: tgkill with our own pid; a stale tid fails with ESRCH, harmlessly.
     unsafe {
         libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal());

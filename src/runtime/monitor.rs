@@ -33,6 +33,10 @@ static IDLE: AtomicBool = AtomicBool::new(false);
 static NEXT_CHECK: AtomicU64 = AtomicU64::new(u64::MAX);
 static START: Once = Once::new();
 
+/// How often the monitor checks that its signals arrive (`preempt::status`).
+const STATUS_EVERY_NS: u64 = 100_000_000;
+static LAST_STATUS: AtomicU64 = AtomicU64::new(0);
+
 /// Shortest and longest pause between two checks of a running worker.
 const MIN_TICK_NS: u64 = 20_000;
 const MAX_TICK_NS: u64 = 5_000_000;
@@ -121,6 +125,12 @@ fn run() {
             }
         }
         drop(pools);
+        if next != u64::MAX && now.saturating_sub(LAST_STATUS.load(Ordering::Relaxed)) >= STATUS_EVERY_NS {
+            // Workers run: the signals sent since the last look should have
+            // arrived.
+            LAST_STATUS.store(now, Ordering::Relaxed);
+            crate::preempt::check_status();
+        }
         if next != u64::MAX {
             IDLE.store(false, Ordering::SeqCst);
             // Look at least every MAX_TICK_NS while anything runs.

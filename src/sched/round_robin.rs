@@ -74,7 +74,10 @@ impl RoundRobinScheduler {
     /// Sets the time slice: how long a thread may run while another thread
     /// of its priority waits on the same worker before it is preempted.
     /// Can be changed at any time; 0 makes spawn fail with
-    /// [`ThreadError::Config`].
+    /// [`ThreadError::Config`]. A slice beyond `u64::MAX` nanoseconds (584
+    /// years, e.g. `Duration::MAX`) is clamped to it: threads are then, in
+    /// effect, never preempted for running long, only for a thread of
+    /// higher priority or a due sleeper.
     pub fn with_time_slice(self, slice: Duration) -> Self {
         self.handle.pool.set_time_slice(slice);
         self

@@ -213,7 +213,9 @@ impl ThreadBuilder {
 
     /// This thread's time slice, instead of its scheduler's: how long it
     /// may run while another thread of its priority waits on its worker
-    /// before it is preempted. Zero makes `spawn` fail.
+    /// before it is preempted. Zero makes `spawn` fail; beyond `u64::MAX`
+    /// nanoseconds (`Duration::MAX`) it is clamped, as
+    /// [`RoundRobinScheduler::with_time_slice`](crate::RoundRobinScheduler::with_time_slice) does.
     ///
     /// ```
     /// use preemptive_mlthreading_rust::{Duration, ThreadBuilder};

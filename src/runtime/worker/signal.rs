@@ -17,7 +17,7 @@ use std::mem;
 use std::sync::atomic::Ordering;
 
 /// The preemption signal arrived on this OS thread.
-pub(crate) fn on_preempt_signal(_pc: usize, _ctx: *mut libc::c_void) {
+pub(crate) fn on_preempt_signal() {
     let Some(w) = Worker::current() else {
         // Not an owner: a detached host whose thread runs without its
         // worker (the monitor saw it use the CPU) goes back to its worker.
