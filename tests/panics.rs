@@ -3,6 +3,8 @@
 use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadError, spawn, yield_now};
 use std::error::Error;
 
+mod common;
+
 fn quiet_panics() {
     std::panic::set_hook(Box::new(|_| {}));
 }
@@ -79,4 +81,23 @@ fn errors_work_with_question_mark_in_boxed_error_functions() {
     assert!(err.to_string().contains("inner"), "{err}");
     fn assert_error<E: Error + Send + Sync + 'static>() {}
     assert_error::<ThreadError>();
+}
+
+#[test]
+fn child_named_green_panic() {
+    if !common::is_child("child_named_green_panic") {
+        return;
+    }
+    let h =
+        preemptive_mlthreading_rust::ThreadBuilder::new().name("cruncher-7").spawn(|| -> u32 { panic!("bad input") });
+    assert!(h.unwrap().join().is_err());
+}
+
+#[test]
+fn a_panic_message_names_the_green_thread() {
+    let out = common::run_child("child_named_green_panic", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("bad input"), "std's own message is kept: {stderr}");
+    assert!(stderr.contains("the panicking thread is the green thread 'cruncher-7'"), "{stderr}");
 }

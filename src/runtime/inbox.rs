@@ -6,8 +6,8 @@
 //! whole list with one swap, so a cross-worker wake-up moves one contended
 //! cache line each way (a segmented queue moved its head, tail and slot
 //! lines). Taking everything at once also means there is no ABA problem
-//! and the list is safe for several consumers (a spare drains a blocked
-//! worker's inbox). No allocation and no lock: signal handlers push too.
+//! and the list would be safe for several consumers. No allocation and no
+//! lock: signal handlers push too.
 
 use super::task::{Task, TaskRef};
 use std::ptr;

@@ -69,7 +69,8 @@ pub(crate) fn worker_started_running(slice_ns: u64) {
 }
 
 /// A wake-up preemption was requested: look at the workers soon, in case
-/// the signal lands at an unsafe point and must be repeated. Always a
+/// the signal lands in a critical section, or finds no host free, and must
+/// be repeated (or a host started). Always a
 /// kick: `NEXT_CHECK` is stale while a scan is under way, and a scan that
 /// already passed the worker would otherwise sleep up to `MAX_TICK_NS`
 /// before the retry (the kick makes its futex wait return at once).

@@ -169,7 +169,7 @@ impl Task {
 
     #[inline]
     pub(crate) fn set_worker(&self, index: usize) {
-        // Worker indices are small (the workers plus 32 spares).
+        // Worker indices are small: one per worker.
         self.worker.store(index as u32, Ordering::Relaxed)
     }
 

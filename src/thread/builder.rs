@@ -32,30 +32,37 @@ pub const DEFAULT_PRIORITY: u8 = 10;
 ///
 /// # Thread-locals and OS-thread identity
 ///
-/// `thread_local!` values belong to the worker OS thread, not to the green
-/// thread: two green threads on one worker see the same value, and a green
-/// thread may run on different workers between two cooperative points
-/// (yield, park, sleep, join, a blocking lock). Do not hold a reference to
-/// an OS thread-local, or anything keyed by OS-thread identity (a
-/// `std::sync::Mutex` guard held across a `yield_now`, a `RefCell` borrow of
-/// a thread-local), across such a point.
+/// A green thread runs on one of its worker's OS threads at a time, and
+/// sees that OS thread's `thread_local!`s, errno, libc state and std's
+/// per-thread state (its panic count, the stdout lock's owner).
+///
+/// - **Preemption never changes them under a thread.** A thread preempted
+///   at any instruction keeps its OS thread until it resumes (the worker
+///   goes on on another one), so a `RefCell` borrow of a thread-local, or
+///   a lock libc holds, is never seen by a sibling, and code in libc or std
+///   is preempted like any other.
+/// - **A cooperative point may.** At a yield, park, sleep, join, a blocking
+///   lock or channel operation, or a call that wakes a thread of higher
+///   priority on the same worker (an unpark, a send, an unlock), the thread
+///   switches in user space: a sibling may run next on the same OS thread,
+///   and the thread may resume on another OS thread of its worker. Do not
+///   hold a reference into a thread-local, a `RefCell` borrow of one, or a
+///   guard tied to its OS thread (`std::io::stdout().lock()`, a
+///   `std::sync::MutexGuard`, which is `!Send` for that reason) across such
+///   a point. [`GreenLocal`](crate::thread::GreenLocal) is storage that
+///   follows the green thread instead.
+/// - A thread that unwinds a panic keeps its OS thread across cooperative
+///   points too, so std's panic count stays its own.
 ///
 /// # Preemption
 ///
 /// A thread that runs longer than its time slice while another thread of
-/// its priority waits is suspended at the next safe instruction (see
-/// [`preempt`](crate::preempt)), and resumes later on the *same* worker:
-/// LLVM may keep a thread-local's address in a register at any instruction,
-/// so only a cooperative point lets a thread change workers. The exception
-/// is a worker blocked in the OS, whose queued threads move to a spare
-/// worker: code that may block its worker should access its own
-/// `thread_local!`s inside [`preempt::disable`](crate::preempt::disable)
-/// (the runtime's own per-thread state is safe from this). A sibling on
-/// that worker may run in between, so anything keyed by the OS thread is
-/// shared with it: hold a `std::sync::Mutex` only inside
-/// [`preempt::disable`](crate::preempt::disable) (a sibling blocking on it
-/// would otherwise block the worker the holder needs), and keep
-/// `thread_local!` `RefCell` borrows out of long computations.
+/// its priority waits is suspended wherever it is, unless it is inside a
+/// [`preempt::disable`](crate::preempt::disable) scope (then when the scope
+/// ends): see [`preempt`](crate::preempt). Its OS thread sleeps until the
+/// thread resumes, on the same worker. A thread blocked in the kernel (a
+/// blocking syscall, a contended `std::sync::Mutex`) keeps its OS thread
+/// likewise, while the worker goes on with the others on another one.
 #[derive(Clone)]
 pub struct ThreadBuilder {
     name: Option<String>,
@@ -261,6 +268,7 @@ impl ThreadBuilder {
             prefetch_stack: self.prefetch,
             slice_ns,
         };
+        super::panic_note::install();
         let (task, body) = pool.spawn(spec, self.affinity, Spawned::new(f))?;
         Ok(JoinHandle::new(Thread::green(task), body))
     }

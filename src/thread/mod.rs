@@ -7,6 +7,7 @@ mod functions;
 mod handle;
 mod join;
 mod local;
+mod panic_note;
 
 pub use crate::sched::MAX_PRIORITY;
 pub use builder::{DEFAULT_PRIORITY, ThreadBuilder, spawn};
