@@ -1,5 +1,6 @@
-//! Blocked-worker hand-off: a green thread stuck in the OS must not stall
-//! the threads queued behind it on its worker, even with one worker.
+//! A green thread blocked in the OS must not stall the threads queued
+//! behind it on its worker, even with one worker: the thread keeps its OS
+//! thread (detached) and the worker goes on on another one.
 
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,7 +83,7 @@ fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
 }
 
 #[test]
-fn a_thread_woken_while_its_worker_is_blocked_runs_on_the_spare() {
+fn a_thread_woken_while_a_sibling_blocks_in_the_os_still_runs() {
     let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
     let flag = Arc::new(AtomicBool::new(false));
     let ran = Arc::new(AtomicBool::new(false));
@@ -116,13 +117,14 @@ fn a_thread_woken_while_its_worker_is_blocked_runs_on_the_spare() {
 }
 
 /// Threads preempted while they toggle preemption guards, ask for their own
-/// handle and count, are moved again and again to a spare worker by a
-/// sibling that blocks in the kernel. A thread-local address computed on
-/// one OS thread and used on another would corrupt a worker's preempt
-/// depth (an underflow panic, or a worker that never preempts again) or
-/// return another thread's handle.
+/// handle and count, and block in the kernel themselves now and then (so
+/// they are detached and reattach): the worker changes hosts again and
+/// again under them. A thread-local address computed on one OS thread and
+/// used on another would corrupt a preempt depth (an underflow panic, or a
+/// worker that never preempts again) or return another thread's handle;
+/// and a thread blocked in the OS keeps its own OS thread throughout.
 #[test]
-fn threads_moved_by_hand_offs_keep_their_own_state() {
+fn threads_moved_between_hosts_keep_their_own_state() {
     let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(200));
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(AtomicU64::new(0));
@@ -139,9 +141,13 @@ fn threads_moved_by_hand_offs_keep_their_own_state() {
                     let mut last_block = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         if last_block.elapsed() > Duration::from_millis(20) {
-                            // Block whichever worker this runs on now, so
-                            // the siblings queued there move on again.
+                            // Block in the kernel, so that this thread is
+                            // detached and the worker changes hosts.
+                            // SAFETY: gettid has no preconditions.
+                            let tid = unsafe { libc::gettid() };
                             std::thread::sleep(Duration::from_millis(2));
+                            // SAFETY: as above.
+                            assert_eq!(unsafe { libc::gettid() }, tid, "a blocked thread changed OS threads");
                             last_block = Instant::now();
                         }
                         let g = preemptive_mlthreading_rust::preempt::disable();
@@ -163,8 +169,8 @@ fn threads_moved_by_hand_offs_keep_their_own_state() {
         .spawn(move || {
             let mut blocks = 0u32;
             while !s.load(Ordering::Relaxed) {
-                // Blocks the worker in the kernel: the monitor hands the
-                // queued (preempted) togglers to a spare.
+                // Blocks in the kernel: the monitor detaches this thread
+                // and the worker runs the (preempted) togglers meanwhile.
                 std::thread::sleep(Duration::from_millis(3));
                 blocks += 1;
                 preemptive_mlthreading_rust::yield_now();

@@ -127,7 +127,8 @@ fn a_yielding_high_priority_thread_keeps_the_cpu_but_low_levels_still_get_turns(
     release_and_join(&release, gate, [high, low]);
     let yields_before_low = low_ran.load(Ordering::Relaxed);
     // A worker that looks blocked in the kernel (as one can under an
-    // emulator) hands its queue to a spare, whose count starts afresh.
+    // emulator) detaches its thread, which queues again when it next
+    // yields: the count can start afresh.
     let hand_offs = sched.worker_hand_offs()[0];
     println!("low-priority thread ran after {yields_before_low} high-priority yields ({hand_offs} hand-offs)");
     // Strictness: many decisions favoured the high thread first ...
