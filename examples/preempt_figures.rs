@@ -5,9 +5,12 @@
 //!   OS thread while priority-5 hogs run (p50/p99);
 //! - throughput cost of preemption: 2 hogs' total work with preemption at
 //!   1 ms and 100 µs slices versus preemption off;
-//! - cost of one preemption (ns), from the throughput loss and the count.
+//! - cost of one preemption (ns), from the throughput loss and the count;
+//! - the aging bound in time: how long a priority-0 thread waits behind a
+//!   priority-20 hog that never yields, at 10 ms and 1 ms slices.
 //!
-//! Run with `cargo run --release --example preempt_figures`.
+//! Run with `cargo run --release --example preempt_figures` (`-- aging` for
+//! the last figure only).
 
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, park, sleep};
 use std::sync::Arc;
@@ -15,6 +18,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 fn main() {
+    let aging = || {
+        for slice in [Duration::from_millis(10), Duration::from_millis(1)] {
+            let waited = low_priority_wait(slice);
+            println!("priority-0 thread behind a priority-20 hog, {slice:>7?} slices: first ran after {waited:.2?}");
+        }
+    };
+    if std::env::args().nth(1).as_deref() == Some("aging") {
+        return aging();
+    }
+    aging();
     for slice in [Duration::from_millis(1), Duration::from_micros(100)] {
         let (p50, p99, max, fairness) = sleeper_lateness(slice, 2000);
         println!(
@@ -157,4 +170,19 @@ fn hog_throughput(slice: Option<Duration>, window: Duration) -> (u64, u64) {
     stop.store(true, Ordering::Relaxed);
     hogs.into_iter().for_each(|h| h.join().unwrap());
     (counts.iter().map(|c| c.load(Ordering::Relaxed)).sum(), sched.worker_preemptions()[0])
+}
+
+/// How long a priority-0 thread waits for its first turn behind a
+/// priority-20 thread that never yields: the aging bound, in time.
+fn low_priority_wait(slice: Duration) -> Duration {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(slice);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let high = hog(&sched, 20, &stop, &count);
+    let t = Instant::now();
+    let low = ThreadBuilder::new().priority(0).scheduler(sched.clone()).spawn(move || t.elapsed()).unwrap();
+    let waited = low.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    high.join().unwrap();
+    waited
 }

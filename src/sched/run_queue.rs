@@ -29,6 +29,11 @@ pub const MAX_PRIORITY: u8 = 20;
 const LEVELS: usize = MAX_PRIORITY as usize + 1;
 
 /// Scheduling decisions between two turns for a waiting lower level.
+///
+/// In time: behind a thread that never yields there is one decision per
+/// preemption, so about `AGING_PERIOD` × 1.25 time slices (the monitor looks
+/// every quarter slice) for the highest waiting lower level: 3.2 s at the
+/// default 10 ms slice (README, "Priorities").
 pub const AGING_PERIOD: u32 = 256;
 
 /// One priority level: a FIFO list owning one `TaskRef` per entry (held
