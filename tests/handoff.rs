@@ -191,3 +191,94 @@ fn threads_moved_between_hosts_keep_their_own_state() {
         sched.worker_preemptions()
     );
 }
+
+#[test]
+fn a_high_priority_thread_blocked_in_the_os_lets_lower_ones_run() {
+    // The preemption signal interrupts the blocked thread's syscall and
+    // finds nothing of its priority to run: that renews its slice, but is
+    // no switch, so the worker still looks stuck and the thread is
+    // detached; the low-priority sleeper's timer fires on the worker and
+    // it writes what the blocked thread waits for.
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (rfd, wfd) = (fds[0], fds[1]);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&started);
+    let low = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(0)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            s.store(true, Ordering::SeqCst);
+            // A green sleep: its wake-up is a timer on this worker.
+            preemptive_mlthreading_rust::sleep(Duration::from_millis(20));
+            // SAFETY: writes one byte from a buffer we own to our pipe.
+            unsafe { libc::write(wfd, b"x".as_ptr().cast(), 1) }
+        })
+        .unwrap();
+    while !started.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let high = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(10)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            let mut b = [0u8; 1];
+            // SAFETY: reads one byte into a buffer we own from our pipe.
+            let n = unsafe { libc::read(rfd, b.as_mut_ptr().cast(), 1) };
+            tx.send(n).unwrap();
+        })
+        .unwrap();
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    println!(
+        "blocked high-priority reader: {got:?}; hand-offs {:?} preemptions {:?}",
+        sched.worker_hand_offs(),
+        sched.worker_preemptions()
+    );
+    assert_eq!(got, Ok(1), "the low-priority writer never ran while the reader was blocked");
+    assert_eq!(low.join().unwrap(), 1);
+    high.join().unwrap();
+    // SAFETY: closing the descriptors we opened.
+    unsafe {
+        libc::close(rfd);
+        libc::close(wfd);
+    }
+}
+
+#[test]
+fn a_lower_priority_thread_runs_while_a_higher_one_sleeps_in_the_os() {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let counter = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (c, s) = (Arc::clone(&counter), Arc::clone(&stop));
+    let low = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(0)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                c.fetch_add(1, Ordering::Relaxed);
+                preemptive_mlthreading_rust::yield_now();
+            }
+        })
+        .unwrap();
+    let c = Arc::clone(&counter);
+    let high = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(10)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            let before = c.load(Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(300));
+            c.load(Ordering::Relaxed) - before
+        })
+        .unwrap();
+    let progressed = high.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    low.join().unwrap();
+    println!(
+        "while a priority-10 thread slept 300 ms in the OS, a priority-0 one counted {progressed}; hand-offs {:?}",
+        sched.worker_hand_offs()
+    );
+    assert!(progressed > 0, "the lower-priority thread was stalled behind the blocked one");
+}

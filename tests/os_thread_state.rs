@@ -317,3 +317,129 @@ fn panics_through_a_hook_that_switches_are_each_returned_by_join() {
     assert!(out.status.success(), "child failed ({:?}): {stderr}", out.status);
     assert!(stderr.contains("4 panics through a yielding hook"), "{stderr}");
 }
+
+/// Parks (until `go`) from a destructor that runs during a panic: the
+/// thread keeps its OS thread while it is parked.
+struct ParkOnDrop {
+    go: Arc<AtomicBool>,
+    parking: Arc<AtomicBool>,
+}
+
+impl Drop for ParkOnDrop {
+    fn drop(&mut self) {
+        self.parking.store(true, Ordering::SeqCst);
+        while !self.go.load(Ordering::SeqCst) {
+            preemptive_mlthreading_rust::park();
+        }
+    }
+}
+
+#[test]
+fn child_held_parked_thread_woken_from_another_worker() {
+    if !is_child("child_held_parked_thread_woken_from_another_worker") {
+        return;
+    }
+    std::panic::set_hook(Box::new(|_| {}));
+    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_millis(5));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Worker 0 (placement is round-robin): a low-priority spinner.
+    let s = Arc::clone(&stop);
+    let spinner = ThreadBuilder::new()
+        .priority(0)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    // Worker 1: a low-priority waker. A wake-up from it of a thread that
+    // outranks both it and worker 0's spinner would move that thread to
+    // worker 1, but a thread its host keeps can only resume on its own.
+    let (htx, hrx) = std::sync::mpsc::channel::<preemptive_mlthreading_rust::Thread>();
+    let (go, parking) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let waker_done = Arc::new(AtomicBool::new(false));
+    let (g, p, d) = (Arc::clone(&go), Arc::clone(&parking), Arc::clone(&waker_done));
+    let waker = ThreadBuilder::new()
+        .priority(0)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            let t: preemptive_mlthreading_rust::Thread = loop {
+                if let Ok(t) = hrx.try_recv() {
+                    break t;
+                }
+                std::hint::spin_loop();
+            };
+            while !p.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            spin_for(Duration::from_millis(50));
+            g.store(true, Ordering::SeqCst);
+            t.unpark();
+            d.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // Worker 0 again: a high-priority thread that parks while it unwinds.
+    let (g, p) = (Arc::clone(&go), Arc::clone(&parking));
+    let panicker = ThreadBuilder::new()
+        .priority(10)
+        .scheduler(sched.clone())
+        .spawn(move || {
+            let _d = ParkOnDrop { go: g, parking: p };
+            htx.send(preemptive_mlthreading_rust::current()).unwrap();
+            panic!("parks while it unwinds");
+        })
+        .unwrap();
+    let t = Instant::now();
+    while !waker_done.load(Ordering::SeqCst) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the waker's worker lost its owner");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(panicker.join().is_err());
+    stop.store(true, Ordering::Relaxed);
+    waker.join().unwrap();
+    spinner.join().unwrap();
+    eprintln!("held parked thread woken from another worker: wake migrations {:?}", sched.worker_wake_migrations());
+}
+
+#[test]
+fn a_held_parked_thread_is_never_moved_to_its_wakers_worker() {
+    let out = run_child("child_held_parked_thread_woken_from_another_worker", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed ({:?}): {stderr}", out.status);
+    assert!(stderr.contains("wake migrations [0, 0]"), "{stderr}");
+}
+
+struct ParkForever;
+
+impl Drop for ParkForever {
+    fn drop(&mut self) {
+        loop {
+            preemptive_mlthreading_rust::park();
+        }
+    }
+}
+
+#[test]
+fn a_thread_parked_forever_while_unwinding_does_not_keep_its_scheduler_running() {
+    // Nobody can wake it once its handle is gone; its OS thread sleeps for
+    // good (documented), but the scheduler must still stop.
+    std::panic::set_hook(Box::new(|_| {}));
+    let sched = one_worker(Duration::from_millis(1));
+    let h = sched
+        .spawn(|| {
+            let _d = ParkForever;
+            panic!("parks forever while it unwinds");
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(h);
+    sched.shutdown();
+    let t = Instant::now();
+    while sched.running_workers() != 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the scheduler never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::panic::take_hook();
+}

@@ -56,6 +56,12 @@ impl Isa for Aarch64 {
         uses_fp || keeps_env
     }
 
+    fn reset_fp_env() {
+        // SAFETY: FPCR 0 is the reset state (round to nearest, no flush to
+        // zero, exceptions untrapped); nothing else changes.
+        unsafe { asm!("msr fpcr, xzr", options(nomem, nostack, preserves_flags)) };
+    }
+
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves x19–x29 (x19 and x29 are reserved by LLVM
@@ -279,16 +285,28 @@ pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!(word_address!(), "ldr x0, [x8]", "ret",)
 }
 
-/// x0 = new word.
+/// x0 = new word. The read-modify-writes are exclusive-monitor loops: a
+/// preemption signal may land between the load and the store (it may set
+/// the pending half), and the exception return clears the monitor, so the
+/// store fails and the loop reads again instead of overwriting it.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(word_address!(), "ldr x9, [x8]", "str x0, [x8]", "mov x0, x9", "ret",)
+    naked_asm!(word_address!(), "1:", "ldxr x9, [x8]", "stxr w10, x0, [x8]", "cbnz w10, 1b", "mov x0, x9", "ret",)
 }
 
-/// x0 = delta.
+/// x0 = delta; see `word_swap`.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(word_address!(), "ldr x9, [x8]", "add x0, x9, x0", "str x0, [x8]", "ret",)
+    naked_asm!(
+        word_address!(),
+        "mov x11, x0",
+        "1:",
+        "ldxr x9, [x8]",
+        "add x0, x9, x11",
+        "stxr w10, x0, [x8]",
+        "cbnz w10, 1b",
+        "ret",
+    )
 }
 
 /// x0 = half (0 or 1), w1 = value.

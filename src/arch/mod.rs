@@ -172,9 +172,9 @@ pub(crate) trait Isa {
         None
     }
 
-    /// Puts the FP control state back to the default.
-    #[cfg(debug_assertions)]
-    fn reset_fp_env() {}
+    /// Puts the FP control state back to the default (round to nearest,
+    /// no flush-to-zero, exceptions masked).
+    fn reset_fp_env();
 }
 
 /// See [`Isa::fp_env_changed`].
@@ -185,7 +185,6 @@ pub(crate) fn fp_env_changed() -> Option<u64> {
 }
 
 /// See [`Isa::reset_fp_env`].
-#[cfg(debug_assertions)]
 #[inline]
 pub(crate) fn reset_fp_env() {
     Current::reset_fp_env()

@@ -85,6 +85,20 @@ impl Isa for Riscv64 {
         uses_fp || keeps_env
     }
 
+    fn reset_fp_env() {
+        // SAFETY: an fcsr of 0 is the reset state (round to nearest, no
+        // flags); nothing else changes.
+        unsafe {
+            asm!(
+                ".option push",
+                ".option arch, +d",
+                "fscsr zero",
+                ".option pop",
+                options(nomem, nostack, preserves_flags)
+            )
+        };
+    }
+
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves s0 and s1 (which LLVM reserves and which
@@ -339,16 +353,18 @@ pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!(word_address!(), "ld a0, 0(t0)", "ret")
 }
 
-/// a0 = new word.
+/// a0 = new word. The read-modify-writes are single AMO instructions: a
+/// preemption signal may set the pending half at any instruction, and a
+/// load-then-store would overwrite it.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(word_address!(), "ld t1, 0(t0)", "sd a0, 0(t0)", "mv a0, t1", "ret",)
+    naked_asm!(word_address!(), "amoswap.d a0, a0, (t0)", "ret",)
 }
 
-/// a0 = delta.
+/// a0 = delta; see `word_swap`.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(word_address!(), "ld t1, 0(t0)", "add a0, t1, a0", "sd a0, 0(t0)", "ret",)
+    naked_asm!(word_address!(), "amoadd.d t1, a0, (t0)", "add a0, t1, a0", "ret",)
 }
 
 /// a0 = half (0 or 1), a1 = value.

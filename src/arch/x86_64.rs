@@ -62,7 +62,6 @@ impl Isa for X86_64 {
         (slot & CONTROL != DEFAULT_FP_SLOT & CONTROL).then_some(slot)
     }
 
-    #[cfg(debug_assertions)]
     fn reset_fp_env() {
         let slot = DEFAULT_FP_SLOT;
         // SAFETY: loads the reset values of both control registers.

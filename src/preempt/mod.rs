@@ -55,7 +55,11 @@ pub struct PreemptGuard {
 }
 
 /// Disables preemption of the calling green thread until the guard drops.
-/// A preemption requested meanwhile is taken when the last guard drops.
+/// A preemption requested meanwhile is taken when the last guard drops:
+/// one the timer signal deferred keeps the thread's OS thread, as any
+/// preemption does; a thread of higher priority that a runtime call inside
+/// the scope woke on this worker (an unpark, a send) runs then, as after a
+/// yield, so the end of such a scope is a cooperative point.
 ///
 /// Called from a plain OS thread it is harmless (nothing preempts those).
 #[inline]

@@ -94,6 +94,10 @@ pub(crate) enum HostState {
     Detached = 3,
     /// Its OS thread ended; the slot may be reused.
     Exited = 4,
+    /// Sleeps for good on the stack of a thread that parked forever while
+    /// it kept the host (it was unwinding a panic) and that nobody can wake
+    /// any more: no longer counted as live, never reused.
+    Leaked = 5,
 }
 
 pub(crate) struct Host {
@@ -144,7 +148,8 @@ impl Host {
             1 => HostState::Owner,
             2 => HostState::Held,
             3 => HostState::Detached,
-            _ => HostState::Exited,
+            4 => HostState::Exited,
+            _ => HostState::Leaked,
         }
     }
 
@@ -255,6 +260,9 @@ pub(crate) struct Hosts {
     live: AtomicUsize,
     /// The owner found no idle host: the monitor starts one.
     wanted: AtomicBool,
+    /// The pool finished and its owner dismissed the idle hosts: no host
+    /// is started or reused any more.
+    retired: AtomicBool,
 }
 
 impl Hosts {
@@ -265,6 +273,7 @@ impl Hosts {
             all: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
             wanted: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -327,6 +336,9 @@ impl Hosts {
     /// at [`MAX_HOSTS_PER_WORKER`]. The host starts `Idle`, waiting.
     pub(crate) fn reserve(&self) -> Option<&Host> {
         let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_retired() {
+            return None;
+        }
         let h: *const Host = match all.iter().find(|h| h.state() == HostState::Exited) {
             Some(h) => {
                 h.cmd.store(WAIT, Ordering::Relaxed);
@@ -352,15 +364,32 @@ impl Hosts {
         self.live.fetch_sub(1, Ordering::SeqCst) == 1
     }
 
+    /// The thread host `h` keeps can never run again (see
+    /// [`HostState::Leaked`]).
+    pub(crate) fn leaked(&self, h: &Host) {
+        h.set_state(HostState::Leaked);
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
 
     /// Tells every idle host to exit (the pool is finished). Owner only.
     pub(crate) fn dismiss_idle(&self) {
+        // SeqCst, before the pops: a host that pushes itself and then finds
+        // this unset is popped below (see `Hosts::pop_idle`).
+        self.retired.store(true, Ordering::SeqCst);
         while let Some(h) = self.pop_idle() {
             h.tell_exit();
         }
+    }
+
+    /// Whether [`Hosts::dismiss_idle`] ran. A host that pushed itself on the
+    /// idle list and then finds this set may not be popped any more: it
+    /// exits, and its slot is never reused.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
     }
 
     /// Calls `f` on every host (for the monitor).

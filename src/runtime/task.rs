@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{self, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 /// The body of a green thread: what it runs, stored inline after its
 /// [`Task`] header.
@@ -57,6 +57,10 @@ pub(crate) struct Task {
     /// that it packs with `park`: the header fits two cache lines).
     worker: AtomicU32,
     pub(crate) park: ParkState,
+    /// Its host keeps it (see [`Exec::hold`]): unlike `Exec`, readable by
+    /// any thread, so that a waker on another worker never moves it (only
+    /// that host can resume it, and the host belongs to this worker).
+    held: AtomicBool,
     /// `GreenLocal` values; only the thread itself touches them.
     pub(crate) locals: super::locals::LocalMap,
     exec: UnsafeCell<Exec>,
@@ -173,6 +177,19 @@ impl Task {
         self.worker.store(index as u32, Ordering::Relaxed)
     }
 
+    /// Whether its host keeps it, from any thread.
+    #[inline]
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Sets [`Task::is_held`]; by the task's owner, before the task can be
+    /// found by wakers (and cleared once it runs again).
+    #[inline]
+    pub(crate) fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::Release)
+    }
+
     /// The execution state.
     ///
     /// # Safety
@@ -253,6 +270,7 @@ impl TaskRef {
             (&raw mut (*t).pool).write(pool);
             (&raw mut (*t).worker).write(AtomicU32::new(0));
             (&raw mut (*t).park).write(ParkState::new());
+            (&raw mut (*t).held).write(AtomicBool::new(false));
             (&raw mut (*t).locals).write(Default::default());
             (&raw mut (*t).exec).write(UnsafeCell::new(Exec {
                 sp: 0,
@@ -266,7 +284,7 @@ impl TaskRef {
         // A field added to `Task` must be written above: this pattern stops
         // compiling until it is listed here too.
         let _ = |t: Task| {
-            let Task { refs: _, body: _, id: _, spec: _, pool: _, worker: _, park: _, locals: _, exec: _ } = t;
+            let Task { refs: _, body: _, id: _, spec: _, pool: _, worker: _, park: _, held: _, locals: _, exec: _ } = t;
         };
         // SAFETY: a field of the cell just allocated; it lives as long as the cell.
         let body = unsafe { NonNull::new_unchecked(&raw mut (*cell.as_ptr()).body) };
@@ -308,10 +326,15 @@ impl TaskRef {
             unsafe { task.fail_body(ThreadError::SchedulerStopped) };
             task.pool.thread_ended();
             // SAFETY: as above.
-            if unsafe { task.exec() }.held_by().is_some() {
+            if let Some(host) = unsafe { task.exec() }.held_by() {
                 // A thread that parked forever while its host kept it (it
                 // was unwinding a panic): that host sleeps on the thread's
-                // stack for good, so the stack and the cell must stay.
+                // stack for good, so the stack and the cell must stay, and
+                // the host no longer counts as running.
+                if let Some(w) = task.pool.worker(task.worker()) {
+                    // SAFETY: a held task's host belongs to its worker.
+                    w.hosts.leaked(unsafe { &*host });
+                }
                 return;
             }
         }

@@ -45,14 +45,21 @@ pub const DEFAULT_PRIORITY: u8 = 10;
 ///   lock or channel operation, or a call that wakes a thread of higher
 ///   priority on the same worker (an unpark, a send, an unlock), the thread
 ///   switches in user space: a sibling may run next on the same OS thread,
-///   and the thread may resume on another OS thread of its worker. Do not
-///   hold a reference into a thread-local, a `RefCell` borrow of one, or a
-///   guard tied to its OS thread (`std::io::stdout().lock()`, a
+///   and the thread may resume on another OS thread of its worker (after
+///   a preemption on the worker, the worker runs on another OS thread).
+///   Do not hold a reference into a thread-local, a `RefCell` borrow of
+///   one, or a guard tied to its OS thread (`std::io::stdout().lock()`, a
 ///   `std::sync::MutexGuard`, which is `!Send` for that reason) across such
-///   a point. [`GreenLocal`](crate::thread::GreenLocal) is storage that
-///   follows the green thread instead.
+///   a point. The compiler may keep a thread-local's *address* across a
+///   call within one function (after inlining), so do not touch the same
+///   `thread_local!` on both sides of a cooperative point in one function
+///   either: put each access in a function of its own marked
+///   `#[inline(never)]`. [`GreenLocal`](crate::thread::GreenLocal) is
+///   storage that follows the green thread instead, with none of this.
 /// - A thread that unwinds a panic keeps its OS thread across cooperative
-///   points too, so std's panic count stays its own.
+///   points too, so std's panic count stays its own (unless no OS thread
+///   could be started for the worker to go on with: then it switches in
+///   place, and a `log::warn!` says so).
 ///
 /// # Preemption
 ///

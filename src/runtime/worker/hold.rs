@@ -86,7 +86,8 @@ impl Worker {
         self.adopt(me);
         // SAFETY: we own the worker; one-statement borrows below.
         debug_assert!(matches!(unsafe { self.local() }.post, Post::None), "a hand-over leaves no post");
-        t.set_worker(self.index);
+        debug_assert_eq!(t.worker(), self.index, "a held thread stays on its worker");
+        t.set_held(false);
         let priority = t.spec.priority;
         self.publish_running(&t);
         // SAFETY: as above.
@@ -163,6 +164,9 @@ impl Worker {
         let next = if in_handler {
             // SAFETY: as above.
             let l = unsafe { self.local() };
+            // The worker looks at its queue now: a wake-up that was urgent
+            // is dealt with here, or deferred again below.
+            self.watch.urgent.store(false, Ordering::Relaxed);
             self.take_inbox(&mut l.runq);
             if l.timers.due(Instant::now()).is_some_and(|p| p >= priority) {
                 // A sleeper of this priority or higher is due: the next host
@@ -175,16 +179,22 @@ impl Worker {
             } else {
                 match l.runq.pop(Some(priority)) {
                     Some(n) => Some(n),
-                    None => return self.count_switch(),
+                    None => return self.renew_slice(),
                 }
             }
         } else {
             self.poll();
+            // SAFETY: as above.
+            if stale && unsafe { self.local() }.runq.top_priority().is_none_or(|top| top <= priority) {
+                // Deferred for a thread that has switched out since.
+                return;
+            }
             match self.next_ready(Some(priority)) {
                 Some(n) => Some(n),
-                None => return self.count_switch(),
+                None => return self.renew_slice(),
             }
         };
+        let outranks = next.as_ref().is_some_and(|n| n.spec.priority > priority);
         let picked = if in_handler { self.pick_host(next) } else { self.pick_or_start_host(next) };
         match picked {
             Ok((to, first)) => {
@@ -199,18 +209,24 @@ impl Worker {
                     // SAFETY: as above.
                     unsafe { self.local() }.runq.push_front(n);
                 }
-                self.defer_for_host();
+                self.defer_for_host(outranks);
             }
         }
     }
 
-    /// No host was free to take the worker: counts a deferred preemption
-    /// and has the monitor start a host and signal again soon.
-    /// Async-signal-safe.
-    fn defer_for_host(&self) {
+    /// No host was free to take the worker: counts a deferred preemption,
+    /// and has the monitor start a host (unless the worker has as many as
+    /// it may) and try again, soon (`outranks`: a thread of higher priority
+    /// waits) or after its usual back-off. Async-signal-safe.
+    fn defer_for_host(&self, outranks: bool) {
         self.watch.deferred.fetch_add(1, Ordering::Relaxed);
-        self.watch.urgent.store(true, Ordering::SeqCst);
-        monitor::urgent();
+        if outranks {
+            self.watch.urgent.store(true, Ordering::SeqCst);
+        }
+        if self.hosts.live() < host::MAX_HOSTS_PER_WORKER {
+            self.hosts.want();
+            monitor::urgent();
+        }
     }
 
     /// A cooperative switch by a thread that must keep its OS thread (it is
@@ -226,6 +242,7 @@ impl Worker {
         let next = match what {
             Hold::Requeue => match self.next_ready(Some(priority)) {
                 Some(n) => Some(n),
+                // A yield with nobody to yield to.
                 None => {
                     self.count_switch();
                     return true;
@@ -243,6 +260,14 @@ impl Worker {
                 if let Some(n) = next {
                     // SAFETY: as above.
                     unsafe { self.local() }.runq.push_front(n);
+                }
+                static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "worker {}: no OS thread could take the worker over from a thread unwinding a panic; it \
+                         switches in place, and its panic count is seen by the thread that runs next",
+                        self.index
+                    );
                 }
                 false
             }
@@ -267,6 +292,7 @@ impl Worker {
         // SAFETY: the running thread's state is ours.
         let exec = unsafe { cur.exec() };
         exec.hold(me);
+        cur.set_held(true);
         match what {
             // SAFETY: as above.
             Hold::Requeue => unsafe { self.local() }.runq.push(cur),
@@ -292,6 +318,10 @@ impl Worker {
     /// without a worker. Async-signal-safe.
     pub(super) fn detach_running(&self) {
         // SAFETY: the handler runs on the owner, at depth 1.
+        if unsafe { self.local() }.current.is_none() {
+            return;
+        }
+        // SAFETY: as above.
         let next = unsafe { self.local() }.runq.pop(None);
         let (to, first) = match self.pick_host(next) {
             Ok(found) => found,
@@ -302,13 +332,13 @@ impl Worker {
                 }
                 // Try again at the next signal.
                 self.watch.detach.store(true, Ordering::Relaxed);
-                self.defer_for_host();
+                self.defer_for_host(false);
                 return;
             }
         };
         let me = self.owner();
-        // SAFETY: as above.
-        let Some(cur) = unsafe { self.local() }.current.take() else { return };
+        // SAFETY: as above; checked above.
+        let cur = unsafe { self.local() }.current.take().expect("checked above");
         // SAFETY: the handler runs on this host's own OS thread.
         unsafe { me.keep(cur) };
         me.set_state(HostState::Detached);
@@ -397,6 +427,7 @@ pub(super) fn reattach(me: &Host) {
     // SAFETY: a detached thread's state belongs to its host, the caller.
     let exec = unsafe { t.exec() };
     exec.hold(me);
+    t.set_held(true);
     host::set_detached(std::ptr::null());
     // The pool outlives its live threads, and `t` is one.
     let pool = Arc::as_ptr(&t.pool);
@@ -463,6 +494,10 @@ fn host_main(pool: Arc<Pool>, index: usize, host: usize, idle: bool) {
     // Signals the spawning thread had blocked must reach us: preemption,
     // and the overflow report.
     crate::preempt::signal::unblock_runtime_signals();
+    // A thread inherits its creator's FP control state, and a green thread
+    // that keeps its own (`preserve_fp_env`) may start hosts: the threads
+    // this host runs expect the default.
+    crate::arch::reset_fp_env();
     w.pool.store(Arc::as_ptr(&pool).cast_mut(), Ordering::Release);
     // SAFETY: gettid has no preconditions.
     me.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
@@ -473,9 +508,9 @@ fn host_main(pool: Arc<Pool>, index: usize, host: usize, idle: bool) {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
     preempt::set_depth(1);
     // An idle host is findable once it can be signalled (its tid is set).
-    // If the pool finished meanwhile, its owner may have dismissed the idle
-    // hosts before this one was on the list (see `Hosts::pop_idle`).
-    let mut waiting = !idle || (w.hosts.push_idle(me) && !pool.is_finished());
+    // If the worker retired meanwhile, its owner may have dismissed the
+    // idle hosts before this one was on the list.
+    let mut waiting = !idle || (w.hosts.push_idle(me) && !w.hosts.is_retired());
     while waiting && let Some(first) = me.wait_turn() {
         waiting = matches!(w.run_turn(me, first), Turn::Idle);
     }

@@ -108,8 +108,16 @@ struct Watch {
     /// A thread that outranks the running one was queued from elsewhere;
     /// the monitor keeps signalling until the worker has looked at its queue.
     urgent: AtomicBool,
-    /// Monitor's bookkeeping: switch count it last saw, and when, and how
-    /// long it waits before repeating a signal that was not acted on.
+    /// Preemption checks that found nothing else to run: the running
+    /// thread got a new slice without a switch.
+    renewals: AtomicU64,
+    /// Monitor's bookkeeping: switches plus renewals it last saw, and when
+    /// (slice timing), the switch count alone and when it last moved (an
+    /// owner stuck in the kernel makes no switch, whatever the signals
+    /// find), and how long it waits before repeating a signal that was not
+    /// acted on.
+    seen_progress: AtomicU64,
+    progress_at: AtomicU64,
     seen_switches: AtomicU64,
     seen_at: AtomicU64,
     retry_ns: AtomicU64,
@@ -120,8 +128,13 @@ struct Watch {
     preemptions: AtomicU64,
     deferred: AtomicU64,
     /// The monitor found the owner blocked in the kernel: the signal
-    /// handler detaches the running thread.
+    /// handler detaches the running thread, if the worker has not switched
+    /// since (`detach_at`, the switch count then).
     detach: AtomicBool,
+    detach_at: AtomicU64,
+    /// The switch count when a preemption was deferred: taken when the
+    /// scope ends only if the same thread still runs.
+    deferred_at: AtomicU64,
     /// Threads detached from this worker while blocked in the kernel.
     hand_offs: AtomicU64,
     /// Threads this worker took from another one's wake-up because they
@@ -175,6 +188,9 @@ impl Worker {
                 slice_ns: AtomicU64::new(0),
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
+                renewals: AtomicU64::new(0),
+                seen_progress: AtomicU64::new(0),
+                progress_at: AtomicU64::new(0),
                 seen_switches: AtomicU64::new(0),
                 seen_at: AtomicU64::new(0),
                 retry_ns: AtomicU64::new(0),
@@ -182,6 +198,8 @@ impl Worker {
                 preemptions: AtomicU64::new(0),
                 deferred: AtomicU64::new(0),
                 detach: AtomicBool::new(false),
+                detach_at: AtomicU64::new(0),
+                deferred_at: AtomicU64::new(u64::MAX),
                 hand_offs: AtomicU64::new(0),
                 wake_migrations: AtomicU64::new(0),
                 probe_cpu_ns: AtomicU64::new(0),
@@ -265,6 +283,20 @@ impl Worker {
     #[inline]
     fn count_switch(&self) {
         self.switches.store(self.switches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Whether the worker switched since a preemption was deferred (the
+    /// deferral then concerned another thread).
+    fn deferred_since_switched(&self) -> bool {
+        self.watch.deferred_at.load(Ordering::Relaxed) != self.switches()
+    }
+
+    /// A preemption check found nothing else to run: the running thread
+    /// goes on with a new slice. Not a switch: an owner blocked in the
+    /// kernel, whose syscall the signal interrupts, must still look stuck.
+    fn renew_slice(&self) {
+        let r = &self.watch.renewals;
+        r.store(r.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Publishes the thread about to run, for the monitor and wake-up

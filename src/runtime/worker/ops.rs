@@ -45,7 +45,7 @@ pub(crate) fn take_pending(mut involuntary: bool) {
     loop {
         if involuntary {
             match hold::attached() {
-                Some((w, _)) => w.preempt_running(false, false),
+                Some((w, _)) => w.preempt_running(false, w.deferred_since_switched()),
                 None => return,
             }
         } else if !yield_inner() {

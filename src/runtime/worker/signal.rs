@@ -36,17 +36,22 @@ pub(crate) fn on_preempt_signal() {
         return;
     };
     if !w.bell.running.load(Ordering::Relaxed) {
-        // The scheduling context: nothing to preempt.
+        // The scheduling context: nothing to preempt, nor to detach.
+        w.watch.detach.store(false, Ordering::Relaxed);
         return;
     }
     if preempt::depth() != 0 {
-        // In a runtime or user critical section: taken when it ends.
+        // In a runtime or user critical section: taken when it ends, if
+        // the same thread still runs then.
+        w.watch.deferred_at.store(w.switches(), Ordering::Relaxed);
         preempt::set_pending_involuntary();
         w.watch.deferred.fetch_add(1, Ordering::Relaxed);
         return;
     }
     preempt::set_depth(1);
-    if w.watch.detach.swap(false, Ordering::Relaxed) {
+    // A detach asked for a stall that has ended since (the worker switched)
+    // is dropped: this is a plain preemption signal then.
+    if w.watch.detach.swap(false, Ordering::Relaxed) && w.watch.detach_at.load(Ordering::Relaxed) == w.switches() {
         w.detach_running();
     } else {
         let stale = w.switches() != w.watch.signalled_at.load(Ordering::SeqCst);

@@ -116,6 +116,7 @@ impl Worker {
         // threads of one priority.
         task.spec.movable
             && p > self.bell.priority.load(Ordering::Relaxed)
+            && !task.is_held()
             && self.bell.running.load(Ordering::Relaxed)
             && target.bell.running.load(Ordering::SeqCst)
             && p > target.bell.priority.load(Ordering::Relaxed)

@@ -14,7 +14,9 @@ impl Worker {
     /// long that it may be stuck in the OS: at least two slices and 2 ms.
     pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
         let w = &self.watch;
-        if !self.bell.running.load(Ordering::SeqCst) || w.detach.load(Ordering::Relaxed) {
+        if !self.bell.running.load(Ordering::SeqCst)
+            || (w.detach.load(Ordering::Relaxed) && w.detach_at.load(Ordering::Relaxed) == self.switches())
+        {
             return false;
         }
         let slice = match w.slice_ns.load(Ordering::Relaxed) {
@@ -44,6 +46,7 @@ impl Worker {
     /// Asks the owner's signal handler to detach the running thread, which
     /// is blocked in the kernel, and signals it.
     pub(crate) fn request_detach(&self) {
+        self.watch.detach_at.store(self.switches(), Ordering::Relaxed);
         self.watch.detach.store(true, Ordering::SeqCst);
         // Counts as a scheduling event: the next stall is measured afresh.
         self.watch.seen_at.store(clock::now_ns(), Ordering::Relaxed);
@@ -86,9 +89,14 @@ impl Worker {
         if switches != w.seen_switches.load(Ordering::Relaxed) {
             w.seen_switches.store(switches, Ordering::Relaxed);
             w.seen_at.store(now, Ordering::Relaxed);
+        }
+        let progress = switches.wrapping_add(w.renewals.load(Ordering::Relaxed));
+        if progress != w.seen_progress.load(Ordering::Relaxed) {
+            w.seen_progress.store(progress, Ordering::Relaxed);
+            w.progress_at.store(now, Ordering::Relaxed);
             w.retry_ns.store(0, Ordering::Relaxed);
         }
-        let since = w.seen_at.load(Ordering::Relaxed);
+        let since = w.progress_at.load(Ordering::Relaxed);
         let deadline = w.next_deadline.load(Ordering::Relaxed);
         let urgent = w.urgent.load(Ordering::SeqCst);
         if urgent || now.saturating_sub(since) >= slice || deadline <= now {
@@ -130,7 +138,7 @@ mod tests {
     fn the_longest_slice_never_overflows_the_next_look() {
         let w = Worker::new(0, None);
         w.bell.running.store(true, Ordering::SeqCst);
-        w.watch.seen_at.store(1_000, Ordering::Relaxed);
+        w.watch.progress_at.store(1_000, Ordering::Relaxed);
         let (min, max) = (20_000, 5_000_000);
         let now = 1_000_000;
         let next = w.monitor_check(now, u64::MAX, min, max).expect("a running worker is watched");
