@@ -61,6 +61,11 @@ impl Isa for Aarch64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.pc as usize }
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.sp as usize }
+    }
+
     unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
 
     fn torture(seed: u64, iterations: u64) -> u64 {

@@ -149,6 +149,15 @@ pub(crate) trait Isa {
     /// `SA_SIGINFO` handler.
     unsafe fn signal_pc(ctx: *const libc::c_void) -> usize;
 
+    /// The interrupted stack pointer in a signal handler's context: where
+    /// the code stood when the kernel tried to deliver a signal, which the
+    /// overflow report needs when the kernel could not write the signal's
+    /// frame there.
+    ///
+    /// # Safety
+    /// As [`Isa::signal_pc`].
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize;
+
     /// Makes the signal context `ctx` resume on the calling OS thread: a
     /// preempted thread may be resumed by another worker (the blocked-worker
     /// hand-off) than the one the signal interrupted, and `rt_sigreturn`
@@ -225,6 +234,16 @@ pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
 pub(crate) unsafe fn signal_pc(ctx: *const libc::c_void) -> usize {
     // SAFETY: forwarded contract.
     unsafe { Current::signal_pc(ctx) }
+}
+
+/// The stack pointer a signal interrupted; see [`Isa::signal_sp`].
+///
+/// # Safety
+/// As [`Isa::signal_sp`].
+#[inline]
+pub(crate) unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { Current::signal_sp(ctx) }
 }
 
 /// See [`Isa::signal_adopt_thread`].

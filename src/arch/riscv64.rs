@@ -91,6 +91,12 @@ impl Isa for Riscv64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_PC] as usize }
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t; `__gregs[REG_SP]`
+        // is x2.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_SP] as usize }
+    }
+
     unsafe fn signal_adopt_thread(ctx: *mut libc::c_void) {
         let tp: usize;
         // SAFETY: reads a register; tp is this OS thread's TLS pointer,

@@ -81,6 +81,11 @@ impl Isa for X86_64 {
         unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RSP as usize] as usize }
+    }
+
     unsafe fn signal_adopt_thread(_ctx: *mut libc::c_void) {}
 
     fn torture(seed: u64, iterations: u64) -> u64 {

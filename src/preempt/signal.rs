@@ -8,8 +8,8 @@
 //! preempted thread is resumed it returns from the handler and
 //! `rt_sigreturn` restores everything, down to the instruction. This is
 //! robust against extended state we do not know about (AVX-512, SVE) at the
-//! price of signal-frame headroom on every stack (a few KiB, well inside
-//! the 16 KiB minimum). `errno` is an OS-thread-local the siblings will
+//! price of a signal reserve below every stack's usable size (see
+//! [`crate::stack::signal_reserve`]). `errno` is an OS-thread-local the siblings will
 //! overwrite, so the handler saves and restores it.
 
 use crate::thread::ThreadError;

@@ -1229,9 +1229,10 @@ pub(crate) fn on_preempt_signal(pc: usize, ctx: *mut libc::c_void) {
     preempt::set_depth(0);
 }
 
-/// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard
-/// page of the green thread running on this OS thread?
-pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
+/// Stack-overflow lookup for the SIGSEGV handler: the name of the green
+/// thread running on this OS thread and the bottom of its stack (the
+/// handler decides whether the fault is an overflow).
+pub(crate) fn guard_lookup() -> Option<(&'static [u8], crate::stack::Bottom)> {
     let w = crate::arch::preempt_word::worker() as *const Worker;
     // SAFETY: read-only peek from a signal handler on the worker's own
     // thread; a worker outlives its thread's execution.
@@ -1239,13 +1240,11 @@ pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
     // SAFETY: as above; we only read `current` and its stack bounds.
     let task = unsafe { (*w.local.get()).current.as_ref() }?;
     // SAFETY: the task is the one running here, so its state is ours to read.
-    let (lo, hi) = unsafe { task.exec() }.stack.as_ref()?.guard();
-    if !(lo..hi).contains(&fault) {
-        return None;
-    }
+    let bottom = unsafe { task.exec() }.stack.as_ref()?.bottom();
     // SAFETY: the name lives as long as the task, which lives until the
-    // process aborts right after the handler prints it.
-    Some(unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) })
+    // process aborts right after the handler prints it (or, when the fault
+    // is not an overflow, until the handler returns).
+    Some((unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) }, bottom))
 }
 
 #[cfg(test)]
