@@ -183,27 +183,33 @@ fn mmap_failure_is_an_error_naming_the_limit() {
     assert!(stdout.contains("ulimit -v"), "{stdout}");
 }
 
+fn count_maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
+}
+
 #[test]
 fn child_map_count_limit() {
     if !is_child("child_map_count_limit") {
         return;
     }
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let start = std::time::Instant::now();
     let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
     assert!(!preemptive_mlthreading_rust::stack::guard_regions_supported(), "PMT_STACK_GUARD=mprotect is set");
     let sched = RoundRobinScheduler::new().with_workers(1);
-    // Threads that park forever each hold a stack (2 maps): enough of them
-    // exhaust vm.max_map_count.
-    let maps_now = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
-    let n = (limit - maps_now) / 2 + 20;
-    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let handles: Vec<_> = (0..n)
+    // Threads that park until released each hold a stack (2 maps): 2000
+    // more than the maps left could hold, had the runtime taken them all.
+    let n = (limit - count_maps()) / 2 + 2000;
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    let mut handles: Vec<_> = (0..n)
         .map(|_| {
             ThreadBuilder::new()
                 .stack_size(16 << 10)
                 .scheduler(sched.clone())
                 .spawn(|| {
-                    STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    loop {
+                    STARTED.fetch_add(1, SeqCst);
+                    while !RELEASE.load(SeqCst) {
                         park()
                     }
                 })
@@ -211,19 +217,38 @@ fn child_map_count_limit() {
         })
         .collect();
     // Wait until every thread ran (and parked) or failed to get a stack.
-    loop {
-        let failed = handles.iter().filter(|h| h.is_finished()).count();
-        if STARTED.load(std::sync::atomic::Ordering::SeqCst) + failed == n {
-            println!("CHILD: {failed} of {n} threads could not get a stack");
-            break;
-        }
+    while STARTED.load(SeqCst) + handles.iter().filter(|h| h.is_finished()).count() < n {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let failed = handles.into_iter().find(|h| h.is_finished()).unwrap();
-    let e = failed.join().unwrap_err();
-    assert!(matches!(e, ThreadError::Stack(StackError::MapCountLimit { .. })), "{e:?}");
-    println!("CHILD-ERROR: {e}");
-    std::process::exit(0);
+    let at_limit = start.elapsed();
+    let maps_left = limit - count_maps();
+    let (failed, parked): (Vec<_>, Vec<_>) = handles.drain(..).partition(|h| h.is_finished());
+    println!(
+        "CHILD: {} of {n} threads got no stack; limit {limit}, {maps_left} maps left; {at_limit:?} to get there",
+        failed.len()
+    );
+    assert!(!failed.is_empty(), "every thread got a stack: the limit was never reached");
+    let mut first = None;
+    for h in failed {
+        let e = h.join().unwrap_err();
+        assert!(matches!(e, ThreadError::Stack(StackError::MapCountLimit { .. })), "{e:?}");
+        first.get_or_insert(e);
+    }
+    println!("CHILD-ERROR: {}", first.unwrap());
+    assert!(maps_left >= preemptive_mlthreading_rust::stack::MIN_MAP_HEADROOM, "{maps_left} maps left");
+    // The application's own mappings still work: glibc serves this with mmap.
+    let v = std::hint::black_box(vec![7u8; 1 << 20]);
+    assert_eq!(v[12345], 7);
+    // Once the parked threads end, new threads get stacks again.
+    RELEASE.store(true, SeqCst);
+    for h in &parked {
+        h.thread().unpark();
+    }
+    let released = parked.len();
+    parked.into_iter().for_each(|h| h.join().unwrap());
+    let more: Vec<_> = (0..1000).map(|i| sched.spawn(move || i * 2).unwrap()).collect();
+    assert_eq!(more.into_iter().map(|h| h.join().unwrap()).sum::<usize>(), 999 * 1000);
+    println!("CHILD: {released} threads released and 1000 more run; {:?} in all", start.elapsed());
 }
 
 #[test]
@@ -243,6 +268,65 @@ fn map_count_exhaustion_is_an_error_naming_the_limit() {
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("vm.max_map_count"), "{stdout}");
     assert!(stdout.contains("sysctl -w vm.max_map_count="), "{stdout}");
+    for line in stdout.lines().filter(|l| l.contains("CHILD")) {
+        println!("{line}");
+    }
+}
+
+/// With guard regions, stacks merge into a few maps: the map budget counts
+/// each as one and must look again rather than refuse them near the limit.
+#[test]
+fn child_guard_region_stacks_past_the_map_limit() {
+    if !is_child("child_guard_region_stacks_past_the_map_limit") {
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let start = std::time::Instant::now();
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    let n = limit + 10_000;
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            ThreadBuilder::new()
+                .stack_size(16 << 10)
+                .scheduler(sched.clone())
+                .spawn(|| {
+                    STARTED.fetch_add(1, SeqCst);
+                    loop {
+                        park()
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    while STARTED.load(SeqCst) + handles.iter().filter(|h| h.is_finished()).count() < n {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failed = handles.iter().filter(|h| h.is_finished()).count();
+    println!("CHILD: {n} threads parked past a limit of {limit} maps, {failed} failed, in {:?}", start.elapsed());
+    assert_eq!(failed, 0, "{} maps", count_maps());
+    std::process::exit(0);
+}
+
+#[test]
+fn guard_region_stacks_are_not_capped_by_the_map_count() {
+    if emulated("guard regions") {
+        return;
+    }
+    if !preemptive_mlthreading_rust::stack::guard_regions_supported() {
+        println!("skipped: this kernel has no guard regions (Linux 6.13)");
+        return;
+    }
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    if limit > 70_000 {
+        println!("vm.max_map_count is {limit}: skipping (it would need {} threads)", limit + 10_000);
+        return;
+    }
+    let out = run_child("child_guard_region_stacks_past_the_map_limit", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    println!("{}", stdout.lines().find(|l| l.contains("CHILD:")).unwrap_or_default());
 }
 
 #[test]

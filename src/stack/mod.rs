@@ -18,11 +18,13 @@
 //! threads (`thread '<name>' has overflowed its stack`) and the process
 //! aborts.
 
+mod budget;
 mod error;
 mod guard;
 pub(crate) mod overflow;
 pub(crate) mod pool;
 
+pub use budget::MIN_MAP_HEADROOM;
 pub use error::StackError;
 pub(crate) use error::address_space_limit;
 pub use guard::guard_regions_supported;
@@ -121,6 +123,7 @@ impl Stack {
     /// Maps `usable` bytes (already rounded) plus the signal reserve and
     /// one guard page.
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
+        budget::take()?;
         let guard = page_size();
         let len = mapped_len(usable);
         // SAFETY: an anonymous private mapping at a kernel-chosen address
@@ -136,8 +139,11 @@ impl Stack {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(StackError::from_map_failure(usable, io::Error::last_os_error()));
+            let err = io::Error::last_os_error();
+            budget::give_back();
+            return Err(StackError::from_map_failure(usable, err));
         }
+        // From here on, dropping the stack gives its maps back.
         let stack = Stack { base: base.cast(), len };
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
         unsafe { guard::install(base, guard) }.map_err(|e| StackError::from_map_failure(usable, e))?;
@@ -172,6 +178,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: we own the whole mapping and nothing runs on it any more.
         unsafe { libc::munmap(self.base.cast(), self.len) };
+        budget::give_back();
     }
 }
 
