@@ -361,3 +361,101 @@ fn environment_configures_the_default_scheduler() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CHILD: workers=3 slice=250µs"), "{stdout}");
 }
+
+/// Spins two threads on one worker with 1 ms slices until both have run:
+/// only preemption lets the second one in.
+fn preemption_works() -> bool {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let hs: Vec<_> = counts
+        .iter()
+        .map(|c| {
+            let (c, stop) = (Arc::clone(c), Arc::clone(&stop));
+            sched
+                .spawn(move || {
+                    while !stop.load(Relaxed) {
+                        c.fetch_add(1, Relaxed);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    while counts.iter().any(|c| c.load(Relaxed) == 0) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Relaxed);
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    counts.iter().all(|c| c.load(Relaxed) > 0) && sched.worker_preemptions()[0] > 0
+}
+
+#[test]
+fn child_preempt_signal_choice() {
+    if !is_child("child_preempt_signal_choice") {
+        return;
+    }
+    use preemptive_mlthreading_rust::preempt;
+    for bad in [libc::SIGINT, libc::SIGTERM, libc::SIGPROF, libc::SIGSEGV, libc::SIGKILL, 0, libc::SIGRTMAX() + 1] {
+        let e = preempt::set_signal(bad).expect_err("a signal preemption must not take");
+        assert!(matches!(e, ThreadError::Config(_)), "{e:?}");
+        let msg = e.to_string();
+        for accepted in ["SIGURG (", "SIGUSR1 (", "SIGUSR2 (", "SIGWINCH (", "SIGIO (", "SIGRTMAX ("] {
+            assert!(msg.contains(accepted), "{bad}: {msg}");
+        }
+        println!("CHILD-ERROR: {msg}");
+    }
+    preempt::set_signal(libc::SIGRTMAX()).expect("SIGRTMAX is a real-time signal like the others");
+    assert!(preemption_works(), "no preemption through SIGRTMAX");
+    // SAFETY: sigaction only writes the struct we pass.
+    let handler = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGRTMAX(), std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    };
+    assert_ne!(handler, libc::SIG_DFL, "the handler sits on SIGRTMAX");
+    println!("CHILD: preemption through SIGRTMAX");
+}
+
+#[test]
+fn preemption_refuses_signals_the_program_needs_and_takes_sigrtmax() {
+    let out = run_child("child_preempt_signal_choice", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let sigint = format!("CHILD-ERROR: preempt::set_signal({}): the program's own stop signals", libc::SIGINT);
+    assert!(stdout.contains(&sigint), "{stdout}");
+    assert!(stdout.contains("CHILD: preemption through SIGRTMAX"), "{stdout}");
+}
+
+#[test]
+fn child_preempt_signal_from_env() {
+    if !is_child("child_preempt_signal_from_env") {
+        return;
+    }
+    let v = std::env::var("PMT_PREEMPT_SIGNAL").unwrap();
+    match RoundRobinScheduler::new().with_workers(1).spawn(|| ()) {
+        Ok(h) => {
+            h.join().unwrap();
+            assert!(preemption_works(), "no preemption through {v}");
+            println!("CHILD: preemption through {v}");
+        }
+        Err(e) => println!("CHILD-ERROR: {e}"),
+    }
+}
+
+#[test]
+fn pmt_preempt_signal_is_checked_like_set_signal() {
+    let term = libc::SIGTERM.to_string();
+    let out = run_child("child_preempt_signal_from_env", &[("PMT_PREEMPT_SIGNAL", &term)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let expected = format!("CHILD-ERROR: PMT_PREEMPT_SIGNAL=\"{term}\": the program's own stop signals");
+    assert!(stdout.contains(&expected) && stdout.contains("SIGRTMIN ("), "{stdout}");
+
+    let max = libc::SIGRTMAX().to_string();
+    let out = run_child("child_preempt_signal_from_env", &[("PMT_PREEMPT_SIGNAL", &max)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("CHILD: preemption through {max}")), "{stdout}");
+}
