@@ -162,7 +162,14 @@ impl<T> JoinHandle<T> {
     /// Waits for the thread to finish and returns its result, or
     /// [`ThreadError::Panicked`] if it panicked. A green caller parks (its
     /// worker runs other threads meanwhile); an OS caller blocks.
+    ///
+    /// A thread that joins its own handle gets [`ThreadError::JoinSelf`]
+    /// at once instead of waiting forever; the handle is gone and the
+    /// thread runs on.
     pub fn join(self) -> Result<T, ThreadError> {
+        if self.thread.is_current() {
+            return Err(ThreadError::JoinSelf);
+        }
         // SAFETY: `join` consumes the only handle, so this is the one joiner.
         unsafe { self.packet().wait() }
     }
