@@ -201,3 +201,56 @@ fn a_joined_result_that_panics_on_drop_panics_in_the_joiner_only() {
     assert_eq!(*msg, "mine panicked on drop");
     assert_eq!(spawn(|| 5).unwrap().join().unwrap(), 5, "the runtime is unaffected");
 }
+
+/// A green-local whose destructor panics, and one that records its drop.
+struct Exploding;
+
+impl Drop for Exploding {
+    fn drop(&mut self) {
+        panic!("a green-local destructor panicked");
+    }
+}
+
+static EXPLODING: preemptive_mlthreading_rust::thread::GreenLocal<Exploding> =
+    preemptive_mlthreading_rust::thread::GreenLocal::new(|| Exploding);
+
+struct Counted;
+
+static COUNTED_DROPS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+static COUNTED: preemptive_mlthreading_rust::thread::GreenLocal<Counted> =
+    preemptive_mlthreading_rust::thread::GreenLocal::new(|| Counted);
+
+#[test]
+fn a_panicking_green_local_destructor_fails_the_join() {
+    quiet_panics();
+    let before = COUNTED_DROPS.load(Ordering::SeqCst);
+    let h = spawn(|| {
+        COUNTED.with(|_| ());
+        EXPLODING.with(|_| ());
+        5u32
+    })
+    .unwrap();
+    match h.join() {
+        Err(ThreadError::Panicked(p)) => assert_eq!(p.message(), "a green-local destructor panicked"),
+        other => panic!("expected the destructor's panic, got {other:?}"),
+    }
+    assert_eq!(COUNTED_DROPS.load(Ordering::SeqCst), before + 1, "the other locals are dropped all the same");
+
+    // When the thread itself panicked, its own panic is the one reported.
+    let h = spawn(|| -> u32 {
+        EXPLODING.with(|_| ());
+        panic!("the body panicked")
+    })
+    .unwrap();
+    match h.join() {
+        Err(ThreadError::Panicked(p)) => assert_eq!(p.message(), "the body panicked"),
+        other => panic!("expected the body's panic, got {other:?}"),
+    }
+}

@@ -110,11 +110,21 @@ where
 {
     fn run(&self) {
         let Some(f) = self.take() else { return };
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
+        let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
         // Green-locals are dropped before the result is published, as an OS
-        // thread's thread-locals are before its join returns.
-        if catch_unwind(crate::runtime::worker::clear_current_locals).is_err() {
-            log::error!("a GreenLocal destructor panicked");
+        // thread's thread-locals are before its join returns. A destructor
+        // that panics fails the join as a panic of the thread's own code
+        // would, unless that code panicked first.
+        if let Err(payload) = catch_unwind(crate::runtime::worker::clear_current_locals) {
+            match result {
+                Ok(value) => {
+                    result = Err(ThreadError::Panicked(Panic::new(payload)));
+                    // Nobody will take the value: it is dropped here, on the
+                    // thread, and its own panic has no one left to go to.
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(value)));
+                }
+                Err(_) => log::error!("a GreenLocal destructor panicked after the thread itself had"),
+            }
         }
         self.packet.complete(result);
     }
