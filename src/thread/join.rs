@@ -4,30 +4,33 @@ use crate::runtime::task::TaskMain;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Where a thread leaves its result and finds who waits for it.
 ///
 /// One atomic word orders the two sides: the thread writes the result,
 /// then swaps in `DONE`; the (single) joiner writes its handle, then moves
-/// `EMPTY` to `WAITING`. Whoever comes second sees the other's write.
+/// `EMPTY` to `WAITING`. Whoever comes second sees the other's write. A
+/// joiner that is an OS thread leaves no handle and sleeps on the word
+/// itself (a futex), so that it needs no thread-local of its own: it may
+/// be joining from a `thread_local!` destructor.
 pub(crate) struct Packet<T> {
-    state: AtomicU8,
+    state: AtomicU32,
     /// Written once by the thread before `DONE`; taken by the joiner after.
     /// The error is boxed: it is rare, and unboxed it would add 40 bytes to
     /// every thread's control block.
     result: UnsafeCell<Option<Result<T, Box<ThreadError>>>>,
-    /// Written by the joiner before `WAITING`; taken by the thread after.
+    /// Written by a green joiner before `WAITING`; taken by the thread after.
     waiter: UnsafeCell<Option<Thread>>,
 }
 
-const EMPTY: u8 = 0;
-const WAITING: u8 = 1;
-const DONE: u8 = 2;
+const EMPTY: u32 = 0;
+const WAITING: u32 = 1;
+const DONE: u32 = 2;
 
 impl<T> Packet<T> {
     pub(crate) fn new() -> Self {
-        Packet { state: AtomicU8::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
+        Packet { state: AtomicU32::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
     }
 
     /// Publishes the result; called once, by the thread (or for it when it
@@ -38,8 +41,11 @@ impl<T> Packet<T> {
         if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
             // SAFETY: the joiner wrote its handle before `WAITING` and, once
             // it is there, leaves the slot to us.
-            if let Some(w) = unsafe { (*self.waiter.get()).take() } {
-                w.unpark();
+            match unsafe { (*self.waiter.get()).take() } {
+                Some(w) => w.unpark(),
+                // An OS joiner, asleep on the word; its handle keeps the
+                // packet alive.
+                None => crate::runtime::futex::wake_one(&self.state),
             }
         }
     }
@@ -64,14 +70,17 @@ impl<T> Packet<T> {
     /// Only the joiner, once.
     unsafe fn wait(&self) -> Result<T, ThreadError> {
         if self.state.load(Ordering::Acquire) == EMPTY {
+            let green = crate::runtime::worker::Worker::current_task_arc().map(Thread::green);
             // SAFETY: before `WAITING` the waiter slot is the joiner's.
-            unsafe { *self.waiter.get() = Some(super::current()) };
+            unsafe { *self.waiter.get() = green };
             if let Err(state) = self.state.compare_exchange(EMPTY, WAITING, Ordering::AcqRel, Ordering::Acquire) {
                 debug_assert_eq!(state, DONE);
             }
         }
         while !self.is_done() {
-            super::park();
+            if !crate::runtime::worker::park(None) {
+                crate::runtime::futex::wait(&self.state, WAITING, None);
+            }
         }
         // SAFETY: `DONE` seen, and we are the joiner.
         unsafe { self.take() }
