@@ -52,8 +52,9 @@ pub const HANDLER_RESERVE: usize = 8 * 1024;
 /// 3.5 KiB with AVX-512) before the runtime's handler runs on top of it. It
 /// is the kernel's minimum signal stack size (`getauxval(AT_MINSIGSTKSZ)`,
 /// or `SIGSTKSZ` where the kernel does not say) rounded up to whole pages,
-/// plus [`HANDLER_RESERVE`]: 12 KiB on x86_64 without AVX-512. The size
-/// asked for stays usable in full by the thread's own code.
+/// plus [`HANDLER_RESERVE`], and is the same for every stack of the
+/// process. The size asked for stays usable in full by the thread's own
+/// code.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::stack;
