@@ -4,7 +4,7 @@
 //! (`-- start N` or `-- lateness N SECS` for one figure).
 
 use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, sleep};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn cpu_times() -> (Duration, Duration) {
@@ -59,33 +59,22 @@ fn start(n: usize) {
 /// `secs` seconds: lateness percentiles.
 fn lateness(n: usize, secs: f64) {
     let sched = RoundRobinScheduler::new();
-    let late = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let t0 = Instant::now() + Duration::from_millis(500);
     let span = Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            let late = Arc::clone(&late);
             let due = t0 + span.mul_f64(i as f64 / n as f64);
             ThreadBuilder::new()
                 .scheduler(sched.clone())
                 .stack_size(16 * 1024)
                 .spawn(move || {
                     sleep(due.saturating_duration_since(Instant::now()));
-                    let l = Instant::now().saturating_duration_since(due);
-                    late.lock().unwrap().push(l);
+                    Instant::now().saturating_duration_since(due)
                 })
                 .unwrap()
         })
         .collect();
-    handles.into_iter().for_each(|h| h.join().unwrap());
-    let mut late = late.lock().unwrap().clone();
-    if std::env::var_os("TF_DEBUG").is_some() {
-        for (i, chunk) in late.chunks(late.len() / 20).enumerate() {
-            let mut c = chunk.to_vec();
-            c.sort();
-            println!("bucket {i}: p50 {:?} max {:?}", c[c.len() / 2], c[c.len() - 1]);
-        }
-    }
+    let mut late: Vec<Duration> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     late.sort();
     let q = |p: usize| late[(late.len() * p / 100).min(late.len() - 1)];
     println!(

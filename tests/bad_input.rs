@@ -184,27 +184,33 @@ fn mmap_failure_is_an_error_naming_the_limit() {
     assert!(stdout.contains("ulimit -v"), "{stdout}");
 }
 
+fn count_maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
+}
+
 #[test]
 fn child_map_count_limit() {
     if !is_child("child_map_count_limit") {
         return;
     }
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let start = std::time::Instant::now();
     let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
     assert!(!preemptive_mlthreading_rust::stack::guard_regions_supported(), "PMT_STACK_GUARD=mprotect is set");
     let sched = RoundRobinScheduler::new().with_workers(1);
-    // Threads that park forever each hold a stack (2 maps): enough of them
-    // exhaust vm.max_map_count.
-    let maps_now = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
-    let n = (limit - maps_now) / 2 + 20;
-    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let handles: Vec<_> = (0..n)
+    // Threads that park until released each hold a stack (2 maps): 2000
+    // more than the maps left could hold, had the runtime taken them all.
+    let n = (limit - count_maps()) / 2 + 2000;
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    let mut handles: Vec<_> = (0..n)
         .map(|_| {
             ThreadBuilder::new()
                 .stack_size(16 << 10)
                 .scheduler(sched.clone())
                 .spawn(|| {
-                    STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    loop {
+                    STARTED.fetch_add(1, SeqCst);
+                    while !RELEASE.load(SeqCst) {
                         park()
                     }
                 })
@@ -212,19 +218,38 @@ fn child_map_count_limit() {
         })
         .collect();
     // Wait until every thread ran (and parked) or failed to get a stack.
-    loop {
-        let failed = handles.iter().filter(|h| h.is_finished()).count();
-        if STARTED.load(std::sync::atomic::Ordering::SeqCst) + failed == n {
-            println!("CHILD: {failed} of {n} threads could not get a stack");
-            break;
-        }
+    while STARTED.load(SeqCst) + handles.iter().filter(|h| h.is_finished()).count() < n {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let failed = handles.into_iter().find(|h| h.is_finished()).unwrap();
-    let e = failed.join().unwrap_err();
-    assert!(matches!(e, ThreadError::Stack(StackError::MapCountLimit { .. })), "{e:?}");
-    println!("CHILD-ERROR: {e}");
-    std::process::exit(0);
+    let at_limit = start.elapsed();
+    let maps_left = limit - count_maps();
+    let (failed, parked): (Vec<_>, Vec<_>) = handles.drain(..).partition(|h| h.is_finished());
+    println!(
+        "CHILD: {} of {n} threads got no stack; limit {limit}, {maps_left} maps left; {at_limit:?} to get there",
+        failed.len()
+    );
+    assert!(!failed.is_empty(), "every thread got a stack: the limit was never reached");
+    let mut first = None;
+    for h in failed {
+        let e = h.join().unwrap_err();
+        assert!(matches!(e, ThreadError::Stack(StackError::MapCountLimit { .. })), "{e:?}");
+        first.get_or_insert(e);
+    }
+    println!("CHILD-ERROR: {}", first.unwrap());
+    assert!(maps_left >= preemptive_mlthreading_rust::stack::MIN_MAP_HEADROOM, "{maps_left} maps left");
+    // The application's own mappings still work: glibc serves this with mmap.
+    let v = std::hint::black_box(vec![7u8; 1 << 20]);
+    assert_eq!(v[12345], 7);
+    // Once the parked threads end, new threads get stacks again.
+    RELEASE.store(true, SeqCst);
+    for h in &parked {
+        h.thread().unpark();
+    }
+    let released = parked.len();
+    parked.into_iter().for_each(|h| h.join().unwrap());
+    let more: Vec<_> = (0..1000).map(|i| sched.spawn(move || i * 2).unwrap()).collect();
+    assert_eq!(more.into_iter().map(|h| h.join().unwrap()).sum::<usize>(), 999 * 1000);
+    println!("CHILD: {released} threads released and 1000 more run; {:?} in all", start.elapsed());
 }
 
 #[test]
@@ -244,6 +269,65 @@ fn map_count_exhaustion_is_an_error_naming_the_limit() {
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("vm.max_map_count"), "{stdout}");
     assert!(stdout.contains("sysctl -w vm.max_map_count="), "{stdout}");
+    for line in stdout.lines().filter(|l| l.contains("CHILD")) {
+        println!("{line}");
+    }
+}
+
+/// With guard regions, stacks merge into a few maps: the map budget counts
+/// each as one and must look again rather than refuse them near the limit.
+#[test]
+fn child_guard_region_stacks_past_the_map_limit() {
+    if !is_child("child_guard_region_stacks_past_the_map_limit") {
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let start = std::time::Instant::now();
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    let n = limit + 10_000;
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            ThreadBuilder::new()
+                .stack_size(16 << 10)
+                .scheduler(sched.clone())
+                .spawn(|| {
+                    STARTED.fetch_add(1, SeqCst);
+                    loop {
+                        park()
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    while STARTED.load(SeqCst) + handles.iter().filter(|h| h.is_finished()).count() < n {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failed = handles.iter().filter(|h| h.is_finished()).count();
+    println!("CHILD: {n} threads parked past a limit of {limit} maps, {failed} failed, in {:?}", start.elapsed());
+    assert_eq!(failed, 0, "{} maps", count_maps());
+    std::process::exit(0);
+}
+
+#[test]
+fn guard_region_stacks_are_not_capped_by_the_map_count() {
+    if emulated("guard regions") {
+        return;
+    }
+    if !preemptive_mlthreading_rust::stack::guard_regions_supported() {
+        println!("skipped: this kernel has no guard regions (Linux 6.13)");
+        return;
+    }
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    if limit > 70_000 {
+        println!("vm.max_map_count is {limit}: skipping (it would need {} threads)", limit + 10_000);
+        return;
+    }
+    let out = run_child("child_guard_region_stacks_past_the_map_limit", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    println!("{}", stdout.lines().find(|l| l.contains("CHILD:")).unwrap_or_default());
 }
 
 #[test]
@@ -277,4 +361,102 @@ fn environment_configures_the_default_scheduler() {
     let out = run_child("child_env_configures_default", &[("PMT_WORKERS", "3"), ("PMT_TIME_SLICE_US", "250")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CHILD: workers=3 slice=250µs"), "{stdout}");
+}
+
+/// Spins two threads on one worker with 1 ms slices until both have run:
+/// only preemption lets the second one in.
+fn preemption_works() -> bool {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let hs: Vec<_> = counts
+        .iter()
+        .map(|c| {
+            let (c, stop) = (Arc::clone(c), Arc::clone(&stop));
+            sched
+                .spawn(move || {
+                    while !stop.load(Relaxed) {
+                        c.fetch_add(1, Relaxed);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    while counts.iter().any(|c| c.load(Relaxed) == 0) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Relaxed);
+    hs.into_iter().for_each(|h| h.join().unwrap());
+    counts.iter().all(|c| c.load(Relaxed) > 0) && sched.worker_preemptions()[0] > 0
+}
+
+#[test]
+fn child_preempt_signal_choice() {
+    if !is_child("child_preempt_signal_choice") {
+        return;
+    }
+    use preemptive_mlthreading_rust::preempt;
+    for bad in [libc::SIGINT, libc::SIGTERM, libc::SIGPROF, libc::SIGSEGV, libc::SIGKILL, 0, libc::SIGRTMAX() + 1] {
+        let e = preempt::set_signal(bad).expect_err("a signal preemption must not take");
+        assert!(matches!(e, ThreadError::Config(_)), "{e:?}");
+        let msg = e.to_string();
+        for accepted in ["SIGURG (", "SIGUSR1 (", "SIGUSR2 (", "SIGWINCH (", "SIGIO (", "SIGRTMAX ("] {
+            assert!(msg.contains(accepted), "{bad}: {msg}");
+        }
+        println!("CHILD-ERROR: {msg}");
+    }
+    preempt::set_signal(libc::SIGRTMAX()).expect("SIGRTMAX is a real-time signal like the others");
+    assert!(preemption_works(), "no preemption through SIGRTMAX");
+    // SAFETY: sigaction only writes the struct we pass.
+    let handler = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGRTMAX(), std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    };
+    assert_ne!(handler, libc::SIG_DFL, "the handler sits on SIGRTMAX");
+    println!("CHILD: preemption through SIGRTMAX");
+}
+
+#[test]
+fn preemption_refuses_signals_the_program_needs_and_takes_sigrtmax() {
+    let out = run_child("child_preempt_signal_choice", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let sigint = format!("CHILD-ERROR: preempt::set_signal({}): the program's own stop signals", libc::SIGINT);
+    assert!(stdout.contains(&sigint), "{stdout}");
+    assert!(stdout.contains("CHILD: preemption through SIGRTMAX"), "{stdout}");
+}
+
+#[test]
+fn child_preempt_signal_from_env() {
+    if !is_child("child_preempt_signal_from_env") {
+        return;
+    }
+    let v = std::env::var("PMT_PREEMPT_SIGNAL").unwrap();
+    match RoundRobinScheduler::new().with_workers(1).spawn(|| ()) {
+        Ok(h) => {
+            h.join().unwrap();
+            assert!(preemption_works(), "no preemption through {v}");
+            println!("CHILD: preemption through {v}");
+        }
+        Err(e) => println!("CHILD-ERROR: {e}"),
+    }
+}
+
+#[test]
+fn pmt_preempt_signal_is_checked_like_set_signal() {
+    let term = libc::SIGTERM.to_string();
+    let out = run_child("child_preempt_signal_from_env", &[("PMT_PREEMPT_SIGNAL", &term)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let expected = format!("CHILD-ERROR: PMT_PREEMPT_SIGNAL=\"{term}\": the program's own stop signals");
+    assert!(stdout.contains(&expected) && stdout.contains("SIGRTMIN ("), "{stdout}");
+
+    let max = libc::SIGRTMAX().to_string();
+    let out = run_child("child_preempt_signal_from_env", &[("PMT_PREEMPT_SIGNAL", &max)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("CHILD: preemption through {max}")), "{stdout}");
 }

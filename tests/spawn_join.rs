@@ -246,3 +246,34 @@ fn closures_and_results_of_every_size_and_alignment_are_dropped_exactly_once() {
     assert_eq!(results.load(Ordering::SeqCst), expected, "results dropped");
     println!("{expected} closures and {expected} results of three layouts, each dropped once");
 }
+
+#[test]
+fn a_thread_joining_itself_gets_an_error_and_runs_on() {
+    use preemptive_mlthreading_rust::sync::oneshot;
+    use preemptive_mlthreading_rust::{JoinHandle, ThreadError};
+    let (handle_tx, handle_rx) = oneshot::channel::<JoinHandle<u32>>();
+    let (report_tx, report_rx) = oneshot::channel::<String>();
+    static RETURNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let h = spawn(move || -> u32 {
+        let me = handle_rx.recv().unwrap();
+        let report = match me.join() {
+            Err(e @ ThreadError::JoinSelf) => e.to_string(),
+            other => format!("unexpected: {other:?}"),
+        };
+        report_tx.send(report).unwrap();
+        yield_now(); // still a thread of the runtime
+        RETURNED.store(true, Ordering::Release);
+        7
+    })
+    .unwrap();
+    let thread = h.thread().clone();
+    handle_tx.send(h).unwrap();
+    let mut report_rx = report_rx;
+    let report = report_rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the self-join never returned");
+    assert!(report.contains("joins itself, which would wait forever"), "{report}");
+    let start = std::time::Instant::now();
+    while !RETURNED.load(Ordering::Acquire) && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(RETURNED.load(Ordering::Acquire), "{thread:?} never returned");
+}

@@ -600,3 +600,35 @@ fn a_buffered_value_holding_a_sender_of_its_own_channel_is_dropped() {
     drop(rx);
     assert_eq!(drops.load(Ordering::Relaxed), 1);
 }
+
+/// An OS thread blocked in a select sleeps on the select's own futex word:
+/// a value, a disconnection and a timeout each end the wait.
+#[test]
+fn an_os_thread_blocked_in_select_is_woken_by_green_senders() {
+    let (tx_a, rx_a) = channel::bounded::<u32>(0);
+    let (tx_b, rx_b) = channel::unbounded::<u32>();
+    let (step_tx, step_rx) = channel::unbounded::<()>();
+    let os = std::thread::spawn(move || {
+        let timed_out = channel::select_timeout(&[&rx_a, &rx_b], Duration::from_millis(10)).is_err();
+        step_tx.send(()).unwrap();
+        let first = channel::select(&[&rx_a, &rx_b]);
+        step_tx.send(()).unwrap();
+        let second = channel::select(&[&rx_a, &rx_b]);
+        (timed_out, first, second)
+    });
+    step_rx.recv().unwrap();
+    let green = spawn(move || {
+        sleep(Duration::from_millis(5));
+        tx_a.send(3).unwrap();
+        step_rx.recv().unwrap();
+        sleep(Duration::from_millis(5));
+        drop(tx_b);
+        tx_a
+    })
+    .unwrap();
+    let (timed_out, first, second) = os.join().unwrap();
+    drop(green.join().unwrap());
+    assert!(timed_out);
+    assert_eq!(first, (0, Ok(3)));
+    assert_eq!(second, (1, Err(channel::RecvError)));
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::scaled;
+use common::{is_child, run_child, scaled};
 use preemptive_mlthreading_rust::sync::{Condvar, Mutex};
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, spawn};
 use std::sync::Arc;
@@ -228,4 +228,93 @@ fn static_mutex_and_condvar_are_const() {
     *M.lock() += 1;
     CV.notify_all();
     assert_eq!(*M.lock(), 8);
+}
+
+/// What an OS thread's `thread_local!` does when it is dropped at thread
+/// exit: block on this crate's primitives (and join a green thread), after
+/// the runtime's own thread-locals of that thread may already be gone.
+struct BlocksOnDrop {
+    rx: preemptive_mlthreading_rust::sync::channel::Receiver<u32>,
+    empty: preemptive_mlthreading_rust::sync::channel::Receiver<u32>,
+    mutex: Arc<Mutex<u32>>,
+    in_drop: std::sync::mpsc::Sender<()>,
+    green: Option<preemptive_mlthreading_rust::JoinHandle<u32>>,
+}
+
+static DROP_SAW: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for BlocksOnDrop {
+    fn drop(&mut self) {
+        self.in_drop.send(()).unwrap();
+        // A value another thread sends later: the receive blocks.
+        let v = self.rx.recv().unwrap();
+        // A timed wait that runs out.
+        let timed_out = self.empty.recv_timeout(Duration::from_millis(20)).is_err();
+        // A lock another thread holds meanwhile.
+        let mut g = self.mutex.lock();
+        *g += v;
+        let sum = *g;
+        drop(g);
+        // A green thread that finishes later.
+        let joined = self.green.take().unwrap().join().unwrap();
+        DROP_SAW.store(u64::from(joined) * 100 + u64::from(sum) * 10 + u64::from(timed_out), Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<BlocksOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn child_blocking_in_a_thread_local_destructor() {
+    if !is_child("child_blocking_in_a_thread_local_destructor") {
+        return;
+    }
+    use preemptive_mlthreading_rust::sync::channel;
+    let (tx, rx) = channel::unbounded();
+    let (_keep, empty) = channel::unbounded();
+    let mutex = Arc::new(Mutex::new(1));
+    let (in_drop_tx, in_drop) = std::sync::mpsc::channel();
+    let (go, wait_for_go) = preemptive_mlthreading_rust::sync::oneshot::channel::<()>();
+    let green = spawn(move || {
+        wait_for_go.recv().unwrap();
+        3
+    })
+    .unwrap();
+    let value = BlocksOnDrop { rx, empty, mutex: Arc::clone(&mutex), in_drop: in_drop_tx, green: Some(green) };
+    let t = std::thread::spawn(move || {
+        ON_EXIT.with(|slot| *slot.borrow_mut() = Some(value));
+        // The runtime's own per-thread state, set up after `ON_EXIT`: the
+        // thread-locals of a thread are destroyed newest first, so it is
+        // gone by the time `ON_EXIT` is dropped.
+        let _ = preemptive_mlthreading_rust::current();
+        let (_tx, rx) = channel::bounded::<u8>(1);
+        assert!(rx.recv_timeout(Duration::from_millis(1)).is_err());
+    });
+    in_drop.recv().unwrap();
+    let g = mutex.lock();
+    // Sent from a green thread, which wakes the OS thread.
+    spawn(move || {
+        preemptive_mlthreading_rust::sleep(Duration::from_millis(20));
+        tx.send(4).unwrap();
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(g);
+    std::thread::sleep(Duration::from_millis(50));
+    go.send(()).unwrap();
+    t.join().unwrap();
+    assert_eq!(DROP_SAW.load(Ordering::SeqCst), 351, "joined 3, locked 1 + 4 after receiving 4, timed out");
+    println!("CHILD: done");
+}
+
+#[test]
+fn an_os_thread_can_block_on_our_primitives_in_its_thread_local_destructors() {
+    let out = run_child("child_blocking_in_a_thread_local_destructor", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("CHILD: done"), "{stdout}");
 }

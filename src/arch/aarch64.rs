@@ -62,6 +62,11 @@ impl Isa for Aarch64 {
         unsafe { asm!("msr fpcr, xzr", options(nomem, nostack, preserves_flags)) };
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.sp as usize }
+    }
+
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves x19–x29 (x19 and x29 are reserved by LLVM

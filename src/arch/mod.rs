@@ -142,6 +142,16 @@ pub(crate) trait Isa {
     /// `preserve_fp_env`).
     fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool;
 
+    /// The interrupted stack pointer in a signal handler's context: where
+    /// the code stood when the kernel tried to deliver a signal, which the
+    /// overflow report needs when the kernel could not write the signal's
+    /// frame there.
+    ///
+    /// # Safety
+    /// `ctx` must be the third argument the kernel passed to an
+    /// `SA_SIGINFO` handler.
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize;
+
     /// See [`register_torture`]: fills every register with values derived
     /// from `seed`, loops `iterations` times, returns the mismatch count.
     fn torture(seed: u64, iterations: u64) -> u64;
@@ -194,6 +204,16 @@ pub(crate) fn reset_fp_env() {
 #[inline]
 pub(crate) fn keeps_fp(uses_fp: bool, keeps_env: bool) -> bool {
     Current::keeps_fp(uses_fp, keeps_env)
+}
+
+/// The stack pointer a signal interrupted; see [`Isa::signal_sp`].
+///
+/// # Safety
+/// As [`Isa::signal_sp`].
+#[inline]
+pub(crate) unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { Current::signal_sp(ctx) }
 }
 
 /// Reads the cycle counter of this CPU (TSC on x86_64, `cntvct_el0` on

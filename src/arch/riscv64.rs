@@ -99,6 +99,12 @@ impl Isa for Riscv64 {
         };
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t; `__gregs[REG_SP]`
+        // is x2.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.__gregs[libc::REG_SP] as usize }
+    }
+
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves s0 and s1 (which LLVM reserves and which

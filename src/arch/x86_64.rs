@@ -75,6 +75,11 @@ impl Isa for X86_64 {
         };
     }
 
+    unsafe fn signal_sp(ctx: *const libc::c_void) -> usize {
+        // SAFETY: the caller passes the kernel's ucontext_t.
+        unsafe { (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RSP as usize] as usize }
+    }
+
     fn torture(seed: u64, iterations: u64) -> u64 {
         let mismatches: u64;
         // SAFETY: the asm saves and restores the registers LLVM reserves

@@ -7,8 +7,8 @@
 //! thread and this one sleeps inside the handler; when the preempted thread
 //! is resumed it returns from the handler and `rt_sigreturn` restores
 //! everything, down to the instruction. This is robust against extended
-//! state we do not know about (AVX-512, SVE) at the price of signal-frame
-//! headroom on every stack. The handler's own system calls may change
+//! state we do not know about (AVX-512, SVE) at the price of a signal reserve
+//! below every stack's usable size (see [`crate::stack::signal_reserve`]). The handler's own system calls may change
 //! `errno`, so it saves and restores it.
 
 use crate::thread::ThreadError;
@@ -26,10 +26,24 @@ static INSTALLED: Mutex<Option<Result<i32, String>>> = Mutex::new(None);
 /// also settable with `PMT_PREEMPT_SIGNAL=<number>`. Must be called before
 /// the first scheduler starts.
 ///
+/// The runtime owns the signal from then on, and the monitor sends it at
+/// every time slice, so only signals that nothing else needs are accepted:
+/// - `SIGURG` (the default; ignored by default, and used by Go for the
+///   same purpose), `SIGWINCH` (ignored by default; a program that handles
+///   terminal resizes needs it itself);
+/// - `SIGUSR1`, `SIGUSR2` and `SIGIO`, which are left to applications;
+/// - the real-time signals `SIGRTMIN()..=SIGRTMAX()`.
+///
+/// Everything else is refused with [`ThreadError::Config`] listing these:
+/// `SIGINT` or `SIGTERM` would swallow Ctrl-C and `kill`, the fault
+/// signals belong to the overflow report and to crashes, and `SIGPROF`
+/// and `SIGVTALRM` belong to profilers and `setitimer`.
+///
 /// ```
 /// use preemptive_mlthreading_rust::preempt;
 /// // SIGRTMIN+3 instead of SIGURG; fails once a scheduler has started.
 /// let _ = preempt::set_signal(libc::SIGRTMIN() + 3);
+/// assert!(preempt::set_signal(libc::SIGINT).is_err());
 /// ```
 pub fn set_signal(signal: i32) -> Result<(), ThreadError> {
     let installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
@@ -38,15 +52,43 @@ pub fn set_signal(signal: i32) -> Result<(), ThreadError> {
             "preempt::set_signal: preemption is already set up; call it before the first spawn".into(),
         ));
     }
-    if !(1..libc::SIGRTMAX()).contains(&signal)
-        || [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS].contains(&signal)
-    {
-        return Err(ThreadError::Config(format!(
-            "preempt::set_signal({signal}): not a signal that can carry preemption"
-        )));
-    }
+    check(signal).map_err(|why| ThreadError::Config(format!("preempt::set_signal({signal}): {why}")))?;
     SIGNAL.store(signal, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether `signal` may carry preemption (see [`set_signal`]); the error
+/// says why not and what is accepted.
+fn check(signal: i32) -> Result<(), String> {
+    let named = [
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+    ];
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    if named.iter().any(|&(s, _)| s == signal) || realtime.contains(&signal) {
+        return Ok(());
+    }
+    let why = match signal {
+        libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT => {
+            "the program's own stop signals would be swallowed"
+        }
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGABRT | libc::SIGTRAP => {
+            "fault and crash signals must keep their meaning"
+        }
+        libc::SIGKILL | libc::SIGSTOP => "it cannot be handled",
+        libc::SIGPROF | libc::SIGVTALRM | libc::SIGALRM => "timers and profilers use it",
+        _ => "not a signal that can carry preemption",
+    };
+    let list: Vec<String> = named.iter().map(|&(s, n)| format!("{n} ({s})")).collect();
+    Err(format!(
+        "{why}; preemption takes {} or a real-time signal from SIGRTMIN ({}) to SIGRTMAX ({})",
+        list.join(", "),
+        realtime.start(),
+        realtime.end()
+    ))
 }
 
 /// The signal in use (after [`install`]).
@@ -90,7 +132,11 @@ fn try_install(on_signal: OnSignal) -> Result<i32, String> {
     let mut sig = SIGNAL.load(Ordering::Relaxed);
     if sig == 0 {
         sig = match std::env::var("PMT_PREEMPT_SIGNAL") {
-            Ok(v) => v.trim().parse().map_err(|_| format!("PMT_PREEMPT_SIGNAL={v:?} is not a signal number"))?,
+            Ok(v) => {
+                let sig = v.trim().parse().map_err(|_| format!("PMT_PREEMPT_SIGNAL={v:?} is not a signal number"))?;
+                check(sig).map_err(|why| format!("PMT_PREEMPT_SIGNAL={v:?}: {why}"))?;
+                sig
+            }
             Err(_) => DEFAULT_SIGNAL,
         };
         SIGNAL.store(sig, Ordering::Relaxed);

@@ -20,6 +20,19 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
 }
 
+/// Wakes one sleeper on the word at `word`, which may have gone away (its
+/// owner returned after the last write to it): FUTEX_WAKE only uses the
+/// address as a key, and a sleeper that now waits at that address on
+/// something else takes it for a spurious wake-up, which every futex
+/// waiter re-checks for.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn wake_one_at(word: *const AtomicU32) {
+    // SAFETY: FUTEX_WAKE (private) neither reads nor writes the word.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+    }
+}
+
 /// Wakes one sleeper on `word`.
 pub(crate) fn wake_one(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key.

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 /// Values keyed by the address of their `GreenLocal` static. Each value is
 /// boxed on its own, so a reference handed out stays valid while later
@@ -42,7 +43,8 @@ impl LocalMap {
     }
 
     /// Drops every value, newest first; values created while dropping are
-    /// dropped too.
+    /// dropped too. If a destructor panics, the others are still dropped,
+    /// and then the first panic resumes.
     #[inline]
     pub(crate) fn clear(&self) {
         // SAFETY: owner-only access, and the borrow ends at once.
@@ -54,17 +56,23 @@ impl LocalMap {
     #[cold]
     #[inline(never)]
     fn clear_slow(&self) {
-        loop {
-            // SAFETY: owner-only access; the list is taken out before any
-            // destructor runs, so destructors may use locals again.
-            let Some(entries) = unsafe { &mut *self.entries.get() }.take() else { return };
+        let mut first_panic = None;
+        // SAFETY: owner-only access; the list is taken out before any
+        // destructor runs, so destructors may use locals again.
+        while let Some(entries) = unsafe { &mut *self.entries.get() }.take() {
             if entries.is_empty() {
-                return;
+                break;
             }
             for (_, p) in entries.into_iter().rev() {
                 // SAFETY: each pointer came from Box::into_raw and is dropped once.
-                drop(unsafe { Box::from_raw(p) });
+                let dropped = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(p) })));
+                if let Err(payload) = dropped {
+                    first_panic.get_or_insert(payload);
+                }
             }
+        }
+        if let Some(payload) = first_panic {
+            resume_unwind(payload);
         }
     }
 }

@@ -4,7 +4,7 @@ mod block_pool;
 mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;
-mod futex;
+pub(crate) mod futex;
 pub(crate) mod host;
 mod inbox;
 pub(crate) mod locals;

@@ -13,9 +13,11 @@ use crate::stack::Stack;
 use crate::thread::{ThreadError, ThreadId};
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
+use std::io::Write;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::ptr::NonNull;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
@@ -160,8 +162,21 @@ impl<B: TaskMain> VTableOf<B> {
     }
 
     unsafe fn drop_cell(t: NonNull<Task>) {
-        // SAFETY: the last reference is gone; the cell is dropped once.
-        unsafe { std::ptr::drop_in_place(t.cast::<Cell<B>>().as_ptr()) }
+        let cell = t.cast::<Cell<B>>().as_ptr();
+        // The body holds the user's values: a result nobody took, or what is
+        // left of a closure. The last reference is often dropped by a
+        // worker's scheduling loop, which a panic from their `Drop` must not
+        // unwind through, so it aborts as std's thread packet does.
+        // SAFETY: the last reference is gone; each part is dropped once,
+        // the body first so that the header (the name) is still there to
+        // report it.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(&raw mut (*cell).body) }));
+        if dropped.is_err() {
+            // SAFETY: the header is still alive (see above).
+            abort_dropping(unsafe { &(*cell).task }, "thread result panicked on drop");
+        }
+        // SAFETY: as above.
+        unsafe { ptr::drop_in_place(&raw mut (*cell).task) }
     }
 }
 
@@ -234,10 +249,27 @@ impl Task {
         // SAFETY: the caller owns the execution state; the borrow ends
         // before the body's code runs.
         if !std::mem::replace(&mut unsafe { self.exec() }.body_used, true) {
+            // Failing drops the closure, and so its captures, usually on a
+            // worker's scheduling loop: see `drop_cell`.
             // SAFETY: the vtable is that of this cell's body.
-            unsafe { (self.body.fail)(NonNull::from(self), err) }
+            if catch_unwind(AssertUnwindSafe(|| unsafe { (self.body.fail)(NonNull::from(self), err) })).is_err() {
+                abort_dropping(self, "the closure of a thread that never ran panicked on drop");
+            }
         }
     }
+}
+
+/// Reports that a user value of `task` panicked while the runtime dropped
+/// it, and aborts: unwinding on would kill whichever thread dropped it (a
+/// worker, in general), and then every thread queued there.
+#[cold]
+fn abort_dropping(task: &Task, what: &str) -> ! {
+    let whose = match task.spec.name.as_deref() {
+        Some(name) => format!("green thread '{name}'"),
+        None => "an unnamed green thread".to_owned(),
+    };
+    let _ = writeln!(std::io::stderr(), "fatal runtime error: {what} ({whose}), aborting");
+    std::process::abort()
 }
 
 /// A counted reference to a [`Task`], like `Arc<Task>` but for a cell whose

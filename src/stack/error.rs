@@ -6,13 +6,17 @@ use std::io;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StackError {
-    /// The process has as many memory maps as `vm.max_map_count` allows.
-    /// Each stack takes two on kernels without guard regions (before Linux
-    /// 6.13; see [`guard_regions_supported`](super::guard_regions_supported)).
+    /// The process has, or with one more stack would have, so many memory
+    /// maps that fewer than the headroom the runtime leaves to the rest of
+    /// the program would be free under `vm.max_map_count` (see
+    /// [`MIN_MAP_HEADROOM`](super::MIN_MAP_HEADROOM)). Each stack takes two
+    /// maps on kernels without guard regions (before Linux 6.13; see
+    /// [`guard_regions_supported`](super::guard_regions_supported)).
     MapCountLimit {
         /// The kernel's `vm.max_map_count`.
         limit: usize,
-        /// Maps the process held when the mapping failed.
+        /// Maps the process held when the stack was refused (an estimate:
+        /// the runtime counts its own and samples the rest rarely).
         in_use: usize,
     },
     /// The kernel refused the memory itself (ENOMEM below the map-count
@@ -28,16 +32,16 @@ pub enum StackError {
 }
 
 impl StackError {
+    /// Classifies a failed `mmap`/`mprotect` of a stack. Whether `ENOMEM`
+    /// means the map count comes from the map budget's estimate, which
+    /// re-reads `/proc/self/maps` at most about once a second.
     pub(crate) fn from_map_failure(requested: usize, err: io::Error) -> Self {
         if err.raw_os_error() != Some(libc::ENOMEM) {
             return StackError::Os(err);
         }
-        let limit = read_max_map_count();
-        let in_use = count_maps();
-        match (limit, in_use) {
-            // A few maps of slack: ld.so and the allocator map on their own.
-            (Some(limit), Some(in_use)) if in_use + 8 >= limit => StackError::MapCountLimit { limit, in_use },
-            _ => StackError::OutOfMemory { requested, address_space_limit: address_space_limit() },
+        match super::budget::at_limit() {
+            Some((limit, in_use)) => StackError::MapCountLimit { limit, in_use },
+            None => StackError::OutOfMemory { requested, address_space_limit: address_space_limit() },
         }
     }
 }
@@ -47,14 +51,16 @@ impl fmt::Display for StackError {
         match self {
             StackError::MapCountLimit { limit, in_use } => write!(
                 f,
-                "cannot map a thread stack: the process holds {in_use} memory maps and the \
-                 kernel's vm.max_map_count is {limit}{}; raise it with \
-                 `sysctl -w vm.max_map_count=1048576` or keep fewer threads alive at once",
+                "cannot map a thread stack: the process holds about {in_use} memory maps and the \
+                 kernel's vm.max_map_count is {limit}{}, and the runtime leaves the last {} to the \
+                 rest of the program; raise it with `sysctl -w vm.max_map_count=1048576` or keep \
+                 fewer threads alive at once",
                 if super::guard_regions_supported() {
                     ""
                 } else {
-                    " (this kernel has no guard regions, so each stack takes 2)"
-                }
+                    " (stacks have mprotect'ed guard pages here, so each takes 2)"
+                },
+                super::budget::map_headroom(*limit)
             ),
             StackError::OutOfMemory { requested, address_space_limit: Some(lim) } => write!(
                 f,
@@ -73,14 +79,6 @@ impl fmt::Display for StackError {
 }
 
 impl std::error::Error for StackError {}
-
-fn read_max_map_count() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
-}
-
-fn count_maps() -> Option<usize> {
-    Some(std::fs::read("/proc/self/maps").ok()?.iter().filter(|&&b| b == b'\n').count())
-}
 
 /// `RLIMIT_AS`, or `None` when unlimited.
 pub(crate) fn address_space_limit() -> Option<u64> {

@@ -117,7 +117,8 @@ mod tests {
     #[test]
     fn the_guard_faults_whichever_way_it_was_made() {
         let stack = Stack::map(16 * 1024).unwrap();
-        let (lo, hi) = stack.guard();
+        let b = stack.bottom();
+        let (lo, hi) = (b.lo, b.guard_end);
         let mut fds = [0; 2];
         // SAFETY: a pipe of our own; `write` reads from the guard page,
         // which must fail with EFAULT rather than read anything.

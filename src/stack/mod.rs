@@ -10,15 +10,21 @@
 //! acting on it, which a probe catches) get an `mprotect`ed page: two VMAs
 //! per stack.
 //!
+//! Between the guard and the size the thread asked for lies a reserve for
+//! the preemption signal, which is delivered on the green thread's own
+//! stack (see [`signal_reserve`]).
+//!
 //! A thread that runs into its guard page is reported as std reports OS
 //! threads (`thread '<name>' has overflowed its stack`) and the process
 //! aborts.
 
+mod budget;
 mod error;
 mod guard;
 pub(crate) mod overflow;
 pub(crate) mod pool;
 
+pub use budget::MIN_MAP_HEADROOM;
 pub use error::StackError;
 pub(crate) use error::address_space_limit;
 pub use guard::guard_regions_supported;
@@ -33,7 +39,64 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 /// rounds up to `PTHREAD_STACK_MIN`.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// A mapped stack: `[guard | usable]`, growing down from `top()`.
+/// Room the runtime's preemption handler needs for its own frames, on top
+/// of the kernel's signal frame: the handler polls the worker's queues,
+/// may map the next thread's stack and switches, all on the preempted
+/// thread's stack.
+pub const HANDLER_RESERVE: usize = 8 * 1024;
+
+/// Bytes every stack has between its guard page and the size the thread
+/// asked for: the preemption signal arrives on the green thread's own stack
+/// at whatever depth the thread has reached, and the kernel must write its
+/// signal frame there (the registers and the whole XSAVE area: about
+/// 3.5 KiB with AVX-512) before the runtime's handler runs on top of it. It
+/// is the kernel's minimum signal stack size (`getauxval(AT_MINSIGSTKSZ)`,
+/// or `SIGSTKSZ` where the kernel does not say) rounded up to whole pages,
+/// plus [`HANDLER_RESERVE`], and is the same for every stack of the
+/// process. The size asked for stays usable in full by the thread's own
+/// code.
+///
+/// ```
+/// use preemptive_mlthreading_rust::stack;
+/// assert!(stack::signal_reserve() >= stack::HANDLER_RESERVE + 4096);
+/// ```
+pub fn signal_reserve() -> usize {
+    stack_overhead().1
+}
+
+/// The guard page and the signal reserve, read once: (guard + reserve, reserve).
+fn stack_overhead() -> (usize, usize) {
+    use std::sync::OnceLock;
+    static OVERHEAD: OnceLock<(usize, usize)> = OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        let page = page_size();
+        // SAFETY: getauxval has no preconditions; 0 means "not known".
+        let frame = match unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize {
+            0 => libc::SIGSTKSZ,
+            n => n,
+        };
+        let reserve = frame.next_multiple_of(page) + HANDLER_RESERVE;
+        (page + reserve, reserve)
+    })
+}
+
+/// Bytes mapped for a stack with `usable` bytes (page-rounded).
+#[inline]
+pub(crate) fn mapped_len(usable: usize) -> usize {
+    usable + stack_overhead().0
+}
+
+/// The bottom of a stack, as the overflow report reads it: the guard page
+/// `[lo, guard_end)` and the signal reserve `[guard_end, reserve_end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bottom {
+    pub(crate) lo: usize,
+    pub(crate) guard_end: usize,
+    pub(crate) reserve_end: usize,
+}
+
+/// A mapped stack: `[guard | signal reserve | usable]`, growing down from
+/// `top()`.
 pub(crate) struct Stack {
     base: *mut u8,
     len: usize,
@@ -58,10 +121,12 @@ pub(crate) fn round_size(requested: usize) -> usize {
 }
 
 impl Stack {
-    /// Maps `usable` bytes (already rounded) plus one guard page.
+    /// Maps `usable` bytes (already rounded) plus the signal reserve and
+    /// one guard page.
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
+        budget::take()?;
         let guard = page_size();
-        let len = usable + guard;
+        let len = mapped_len(usable);
         // SAFETY: an anonymous private mapping at a kernel-chosen address
         // cannot alias any existing Rust object.
         let base = unsafe {
@@ -75,8 +140,11 @@ impl Stack {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(StackError::from_map_failure(usable, io::Error::last_os_error()));
+            let err = io::Error::last_os_error();
+            budget::give_back();
+            return Err(StackError::from_map_failure(usable, err));
         }
+        // From here on, dropping the stack gives its maps back.
         let stack = Stack { base: base.cast(), len };
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
         unsafe { guard::install(base, guard) }.map_err(|e| StackError::from_map_failure(usable, e))?;
@@ -88,14 +156,22 @@ impl Stack {
         self.base.wrapping_add(self.len)
     }
 
-    /// Bytes usable above the guard page.
+    /// Bytes the thread's code may use: the size it asked for, rounded
+    /// (the signal reserve and the guard page lie below).
     pub(crate) fn usable(&self) -> usize {
-        self.len - page_size()
+        self.len - stack_overhead().0
     }
 
-    /// `[start, end)` of the guard page.
-    pub(crate) fn guard(&self) -> (usize, usize) {
-        (self.base as usize, self.base as usize + page_size())
+    /// Bytes mapped in all.
+    pub(crate) fn mapped(&self) -> usize {
+        self.len
+    }
+
+    /// The guard page and the signal reserve above it.
+    pub(crate) fn bottom(&self) -> Bottom {
+        let lo = self.base as usize;
+        let guard_end = lo + page_size();
+        Bottom { lo, guard_end, reserve_end: guard_end + signal_reserve() }
     }
 }
 
@@ -103,5 +179,45 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: we own the whole mapping and nothing runs on it any more.
         unsafe { libc::munmap(self.base.cast(), self.len) };
+        budget::give_back();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_asked_for_lies_whole_above_the_signal_reserve() {
+        let page = page_size();
+        for asked in [MIN_STACK_SIZE, DEFAULT_STACK_SIZE + 1] {
+            let usable = round_size(asked);
+            let s = Stack::map(usable).unwrap();
+            let b = s.bottom();
+            assert_eq!(s.usable(), usable);
+            assert_eq!(s.top() as usize - b.reserve_end, usable, "asked {asked}");
+            assert_eq!(b.guard_end - b.lo, page);
+            assert_eq!(b.reserve_end - b.guard_end, signal_reserve());
+            assert!(signal_reserve() >= HANDLER_RESERVE + page && signal_reserve().is_multiple_of(page));
+            assert_eq!(s.mapped(), mapped_len(usable));
+            // SAFETY: the reserve and the usable part are our own writable
+            // memory; nothing runs on this stack.
+            unsafe { ptr::write_bytes(b.guard_end as *mut u8, 0x5a, s.top() as usize - b.guard_end) };
+        }
+    }
+
+    #[test]
+    fn the_pool_hands_a_stack_back_only_for_its_own_size() {
+        let mut cache = pool::LocalCache::default();
+        let small = round_size(MIN_STACK_SIZE);
+        let s = cache.take(small).unwrap();
+        let base = s.bottom().lo;
+        cache.give(s);
+        let other = cache.take(small + page_size()).unwrap();
+        assert_ne!(other.bottom().lo, base, "a stack of another size class");
+        assert_eq!(other.usable(), small + page_size());
+        let again = cache.take(small).unwrap();
+        assert_eq!(again.bottom().lo, base, "the recycled stack");
+        assert_eq!(again.usable(), small);
     }
 }

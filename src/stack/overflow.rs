@@ -2,22 +2,39 @@
 //!
 //! A green thread that runs into its guard page faults with SIGSEGV on a
 //! stack it can no longer push to, so the handler runs on an alternate
-//! signal stack. It asks the runtime (through [`GuardLookup`]) whether the
-//! faulting address is the guard page of the green thread running on this
-//! OS thread; if so it prints std's message and aborts. Any other fault is
-//! passed on to the handler that was installed before ours (std's own
-//! overflow detector for the main thread, or the default action).
+//! signal stack. It asks the runtime (through [`GuardLookup`]) for the
+//! stack of the green thread running on this OS thread and reports an
+//! overflow (std's message, then abort) when:
+//! - the faulting address is in that stack's guard page (the code ran into
+//!   it), or
+//! - the kernel forced the SIGSEGV (`SI_KERNEL`, or no fault address) while
+//!   the thread's stack pointer was in the guard page or the signal reserve
+//!   above it: the kernel could not write the frame of a signal (the
+//!   preemption signal, usually) below it, and raises SIGSEGV instead.
+//!
+//! Any other fault is passed on to the handler that was installed before
+//! ours (std's own overflow detector for the main thread, or the default
+//! action).
 
+use super::Bottom;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Given a faulting address, returns the name of the green thread whose
-/// guard page it is on this OS thread (`"<unnamed>"` if it has none), or
-/// `None` if it is no such address. Must be async-signal-safe.
-pub(crate) type GuardLookup = fn(fault: usize) -> Option<&'static [u8]>;
+/// Returns the name of the green thread running on this OS thread
+/// (`"<unnamed>"` if it has none) and the bottom of its stack, or `None`
+/// when no green thread with a stack runs here. Must be async-signal-safe.
+pub(crate) type GuardLookup = fn() -> Option<(&'static [u8], Bottom)>;
+
+/// Whether a SIGSEGV/SIGBUS with `code` (`si_code`) and `fault` (`si_addr`),
+/// taken with the stack pointer at `sp`, is an overflow of the stack whose
+/// bottom is `b`.
+fn is_overflow(code: libc::c_int, fault: usize, sp: usize, b: Bottom) -> bool {
+    let forced = code == libc::SI_KERNEL || fault == 0;
+    (b.lo..b.guard_end).contains(&fault) || (forced && (b.lo..b.reserve_end).contains(&sp))
+}
 
 static LOOKUP: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
@@ -43,13 +60,18 @@ pub(crate) fn install(lookup: GuardLookup) {
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SIGSEGV/SIGBUS.
-    let fault = unsafe { (*info).si_addr() } as usize;
+    let (code, fault) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     let lookup = LOOKUP.load(Ordering::Acquire);
     if lookup != 0 {
         // SAFETY: LOOKUP only ever holds a GuardLookup stored by `install`.
         let lookup: GuardLookup = unsafe { std::mem::transmute::<usize, GuardLookup>(lookup) };
-        if let Some(name) = lookup(fault) {
-            report_and_abort(name);
+        if let Some((name, bottom)) = lookup() {
+            // SAFETY: `ctx` is the ucontext the kernel passed to this
+            // SA_SIGINFO handler.
+            let sp = unsafe { crate::arch::signal_sp(ctx) };
+            if is_overflow(code, fault, sp, bottom) {
+                report_and_abort(name);
+            }
         }
     }
     // SAFETY: PREVIOUS_* were filled by `install` before the handler existed.
@@ -82,6 +104,17 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, p
         // runs again and this time the default action kills the process.
         // SAFETY: re-installing a sigaction the kernel gave us.
         unsafe { libc::sigaction(sig, previous, ptr::null_mut()) };
+        // SAFETY: the kernel passes a valid siginfo.
+        let code = unsafe { (*info).si_code };
+        if code == libc::SI_KERNEL || code <= 0 {
+            // Not (only) a faulting instruction: a signal frame the kernel
+            // could not write, or a signal sent by a process. Returning
+            // would run on as if nothing happened; raised again, it is
+            // pending (blocked while we run) and the default action takes
+            // it as we return.
+            // SAFETY: raise has no memory-safety preconditions.
+            unsafe { libc::raise(sig) };
+        }
     } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed for exactly this use.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { std::mem::transmute(h) };
@@ -149,5 +182,33 @@ impl Drop for AltStack {
             libc::sigaltstack(&st, ptr::null_mut());
             libc::munmap(self.mem, self.len);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: Bottom = Bottom { lo: 0x10_000, guard_end: 0x11_000, reserve_end: 0x14_000 };
+    const SEGV_MAPERR: libc::c_int = 1;
+
+    #[test]
+    fn a_fault_in_the_guard_page_is_an_overflow_wherever_the_stack_pointer_is() {
+        assert!(is_overflow(SEGV_MAPERR, 0x10_ff8, 0x11_010, B));
+        assert!(is_overflow(SEGV_MAPERR, 0x10_000, 0x99_000, B));
+        assert!(!is_overflow(SEGV_MAPERR, 0x11_000, 0x11_010, B), "the reserve itself is mapped");
+        assert!(!is_overflow(SEGV_MAPERR, 0x0f_fff, 0x11_010, B));
+    }
+
+    #[test]
+    fn a_forced_sigsegv_is_an_overflow_when_the_stack_pointer_is_at_the_bottom() {
+        for (code, fault) in [(libc::SI_KERNEL, 0), (SEGV_MAPERR, 0), (libc::SI_KERNEL, 0x1234)] {
+            assert!(is_overflow(code, fault, 0x13_f00, B), "in the reserve: {code} {fault:#x}");
+            assert!(is_overflow(code, fault, 0x10_800, B), "in the guard page: {code} {fault:#x}");
+            assert!(!is_overflow(code, fault, 0x14_000, B), "above the reserve: {code} {fault:#x}");
+            assert!(!is_overflow(code, fault, 0x0f_000, B), "below the stack: {code} {fault:#x}");
+        }
+        // A real fault elsewhere, deep in the stack: not an overflow.
+        assert!(!is_overflow(SEGV_MAPERR, 0x1234, 0x13_f00, B));
     }
 }

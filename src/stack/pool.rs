@@ -2,7 +2,9 @@
 //!
 //! Two tiers: each worker keeps a small [`LocalCache`] it reaches without a
 //! lock, and overflows into (or refills from) one process-wide list per size
-//! class. Sizes are already page-rounded, so a class is an exact size.
+//! class. Sizes are already page-rounded, so a class is an exact size: the
+//! usable size a thread asks for (every stack adds the same guard page and
+//! signal reserve to it).
 
 use super::{Stack, StackError};
 use std::collections::HashMap;
@@ -24,7 +26,8 @@ pub(crate) struct LocalCache {
 impl LocalCache {
     /// A stack with `usable` bytes (page-rounded), recycled when possible.
     pub(crate) fn take(&mut self, usable: usize) -> Result<Stack, StackError> {
-        if let Some(i) = self.stacks.iter().rposition(|s| s.usable() == usable) {
+        let len = super::mapped_len(usable);
+        if let Some(i) = self.stacks.iter().rposition(|s| s.mapped() == len) {
             return Ok(self.stacks.swap_remove(i));
         }
         let recycled = GLOBAL

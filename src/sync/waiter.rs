@@ -11,8 +11,18 @@
 //! never touched after its owner has gone and no wake-up can be lost:
 //! either the waker unlinked the entry and the owner sees the outcome, or
 //! the owner unlinked it first and the waker never saw it.
+//!
+//! A green thread is parked and unparked through the runtime. An OS thread
+//! sleeps on a futex word that is part of what it waits for (its entry's
+//! `state`, or a select's token as well), and its waker wakes that word
+//! after publishing the outcome: a syscall that only uses the address as a
+//! key, harmless if the owner has returned meanwhile (its next sleeper
+//! there sees a spurious wake-up and checks its own condition). So a
+//! waiting OS thread needs no handle of its own, nor the thread-local
+//! behind one, and it can block on these primitives even while its
+//! thread-locals are being destroyed (from a `thread_local!` destructor).
 
-use super::atomic::{AtomicU8, Ordering};
+use super::atomic::{AtomicU32, Ordering};
 use std::cell::Cell;
 use std::ptr;
 use std::time::Instant;
@@ -20,13 +30,36 @@ use std::time::Instant;
 /// `state` while the entry is linked and nobody decided for it.
 pub(crate) const WAITING: u8 = 0;
 
+/// Whom a decided entry's waker wakes.
 #[cfg(not(loom))]
-type Unparker = crate::Thread;
+enum Unparker {
+    /// A green thread, through the runtime.
+    Green(crate::Thread),
+    /// An OS thread, asleep on the entry's `state` word, or (in a select)
+    /// on `select` when that is not null.
+    Os { select: *const AtomicU32 },
+}
 #[cfg(loom)]
 type Unparker = loom::thread::Thread;
 
+/// What an OS thread sleeps on while it waits: a futex word, and its value
+/// while nothing has been decided. Green threads (and loom's) park instead.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) struct Sleep<'a> {
+    word: &'a AtomicU32,
+    idle: u32,
+}
+
+impl<'a> Sleep<'a> {
+    pub(crate) fn on(word: &'a AtomicU32, idle: u32) -> Self {
+        Sleep { word, idle }
+    }
+}
+
 pub(crate) struct Waiter {
-    state: AtomicU8,
+    /// [`WAITING`], then the outcome (a `u8`); 32 bits wide to be a futex
+    /// word.
+    state: AtomicU32,
     unparker: Cell<Option<Unparker>>,
     prev: Cell<*const Waiter>,
     next: Cell<*const Waiter>,
@@ -39,7 +72,7 @@ pub(crate) struct Waiter {
 impl Waiter {
     pub(crate) fn new() -> Self {
         Waiter {
-            state: AtomicU8::new(WAITING),
+            state: AtomicU32::new(WAITING as u32),
             unparker: Cell::new(Some(current_unparker())),
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
@@ -53,7 +86,19 @@ impl Waiter {
     pub(crate) fn rearm(&self) {
         let me = self.unparker.take().unwrap_or_else(current_unparker);
         self.unparker.set(Some(me));
-        self.state.store(WAITING, Ordering::Relaxed);
+        self.state.store(WAITING as u32, Ordering::Relaxed);
+    }
+
+    /// For an entry of a select: an OS owner sleeps on `token` until one of
+    /// its entries is claimed, so the waker of this one wakes it there too.
+    pub(crate) fn wake_also(&self, token: &AtomicU32) {
+        #[cfg(not(loom))]
+        match self.unparker.take() {
+            Some(Unparker::Os { .. }) => self.unparker.set(Some(Unparker::Os { select: token })),
+            green => self.unparker.set(green),
+        }
+        #[cfg(loom)]
+        let _ = token;
     }
 
     /// Blocks until a waker decides for this entry, or `deadline` passes.
@@ -61,12 +106,13 @@ impl Waiter {
     /// then the entry is still linked and the caller must settle the race
     /// with [`WaitList::remove_if_waiting`] under the lock.
     pub(crate) fn park_until(&self, deadline: Option<Instant>) -> Option<u8> {
-        park_until_done(deadline, || self.state.load(Ordering::Acquire) != WAITING).then(|| self.outcome())
+        let decided = || self.state.load(Ordering::Acquire) != WAITING as u32;
+        park_until_done(deadline, decided, Sleep::on(&self.state, WAITING as u32)).then(|| self.outcome())
     }
 
     /// The outcome, once decided.
     pub(crate) fn outcome(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) as u8
     }
 }
 
@@ -74,19 +120,21 @@ impl Waiter {
 /// park and after each wake-up, or until `deadline` passes. True when
 /// `done()` held. For a thread waiting on several entries at once (a
 /// select): each entry's waker unparks it after deciding for that entry.
-pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool) -> bool {
+/// An OS thread sleeps on `sleep`, whose word must change before `done()`
+/// can hold, and be woken after it does.
+pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool, sleep: Sleep<'_>) -> bool {
     loop {
         if done() {
             return true;
         }
         match deadline {
-            None => park(),
+            None => park(&sleep),
             Some(d) => {
                 // Under loom the clock is ignored (the model decides when a
                 // wait times out), which keeps the model deterministic.
                 let now = Instant::now();
                 let expired = !cfg!(loom) && now >= d;
-                if expired || !park_timeout(d.saturating_duration_since(now)) {
+                if expired || !park_timeout(&sleep, d.saturating_duration_since(now)) {
                     return done();
                 }
             }
@@ -94,9 +142,14 @@ pub(crate) fn park_until_done(deadline: Option<Instant>, done: impl Fn() -> bool
     }
 }
 
+/// A green thread's handle, or the mark of an OS thread: never a
+/// thread-local, which an OS thread's exit may already have destroyed.
 #[cfg(not(loom))]
 fn current_unparker() -> Unparker {
-    crate::current()
+    match crate::runtime::worker::Worker::current_task_arc() {
+        Some(task) => Unparker::Green(crate::Thread::green(task)),
+        None => Unparker::Os { select: ptr::null() },
+    }
 }
 
 #[cfg(loom)]
@@ -105,40 +158,82 @@ fn current_unparker() -> Unparker {
 }
 
 #[cfg(not(loom))]
-fn park() {
-    crate::park()
+fn park(sleep: &Sleep<'_>) {
+    if !crate::runtime::worker::park(None) {
+        crate::runtime::futex::wait(sleep.word, sleep.idle, None);
+    }
 }
 
 /// Parks for at most `dur`; false when the model (loom) chose to time out.
 #[cfg(not(loom))]
-fn park_timeout(dur: std::time::Duration) -> bool {
-    crate::park_timeout(dur);
+fn park_timeout(sleep: &Sleep<'_>, dur: std::time::Duration) -> bool {
+    if !crate::runtime::worker::park(Some(dur)) {
+        crate::runtime::futex::wait(sleep.word, sleep.idle, Some(dur));
+    }
     true
 }
 
 #[cfg(loom)]
-fn park() {
+fn park(_: &Sleep<'_>) {
     loom::thread::park()
 }
 
 /// Under loom a timed wait may time out at any point: that is the race the
 /// models must explore, and loom has no clock.
 #[cfg(loom)]
-fn park_timeout(_: std::time::Duration) -> bool {
+fn park_timeout(_: &Sleep<'_>, _: std::time::Duration) -> bool {
     loom::thread::yield_now();
     false
 }
 
-/// A thread handle taken out of a woken entry: unpark it once the lock is
+/// Whom to wake, taken out of a decided entry.
+#[cfg(not(loom))]
+enum Wakeup {
+    Green(crate::Thread),
+    /// Futex words of an OS thread: its entry's `state`, and its select's
+    /// token (or null). Either may be gone by the time they are woken.
+    Os {
+        state: *const AtomicU32,
+        select: *const AtomicU32,
+    },
+}
+#[cfg(loom)]
+type Wakeup = loom::thread::Thread;
+
+#[cfg(not(loom))]
+fn wakeup(who: Unparker, state: &AtomicU32) -> Wakeup {
+    match who {
+        Unparker::Green(t) => Wakeup::Green(t),
+        Unparker::Os { select } => Wakeup::Os { state, select },
+    }
+}
+
+#[cfg(loom)]
+fn wakeup(who: Unparker, _: &AtomicU32) -> Wakeup {
+    who
+}
+
+/// A wake-up decided under a primitive's lock: deliver it once the lock is
 /// released.
 #[must_use = "the woken thread must be unparked"]
-pub(crate) struct Wake(Option<Unparker>);
+pub(crate) struct Wake(Option<Wakeup>);
 
 impl Wake {
     #[inline]
     pub(crate) fn unpark(self) {
-        if let Some(t) = self.0 {
-            t.unpark();
+        match self.0 {
+            #[cfg(not(loom))]
+            Some(Wakeup::Green(t)) => t.unpark(),
+            #[cfg(not(loom))]
+            Some(Wakeup::Os { state, select }) => {
+                crate::runtime::futex::wake_one_at(state);
+                if !select.is_null() {
+                    crate::runtime::futex::wake_one_at(select);
+                }
+            }
+            #[cfg(loom)]
+            Some(t) => t.unpark(),
+            None => {}
         }
     }
 }
@@ -254,9 +349,9 @@ impl WaitList {
         let w = unsafe { self.head.as_ref()? };
         self.unlink(w);
         before(w);
-        let t = w.unparker.take();
+        let t = w.unparker.take().map(|who| wakeup(who, &w.state));
         // The last access: from here on the owner may return and free it.
-        w.state.store(outcome, Ordering::Release);
+        w.state.store(outcome as u32, Ordering::Release);
         Some(Wake(t))
     }
 
@@ -268,7 +363,7 @@ impl WaitList {
     /// decided for it. True when it was still waiting (the owner gave up and
     /// nothing was handed to it).
     pub(crate) fn remove_if_waiting(&mut self, w: &Waiter) -> bool {
-        if w.state.load(Ordering::Relaxed) != WAITING {
+        if w.state.load(Ordering::Relaxed) != WAITING as u32 {
             return false;
         }
         self.unlink(w);

@@ -136,7 +136,9 @@ impl ThreadBuilder {
     /// Stack size in bytes, rounded up to whole pages and at least
     /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE). 0, or more than
     /// the machine can back, makes `spawn` fail. The stack is mapped when
-    /// the thread first runs, with a guard page below it.
+    /// the thread first runs, with a guard page below it and the
+    /// [signal reserve](crate::stack::signal_reserve) between the two, so
+    /// all of `bytes` is the thread's own even under preemption.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self

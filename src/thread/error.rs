@@ -48,6 +48,9 @@ pub enum ThreadError {
     Config(String),
     /// The OS refused to start a worker thread.
     Os(io::Error),
+    /// A thread called `join` on its own handle, which would wait forever.
+    /// The handle is consumed and the thread runs on (detached).
+    JoinSelf,
 }
 
 impl fmt::Display for ThreadError {
@@ -78,6 +81,11 @@ impl fmt::Display for ThreadError {
             ThreadError::Stack(e) => e.fmt(f),
             ThreadError::Config(msg) => f.write_str(msg),
             ThreadError::Os(e) => write!(f, "cannot start a scheduler worker thread: {e}"),
+            ThreadError::JoinSelf => write!(
+                f,
+                "a thread joins itself, which would wait forever; join it from another thread, or \
+                 pass its result on another way (a channel, or its return value to whoever joins it)"
+            ),
         }
     }
 }

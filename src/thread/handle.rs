@@ -76,6 +76,15 @@ impl Thread {
         matches!(self.0, Repr::Green(_))
     }
 
+    /// Whether this is the calling green thread (an OS thread's handle is
+    /// never asked: only green threads are joined).
+    pub(crate) fn is_current(&self) -> bool {
+        match &self.0 {
+            Repr::Green(t) => Worker::current_task_ptr() == Some(TaskRef::as_ptr(t)),
+            Repr::Os(_) => false,
+        }
+    }
+
     /// Makes a [`park`](crate::park)ed thread runnable, or, if it is not
     /// parked, makes its next `park` return at once.
     pub fn unpark(&self) {

@@ -4,30 +4,33 @@ use crate::runtime::task::TaskMain;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Where a thread leaves its result and finds who waits for it.
 ///
 /// One atomic word orders the two sides: the thread writes the result,
 /// then swaps in `DONE`; the (single) joiner writes its handle, then moves
-/// `EMPTY` to `WAITING`. Whoever comes second sees the other's write.
+/// `EMPTY` to `WAITING`. Whoever comes second sees the other's write. A
+/// joiner that is an OS thread leaves no handle and sleeps on the word
+/// itself (a futex), so that it needs no thread-local of its own: it may
+/// be joining from a `thread_local!` destructor.
 pub(crate) struct Packet<T> {
-    state: AtomicU8,
+    state: AtomicU32,
     /// Written once by the thread before `DONE`; taken by the joiner after.
     /// The error is boxed: it is rare, and unboxed it would add 40 bytes to
     /// every thread's control block.
     result: UnsafeCell<Option<Result<T, Box<ThreadError>>>>,
-    /// Written by the joiner before `WAITING`; taken by the thread after.
+    /// Written by a green joiner before `WAITING`; taken by the thread after.
     waiter: UnsafeCell<Option<Thread>>,
 }
 
-const EMPTY: u8 = 0;
-const WAITING: u8 = 1;
-const DONE: u8 = 2;
+const EMPTY: u32 = 0;
+const WAITING: u32 = 1;
+const DONE: u32 = 2;
 
 impl<T> Packet<T> {
     pub(crate) fn new() -> Self {
-        Packet { state: AtomicU8::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
+        Packet { state: AtomicU32::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
     }
 
     /// Publishes the result; called once, by the thread (or for it when it
@@ -38,8 +41,11 @@ impl<T> Packet<T> {
         if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
             // SAFETY: the joiner wrote its handle before `WAITING` and, once
             // it is there, leaves the slot to us.
-            if let Some(w) = unsafe { (*self.waiter.get()).take() } {
-                w.unpark();
+            match unsafe { (*self.waiter.get()).take() } {
+                Some(w) => w.unpark(),
+                // An OS joiner, asleep on the word; its handle keeps the
+                // packet alive.
+                None => crate::runtime::futex::wake_one(&self.state),
             }
         }
     }
@@ -64,14 +70,17 @@ impl<T> Packet<T> {
     /// Only the joiner, once.
     unsafe fn wait(&self) -> Result<T, ThreadError> {
         if self.state.load(Ordering::Acquire) == EMPTY {
+            let green = crate::runtime::worker::Worker::current_task_arc().map(Thread::green);
             // SAFETY: before `WAITING` the waiter slot is the joiner's.
-            unsafe { *self.waiter.get() = Some(super::current()) };
+            unsafe { *self.waiter.get() = green };
             if let Err(state) = self.state.compare_exchange(EMPTY, WAITING, Ordering::AcqRel, Ordering::Acquire) {
                 debug_assert_eq!(state, DONE);
             }
         }
         while !self.is_done() {
-            super::park();
+            if !crate::runtime::worker::park(None) {
+                crate::runtime::futex::wait(&self.state, WAITING, None);
+            }
         }
         // SAFETY: `DONE` seen, and we are the joiner.
         unsafe { self.take() }
@@ -110,11 +119,21 @@ where
 {
     fn run(&self) {
         let Some(f) = self.take() else { return };
-        let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
+        let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| ThreadError::Panicked(Panic::new(p)));
         // Green-locals are dropped before the result is published, as an OS
-        // thread's thread-locals are before its join returns.
-        if catch_unwind(crate::runtime::worker::clear_current_locals).is_err() {
-            log::error!("a GreenLocal destructor panicked");
+        // thread's thread-locals are before its join returns. A destructor
+        // that panics fails the join as a panic of the thread's own code
+        // would, unless that code panicked first.
+        if let Err(payload) = catch_unwind(crate::runtime::worker::clear_current_locals) {
+            match result {
+                Ok(value) => {
+                    result = Err(ThreadError::Panicked(Panic::new(payload)));
+                    // Nobody will take the value: it is dropped here, on the
+                    // thread, and its own panic has no one left to go to.
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(value)));
+                }
+                Err(_) => log::error!("a GreenLocal destructor panicked after the thread itself had"),
+            }
         }
         self.packet.complete(result);
     }
@@ -162,7 +181,14 @@ impl<T> JoinHandle<T> {
     /// Waits for the thread to finish and returns its result, or
     /// [`ThreadError::Panicked`] if it panicked. A green caller parks (its
     /// worker runs other threads meanwhile); an OS caller blocks.
+    ///
+    /// A thread that joins its own handle gets [`ThreadError::JoinSelf`]
+    /// at once instead of waiting forever; the handle is gone and the
+    /// thread runs on.
     pub fn join(self) -> Result<T, ThreadError> {
+        if self.thread.is_current() {
+            return Err(ThreadError::JoinSelf);
+        }
         // SAFETY: `join` consumes the only handle, so this is the one joiner.
         unsafe { self.packet().wait() }
     }

@@ -7,6 +7,12 @@ use crate::runtime::worker::Worker;
 /// on it, a `GreenLocal` follows its green thread from worker to worker.
 /// On a plain OS thread, each OS thread gets its own copy.
 ///
+/// A green thread's values are dropped when its code returns, before its
+/// `join` does. If a destructor panics, the other values are still
+/// dropped and `join` returns that panic as
+/// [`ThreadError::Panicked`](crate::ThreadError::Panicked), unless the
+/// thread's own code panicked first (then that panic is the one returned).
+///
 /// ```
 /// use preemptive_mlthreading_rust::{spawn, thread::GreenLocal};
 /// use std::cell::Cell;

@@ -73,9 +73,10 @@ fn take_pending_in_handler() {
     }
 }
 
-/// Stack-overflow lookup for the SIGSEGV handler: is `fault` in the guard
-/// page of the green thread running on this OS thread?
-pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
+/// Stack-overflow lookup for the SIGSEGV handler: the name and the stack
+/// bottom (guard page and signal reserve) of the green thread running on
+/// this OS thread, for the handler to classify the fault.
+pub(crate) fn guard_lookup() -> Option<(&'static [u8], crate::stack::Bottom)> {
     let w = crate::arch::preempt_word::worker() as *const Worker;
     // SAFETY: read-only peek from a signal handler on the worker's owner
     // (or a detached host's thread); a worker outlives its hosts' execution.
@@ -86,11 +87,9 @@ pub(crate) fn guard_lookup(fault: usize) -> Option<&'static [u8]> {
         None => unsafe { host::detached()?.kept() }?,
     };
     // SAFETY: the task is the one running here, so its state is ours to read.
-    let (lo, hi) = unsafe { task.exec() }.stack.as_ref()?.guard();
-    if !(lo..hi).contains(&fault) {
-        return None;
-    }
+    let bottom = unsafe { task.exec() }.stack.as_ref()?.bottom();
     // SAFETY: the name lives as long as the task, which lives until the
-    // process aborts right after the handler prints it.
-    Some(unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) })
+    // process aborts right after the handler prints it (or, when the fault
+    // is not an overflow, until the handler returns).
+    Some((unsafe { mem::transmute::<&[u8], &'static [u8]>(task.name_bytes()) }, bottom))
 }

@@ -20,9 +20,9 @@
 //! unlinked as [`SKIPPED`], without a wake-up. The selecting thread unlinks
 //! its other entries before it returns, so linked entries are alive.
 
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::spin::{SpinGuard, SpinLock};
-use crate::sync::waiter::{WaitList, Waiter, Wake, Wakes, park_until_done};
+use crate::sync::waiter::{Sleep, WaitList, Waiter, Wake, Wakes, park_until_done};
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::mem;
@@ -39,15 +39,16 @@ const TIMED_OUT: u8 = 3;
 const SKIPPED: u8 = 4;
 
 /// `Selection::token` before anyone claimed it.
-const UNCLAIMED: usize = usize::MAX;
+const UNCLAIMED: u32 = u32::MAX;
 /// `Selection::token` once the selecting thread gave up.
-const ABANDONED: usize = usize::MAX - 1;
+const ABANDONED: u32 = u32::MAX - 1;
 
 /// What the entries of one select share, on the selecting thread's stack.
 struct Selection<T> {
     /// [`UNCLAIMED`], the index of the entry whose channel completes the
-    /// select, or [`ABANDONED`]. Set once, by a CAS.
-    token: AtomicUsize,
+    /// select, or [`ABANDONED`]. Set once, by a CAS. A selecting OS thread
+    /// sleeps on it (a futex word) until it is set.
+    token: AtomicU32,
     /// The value, written by the waker that claimed the token.
     slot: UnsafeCell<Option<T>>,
 }
@@ -55,17 +56,17 @@ struct Selection<T> {
 /// A select entry's payload (its `Waiter::data` points here).
 struct SelectEntry<T> {
     selection: *const Selection<T>,
-    index: usize,
+    index: u32,
 }
 
 impl<T> Selection<T> {
     fn new() -> Self {
-        Selection { token: AtomicUsize::new(UNCLAIMED), slot: UnsafeCell::new(None) }
+        Selection { token: AtomicU32::new(UNCLAIMED), slot: UnsafeCell::new(None) }
     }
 
     /// Makes entry `index` the one that completes the select, unless
     /// another already did or the selecting thread gave up.
-    fn claim(&self, index: usize) -> bool {
+    fn claim(&self, index: u32) -> bool {
         self.token.compare_exchange(UNCLAIMED, index, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 }
@@ -397,9 +398,10 @@ impl<T> Chan<T> {
 /// Returns the index of the channel.
 pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
     assert!(!chans.is_empty(), "a select needs at least one receiver");
+    assert!(chans.len() < ABANDONED as usize, "a select over {} receivers", chans.len());
     let selection = Selection::new();
     let entries: Vec<SelectEntry<T>> =
-        (0..chans.len()).map(|index| SelectEntry { selection: &selection, index }).collect();
+        (0..chans.len() as u32).map(|index| SelectEntry { selection: &selection, index }).collect();
     let deadline = match wait {
         Wait::Never => None,
         Wait::Until(d) => Some(d),
@@ -414,6 +416,7 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
                 let w = Waiter::new();
                 w.flag.set(true);
                 w.data.set(e as *const SelectEntry<T> as usize);
+                w.wake_also(&selection.token);
                 w
             })
             .collect(),
@@ -440,12 +443,13 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
         (None, None) => Err(Fail::WouldBlock(())),
         (None, Some(deadline)) => {
             let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
-            if !park_until_done(deadline, claimed) && selection.claim(ABANDONED) {
+            if !park_until_done(deadline, claimed, Sleep::on(&selection.token, UNCLAIMED)) && selection.claim(ABANDONED)
+            {
                 Err(Fail::Timeout(()))
             } else {
                 // A waker claimed entry `i` and decides for it under its
                 // channel's lock, publishing the outcome last.
-                let i = selection.token.load(Ordering::Acquire);
+                let i = selection.token.load(Ordering::Acquire) as usize;
                 match waiters[i].park_until(None) {
                     // SAFETY: the waker filled the slot before publishing
                     // DONE, and nobody touches it any more.
