@@ -6,9 +6,10 @@
 //! 6.13) where the kernel has them: it faults like `PROT_NONE` but leaves
 //! the mapping whole, so neighbouring stacks merge into one kernel VMA and
 //! `vm.max_map_count` (65530 by default) no longer caps the thread count
-//! near 32k. Older kernels (and emulators that accept the advice without
-//! acting on it, which a probe catches) get an `mprotect`ed page: two VMAs
-//! per stack.
+//! near 32k; stacks are then carved from slabs and never unmapped one by
+//! one (see `slab`). Older kernels (and emulators that accept the advice
+//! without acting on it, which a probe catches) get an `mprotect`ed page:
+//! two VMAs per stack, each its own mapping.
 //!
 //! Between the guard and the size the thread asked for lies a reserve for
 //! the preemption signal, which is delivered on the green thread's own
@@ -23,6 +24,7 @@ mod error;
 mod guard;
 pub(crate) mod overflow;
 pub(crate) mod pool;
+mod slab;
 
 pub use budget::MIN_MAP_HEADROOM;
 pub use error::StackError;
@@ -122,11 +124,15 @@ pub(crate) fn round_size(requested: usize) -> usize {
 
 impl Stack {
     /// Maps `usable` bytes (already rounded) plus the signal reserve and
-    /// one guard page.
+    /// one guard page: carved from a slab where the kernel has guard
+    /// regions (see `slab`), a mapping of its own otherwise.
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
+        let len = mapped_len(usable);
+        if guard_regions_supported() {
+            return Ok(Stack { base: slab::carve(len, usable)?, len });
+        }
         budget::take()?;
         let guard = page_size();
-        let len = mapped_len(usable);
         // SAFETY: an anonymous private mapping at a kernel-chosen address
         // cannot alias any existing Rust object.
         let base = unsafe {
@@ -177,6 +183,12 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        if guard_regions_supported() {
+            // SAFETY: carved by `map` with this length (the answer of
+            // guard_regions_supported never changes); nothing runs on it.
+            unsafe { slab::release(self.base, self.len) };
+            return;
+        }
         // SAFETY: we own the whole mapping and nothing runs on it any more.
         unsafe { libc::munmap(self.base.cast(), self.len) };
         budget::give_back();
