@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -88,6 +89,8 @@ func main() {
 		o = maxThreads(p)
 	case "floor":
 		o = na("no bare-coroutine API; compare with yield2")
+	case "fairness":
+		o = fairness(p)
 	default:
 		o = outcome{Status: "failed", Note: "unknown scenario " + os.Args[1], Extra: map[string]float64{}, Samples: []float64{}}
 	}
@@ -349,5 +352,198 @@ func maxThreads(pr params) outcome {
 	}
 	o := ok(float64(p.n), why)
 	o.Extra["rss_mib"] = rssBytes() / (1 << 20)
+	return o
+}
+
+// The fairness scenario (see bench/src/fairness.rs, whose windows, goal
+// and figures this follows): a counting sibling beside a hog of each kind
+// on one P, in interleaved 50 ms windows.
+
+var hogKinds = []string{"spin", "write", "getppid", "malloc", "std"}
+
+var sinkBytes []byte
+var sinkStrings []string
+
+// hog runs one kind of hog until w.stop, or until it has made budget
+// calls, or (if the deadline is not zero) until the deadline. It returns
+// its calls.
+//
+// The budget bounds a window that Go cannot preempt: syscall.Getppid is a
+// raw system call, so a goroutine looping on it is neither preempted
+// asynchronously (the signal lands in the system call's assembly, not at a
+// safe point) nor at a function prologue, and the main goroutine, which
+// closes the window, waits for the same P as the sibling does: windows
+// ran far past their length without it. A hog that runs out of budget
+// closes the window itself: what the sibling counted until then is its
+// share. Counting calls adds no preemption point, which reading the clock
+// in the loop would.
+func hog(kind string, w *fairWindow, budget uint64, deadline time.Time, devnull int) uint64 {
+	buf := make([]byte, 64)
+	n := uint64(0)
+	for !w.stop.Load() && n < budget {
+		switch kind {
+		case "spin":
+			for i := 0; i < 64; i++ {
+				sink++
+			}
+		case "write":
+			syscall.Write(devnull, buf)
+		case "getppid":
+			sink += uint64(syscall.Getppid())
+		case "malloc":
+			sinkBytes = make([]byte, 384)
+		case "std":
+			v := make([]string, 0, 16)
+			for i := uint64(0); i < 16; i++ {
+				v = append(v, strconv.FormatUint(i*7919+n, 10))
+			}
+			sinkStrings = v
+		}
+		n++
+		if !deadline.IsZero() && n%64 == 0 && time.Now().After(deadline) {
+			break
+		}
+	}
+	if n >= budget && !w.stop.Swap(true) {
+		w.closedBy.Store(int64(cpuNow() - w.cpu0))
+		w.closedAt.Store(w.count.Load())
+	}
+	return n
+}
+
+// fairWindow is what the goroutines of one window share.
+type fairWindow struct {
+	origin   time.Time
+	cpu0     time.Duration // the process's CPU time at the opening
+	stop     atomic.Bool
+	count    atomic.Uint64 // the sibling's iterations so far
+	closedBy atomic.Int64  // CPU time used when a hog out of budget closed the window
+	closedAt atomic.Uint64 // the sibling's count then
+}
+
+type trial struct {
+	iterations uint64
+	cpu        time.Duration // the process's CPU time over the window
+	stall      time.Duration
+}
+
+// cpuNow is the CPU time of the whole process so far (user and system),
+// as the Rust peers measure it: shares are per CPU-second.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// fairTrial runs one window: the sibling alone (kind "") or beside a hog,
+// started first when hogFirst.
+func fairTrial(kind string, hogFirst bool, window time.Duration, budget uint64, devnull int) trial {
+	w := &fairWindow{cpu0: cpuNow(), origin: time.Now()}
+	var wg sync.WaitGroup
+	var t trial
+	sibling := func() {
+		defer wg.Done()
+		n, last := uint64(0), w.origin
+		for {
+			for i := 0; i < 256; i++ {
+				n++
+			}
+			w.count.Store(n)
+			now := time.Now()
+			if d := now.Sub(last); d > t.stall {
+				t.stall = d
+			}
+			last = now
+			if w.stop.Load() {
+				break
+			}
+		}
+		t.iterations = n
+	}
+	wg.Add(1)
+	if kind == "" {
+		go sibling()
+	} else {
+		wg.Add(1)
+		h := func() {
+			defer wg.Done()
+			hog(kind, w, budget, time.Time{}, devnull)
+		}
+		if hogFirst {
+			go h()
+			go sibling()
+		} else {
+			go sibling()
+			go h()
+		}
+	}
+	// The main goroutine shares the one P: Go's own preemption wakes it.
+	time.Sleep(window - time.Since(w.origin))
+	if !w.stop.Swap(true) {
+		t.cpu = cpuNow() - w.cpu0
+	}
+	wg.Wait()
+	if by := w.closedBy.Load(); by != 0 {
+		t.cpu, t.iterations = time.Duration(by), w.closedAt.Load()
+	}
+	return t
+}
+
+func fairness(p params) outcome {
+	runtime.GOMAXPROCS(1)
+	devnull, err := syscall.Open("/dev/null", syscall.O_WRONLY, 0)
+	if err != nil {
+		return outcome{Status: "failed", Note: "open /dev/null: " + err.Error(), Extra: map[string]float64{}, Samples: []float64{}}
+	}
+	defer syscall.Close(devnull)
+	window := 50 * time.Millisecond
+	rounds := p.pick(6, 20)
+	kinds := append([]string{""}, hogKinds...)
+	// Each hog's budget: twice the calls it makes alone in a window.
+	budgets := make([]uint64, len(kinds))
+	budgets[0] = ^uint64(0)
+	for i, k := range hogKinds {
+		calls := hog(k, &fairWindow{}, ^uint64(0), time.Now().Add(20*time.Millisecond), devnull)
+		budgets[i+1] = 2 * calls * uint64(window/(20*time.Millisecond))
+	}
+	sums := make([]trial, len(kinds))
+	for r := 0; r < rounds; r++ {
+		for i, k := range kinds {
+			t := fairTrial(k, r%2 == 0, window, budgets[i], devnull)
+			sums[i].iterations += t.iterations
+			sums[i].cpu += t.cpu
+			if t.stall > sums[i].stall {
+				sums[i].stall = t.stall
+			}
+		}
+	}
+	rate := func(t trial) float64 { return float64(t.iterations) / t.cpu.Seconds() }
+	if sums[0].iterations == 0 {
+		return outcome{Status: "failed", Note: "the sibling did not run alone", Extra: map[string]float64{}, Samples: []float64{}}
+	}
+	lowest := 1e308
+	missed := []string{}
+	extra := map[string]float64{}
+	for i, k := range hogKinds {
+		t := sums[i+1]
+		share := 100 * rate(t) / rate(sums[0])
+		stall := t.stall.Seconds() * 1e3
+		lowest = min(lowest, share)
+		if share < 40 || stall > 5 {
+			missed = append(missed, fmt.Sprintf("%s (%.1f %%, %.1f ms)", k, share, stall))
+		}
+		extra["share_"+k+"_pct"] = share
+		extra["stall_"+k+"_ms"] = stall
+	}
+	verdict := "met"
+	if len(missed) > 0 {
+		verdict = "missed against " + strings.Join(missed, ", ")
+	}
+	o := ok(lowest, fmt.Sprintf("GOMAXPROCS=1, Go's ~10 ms async preemption; goal (sibling >= 40 %% of the worker, "+
+		"no stall > 5 ms, against every hog): %s; %d windows of 50 ms per kind, interleaved; a hog stops after "+
+		"twice the calls it makes alone in a window", verdict, rounds))
+	o.Extra = extra
 	return o
 }

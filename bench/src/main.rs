@@ -8,6 +8,7 @@
 //! - `bench list`
 
 mod common;
+mod fairness;
 mod harness;
 mod outcome;
 mod peers;

@@ -133,6 +133,13 @@ pub const SCENARIOS: &[Scenario] = &[
         lower_is_better: true,
         once: false,
     },
+    Scenario {
+        id: "fairness",
+        title: "(i) sibling's share of 1 worker beside a hog, lowest of 5 kinds",
+        unit: "%",
+        lower_is_better: false,
+        once: false,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
@@ -178,6 +185,12 @@ impl Params {
 
     pub fn wakeups(self) -> usize {
         if self.quick { 100 } else { 1000 }
+    }
+
+    /// How long the fairness sibling runs alone, and beside each hog (in
+    /// windows taken in turn).
+    pub fn fairness_time(self) -> std::time::Duration {
+        std::time::Duration::from_millis(if self.quick { 300 } else { 1000 })
     }
 
     /// Parked threads for the RSS figure (before map-count caps).

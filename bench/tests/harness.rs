@@ -45,3 +45,26 @@ fn run_one_reports_not_applicable_instead_of_failing() {
     assert_eq!(json["status"], "not-applicable");
     assert!(json["note"].as_str().is_some_and(|n| !n.is_empty()));
 }
+
+#[test]
+fn quick_fairness_run_for_ours_reports_every_hog_kind() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run-one", "fairness", "ours", "--quick"])
+        .output()
+        .expect("the bench binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH-RESULT ")).expect("a result line");
+    let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(json["status"], "ok", "{json}");
+    let mut shares = Vec::new();
+    for kind in ["spin", "write", "getppid", "malloc", "std"] {
+        let share = json["extra"][format!("share_{kind}_pct")].as_f64().expect("a share per kind");
+        let stall = json["extra"][format!("stall_{kind}_ms")].as_f64().expect("a stall per kind");
+        assert!(share.is_finite() && share >= 0.0, "{kind}: share {share}");
+        assert!(stall.is_finite() && stall >= 0.0, "{kind}: stall {stall}");
+        shares.push(share);
+    }
+    let lowest = shares.into_iter().fold(f64::INFINITY, f64::min);
+    assert_eq!(json["value"].as_f64(), Some(lowest), "the figure is the lowest share");
+    assert!(json["note"].as_str().is_some_and(|n| n.contains("goal")), "{json}");
+}

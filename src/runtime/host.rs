@@ -327,6 +327,12 @@ impl Hosts {
         self.wanted.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the owner asked for a host, without taking the request (the
+    /// host starter takes it: [`Self::take_wanted`]).
+    pub(crate) fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
+    }
+
     /// Whether the owner asked for a host (clears the request).
     pub(crate) fn take_wanted(&self) -> bool {
         self.wanted.load(Ordering::Relaxed) && self.wanted.swap(false, Ordering::Relaxed)

@@ -10,8 +10,18 @@
 //!
 //! It also looks after the workers' hosts (see `host`): it detaches a
 //! thread whose worker's owner is blocked in the kernel, recalls detached
-//! threads it sees running without their worker, and starts idle hosts
-//! where a worker ran short of them (a signal handler cannot start threads).
+//! threads it sees running without their worker, and has idle hosts
+//! started where a worker ran short of them (a signal handler cannot start
+//! threads).
+//!
+//! The monitor's loop allocates nothing and takes no lock of libc's: a
+//! host held inside `malloc` keeps its arena's lock until its thread
+//! resumes, which may need the monitor to preempt or detach whatever runs
+//! meanwhile. So the /proc path it reads is formatted on the stack, its
+//! list of pools is reused, and hosts are started by a thread of their own
+//! (`pmt-hosts`), which the monitor wakes. Before, `tests/soak.rs` hung
+//! most runs with the monitor waiting for an arena lock in `format!` or in
+//! a thread start, and preemption stopped for good.
 //!
 //! It wakes a quarter-slice after the last check while any worker runs a
 //! thread, at the earliest deadline, and sleeps indefinitely (on a futex)
@@ -45,6 +55,9 @@ const MAX_TICK_NS: u64 = 5_000_000;
 pub(crate) fn register(pool: &Arc<Pool>) {
     POOLS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(pool));
     START.call_once(|| {
+        if let Err(e) = std::thread::Builder::new().name("pmt-hosts".into()).spawn(starter) {
+            log::error!("cannot start the host starter, workers keep the hosts they have: {e}");
+        }
         let started = std::thread::Builder::new().name("pmt-monitor".into()).spawn(run);
         if let Err(e) = started {
             log::error!("cannot start the preemption monitor, threads will switch only cooperatively: {e}");
@@ -78,6 +91,34 @@ pub(crate) fn urgent() {
     kick();
 }
 
+/// Bumped (and futex-woken) by the monitor when a worker wants an idle
+/// host.
+static STARTER_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The host starter's loop: starts the idle hosts that workers want. A
+/// thread start allocates, so it is kept off the monitor (see the module
+/// header); if it waits here for a lock, the monitor goes on.
+fn starter() {
+    loop {
+        let seq = STARTER_SEQ.load(Ordering::SeqCst);
+        let pools: Vec<Arc<Pool>> = {
+            let list = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for pool in &pools {
+            for w in pool.workers() {
+                if w.hosts.take_wanted()
+                    && let Err(e) = super::worker::spawn_host(pool, w.index, true)
+                {
+                    log::warn!("worker {}: cannot start an idle host thread: {e}", w.index);
+                }
+            }
+        }
+        drop(pools);
+        futex::wait(&STARTER_SEQ, seq, None);
+    }
+}
+
 fn kick() {
     SEQ.fetch_add(1, Ordering::SeqCst);
     futex::wake_one(&SEQ);
@@ -88,16 +129,18 @@ fn run() {
     // timer slack): sleepers' lateness depends on it.
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    // Reused, so that collecting the pools allocates only past 64 of them.
+    let mut pools: Vec<Arc<Pool>> = Vec::with_capacity(64);
     loop {
         let seq = SEQ.load(Ordering::SeqCst);
         // Announce the idle intent before scanning, so a worker that starts
         // running after our scan sees it and kicks us (see worker_started_running).
         IDLE.store(true, Ordering::SeqCst);
-        let pools: Vec<Arc<Pool>> = {
+        {
             let mut list = POOLS.lock().unwrap_or_else(|p| p.into_inner());
             list.retain(|w| w.strong_count() > 0);
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
+            pools.extend(list.iter().filter_map(Weak::upgrade));
+        }
         let now = clock::now_ns();
         let mut next = u64::MAX;
         for pool in &pools {
@@ -106,10 +149,9 @@ fn run() {
             }
             let pool_slice = pool.time_slice().as_nanos().min(u64::MAX as u128) as u64;
             for w in pool.workers() {
-                if w.hosts.take_wanted()
-                    && let Err(e) = super::worker::spawn_host(pool, w.index, true)
-                {
-                    log::warn!("worker {}: cannot start an idle host thread: {e}", w.index);
+                if w.hosts.is_wanted() {
+                    STARTER_SEQ.fetch_add(1, Ordering::SeqCst);
+                    futex::wake_one(&STARTER_SEQ);
                 }
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
@@ -125,7 +167,7 @@ fn run() {
                 w.recall_detached(pool_slice.clamp(1_000_000, MAX_TICK_NS), thread_cpu_ns);
             }
         }
-        drop(pools);
+        pools.clear();
         if next != u64::MAX && now.saturating_sub(LAST_STATUS.load(Ordering::Relaxed)) >= STATUS_EVERY_NS {
             // Workers run: the signals sent since the last look should have
             // arrived.
@@ -146,11 +188,36 @@ fn run() {
 /// Whether OS thread `tid` of this process sleeps in the kernel (state S or
 /// D in /proc), as opposed to running code in a long preempt-disable scope:
 /// only the former is detached; the latter is left to the repeated
-/// preemption signals.
+/// preemption signals. Reads /proc with buffers on the stack: no
+/// allocation (see the module header).
 fn blocked_in_kernel(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
+    use std::io::Write as _;
+    let mut path = [0u8; 64];
+    let mut cur = std::io::Cursor::new(&mut path[..]);
+    if write!(cur, "/proc/self/task/{tid}/stat\0").is_err() {
+        return false;
+    }
+    // The state is the third field, after the pid and the name (at most
+    // 15 bytes, in parentheses): well inside the first 256 bytes.
+    let mut buf = [0u8; 256];
+    // SAFETY: `path` is NUL-terminated (written above); `read` writes at
+    // most `buf.len()` bytes into `buf`; the descriptor is ours to close.
+    let n = unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return false;
+    }
+    let stat = &buf[..n as usize];
     // The state follows the parenthesised name, which may contain spaces.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s == "S" || s == "D")
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else { return false };
+    matches!(stat.get(close + 2), Some(b'S' | b'D'))
 }
 
 /// CPU time used so far by OS thread `tid` of this process, from its

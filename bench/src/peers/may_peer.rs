@@ -34,6 +34,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "mutex-contended" => Outcome::ok(mutex_contended(p.contended_per_thread())),
         "sleeper" => sleeper(p),
         "prio-wake" => Outcome::na("no coroutine priorities, and no preemption: a woken coroutine waits for the hogs"),
+        "fairness" => Outcome::na("cooperative: a hog that never yields keeps its worker, so its sibling never runs"),
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "floor" => Outcome::na("no bare-coroutine API; compare with yield2"),

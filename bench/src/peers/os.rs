@@ -2,6 +2,7 @@
 //! scenario is "one worker".
 
 use crate::common::{self, Hogs};
+use crate::fairness;
 use crate::outcome::Outcome;
 use crate::scenario::{Params, STACK_BYTES};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +36,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "mutex-contended" => Outcome::ok(mutex_contended(p.contended_per_thread())).note("std::sync::Mutex"),
         "sleeper" => sleeper(c0, p),
         "prio-wake" => prio_wake(c0, c1, p),
+        "fairness" => fairness(c0, p),
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "floor" => Outcome::na("no coroutines"),
@@ -137,6 +139,12 @@ fn sleeper(cpu: usize, p: Params) -> Outcome {
     hs.into_iter().for_each(|h| h.join().unwrap());
     dog.join().unwrap();
     common::lateness_outcome(late, n, deadline, &hogs).note("3 threads pinned to one CPU, CFS")
+}
+
+/// Scenario `fairness`: the sibling and a hog pinned to one CPU.
+fn fairness(cpu: usize, p: Params) -> Outcome {
+    fairness::measure(p.fairness_time(), |f| pinned(cpu, f), |h| h.join().unwrap())
+        .note("2 threads pinned to one CPU, CFS")
 }
 
 /// Makes the calling thread SCHED_FIFO (needs root or CAP_SYS_NICE).

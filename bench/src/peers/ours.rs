@@ -1,6 +1,7 @@
 //! This crate's runtime.
 
 use crate::common::{self, Hogs};
+use crate::fairness;
 use crate::outcome::Outcome;
 use crate::scenario::Params;
 use preemptive_mlthreading_rust::sync::{Mutex, channel};
@@ -30,6 +31,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "mutex-contended" => Outcome::ok(mutex_contended(&all(), p.contended_per_thread())),
         "sleeper" => sleeper(p),
         "prio-wake" => prio_wake(p),
+        "fairness" => fairness(p),
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "context-switch" => {
@@ -136,6 +138,14 @@ fn sleeper(p: Params) -> Outcome {
     hs.into_iter().for_each(|h| h.join().unwrap());
     dog.join().unwrap();
     common::lateness_outcome(late, n, deadline, &hogs).note("1 worker, 1 ms slices")
+}
+
+/// Scenario `fairness`: the sibling and a hog on one worker, 1 ms slices.
+fn fairness(p: Params) -> Outcome {
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let outcome = fairness::measure(p.fairness_time(), |f| sched.spawn(f).unwrap(), |h| h.join().unwrap());
+    let deferred: u64 = sched.worker_deferred_preemptions().iter().sum();
+    outcome.note(format!("1 worker, 1 ms slices; {} preemptions taken, {deferred} deferred", sched.total_preemptions()))
 }
 
 /// Who wakes the priority-20 thread, and whether it may move.

@@ -38,6 +38,9 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             .note("tokio::sync::Mutex, multi_thread"),
         "sleeper" => sleeper(p),
         "prio-wake" => Outcome::na("no task priorities, and no preemption: a woken task waits for the hogs"),
+        "fairness" => {
+            Outcome::na("cooperative: a hog task that never .awaits keeps its worker, so its sibling never runs")
+        }
         "rss" => rss(p),
         "max-threads" => {
             let rt = one();
