@@ -282,3 +282,48 @@ fn a_lower_priority_thread_runs_while_a_higher_one_sleeps_in_the_os() {
     );
     assert!(progressed > 0, "the lower-priority thread was stalled behind the blocked one");
 }
+
+#[test]
+fn an_owner_blocked_inside_a_critical_section_gets_its_lock_back() {
+    // A thread preempted while it holds a std Mutex keeps its OS thread,
+    // held, until its worker comes back to it. If a sibling on that worker
+    // then blocks on the Mutex inside a preempt-disable scope (as the
+    // runtime's own code may block on an allocator lock the held thread
+    // holds), the worker cannot detach it and cannot go on: the monitor
+    // releases the held thread to run without the worker until it unlocks.
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let lock = Arc::new(Mutex::new(0u64));
+    let locked = Arc::new(AtomicBool::new(false));
+    let (l, f) = (Arc::clone(&lock), Arc::clone(&locked));
+    let holder = sched
+        .spawn(move || {
+            let mut g = l.lock().unwrap();
+            f.store(true, Ordering::SeqCst);
+            // Longer than a slice: preempted (held) with the lock.
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(20) {
+                std::hint::spin_loop();
+            }
+            *g += 1;
+        })
+        .unwrap();
+    while !locked.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let l = Arc::clone(&lock);
+    let blocker = sched
+        .spawn(move || {
+            let _np = preemptive_mlthreading_rust::preempt::disable();
+            *l.lock().unwrap() += 1;
+        })
+        .unwrap();
+    let t = Instant::now();
+    while !(holder.is_finished() && blocker.is_finished()) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the worker stayed stuck behind the held lock holder");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.join().unwrap();
+    blocker.join().unwrap();
+    assert_eq!(*lock.lock().unwrap(), 2);
+    println!("a critical section blocked on a held thread's lock: done in {:?}", t.elapsed());
+}

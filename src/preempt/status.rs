@@ -5,7 +5,6 @@
 //! stderr when no logger is installed) and through [`status`].
 
 use super::signal;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// What [`status`] reports.
@@ -74,9 +73,14 @@ const UNANSWERED: u8 = 2;
 static SENT: AtomicU64 = AtomicU64::new(0);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 static HEALTH: AtomicU8 = AtomicU8::new(OK);
+/// The health last reported (on a thread other than the monitor's).
+static REPORTED: AtomicU8 = AtomicU8::new(OK);
 
-/// Signals sent and handled when the monitor last looked.
-static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
+/// Signals sent and handled when the monitor last saw one handled; only
+/// the monitor writes them. Atomics, not a lock: the monitor must never
+/// wait for a thread that a preemption may have suspended.
+static LAST_SENT: AtomicU64 = AtomicU64::new(0);
+static LAST_HANDLED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts a signal sent to a worker.
 #[inline]
@@ -91,8 +95,7 @@ pub(crate) fn handled() {
 }
 
 fn unanswered() -> u64 {
-    let last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    SENT.load(Ordering::Relaxed).saturating_sub(last.0)
+    SENT.load(Ordering::Relaxed).saturating_sub(LAST_SENT.load(Ordering::Relaxed))
 }
 
 /// Signals that may go unanswered between two looks before it is called a
@@ -101,23 +104,32 @@ fn unanswered() -> u64 {
 const UNANSWERED_AFTER: u64 = 16;
 
 /// The monitor's periodic look: is the handler still ours, and do the
-/// signals it sent arrive?
-pub(crate) fn check() {
+/// signals it sent arrive? True when the answer changed, for
+/// [`report_change`] (which the monitor leaves to another thread: reporting
+/// formats and logs, which allocates, and the monitor must never wait on
+/// an allocator lock that a preempted thread may hold).
+pub(crate) fn check() -> bool {
     let health = if !signal::handler_is_ours() {
         REPLACED
     } else {
         let (sent, handled) = (SENT.load(Ordering::Relaxed), HANDLED.load(Ordering::Relaxed));
-        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-        if handled != last.1 {
-            *last = (sent, handled);
+        if handled != LAST_HANDLED.load(Ordering::Relaxed) {
+            LAST_SENT.store(sent, Ordering::Relaxed);
+            LAST_HANDLED.store(handled, Ordering::Relaxed);
             OK
-        } else if sent.saturating_sub(last.0) >= UNANSWERED_AFTER {
+        } else if sent.saturating_sub(LAST_SENT.load(Ordering::Relaxed)) >= UNANSWERED_AFTER {
             UNANSWERED
         } else {
             HEALTH.load(Ordering::Relaxed)
         }
     };
-    if HEALTH.swap(health, Ordering::Relaxed) != health {
+    HEALTH.swap(health, Ordering::Relaxed) != health
+}
+
+/// Reports, once, a health the monitor found that was not reported yet.
+pub(crate) fn report_change() {
+    let health = HEALTH.load(Ordering::Relaxed);
+    if REPORTED.swap(health, Ordering::Relaxed) != health {
         report(health);
     }
 }

@@ -59,7 +59,7 @@
 //! preemptible but not thread-locals held by the program's own code.
 
 use super::futex;
-use super::task::TaskRef;
+use super::task::{Task, TaskRef};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr;
 use std::sync::Mutex;
@@ -71,6 +71,13 @@ const WAIT: u32 = 0;
 const RUN: u32 = 1;
 /// `Host::cmd`: the pool is finished; end the OS thread.
 const EXIT: u32 = 2;
+/// `Host::cmd`, for a held host: run the thread on without the worker for
+/// now (see [`Host::release`]).
+const RELEASE: u32 = 3;
+/// `Host::cmd` once a hand-over was taken, until the host can be found
+/// again ([`Host::expect_turn`]): a release that raced the hand-over finds
+/// no `WAIT` to replace.
+const BUSY: u32 = 4;
 
 /// Most hosts one worker may have: the owner, plus one per thread that is
 /// held or detached, plus idle ones. Past it, a preemption waits for the
@@ -98,6 +105,17 @@ pub(crate) enum HostState {
     /// it kept the host (it was unwinding a panic) and that nobody can wake
     /// any more: no longer counted as live, never reused.
     Leaked = 5,
+    /// A held host told to run its thread on without the worker, while the
+    /// thread's entry stays queued on it (see [`Host::release`]).
+    Released = 6,
+}
+
+/// How a held host's wait ended.
+pub(crate) enum Held {
+    /// Handed the worker, to resume its thread.
+    Run(TaskRef),
+    /// Released: run the thread on without the worker.
+    Release,
 }
 
 pub(crate) struct Host {
@@ -117,6 +135,9 @@ pub(crate) struct Host {
     next_idle: AtomicPtr<Host>,
     /// The monitor's last sample of a detached host's CPU clock.
     pub(crate) probe_cpu_ns: AtomicU64,
+    /// The runnable thread a held host keeps (its entry is on the run
+    /// queue), for [`Host::release`]; null otherwise.
+    held_task: AtomicPtr<Task>,
     /// Number of this host within its worker, for its OS thread's name.
     pub(crate) serial: usize,
 }
@@ -138,6 +159,7 @@ impl Host {
             tid: AtomicI32::new(0),
             next_idle: AtomicPtr::new(ptr::null_mut()),
             probe_cpu_ns: AtomicU64::new(0),
+            held_task: AtomicPtr::new(ptr::null_mut()),
             serial,
         }
     }
@@ -149,7 +171,8 @@ impl Host {
             2 => HostState::Held,
             3 => HostState::Detached,
             4 => HostState::Exited,
-            _ => HostState::Leaked,
+            5 => HostState::Leaked,
+            _ => HostState::Released,
         }
     }
 
@@ -176,6 +199,69 @@ impl Host {
         futex::wake_one(&self.cmd);
     }
 
+    /// Records the runnable thread this (held) host keeps, or null.
+    pub(crate) fn set_held_task(&self, t: *const Task) {
+        self.held_task.store(t.cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Lets a held host run its thread on without the worker, when the
+    /// worker's owner is stuck in the kernel inside a runtime critical
+    /// section (where it cannot be detached), perhaps waiting for a lock
+    /// the held thread holds (an allocator's arena, say). The thread runs
+    /// until its next runtime call, then waits again; its entry stays on
+    /// the run queue meanwhile. False (nothing done) unless the host holds a
+    /// runnable thread and waits. Called by the monitor.
+    pub(crate) fn release(&self) -> bool {
+        if self.state() != HostState::Held || self.held_task.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        if self.cmd.compare_exchange(WAIT, RELEASE, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return false;
+        }
+        futex::wake_one(&self.cmd);
+        true
+    }
+
+    /// For a released host: takes its thread's reference, to keep while it
+    /// runs without the worker (identity calls find it there).
+    ///
+    /// # Safety
+    /// Only on this host's own OS thread, after [`Held::Release`].
+    pub(crate) unsafe fn keep_released(&self) {
+        let t = self.held_task.load(Ordering::Relaxed);
+        // SAFETY: the thread's queue entry holds a reference while it is
+        // held or released, so the task is alive; we take one more.
+        let t = unsafe { TaskRef::clone_raw(t) };
+        self.set_state(HostState::Released);
+        // SAFETY: the caller's contract.
+        unsafe { self.keep(t) };
+    }
+
+    /// Sleeps, held, until handed the worker or released. Async-signal-safe.
+    pub(crate) fn wait_held(&self) -> Held {
+        loop {
+            match self.cmd.load(Ordering::Acquire) {
+                WAIT => futex::wait(&self.cmd, WAIT, None),
+                RUN => {
+                    self.cmd.store(BUSY, Ordering::Relaxed);
+                    self.set_held_task(ptr::null());
+                    // SAFETY: written before RUN, which we acquired; the giver
+                    // no longer touches it.
+                    let t = unsafe { (*self.resume.get()).take() };
+                    return Held::Run(t.expect("a held host is handed its own thread"));
+                }
+                RELEASE => {
+                    // Back to WAIT for the hand-over that comes later, unless
+                    // it came already.
+                    if self.cmd.compare_exchange(RELEASE, WAIT, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                        return Held::Release;
+                    }
+                }
+                _ => std::process::abort(),
+            }
+        }
+    }
+
     /// Tells an idle host to end its OS thread.
     pub(crate) fn tell_exit(&self) {
         self.cmd.store(EXIT, Ordering::Release);
@@ -189,7 +275,7 @@ impl Host {
             match self.cmd.load(Ordering::Acquire) {
                 WAIT => futex::wait(&self.cmd, WAIT, None),
                 RUN => {
-                    self.cmd.store(WAIT, Ordering::Relaxed);
+                    self.cmd.store(BUSY, Ordering::Relaxed);
                     // SAFETY: written before RUN, which we acquired; the giver
                     // no longer touches it.
                     return Some(unsafe { (*self.resume.get()).take() });
@@ -398,9 +484,11 @@ impl Hosts {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Calls `f` on every host (for the monitor).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Host)) {
-        let all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+    /// Calls `f` on every host, unless the list is being changed (for the
+    /// monitor, which never waits for a lock: a host starting may hold this
+    /// one while it waits for an allocator lock that a held thread holds).
+    pub(crate) fn try_for_each(&self, mut f: impl FnMut(&Host)) {
+        let Ok(all) = self.all.try_lock() else { return };
         for h in all.iter() {
             f(h);
         }

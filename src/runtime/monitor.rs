@@ -43,6 +43,12 @@ static IDLE: AtomicBool = AtomicBool::new(false);
 static NEXT_CHECK: AtomicU64 = AtomicU64::new(u64::MAX);
 static START: Once = Once::new();
 
+/// Pools the monitor watches at once: its lists are allocated for this many
+/// up front, and it allocates nothing in its loop (see the module header),
+/// so pools beyond it go unwatched (their threads switch only at
+/// cooperative points) until others are dropped.
+const MAX_WATCHED: usize = 256;
+
 /// How often the monitor checks that its signals arrive (`preempt::status`).
 const STATUS_EVERY_NS: u64 = 100_000_000;
 static LAST_STATUS: AtomicU64 = AtomicU64::new(0);
@@ -99,12 +105,22 @@ static STARTER_SEQ: AtomicU32 = AtomicU32::new(0);
 /// thread start allocates, so it is kept off the monitor (see the module
 /// header); if it waits here for a lock, the monitor goes on.
 fn starter() {
+    let mut known: Vec<Weak<Pool>> = Vec::new();
     loop {
         let seq = STARTER_SEQ.load(Ordering::SeqCst);
-        let pools: Vec<Arc<Pool>> = {
+        crate::preempt::report_status_change();
+        // The list is copied without allocating under its lock, which the
+        // monitor also takes (see `run`).
+        let len = POOLS.lock().unwrap_or_else(|p| p.into_inner()).len();
+        known.reserve(len.saturating_sub(known.len()) + 4);
+        {
             let list = POOLS.lock().unwrap_or_else(|p| p.into_inner());
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
+            if list.len() <= known.capacity() {
+                known.clear();
+                known.extend(list.iter().cloned());
+            }
+        }
+        let pools: Vec<Arc<Pool>> = known.iter().filter_map(Weak::upgrade).collect();
         for pool in &pools {
             for w in pool.workers() {
                 if w.hosts.take_wanted()
@@ -129,18 +145,23 @@ fn run() {
     // timer slack): sleepers' lateness depends on it.
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    // Reused, so that collecting the pools allocates only past 64 of them.
-    let mut pools: Vec<Arc<Pool>> = Vec::with_capacity(64);
+    // Reused: collecting the pools allocates nothing.
+    let mut known: Vec<Weak<Pool>> = Vec::with_capacity(MAX_WATCHED);
+    let mut pools: Vec<Arc<Pool>> = Vec::with_capacity(MAX_WATCHED);
     loop {
         let seq = SEQ.load(Ordering::SeqCst);
         // Announce the idle intent before scanning, so a worker that starts
         // running after our scan sees it and kicks us (see worker_started_running).
         IDLE.store(true, Ordering::SeqCst);
-        {
-            let mut list = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+        // Never waits for the list's lock: a thread registering a pool may
+        // hold it while it waits for an allocator lock that a preempted
+        // thread holds. The last copy serves meanwhile.
+        if let Ok(mut list) = POOLS.try_lock() {
             list.retain(|w| w.strong_count() > 0);
-            pools.extend(list.iter().filter_map(Weak::upgrade));
+            known.clear();
+            known.extend(list.iter().take(MAX_WATCHED).cloned());
         }
+        pools.extend(known.iter().filter_map(Weak::upgrade));
         let now = clock::now_ns();
         let mut next = u64::MAX;
         for pool in &pools {
@@ -156,6 +177,7 @@ fn run() {
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
+                w.release_if_stuck(now, pool_slice);
                 if w.is_stuck(now, pool_slice)
                     && thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu))
                     && blocked_in_kernel(w.tid())
@@ -172,7 +194,11 @@ fn run() {
             // Workers run: the signals sent since the last look should have
             // arrived.
             LAST_STATUS.store(now, Ordering::Relaxed);
-            crate::preempt::check_status();
+            if crate::preempt::check_status() {
+                // Reporting allocates: the starter does it.
+                STARTER_SEQ.fetch_add(1, Ordering::SeqCst);
+                futex::wake_one(&STARTER_SEQ);
+            }
         }
         if next != u64::MAX {
             IDLE.store(false, Ordering::SeqCst);

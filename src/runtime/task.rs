@@ -323,6 +323,17 @@ impl TaskRef {
         (TaskRef(cell.cast()), body)
     }
 
+    /// A new reference to the task at `p`.
+    ///
+    /// # Safety
+    /// `p` is a live task: some reference to it exists meanwhile.
+    #[inline]
+    pub(crate) unsafe fn clone_raw(p: *const Task) -> Self {
+        // SAFETY: the caller's contract; the count is bumped as `clone` does.
+        let r = std::mem::ManuallyDrop::new(unsafe { TaskRef::from_raw(p) });
+        TaskRef::clone(&r)
+    }
+
     /// Gives up the reference without dropping it; see [`TaskRef::from_raw`].
     #[inline]
     pub(crate) fn into_raw(this: Self) -> *const Task {

@@ -215,6 +215,45 @@ impl RunQueue {
         }
     }
 
+    /// Takes the first thread, highest level first, of level `min` or
+    /// above that `pick` accepts; the others keep their places. A walk of
+    /// the levels: for the rare case when the head will not do.
+    pub(crate) fn take_first(&mut self, min: u8, mut pick: impl FnMut(&Task) -> bool) -> Option<TaskRef> {
+        let mut levels = self.mask & !((1u32 << min) - 1);
+        while levels != 0 {
+            let level = 31 - levels.leading_zeros();
+            levels &= !(1 << level);
+            let l = self.level(level as usize);
+            let mut prev: *const Task = ptr::null();
+            let mut p = l.head;
+            // SAFETY: every link of a level is a live task this queue owns
+            // (see `take`); unlinking one touches only its neighbours'
+            // links, which are ours too.
+            unsafe {
+                while !p.is_null() {
+                    let next = (*p).exec().next;
+                    if pick(&*p) {
+                        if prev.is_null() {
+                            l.head = next;
+                        } else {
+                            (*prev).exec().next = next;
+                        }
+                        if l.tail == p {
+                            l.tail = prev;
+                        }
+                        if l.head.is_null() {
+                            self.mask &= !(1 << level);
+                        }
+                        return Some(TaskRef::from_raw(p));
+                    }
+                    prev = p;
+                    p = next;
+                }
+            }
+        }
+        None
+    }
+
     /// Empties the queue (shutdown).
     pub(crate) fn drain(&mut self) -> Vec<TaskRef> {
         let mut all = Vec::new();

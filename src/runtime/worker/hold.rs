@@ -19,7 +19,7 @@
 use super::{Post, Worker};
 use crate::arch::preempt_word;
 use crate::preempt;
-use crate::runtime::host::{self, Host, HostState};
+use crate::runtime::host::{self, Held, Host, HostState};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskRef;
 use crate::runtime::timers::TimerKind;
@@ -128,6 +128,27 @@ impl Worker {
         }
     }
 
+    /// When no host is free for `next`: a held thread of priority `min` or
+    /// above needs none (its own host takes the worker), so it runs
+    /// instead and `next` waits at the front of its level. Without this, a
+    /// worker whose hosts are all taken could never resume the held thread
+    /// that holds what the host starter waits for (an allocator's lock, in
+    /// a thread start): preemption would stop there for good. Owner only;
+    /// async-signal-safe.
+    fn held_instead(&self, next: Option<TaskRef>, min: u8) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
+        // SAFETY: we own the worker; the borrow ends in this function,
+        // which calls nothing that re-enters it.
+        let l = unsafe { self.local() };
+        let Some(held) = l.runq.take_first(min, |t| t.is_held()) else { return Err(next) };
+        if let Some(n) = next {
+            l.runq.push_front(n);
+        }
+        // SAFETY: the task came off our run queue; a held task's host lives
+        // as long as the worker.
+        let h = unsafe { &*held.exec().held_by().expect("held") };
+        Ok((h, Some(held)))
+    }
+
     /// [`Worker::pick_host`] from normal code: when no host is idle, starts
     /// one here and now (unless the worker has as many as it may).
     fn pick_or_start_host(&self, next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
@@ -195,7 +216,8 @@ impl Worker {
             }
         };
         let outranks = next.as_ref().is_some_and(|n| n.spec.priority > priority);
-        let picked = if in_handler { self.pick_host(next) } else { self.pick_or_start_host(next) };
+        let picked = if in_handler { self.pick_host(next) } else { self.pick_or_start_host(next) }
+            .or_else(|next| self.held_instead(next, priority));
         match picked {
             Ok((to, first)) => {
                 self.watch.preemptions.fetch_add(1, Ordering::Relaxed);
@@ -250,7 +272,8 @@ impl Worker {
             },
             _ => self.next_ready(None),
         };
-        match self.pick_or_start_host(next) {
+        let min = if matches!(what, Hold::Requeue) { priority } else { 0 };
+        match self.pick_or_start_host(next).or_else(|next| self.held_instead(next, min)) {
             Ok((to, first)) => {
                 // SAFETY: the caller's contract.
                 unsafe { self.hold(to, first, what) };
@@ -293,6 +316,9 @@ impl Worker {
         let exec = unsafe { cur.exec() };
         exec.hold(me);
         cur.set_held(true);
+        if matches!(what, Hold::Requeue) {
+            me.set_held_task(TaskRef::as_ptr(&cur));
+        }
         match what {
             // SAFETY: as above.
             Hold::Requeue => unsafe { self.local() }.runq.push(cur),
@@ -304,11 +330,10 @@ impl Worker {
         preempt_word::set_worker(0);
         // SAFETY: we give the worker up and touch it no more until resumed.
         unsafe { to.hand_worker(first) };
-        match me.wait_turn() {
-            Some(Some(t)) => self.resume_held(me, t),
-            // A held thread is live, so its pool cannot finish, and only the
-            // pool finishing tells a host to exit.
-            _ => unreachable_abort("a held host was told to exit"),
+        match me.wait_held() {
+            Held::Run(t) => self.resume_held(me, t),
+            // SAFETY: on this host's own OS thread.
+            Held::Release => unsafe { run_released(me) },
         }
     }
 
@@ -323,7 +348,7 @@ impl Worker {
         }
         // SAFETY: as above.
         let next = unsafe { self.local() }.runq.pop(None);
-        let (to, first) = match self.pick_host(next) {
+        let (to, first) = match self.pick_host(next).or_else(|next| self.held_instead(next, 0)) {
             Ok(found) => found,
             Err(next) => {
                 if let Some(n) = next {
@@ -422,6 +447,22 @@ impl Worker {
 pub(super) fn reattach(me: &Host) {
     // SAFETY: the caller runs on this host's own OS thread.
     let Some(t) = (unsafe { me.take_kept() }) else { return };
+    if me.state() == HostState::Released {
+        // Its entry is still queued: wait for the worker to come to it.
+        // The pool outlives its live threads, and `t` is one.
+        let pool = Arc::as_ptr(&t.pool);
+        // SAFETY: as just argued.
+        let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
+        drop(t);
+        me.set_state(HostState::Held);
+        host::set_detached(std::ptr::null());
+        match me.wait_held() {
+            Held::Run(t) => w.resume_held(me, t),
+            // SAFETY: on this host's own OS thread.
+            Held::Release => unsafe { run_released(me) },
+        }
+        return;
+    }
     me.expect_turn();
     me.set_state(HostState::Held);
     // SAFETY: a detached thread's state belongs to its host, the caller.
@@ -434,10 +475,22 @@ pub(super) fn reattach(me: &Host) {
     // SAFETY: as just argued.
     let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
     w.inject(t);
-    match me.wait_turn() {
-        Some(Some(t)) => w.resume_held(me, t),
-        _ => unreachable_abort("a held host was told to exit"),
+    match me.wait_held() {
+        Held::Run(t) => w.resume_held(me, t),
+        // A thread queued through the inbox is no held task to release.
+        Held::Release => unreachable_abort("a reattaching host was released"),
     }
+}
+
+/// A held host was released ([`Host::release`]): its thread goes on without
+/// the worker, as a detached one, until its next runtime call.
+///
+/// # Safety
+/// On `me`'s own OS thread, right after [`Held::Release`].
+unsafe fn run_released(me: &Host) {
+    // SAFETY: the caller's contract.
+    unsafe { me.keep_released() };
+    host::set_detached(me);
 }
 
 /// The running green thread's worker, reattaching a detached thread first;

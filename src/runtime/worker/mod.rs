@@ -132,6 +132,8 @@ struct Watch {
     /// since (`detach_at`, the switch count then).
     detach: AtomicBool,
     detach_at: AtomicU64,
+    /// When the detach was asked for (clock::now_ns scale).
+    detach_asked: AtomicU64,
     /// The switch count when a preemption was deferred: taken when the
     /// scope ends only if the same thread still runs.
     deferred_at: AtomicU64,
@@ -199,6 +201,7 @@ impl Worker {
                 deferred: AtomicU64::new(0),
                 detach: AtomicBool::new(false),
                 detach_at: AtomicU64::new(0),
+                detach_asked: AtomicU64::new(0),
                 deferred_at: AtomicU64::new(u64::MAX),
                 hand_offs: AtomicU64::new(0),
                 wake_migrations: AtomicU64::new(0),

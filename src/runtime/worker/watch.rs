@@ -47,6 +47,7 @@ impl Worker {
     /// is blocked in the kernel, and signals it.
     pub(crate) fn request_detach(&self) {
         self.watch.detach_at.store(self.switches(), Ordering::Relaxed);
+        self.watch.detach_asked.store(clock::now_ns(), Ordering::Relaxed);
         self.watch.detach.store(true, Ordering::SeqCst);
         // Counts as a scheduling event: the next stall is measured afresh.
         self.watch.seen_at.store(clock::now_ns(), Ordering::Relaxed);
@@ -58,8 +59,15 @@ impl Worker {
     /// thread left the kernel and runs without the worker, so it should
     /// queue itself again. `cpu_of` reads a thread's CPU clock.
     pub(crate) fn recall_detached(&self, min_cpu_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
-        self.hosts.for_each(|h| {
-            if h.state() != HostState::Detached {
+        // Released threads run on until the owner is no longer stuck.
+        let stuck = self.owner_stuck_in_runtime();
+        self.hosts.try_for_each(|h| {
+            let recall = match h.state() {
+                HostState::Detached => true,
+                HostState::Released => !stuck,
+                _ => false,
+            };
+            if !recall {
                 h.probe_cpu_ns.store(0, Ordering::Relaxed);
                 return;
             }
@@ -70,6 +78,29 @@ impl Worker {
                 monitor::signal_worker(tid);
             }
         });
+    }
+
+    /// Whether the owner was found blocked in the kernel and could not be
+    /// detached since: it sits in a runtime critical section.
+    fn owner_stuck_in_runtime(&self) -> bool {
+        let w = &self.watch;
+        w.detach.load(Ordering::Relaxed) && w.detach_at.load(Ordering::Relaxed) == self.switches()
+    }
+
+    /// When the owner has stayed blocked in the kernel inside a runtime
+    /// critical section for a slice (at least 2 ms) since the monitor
+    /// asked to detach its thread, the worker cannot go on: the held
+    /// threads are released to run without it (see [`Host::release`]), in
+    /// case one of them holds what the owner waits for.
+    ///
+    /// [`Host::release`]: crate::runtime::host::Host::release
+    pub(crate) fn release_if_stuck(&self, now: u64, pool_slice: u64) {
+        let asked = self.watch.detach_asked.load(Ordering::Relaxed);
+        if self.owner_stuck_in_runtime() && now.saturating_sub(asked) >= pool_slice.clamp(2_000_000, 50_000_000) {
+            self.hosts.try_for_each(|h| {
+                h.release();
+            });
+        }
     }
 
     /// The monitor's look at this worker at time `now`: signals it if its
