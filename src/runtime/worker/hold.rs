@@ -128,9 +128,11 @@ impl Worker {
         }
     }
 
-    /// When no host is free for `next`: a held thread of priority `min` or
-    /// above needs none (its own host takes the worker), so it runs
-    /// instead and `next` waits at the front of its level. Without this, a
+    /// When no host is free for `next`: a held thread of `next`'s priority
+    /// or above (of `min` or above when there is no `next`) needs none (its
+    /// own host takes the worker), so it runs instead and `next` waits at
+    /// the front of its level; a held thread of lower priority than `next`
+    /// does not jump ahead of it. Without this, a
     /// worker whose hosts are all taken could never resume the held thread
     /// that holds what the host starter waits for (an allocator's lock, in
     /// a thread start): preemption would stop there for good. Owner only;
@@ -139,6 +141,7 @@ impl Worker {
         // SAFETY: we own the worker; the borrow ends in this function,
         // which calls nothing that re-enters it.
         let l = unsafe { self.local() };
+        let min = next.as_ref().map_or(min, |n| n.spec.priority.max(min));
         let Some(held) = l.runq.take_first(min, |t| t.is_held()) else { return Err(next) };
         if let Some(n) = next {
             l.runq.push_front(n);
