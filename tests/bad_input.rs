@@ -416,7 +416,11 @@ fn child_preempt_signal_choice() {
         println!("CHILD-ERROR: {msg}");
     }
     preempt::set_signal(libc::SIGRTMAX()).expect("SIGRTMAX is a real-time signal like the others");
-    assert!(!rtmax_deliverable() || preemption_works(), "no preemption through SIGRTMAX");
+    if !rtmax_deliverable() {
+        println!("CHILD: preemption through SIGRTMAX (accepted; not deliverable under qemu-user)");
+        return;
+    }
+    assert!(preemption_works(), "no preemption through SIGRTMAX");
     // SAFETY: sigaction only writes the struct we pass.
     let handler = unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();

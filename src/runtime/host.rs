@@ -165,7 +165,9 @@ impl Host {
     }
 
     pub(crate) fn state(&self) -> HostState {
-        match self.state.load(Ordering::Relaxed) {
+        // Acquire, with the release below: whoever sees a state sees what
+        // the host wrote before it (`held_task`, for `release`).
+        match self.state.load(Ordering::Acquire) {
             0 => HostState::Idle,
             1 => HostState::Owner,
             2 => HostState::Held,
@@ -177,7 +179,7 @@ impl Host {
     }
 
     pub(crate) fn set_state(&self, s: HostState) {
-        self.state.store(s as u8, Ordering::Relaxed)
+        self.state.store(s as u8, Ordering::Release)
     }
 
     /// Step 4 of the protocol: from now on a hand-over may come.
