@@ -54,6 +54,9 @@ pub enum PreemptStatus {
 /// assert!(matches!(preempt::status(), PreemptStatus::Active { .. }), "{:?}", preempt::status());
 /// ```
 pub fn status() -> PreemptStatus {
+    // A change the monitor found and the host starter has not reported yet
+    // is reported now, before the caller acts on the answer.
+    report_change();
     let signal = match signal::installed() {
         None => return PreemptStatus::NotStarted,
         Some(Err(reason)) => return PreemptStatus::Unavailable { reason },
