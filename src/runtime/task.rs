@@ -70,9 +70,11 @@ pub(crate) struct Task {
 
 /// Execution state; see the ownership rule on [`Task`].
 pub(crate) struct Exec {
-    /// Saved stack pointer while switched out (even: stacks are aligned);
-    /// 0 before the first run; while its host keeps it, the host's address
-    /// with the low bit set ([`Exec::hold`]).
+    /// Saved stack pointer while switched out; 0 before the first run;
+    /// while its host keeps it, the host's address with the top bit set
+    /// ([`Exec::hold`]): user-space addresses leave it clear, so a plain
+    /// switch can resume the thread exactly when `sp` is positive as an
+    /// `isize`, one comparison on the yield path.
     pub(crate) sp: usize,
     pub(crate) stack: Option<Stack>,
     /// The body has been run or failed (it is used at most once).
@@ -84,27 +86,36 @@ pub(crate) struct Exec {
     pub(crate) next: *const Task,
 }
 
+/// The top bit of [`Exec::sp`]: set while a host keeps the thread.
+const HELD_BIT: usize = 1 << (usize::BITS - 1);
+
 impl Exec {
     /// Records that `host` keeps the thread: it was switched out by its
     /// host's OS thread going to sleep, not by saving its registers, and
     /// only that host can resume it.
     #[inline]
     pub(crate) fn hold(&mut self, host: *const super::host::Host) {
-        debug_assert!(host as usize & 1 == 0);
-        self.sp = host as usize | 1;
+        debug_assert!((host as usize) < HELD_BIT);
+        self.sp = host as usize | HELD_BIT;
+    }
+
+    /// Whether its host keeps the thread.
+    #[inline(always)]
+    pub(crate) fn is_held(&self) -> bool {
+        (self.sp as isize) < 0
     }
 
     /// The host keeping the thread, if one does.
     #[inline]
     pub(crate) fn held_by(&self) -> Option<*const super::host::Host> {
-        (self.sp & 1 != 0).then_some((self.sp & !1) as *const super::host::Host)
+        self.is_held().then_some((self.sp & !HELD_BIT) as *const super::host::Host)
     }
 
     /// Whether a plain switch can resume the thread: it ran, and its
     /// registers are saved on its stack (no host keeps it).
     #[inline(always)]
     pub(crate) fn switchable(&self) -> bool {
-        self.sp & 1 == 0 && self.sp != 0
+        (self.sp as isize) > 0
     }
 }
 

@@ -160,7 +160,7 @@ impl Worker {
         let l = unsafe { self.local() };
         let (load_sp, restore_fp, depth, missed) = match next {
             // SAFETY: `next` came off our run queue: we own its state.
-            Some(next) if unsafe { next.exec() }.held_by().is_none() => {
+            Some(next) if !unsafe { next.exec() }.is_held() => {
                 // SAFETY: as above.
                 let exec = unsafe { next.exec() };
                 if next.spec.prefetch_stack {
