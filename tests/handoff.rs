@@ -45,13 +45,17 @@ fn std_mutex_shared_by_green_threads_on_one_worker_never_deadlocks() {
     );
 }
 
-#[test]
-fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
+/// How far a thread of priority `counting` that yields in a loop counts
+/// while one of priority `sleeping` sleeps 300 ms in the OS (not the green
+/// sleep: its worker's owner is stuck in the kernel), on one worker.
+fn counted_beside_a_blocked_thread(counting: u8, sleeping: u8) -> u64 {
     let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
     let counter = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (c, s) = (Arc::clone(&counter), Arc::clone(&stop));
-    let counting = sched
+    let counter_thread = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(counting)
+        .scheduler(sched.clone())
         .spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 c.fetch_add(1, Ordering::Relaxed);
@@ -60,9 +64,10 @@ fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
         })
         .unwrap();
     let c = Arc::clone(&counter);
-    let blocker = sched
+    let blocker = preemptive_mlthreading_rust::ThreadBuilder::new()
+        .priority(sleeping)
+        .scheduler(sched.clone())
         .spawn(move || {
-            // A blocking OS call (not the green sleep): the worker is stuck in it.
             let before = c.load(Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(300));
             c.load(Ordering::Relaxed) - before
@@ -70,16 +75,21 @@ fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
         .unwrap();
     let progressed = blocker.join().unwrap();
     stop.store(true, Ordering::Relaxed);
-    counting.join().unwrap();
+    counter_thread.join().unwrap();
     println!(
-        "while one green thread slept 300 ms in the OS, its sibling counted {progressed}; hand-offs {:?} switches {:?} deferred {:?} preemptions {:?} running {}",
+        "while a priority-{sleeping} thread slept 300 ms in the OS, a priority-{counting} one counted {progressed}; \
+         hand-offs {:?} switches {:?} deferred {:?} preemptions {:?}",
         sched.worker_hand_offs(),
         sched.worker_switches(),
         sched.worker_deferred_preemptions(),
         sched.worker_preemptions(),
-        sched.running_workers()
     );
-    assert!(progressed > 0, "the sibling was stalled behind the blocking call");
+    progressed
+}
+
+#[test]
+fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
+    assert!(counted_beside_a_blocked_thread(10, 10) > 0, "the sibling was stalled behind the blocking call");
 }
 
 #[test]
@@ -249,38 +259,7 @@ fn a_high_priority_thread_blocked_in_the_os_lets_lower_ones_run() {
 
 #[test]
 fn a_lower_priority_thread_runs_while_a_higher_one_sleeps_in_the_os() {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
-    let counter = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (c, s) = (Arc::clone(&counter), Arc::clone(&stop));
-    let low = preemptive_mlthreading_rust::ThreadBuilder::new()
-        .priority(0)
-        .scheduler(sched.clone())
-        .spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                c.fetch_add(1, Ordering::Relaxed);
-                preemptive_mlthreading_rust::yield_now();
-            }
-        })
-        .unwrap();
-    let c = Arc::clone(&counter);
-    let high = preemptive_mlthreading_rust::ThreadBuilder::new()
-        .priority(10)
-        .scheduler(sched.clone())
-        .spawn(move || {
-            let before = c.load(Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(300));
-            c.load(Ordering::Relaxed) - before
-        })
-        .unwrap();
-    let progressed = high.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    low.join().unwrap();
-    println!(
-        "while a priority-10 thread slept 300 ms in the OS, a priority-0 one counted {progressed}; hand-offs {:?}",
-        sched.worker_hand_offs()
-    );
-    assert!(progressed > 0, "the lower-priority thread was stalled behind the blocked one");
+    assert!(counted_beside_a_blocked_thread(0, 10) > 0, "the lower-priority thread was stalled behind the blocked one");
 }
 
 #[test]

@@ -131,29 +131,11 @@ impl Stack {
         if guard_regions_supported() {
             return Ok(Stack { base: slab::carve(len, usable)?, len });
         }
-        budget::take()?;
-        let guard = page_size();
-        // SAFETY: an anonymous private mapping at a kernel-chosen address
-        // cannot alias any existing Rust object.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            let err = io::Error::last_os_error();
-            budget::give_back();
-            return Err(StackError::from_map_failure(usable, err));
-        }
+        let base = map_for_stacks(len, usable)?;
         // From here on, dropping the stack gives its maps back.
-        let stack = Stack { base: base.cast(), len };
+        let stack = Stack { base, len };
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
-        unsafe { guard::install(base, guard) }.map_err(|e| StackError::from_map_failure(usable, e))?;
+        unsafe { guard::install(base.cast(), page_size()) }.map_err(|e| StackError::from_map_failure(usable, e))?;
         Ok(stack)
     }
 
@@ -179,6 +161,31 @@ impl Stack {
         let guard_end = lo + page_size();
         Bottom { lo, guard_end, reserve_end: guard_end + signal_reserve() }
     }
+}
+
+/// Maps `len` bytes of stack memory (one stack, or a slab of them) at a
+/// kernel-chosen address, committed only as used, having taken the maps
+/// from the budget; errors speak of the `usable` bytes a thread asked for.
+fn map_for_stacks(len: usize, usable: usize) -> Result<*mut u8, StackError> {
+    budget::take()?;
+    // SAFETY: an anonymous private mapping at a kernel-chosen address
+    // cannot alias any existing Rust object.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        let err = io::Error::last_os_error();
+        budget::give_back();
+        return Err(StackError::from_map_failure(usable, err));
+    }
+    Ok(base.cast())
 }
 
 impl Drop for Stack {

@@ -20,8 +20,6 @@
 
 use super::{StackError, guard};
 use std::collections::HashMap;
-use std::io;
-use std::ptr;
 use std::sync::Mutex;
 
 /// A slab is at least this big, and holds at least [`MIN_PER_SLAB`] stacks.
@@ -55,24 +53,7 @@ pub(super) fn carve(len: usize, usable: usize) -> Result<*mut u8, StackError> {
     if class.next == class.end {
         let per = (SLAB_BYTES / len).max(MIN_PER_SLAB);
         let bytes = per * len;
-        super::budget::take()?;
-        // SAFETY: an anonymous private mapping at a kernel-chosen address
-        // cannot alias any existing Rust object.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            let err = io::Error::last_os_error();
-            super::budget::give_back();
-            return Err(StackError::from_map_failure(usable, err));
-        }
+        let base = super::map_for_stacks(bytes, usable)?;
         class.next = base as usize;
         class.end = base as usize + bytes;
     }
