@@ -253,15 +253,27 @@ impl Host {
                     return Held::Run(t.expect("a held host is handed its own thread"));
                 }
                 RELEASE => {
-                    // Back to WAIT for the hand-over that comes later, unless
-                    // it came already.
-                    if self.cmd.compare_exchange(RELEASE, WAIT, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    // BUSY while the thread runs without the worker, so that
+                    // no second release lands before it waits again
+                    // ([`Host::wait_again`]); a hand-over that came already
+                    // wins.
+                    if self.cmd.compare_exchange(RELEASE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                         return Held::Release;
                     }
                 }
                 _ => std::process::abort(),
             }
         }
+    }
+
+    /// A released host waits for its thread's turn again: not releasable
+    /// any more (the thread wants its worker now), and ready for the
+    /// hand-over, which may have come while it ran.
+    pub(crate) fn wait_again(&self) {
+        self.set_held_task(ptr::null());
+        self.set_state(HostState::Held);
+        // Unless a hand-over came meanwhile (RUN stays for `wait_held`).
+        let _ = self.cmd.compare_exchange(BUSY, WAIT, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Tells an idle host to end its OS thread.

@@ -457,9 +457,7 @@ pub(super) fn reattach(me: &Host) {
         // SAFETY: as just argued.
         let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
         drop(t);
-        // The thread wants its worker now: no more releases.
-        me.set_held_task(std::ptr::null());
-        me.set_state(HostState::Held);
+        me.wait_again();
         host::set_detached(std::ptr::null());
         match me.wait_held() {
             Held::Run(t) => w.resume_held(me, t),
