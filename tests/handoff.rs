@@ -298,7 +298,13 @@ fn an_owner_blocked_inside_a_critical_section_gets_its_lock_back() {
         .unwrap();
     let t = Instant::now();
     while !(holder.is_finished() && blocker.is_finished()) {
-        assert!(t.elapsed() < Duration::from_secs(30), "the worker stayed stuck behind the held lock holder");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the worker stayed stuck behind the held lock holder: preemptions {:?}, deferred {:?}, hand-offs {:?}",
+            sched.worker_preemptions(),
+            sched.worker_deferred_preemptions(),
+            sched.worker_hand_offs()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     holder.join().unwrap();

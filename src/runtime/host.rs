@@ -138,6 +138,10 @@ pub(crate) struct Host {
     /// The runnable thread a held host keeps (its entry is on the run
     /// queue), for [`Host::release`]; null otherwise.
     held_task: AtomicPtr<Task>,
+    /// The monitor wants this detached or released host's thread back on
+    /// its worker: the next preemption signal it gets is a recall, not a
+    /// stale one sent while it owned the worker.
+    recall: AtomicBool,
     /// Number of this host within its worker, for its OS thread's name.
     pub(crate) serial: usize,
 }
@@ -160,6 +164,7 @@ impl Host {
             next_idle: AtomicPtr::new(ptr::null_mut()),
             probe_cpu_ns: AtomicU64::new(0),
             held_task: AtomicPtr::new(ptr::null_mut()),
+            recall: AtomicBool::new(false),
             serial,
         }
     }
@@ -274,6 +279,17 @@ impl Host {
         self.set_state(HostState::Held);
         // Unless a hand-over came meanwhile (RUN stays for `wait_held`).
         let _ = self.cmd.compare_exchange(BUSY, WAIT, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Marks a recall (see `recall`), before the monitor's signal.
+    pub(crate) fn ask_recall(&self) {
+        self.recall.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a recall was asked for since the last look; clears it.
+    /// Async-signal-safe.
+    pub(crate) fn take_recall(&self) -> bool {
+        self.recall.swap(false, Ordering::SeqCst)
     }
 
     /// Tells an idle host to end its OS thread.

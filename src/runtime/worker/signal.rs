@@ -12,16 +12,19 @@
 use super::Worker;
 use super::hold;
 use crate::preempt;
-use crate::runtime::host;
+use crate::runtime::host::{self, Host};
 use std::mem;
 use std::sync::atomic::Ordering;
 
 /// The preemption signal arrived on this OS thread.
 pub(crate) fn on_preempt_signal() {
     let Some(w) = Worker::current() else {
-        // Not an owner: a detached host whose thread runs without its
-        // worker (the monitor saw it use the CPU) goes back to its worker.
-        if host::detached().is_some() {
+        // Not an owner: a detached (or released) host whose thread runs
+        // without its worker goes back to it when the monitor recalls it.
+        // A signal sent while the host still owned the worker, and left
+        // pending while it was held, is no recall: a released thread must
+        // run on until it frees what the stuck owner waits for.
+        if host::detached().is_some_and(Host::take_recall) {
             if preempt::depth() == 0 {
                 preempt::set_depth(1);
                 if let Some(me) = host::detached() {

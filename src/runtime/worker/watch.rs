@@ -75,6 +75,7 @@ impl Worker {
             let Some(cpu) = cpu_of(tid) else { return };
             let was = h.probe_cpu_ns.swap(cpu, Ordering::Relaxed);
             if was != 0 && cpu.saturating_sub(was) >= min_cpu_ns {
+                h.ask_recall();
                 monitor::signal_worker(tid);
             }
         });
