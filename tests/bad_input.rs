@@ -145,8 +145,16 @@ fn child_mmap_failure() {
     if !is_child("child_mmap_failure") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = RoundRobinScheduler::new().with_workers(1).with_name("mmapfail");
     sched.spawn(|| ()).unwrap().join().unwrap(); // workers started first
+    // Both host threads (the owner and the idle one a preemption would
+    // take) have started: std maps a signal stack as a thread starts, which
+    // the limit below would make fail.
+    let t = std::time::Instant::now();
+    while threads_named("mmapfail-") < 2 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the worker's hosts never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let vm_kb: u64 =
         status.lines().find(|l| l.starts_with("VmSize:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
