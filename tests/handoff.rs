@@ -312,3 +312,82 @@ fn an_owner_blocked_inside_a_critical_section_gets_its_lock_back() {
     assert_eq!(*lock.lock().unwrap(), 2);
     println!("a critical section blocked on a held thread's lock: done in {:?}", t.elapsed());
 }
+
+#[test]
+fn a_released_thread_blocked_in_the_os_does_not_take_its_worker_back() {
+    // A released thread (see above) runs without its worker while its entry
+    // stays queued. If it then blocks in the kernel, on a lock that a thread
+    // queued on the same worker holds, the worker must pass its entry over
+    // when it comes to it: handing the worker to a host that sleeps in the
+    // kernel would leave the lock holder queued on a worker nobody runs.
+    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let lock = Arc::new(Mutex::new(0u64));
+    let (locked, go, let_go) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let build =
+        |priority: u8| preemptive_mlthreading_rust::ThreadBuilder::new().priority(priority).scheduler(sched.clone());
+    // Low priority: holds the lock across cooperative switches, so it waits
+    // queued (not held) while the others run.
+    let (l, f, lg) = (Arc::clone(&lock), Arc::clone(&locked), Arc::clone(&let_go));
+    let holder = build(0)
+        .spawn(move || {
+            let mut g = l.lock().unwrap();
+            f.store(true, Ordering::SeqCst);
+            while !lg.load(Ordering::SeqCst) {
+                preemptive_mlthreading_rust::yield_now();
+            }
+            *g += 1;
+        })
+        .unwrap();
+    while !locked.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Spins until preempted (held, as a sibling of its priority waits),
+    // and blocks on the lock once released.
+    let (l, g) = (Arc::clone(&lock), Arc::clone(&go));
+    let waiter = build(10)
+        .spawn(move || {
+            while !g.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            *l.lock().unwrap() += 1;
+            preemptive_mlthreading_rust::yield_now();
+        })
+        .unwrap();
+    // Blocks in the kernel inside a preempt-disable scope, so that the
+    // monitor releases the held waiter, then lets the holder go and exits:
+    // the worker comes to the waiter's entry first.
+    let (g, lg) = (Arc::clone(&go), Arc::clone(&let_go));
+    let stuck = build(10)
+        .spawn(move || {
+            g.store(true, Ordering::SeqCst);
+            {
+                let _np = preemptive_mlthreading_rust::preempt::disable();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            lg.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    let t = Instant::now();
+    while !(holder.is_finished() && waiter.is_finished() && stuck.is_finished()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the worker went to a released thread blocked on a lock its queued holder keeps: preemptions {:?}, \
+             hand-offs {:?}",
+            sched.worker_preemptions(),
+            sched.worker_hand_offs()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for h in [holder, waiter, stuck] {
+        h.join().unwrap();
+    }
+    assert_eq!(*lock.lock().unwrap(), 2);
+    println!(
+        "a released thread blocked on a queued thread's lock: done in {:?}; preemptions {:?}, hand-offs {:?}, deferred {:?}",
+        t.elapsed(),
+        sched.worker_preemptions(),
+        sched.worker_hand_offs(),
+        sched.worker_deferred_preemptions()
+    );
+}

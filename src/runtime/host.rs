@@ -76,8 +76,18 @@ const EXIT: u32 = 2;
 const RELEASE: u32 = 3;
 /// `Host::cmd` once a hand-over was taken, until the host can be found
 /// again ([`Host::expect_turn`]): a release that raced the hand-over finds
-/// no `WAIT` to replace.
+/// no `WAIT` to replace. For a released host, while its thread runs
+/// without the worker.
 const BUSY: u32 = 4;
+/// `Host::cmd` of a held host whose thread the owner picked
+/// ([`Host::claim`]): the hand-over is on its way, and a release comes too
+/// late.
+const CLAIMED: u32 = 5;
+/// `Host::cmd` of a released host whose thread the owner picked meanwhile
+/// ([`Host::claim`]): the thread's queue entry waits in `resume`, and the
+/// host queues it again when its thread wants the worker back
+/// ([`Host::wait_again`]).
+const UNQUEUED: u32 = 6;
 
 /// Most hosts one worker may have: the owner, plus one per thread that is
 /// held or detached, plus idle ones. Past it, a preemption waits for the
@@ -119,7 +129,22 @@ pub(crate) enum Held {
 }
 
 pub(crate) struct Host {
-    /// `WAIT`, `RUN` or `EXIT`: the futex word the host sleeps on.
+    /// The futex word the host sleeps on. Who moves it where:
+    ///
+    /// | from       | to         | by                                           |
+    /// |------------|------------|----------------------------------------------|
+    /// | any        | `WAIT`     | the host, before it can be found (step 4)    |
+    /// | `WAIT`     | `RUN`      | the owner handing an idle host the worker    |
+    /// | `CLAIMED`  | `RUN`      | the owner handing a held host the worker     |
+    /// | `WAIT`     | `CLAIMED`  | the owner picking the held host's thread     |
+    /// | `WAIT`     | `RELEASE`  | the monitor, owner stuck in the kernel       |
+    /// | `RELEASE`  | `CLAIMED`  | the owner: the hand-over wins                |
+    /// | `RELEASE`  | `BUSY`     | the released host, before its thread runs    |
+    /// | `RUN`      | `BUSY`     | the host taking the worker                   |
+    /// | `BUSY`     | `UNQUEUED` | the owner picking a released host's thread   |
+    /// | `BUSY`     | `WAIT`     | the released host, its thread back           |
+    /// | `UNQUEUED` | `WAIT`     | the released host, requeueing its thread     |
+    /// | `WAIT`     | `EXIT`     | the last owner dismissing an idle host       |
     cmd: AtomicU32,
     state: AtomicU8,
     /// The thread to start with when told to `RUN`; written by the host
@@ -244,11 +269,51 @@ impl Host {
         unsafe { self.keep(t) };
     }
 
+    /// The owner picked `t`, the runnable thread this host keeps, off its
+    /// run queue: marks the hand-over as coming (a release that has not
+    /// been taken yet is overtaken) and gives `t` back, or, when the host
+    /// was released and its thread runs without the worker, leaves `t`'s
+    /// queue entry with the host, which queues it again when the thread
+    /// wants the worker ([`Host::wait_again`]), and returns None: the
+    /// owner picks another thread. Without this, the worker would be
+    /// handed to a host that may be blocked in the kernel, on a lock that a
+    /// thread queued on the same worker holds. Owner only; async-signal-safe.
+    ///
+    /// # Safety
+    /// The caller owns the worker, `t` came off its run queue, and this
+    /// host keeps `t`.
+    pub(crate) unsafe fn claim(&self, t: TaskRef) -> Option<TaskRef> {
+        let mut t = Some(t);
+        loop {
+            match self.cmd.load(Ordering::Acquire) {
+                CLAIMED => return t,
+                c @ (WAIT | RELEASE) => {
+                    if self.cmd.compare_exchange(c, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                        return t;
+                    }
+                }
+                BUSY => {
+                    // SAFETY: the host reads `resume` only after it acquires
+                    // UNQUEUED (or RUN), which only the owner, the caller,
+                    // stores; until the CAS below succeeds it does not look.
+                    unsafe { *self.resume.get() = t.take() };
+                    if self.cmd.compare_exchange(BUSY, UNQUEUED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                        return None;
+                    }
+                    // It waits again already: take the entry back and claim.
+                    // SAFETY: as above; the CAS failed, so the host saw nothing.
+                    t = unsafe { (*self.resume.get()).take() };
+                }
+                _ => std::process::abort(),
+            }
+        }
+    }
+
     /// Sleeps, held, until handed the worker or released. Async-signal-safe.
     pub(crate) fn wait_held(&self) -> Held {
         loop {
             match self.cmd.load(Ordering::Acquire) {
-                WAIT => futex::wait(&self.cmd, WAIT, None),
+                c @ (WAIT | CLAIMED) => futex::wait(&self.cmd, c, None),
                 RUN => {
                     self.cmd.store(BUSY, Ordering::Relaxed);
                     self.set_held_task(ptr::null());
@@ -271,19 +336,38 @@ impl Host {
         }
     }
 
-    /// A released host waits for its thread's turn again: not releasable
-    /// any more (the thread wants its worker now), and ready for the
-    /// hand-over, which may have come while it ran.
-    pub(crate) fn wait_again(&self) {
+    /// A released host's thread wants the worker back: the host is not
+    /// releasable any more and waits for the hand-over. None when the
+    /// thread's queue entry is still queued; the entry, for the caller to
+    /// queue again, when the owner picked it meanwhile ([`Host::claim`]).
+    /// The host is `Held` on return, expecting its turn.
+    pub(crate) fn wait_again(&self) -> Option<TaskRef> {
         self.set_held_task(ptr::null());
         self.set_state(HostState::Held);
-        // Unless a hand-over came meanwhile (RUN stays for `wait_held`).
-        let _ = self.cmd.compare_exchange(BUSY, WAIT, Ordering::AcqRel, Ordering::Relaxed);
+        match self.cmd.compare_exchange(BUSY, WAIT, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => None,
+            Err(UNQUEUED) => {
+                // SAFETY: written before UNQUEUED, which we acquired; the
+                // owner no longer touches it.
+                let Some(entry) = (unsafe { (*self.resume.get()).take() }) else { std::process::abort() };
+                self.expect_turn();
+                Some(entry)
+            }
+            Err(_) => std::process::abort(),
+        }
     }
 
     /// Marks a recall (see `recall`), before the monitor's signal.
     pub(crate) fn ask_recall(&self) {
         self.recall.store(true, Ordering::SeqCst);
+    }
+
+    /// Forgets a recall asked for before this host last went without its
+    /// worker: one that its thread's own reattachment overtook would
+    /// otherwise send it back early the next time it is detached or
+    /// released.
+    pub(crate) fn clear_recall(&self) {
+        self.recall.store(false, Ordering::SeqCst);
     }
 
     /// Whether a recall was asked for since the last look; clears it.

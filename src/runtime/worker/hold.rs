@@ -24,6 +24,7 @@ use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskRef;
 use crate::runtime::timers::TimerKind;
 use crate::runtime::{cpu, monitor};
+use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
 use std::io;
 use std::mem;
@@ -142,7 +143,13 @@ impl Worker {
         // which calls nothing that re-enters it.
         let l = unsafe { self.local() };
         let min = next.as_ref().map_or(min, |n| n.spec.priority.max(min));
-        let Some(held) = l.runq.take_first(min, |t| t.is_held()) else { return Err(next) };
+        let held = loop {
+            let Some(held) = l.runq.take_first(min, |t| t.is_held()) else { return Err(next) };
+            // SAFETY: it came off our run queue.
+            if let Some(held) = unsafe { claim(held) } {
+                break held;
+            }
+        };
         if let Some(n) = next {
             l.runq.push_front(n);
         }
@@ -201,7 +208,7 @@ impl Worker {
                 // The monitor judged a thread that has switched out since.
                 return;
             } else {
-                match l.runq.pop(Some(priority)) {
+                match unsafe { pop_claimed(&mut l.runq, Some(priority)) } {
                     Some(n) => Some(n),
                     None => return self.renew_slice(),
                 }
@@ -350,7 +357,7 @@ impl Worker {
             return;
         }
         // SAFETY: as above.
-        let next = unsafe { self.local() }.runq.pop(None);
+        let next = unsafe { pop_claimed(&mut self.local().runq, None) };
         let (to, first) = match self.pick_host(next).or_else(|next| self.held_instead(next, 0)) {
             Ok(found) => found,
             Err(next) => {
@@ -370,6 +377,7 @@ impl Worker {
         // SAFETY: the handler runs on this host's own OS thread.
         unsafe { me.keep(cur) };
         me.set_state(HostState::Detached);
+        me.clear_recall();
         host::set_detached(me);
         self.bell.running.store(false, Ordering::SeqCst);
         preempt_word::set_worker(0);
@@ -449,38 +457,80 @@ impl Worker {
 /// Async-signal-safe.
 pub(super) fn reattach(me: &Host) {
     // SAFETY: the caller runs on this host's own OS thread.
-    let Some(t) = (unsafe { me.take_kept() }) else { return };
-    if me.state() == HostState::Released {
-        // Its entry is still queued: wait for the worker to come to it.
-        // The pool outlives its live threads, and `t` is one.
-        let pool = Arc::as_ptr(&t.pool);
-        // SAFETY: as just argued.
-        let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
-        drop(t);
-        me.wait_again();
-        host::set_detached(std::ptr::null());
-        match me.wait_held() {
-            Held::Run(t) => w.resume_held(me, t),
-            Held::Release => unreachable_abort("a reattaching host was released"),
-        }
-        return;
-    }
-    me.expect_turn();
-    me.set_state(HostState::Held);
-    // SAFETY: a detached thread's state belongs to its host, the caller.
-    let exec = unsafe { t.exec() };
-    exec.hold(me);
-    t.set_held(true);
-    host::set_detached(std::ptr::null());
+    let Some(mut t) = (unsafe { me.take_kept() }) else { return };
     // The pool outlives its live threads, and `t` is one.
     let pool = Arc::as_ptr(&t.pool);
     // SAFETY: as just argued.
     let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
+    if me.state() == HostState::Released {
+        // `t` is our own reference; the queue entry holds another, so
+        // dropping ours frees nothing (no destructor in a handler).
+        match me.wait_again() {
+            None => {
+                // Its entry is still queued: wait for the worker to come to it.
+                drop(t);
+                host::set_detached(std::ptr::null());
+                match me.wait_held() {
+                    Held::Run(t) => w.resume_held(me, t),
+                    Held::Release => unreachable_abort("a reattaching host was released"),
+                }
+                return;
+            }
+            // The owner picked the entry while we ran: queue it again.
+            Some(entry) => drop(mem::replace(&mut t, entry)),
+        }
+    } else {
+        me.expect_turn();
+        me.set_state(HostState::Held);
+    }
+    // SAFETY: a detached (or unqueued) thread's state belongs to its host,
+    // the caller.
+    let exec = unsafe { t.exec() };
+    exec.hold(me);
+    t.set_held(true);
+    host::set_detached(std::ptr::null());
     w.inject(t);
     match me.wait_held() {
         Held::Run(t) => w.resume_held(me, t),
         // A thread queued through the inbox is no held task to release.
         Held::Release => unreachable_abort("a reattaching host was released"),
+    }
+}
+
+/// Pops `runq` as [`RunQueue::pop`] does, passing over held threads whose
+/// host was released (see [`claim`]). Async-signal-safe.
+///
+/// # Safety
+/// The caller owns the worker whose queue `runq` is.
+#[inline(always)]
+pub(super) unsafe fn pop_claimed(runq: &mut RunQueue, running: Option<u8>) -> Option<TaskRef> {
+    loop {
+        let next = runq.pop(running)?;
+        // SAFETY: it came off the caller's run queue (contract).
+        if !unsafe { next.exec() }.is_held() {
+            return Some(next);
+        }
+        // SAFETY: as above.
+        if let Some(next) = unsafe { claim(next) } {
+            return Some(next);
+        }
+    }
+}
+
+/// `t`, popped off the run queue, if it can be run: a held thread whose
+/// host was released is left with its host instead (see [`Host::claim`]),
+/// and None says to pick another. Owner only; async-signal-safe.
+///
+/// # Safety
+/// The caller owns the worker and `t` came off its run queue.
+#[inline]
+pub(super) unsafe fn claim(t: TaskRef) -> Option<TaskRef> {
+    // SAFETY: the caller's contract.
+    match unsafe { t.exec() }.held_by() {
+        None => Some(t),
+        // SAFETY: a held task's host lives as long as the worker; the
+        // caller's contract is `claim`'s.
+        Some(h) => unsafe { (*h).claim(t) },
     }
 }
 
@@ -492,6 +542,7 @@ pub(super) fn reattach(me: &Host) {
 unsafe fn run_released(me: &Host) {
     // SAFETY: the caller's contract.
     unsafe { me.keep_released() };
+    me.clear_recall();
     host::set_detached(me);
 }
 
