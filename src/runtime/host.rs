@@ -279,6 +279,11 @@ impl Host {
     /// handed to a host that may be blocked in the kernel, on a lock that a
     /// thread queued on the same worker holds. Owner only; async-signal-safe.
     ///
+    /// A claimed host can no longer be released: the owner claims it right
+    /// before the hand-over, once nothing that may block is left to do (an
+    /// owner that blocked in between, on an allocator lock the held thread
+    /// holds, would wait for good).
+    ///
     /// # Safety
     /// The caller owns the worker, `t` came off its run queue, and this
     /// host keeps `t`.
@@ -452,10 +457,16 @@ pub(crate) struct Hosts {
     /// the worker's owner.
     idle: AtomicPtr<Host>,
     idle_count: AtomicUsize,
-    /// Every host this worker ever had; a slot whose thread exited is reused.
-    /// Boxed: hosts are referred to by address, and the vector grows.
-    #[allow(clippy::vec_box)]
-    all: Mutex<Vec<Box<Host>>>,
+    /// Every host this worker ever had, in `MAX_HOSTS_PER_WORKER` slots
+    /// of which the first `count` are filled; a host whose thread exited is
+    /// reused. Hosts are never freed before the worker, and the monitor
+    /// walks the slots without a lock (see [`Hosts::for_each`]).
+    all: Box<[AtomicPtr<Host>]>,
+    count: AtomicUsize,
+    /// Serialises [`Hosts::reserve`]. Nothing allocates while holding it:
+    /// a host starter that waited here for an allocator lock held by a held
+    /// thread would keep the owner, which reserves too, stuck with it.
+    reserving: Mutex<()>,
     /// Host OS threads alive.
     live: AtomicUsize,
     /// The owner found no idle host: the monitor starts one.
@@ -470,7 +481,9 @@ impl Hosts {
         Hosts {
             idle: AtomicPtr::new(ptr::null_mut()),
             idle_count: AtomicUsize::new(0),
-            all: Mutex::new(Vec::new()),
+            all: (0..MAX_HOSTS_PER_WORKER).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+            count: AtomicUsize::new(0),
+            reserving: Mutex::new(()),
             live: AtomicUsize::new(0),
             wanted: AtomicBool::new(false),
             retired: AtomicBool::new(false),
@@ -541,26 +554,47 @@ impl Hosts {
     /// Makes a slot for a new host, reusing one whose thread exited; None
     /// at [`MAX_HOSTS_PER_WORKER`]. The host starts `Idle`, waiting.
     pub(crate) fn reserve(&self) -> Option<&Host> {
-        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
-        if self.is_retired() {
-            return None;
-        }
-        let h: *const Host = match all.iter().find(|h| h.state() == HostState::Exited) {
-            Some(h) => {
+        // Allocated before the lock is taken, and only when no slot can be
+        // reused (see `reserving`).
+        let mut fresh: Option<Box<Host>> = None;
+        loop {
+            let guard = self.reserving.lock().unwrap_or_else(|p| p.into_inner());
+            if self.is_retired() {
+                return None;
+            }
+            let n = self.count.load(Ordering::Acquire);
+            if let Some(h) = (0..n).map(|i| self.slot(i)).find(|h| h.state() == HostState::Exited) {
                 h.cmd.store(WAIT, Ordering::Relaxed);
                 h.set_state(HostState::Idle);
-                &**h
+                self.live.fetch_add(1, Ordering::SeqCst);
+                drop(guard);
+                drop(fresh);
+                return Some(h);
             }
-            None if all.len() >= MAX_HOSTS_PER_WORKER => return None,
-            None => {
-                let serial = all.len();
-                all.push(Box::new(Host::new(serial, WAIT)));
-                &**all.last().expect("just pushed")
+            if n >= MAX_HOSTS_PER_WORKER {
+                return None;
             }
-        };
-        self.live.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: boxed hosts stay at their address until the worker is dropped.
-        Some(unsafe { &*h })
+            let Some(mut h) = fresh.take() else {
+                drop(guard);
+                fresh = Some(Box::new(Host::new(0, WAIT)));
+                continue;
+            };
+            h.serial = n;
+            let h = Box::into_raw(h);
+            self.all[n].store(h, Ordering::Release);
+            self.count.store(n + 1, Ordering::Release);
+            self.live.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: just published; hosts are freed only with `self`.
+            return Some(unsafe { &*h });
+        }
+    }
+
+    /// Slot `i`, below `count`.
+    fn slot(&self, i: usize) -> &Host {
+        // SAFETY: slots below `count` were filled before `count` was
+        // raised (release, acquired by our reader), and hosts are freed
+        // only when `self` is dropped.
+        unsafe { &*self.all[i].load(Ordering::Acquire) }
     }
 
     /// A host's OS thread ended (or never started); true for the last one.
@@ -598,13 +632,53 @@ impl Hosts {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Calls `f` on every host, unless the list is being changed (for the
-    /// monitor, which never waits for a lock: a host starting may hold this
-    /// one while it waits for an allocator lock that a held thread holds).
-    pub(crate) fn try_for_each(&self, mut f: impl FnMut(&Host)) {
-        let Ok(all) = self.all.try_lock() else { return };
-        for h in all.iter() {
-            f(h);
+    /// Calls `f` on every host. Takes no lock, so the monitor never waits
+    /// here: a host starting may hold the reservation lock while it waits
+    /// for an allocator lock that a held thread holds, and releasing that
+    /// thread is the monitor's job.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Host)) {
+        for i in 0..self.count.load(Ordering::Acquire) {
+            f(self.slot(i));
         }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for slot in &self.all[..*self.count.get_mut()] {
+            // SAFETY: every slot below `count` holds a host boxed by
+            // `reserve`, freed once, here, when nothing refers to it any
+            // more (the worker, and so its hosts' threads, are gone).
+            drop(unsafe { Box::from_raw(slot.load(Ordering::Relaxed)) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_numbers_hosts_reuses_exited_ones_and_stops_at_the_cap() {
+        let hosts = Hosts::new();
+        let (a, b) = (hosts.reserve().unwrap(), hosts.reserve().unwrap());
+        assert_eq!((a.serial, b.serial), (0, 1));
+        assert_eq!(hosts.live(), 2);
+        assert!(!hosts.exited(a), "another host still lives");
+        let c = hosts.reserve().unwrap();
+        assert!(ptr::eq(a, c), "an exited host's slot is reused");
+        assert_eq!((c.state(), hosts.live()), (HostState::Idle, 2));
+        let mut walked = 0;
+        hosts.for_each(|_| walked += 1);
+        assert_eq!(walked, 2);
+        while hosts.reserve().is_some() {}
+        let mut serials = Vec::new();
+        hosts.for_each(|h| serials.push(h.serial));
+        assert_eq!(serials, (0..MAX_HOSTS_PER_WORKER).collect::<Vec<_>>(), "every slot once, in order");
+        assert_eq!(hosts.live(), MAX_HOSTS_PER_WORKER);
+        // Once retired, not even an exited slot is handed out again.
+        hosts.exited(b);
+        hosts.dismiss_idle();
+        assert!(hosts.reserve().is_none());
     }
 }

@@ -55,6 +55,12 @@ impl Timers {
         self.heap.push(Reverse(Entry { deadline, seq: self.seq, kind, task }));
     }
 
+    /// Makes room for one more timer, so that the next [`Timers::insert`]
+    /// does not allocate.
+    pub(crate) fn reserve_one(&mut self) {
+        self.heap.reserve(1);
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse(e)| e.deadline)
     }

@@ -24,7 +24,6 @@ use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskRef;
 use crate::runtime::timers::TimerKind;
 use crate::runtime::{cpu, monitor};
-use crate::sched::run_queue::RunQueue;
 use crate::stack::overflow;
 use std::io;
 use std::mem;
@@ -103,17 +102,25 @@ impl Worker {
     }
 
     /// Who takes the worker so that `next` runs: the host keeping `next`
-    /// if it is held, else an idle host (which starts with `next`, or with
-    /// its scheduling loop for None). Hands `next` back when no host is
-    /// free, having asked the monitor for one. Owner only; async-signal-safe.
-    fn pick_host(&self, next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
-        if let Some(n) = &next
+    /// if it is held (claimed: the caller hands the worker over next, with
+    /// nothing on the way that may block), else an idle host (which starts
+    /// with `next`, or with its scheduling loop for None; also when `next`
+    /// was held by a host since released, see [`claim`]). Hands `next` back
+    /// when no host is free, having asked the monitor for one. Owner only;
+    /// async-signal-safe.
+    fn pick_host(&self, mut next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
+        if let Some(n) = next.take() {
             // SAFETY: `n` came off our run queue.
-            && unsafe { is_held(n) }
-        {
-            // SAFETY: a held task's host lives as long as the worker.
-            let h = unsafe { &*n.exec().held_by().expect("held") };
-            return Ok((h, next));
+            match unsafe { claim(n) } {
+                // SAFETY: as above; a held task's host lives as long as the
+                // worker.
+                Some(n) if unsafe { is_held(&n) } => {
+                    // SAFETY: as above.
+                    let h = unsafe { &*n.exec().held_by().expect("held") };
+                    return Ok((h, Some(n)));
+                }
+                n => next = n,
+            }
         }
         match self.hosts.pop_idle() {
             Some(h) => {
@@ -208,7 +215,7 @@ impl Worker {
                 // The monitor judged a thread that has switched out since.
                 return;
             } else {
-                match unsafe { pop_claimed(&mut l.runq, Some(priority)) } {
+                match l.runq.pop(Some(priority)) {
                     Some(n) => Some(n),
                     None => return self.renew_slice(),
                 }
@@ -282,6 +289,12 @@ impl Worker {
             },
             _ => self.next_ready(None),
         };
+        if matches!(what, Hold::Sleep(_) | Hold::Park(Some(_))) {
+            // The timer goes in after the next thread's host is claimed,
+            // when nothing may allocate any more (see `claim`).
+            // SAFETY: as above.
+            unsafe { self.local() }.timers.reserve_one();
+        }
         let min = if matches!(what, Hold::Requeue) { priority } else { 0 };
         match self.pick_or_start_host(next).or_else(|next| self.held_instead(next, min)) {
             Ok((to, first)) => {
@@ -357,7 +370,7 @@ impl Worker {
             return;
         }
         // SAFETY: as above.
-        let next = unsafe { pop_claimed(&mut self.local().runq, None) };
+        let next = unsafe { self.local() }.runq.pop(None);
         let (to, first) = match self.pick_host(next).or_else(|next| self.held_instead(next, 0)) {
             Ok(found) => found,
             Err(next) => {
@@ -404,8 +417,14 @@ impl Worker {
                 },
             };
             match next {
-                // SAFETY: `t` is ours (popped, or handed to us).
-                Some(t) if unsafe { is_held(&t) } => return self.hand_to_held(me, t),
+                // SAFETY: `t` is ours (popped, or handed to us). Claimed only
+                // now, past `finish_post`, which may block on an allocator
+                // lock that the held thread holds: the monitor can still
+                // release it until it is claimed.
+                Some(t) if unsafe { is_held(&t) } => match unsafe { claim(t) } {
+                    Some(t) => return self.hand_to_held(me, t),
+                    None => continue,
+                },
                 Some(t) => {
                     self.run_from_idle(t);
                     continue;
@@ -497,29 +516,12 @@ pub(super) fn reattach(me: &Host) {
     }
 }
 
-/// Pops `runq` as [`RunQueue::pop`] does, passing over held threads whose
-/// host was released (see [`claim`]). Async-signal-safe.
-///
-/// # Safety
-/// The caller owns the worker whose queue `runq` is.
-#[inline(always)]
-pub(super) unsafe fn pop_claimed(runq: &mut RunQueue, running: Option<u8>) -> Option<TaskRef> {
-    loop {
-        let next = runq.pop(running)?;
-        // SAFETY: it came off the caller's run queue (contract).
-        if !unsafe { next.exec() }.is_held() {
-            return Some(next);
-        }
-        // SAFETY: as above.
-        if let Some(next) = unsafe { claim(next) } {
-            return Some(next);
-        }
-    }
-}
-
 /// `t`, popped off the run queue, if it can be run: a held thread whose
 /// host was released is left with its host instead (see [`Host::claim`]),
-/// and None says to pick another. Owner only; async-signal-safe.
+/// and None says to pick another. A claimed host can no longer be
+/// released, so the caller hands the worker over right after, with nothing
+/// in between that may block (allocate, free, lock). Owner only;
+/// async-signal-safe.
 ///
 /// # Safety
 /// The caller owns the worker and `t` came off its run queue.

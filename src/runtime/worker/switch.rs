@@ -10,7 +10,7 @@
 //! `hold.rs`) cannot be switched to: the switch goes to the host's
 //! scheduling context instead, which hands the worker to that host.
 
-use super::{Local, Post, Worker, hold};
+use super::{Local, Post, Worker};
 use crate::arch::{Current, FpSwitch, Isa};
 use crate::preempt;
 use crate::runtime::monitor;
@@ -31,7 +31,7 @@ impl Worker {
     #[inline(always)]
     pub(super) fn next_ready(&self, running: Option<u8>) -> Option<TaskRef> {
         // SAFETY: on this worker's owner; the borrow ends in this statement.
-        let next = unsafe { hold::pop_claimed(&mut self.local().runq, running) }?;
+        let next = unsafe { self.local() }.runq.pop(running)?;
         self.ready(next, running)
     }
 
@@ -77,7 +77,7 @@ impl Worker {
             }
             drop(next);
             // SAFETY: on this worker's owner; the borrow ends in this statement.
-            next = unsafe { hold::pop_claimed(&mut self.local().runq, running) }?;
+            next = unsafe { self.local() }.runq.pop(running)?;
         }
     }
 

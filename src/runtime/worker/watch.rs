@@ -61,7 +61,7 @@ impl Worker {
     pub(crate) fn recall_detached(&self, min_cpu_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
         // Released threads run on until the owner is no longer stuck.
         let stuck = self.owner_stuck_in_runtime();
-        self.hosts.try_for_each(|h| {
+        self.hosts.for_each(|h| {
             let recall = match h.state() {
                 HostState::Detached => true,
                 HostState::Released => !stuck,
@@ -98,7 +98,7 @@ impl Worker {
     pub(crate) fn release_if_stuck(&self, now: u64, pool_slice: u64) {
         let asked = self.watch.detach_asked.load(Ordering::Relaxed);
         if self.owner_stuck_in_runtime() && now.saturating_sub(asked) >= pool_slice.clamp(2_000_000, 50_000_000) {
-            self.hosts.try_for_each(|h| {
+            self.hosts.for_each(|h| {
                 h.release();
             });
         }
