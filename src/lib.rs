@@ -14,8 +14,31 @@
 //! let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
 //! assert_eq!(sum, 0 + 1 + 4 + 9);
 //! ```
+//!
+//! # Layers
+//!
+//! Modules import only downward (`.ci/layers.sh` checks it):
+//!
+//! | layer | module | holds |
+//! |---|---|---|
+//! | 9 | `perf` | the tuning guide's helpers, over `sync` |
+//! | 8 | `sync` | green-aware locks, channels, lock-free structures |
+//! | 7 | `thread` | the std-shaped API: `ThreadBuilder`, `JoinHandle`, `current` |
+//! | 6 | `sched` | scheduler handles and the default scheduler |
+//! | 5 | `runtime` | workers, run queues, hosts, timers, the monitor |
+//! | 4 | `preempt` | the signal, preempt-disable scopes, `preempt::status` |
+//! | 3 | `error` | [`ThreadError`] |
+//! | 2 | `stack` | mmap'd stacks, guard pages, slabs, overflow reports |
+//! | 1 | `arch` | context switch and per-ISA leaf code |
+//!
+//! A lower layer that must call a higher one is handed a function pointer
+//! at start-up (the signal handler, the pending-preemption switch, the
+//! overflow reporter's lookup), so the call graph may point up while the
+//! module graph does not. `arch` and the run queue use `core` only where
+//! that costs nothing, for a later `no_std` core.
 
 pub mod arch;
+mod error;
 pub mod perf;
 pub mod preempt;
 mod runtime;

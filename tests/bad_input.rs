@@ -36,7 +36,7 @@ fn tiny_stack_sizes_are_rounded_up_and_work() {
 #[test]
 fn priority_above_twenty() {
     let e = err_of(ThreadBuilder::new().priority(21).spawn(|| ()));
-    assert!(matches!(e, ThreadError::InvalidPriority { requested: 21 }), "{e:?}");
+    assert!(matches!(e, ThreadError::InvalidPriority { requested: 21, max: 20 }), "{e:?}");
     assert!(e.to_string().contains("0 (lowest) to 20 (highest)"), "{e}");
     assert!(ThreadBuilder::new().priority(20).spawn(|| ()).unwrap().join().is_ok());
     assert!(ThreadBuilder::new().priority(0).spawn(|| ()).unwrap().join().is_ok());

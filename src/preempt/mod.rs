@@ -95,7 +95,24 @@ fn depth_underflow() -> ! {
 #[cold]
 fn take_pending(word: u64) {
     preempt_word::store_half(PENDING, 0);
-    crate::runtime::worker::take_pending(Pending::of(word) == Pending::Involuntary);
+    // Only the runtime sets a pending preemption, and it registers the
+    // handler before its first worker starts.
+    if let Some(on_pending) = ON_PENDING.get() {
+        on_pending(Pending::of(word) == Pending::Involuntary);
+    }
+}
+
+/// What the end of the outermost preempt-disable scope calls when a
+/// preemption is pending: `true` when it was deferred from the signal.
+pub(crate) type OnPending = fn(bool);
+
+static ON_PENDING: std::sync::OnceLock<OnPending> = std::sync::OnceLock::new();
+
+/// Hands down the runtime's switch for a pending preemption (as
+/// [`signal::install`] hands down the signal's), so that this layer never
+/// calls up into the runtime.
+pub(crate) fn set_pending_handler(on_pending: OnPending) {
+    let _ = ON_PENDING.set(on_pending);
 }
 
 /// A preemption waiting for the depth to drop to zero.

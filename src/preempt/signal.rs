@@ -11,7 +11,7 @@
 //! below every stack's usable size (see [`crate::stack::signal_reserve`]). The handler's own system calls may change
 //! `errno`, so it saves and restores it.
 
-use crate::thread::ThreadError;
+use crate::error::ThreadError;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -119,11 +119,10 @@ pub(crate) fn handler_is_ours() -> bool {
 pub(crate) type OnSignal = fn();
 
 /// Installs the handler once per process, refusing to take over a signal
-/// somebody else already handles.
-pub(crate) fn install(on_signal: OnSignal) -> Result<i32, ThreadError> {
+/// somebody else already handles (the error says which and what to do).
+pub(crate) fn install(on_signal: OnSignal) -> Result<i32, String> {
     let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
-    let result = installed.get_or_insert_with(|| try_install(on_signal)).clone();
-    result.map_err(ThreadError::Config)
+    installed.get_or_insert_with(|| try_install(on_signal)).clone()
 }
 
 static ON_SIGNAL: std::sync::OnceLock<OnSignal> = std::sync::OnceLock::new();

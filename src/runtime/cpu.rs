@@ -19,6 +19,20 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
     (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
 }
 
+/// Number of CPUs this process may run on (its main thread's affinity
+/// mask), the default number of workers. The same from a green thread,
+/// although its worker is pinned to one CPU.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{num_cpus, spawn};
+///
+/// assert!(num_cpus() >= 1);
+/// assert_eq!(spawn(num_cpus).unwrap().join().unwrap(), num_cpus());
+/// ```
+pub fn num_cpus() -> usize {
+    allowed_cpus().len().max(1)
+}
+
 /// Pins the calling OS thread to `cpu`.
 pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain bits, valid when zeroed.

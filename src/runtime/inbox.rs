@@ -101,9 +101,9 @@ impl Drop for Taken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ThreadError;
     use crate::runtime::pool::{Pool, PoolConfig};
     use crate::runtime::task::{TaskMain, TaskSpec};
-    use crate::thread::ThreadError;
     use std::sync::Arc;
     use std::time::Duration;
 

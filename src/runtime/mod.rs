@@ -11,7 +11,9 @@ pub(crate) mod locals;
 mod monitor;
 pub(crate) mod park;
 pub(crate) mod pool;
+pub(crate) mod run_queue;
 pub(crate) mod task;
+pub(crate) mod thread_id;
 mod timers;
 pub(crate) mod worker;
 

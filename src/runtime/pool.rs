@@ -7,8 +7,8 @@
 use super::cpu;
 use super::task::{TaskMain, TaskRef, TaskSpec};
 use super::worker::{self, Worker};
+use crate::error::ThreadError;
 use crate::stack::overflow;
-use crate::thread::ThreadError;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -208,8 +208,9 @@ impl Pool {
         if self.time_slice().is_zero() {
             return Err(ThreadError::Config("with_time_slice(0): the time slice must be positive".into()));
         }
+        crate::preempt::set_pending_handler(worker::take_pending);
         if self.is_preemptive() {
-            crate::preempt::signal::install(worker::on_preempt_signal)?;
+            crate::preempt::signal::install(worker::on_preempt_signal).map_err(ThreadError::Config)?;
         }
         let cpus = cpu::allowed_cpus();
         let pin = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);

@@ -9,8 +9,9 @@
 use super::block_pool;
 use super::park::ParkState;
 use super::pool::Pool;
+use crate::error::ThreadError;
+use crate::runtime::thread_id::ThreadId;
 use crate::stack::Stack;
-use crate::thread::{ThreadError, ThreadId};
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::io::Write;
@@ -297,7 +298,11 @@ impl TaskRef {
     /// body's address, which stays valid as long as a reference does.
     pub(crate) fn new<B: TaskMain>(spec: TaskSpec, pool: Arc<Pool>, body: B) -> (TaskRef, NonNull<B>) {
         // The run queue indexes its levels by priority without a bounds check.
-        assert!(spec.priority <= crate::sched::MAX_PRIORITY, "priority {} is above MAX_PRIORITY", spec.priority);
+        assert!(
+            spec.priority <= crate::runtime::run_queue::MAX_PRIORITY,
+            "priority {} is above MAX_PRIORITY",
+            spec.priority
+        );
         let cell = block_pool::alloc(Layout::new::<Cell<B>>()).cast::<Cell<B>>();
         let c = cell.as_ptr();
         // SAFETY: a fresh block with the cell's layout; every field is

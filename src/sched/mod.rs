@@ -9,13 +9,12 @@
 //! (microseconds). [`set_default_scheduler`] replaces it programmatically.
 
 mod round_robin;
-pub(crate) mod run_queue;
 
+pub use crate::runtime::run_queue::{AGING_PERIOD, MAX_PRIORITY};
 pub use round_robin::RoundRobinScheduler;
-pub use run_queue::{AGING_PERIOD, MAX_PRIORITY};
 
+use crate::error::ThreadError;
 use crate::runtime::pool::Pool;
-use crate::thread::ThreadError;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 use super::{DEFAULT_TIME_SLICE, Scheduler, sealed};
 use crate::runtime::pool::{Pool, PoolConfig};
-use crate::thread::{JoinHandle, ThreadBuilder, ThreadError};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +54,7 @@ impl Default for RoundRobinScheduler {
 impl RoundRobinScheduler {
     /// One worker per CPU this process may use, [`DEFAULT_TIME_SLICE`].
     pub fn new() -> Self {
-        let config = PoolConfig { workers: crate::thread::num_cpus(), name: "pmt-worker".into() };
+        let config = PoolConfig { workers: crate::runtime::cpu::num_cpus(), name: "pmt-worker".into() };
         let pool = Arc::new(Pool::new(config, DEFAULT_TIME_SLICE));
         pool.handle_created();
         RoundRobinScheduler { handle: Arc::new(Handle { pool }) }
@@ -63,7 +62,7 @@ impl RoundRobinScheduler {
 
     /// Sets the number of worker OS threads. Takes effect only before the
     /// first spawn (logged as a warning otherwise); 0 makes spawn fail with
-    /// [`ThreadError::Config`].
+    /// [`ThreadError::Config`](crate::ThreadError::Config).
     pub fn with_workers(self, workers: usize) -> Self {
         if !self.handle.pool.reconfigure(|c| c.workers = workers) {
             log::warn!("with_workers({workers}) ignored: this scheduler's workers are already running");
@@ -74,7 +73,7 @@ impl RoundRobinScheduler {
     /// Sets the time slice: how long a thread may run while another thread
     /// of its priority waits on the same worker before it is preempted.
     /// Can be changed at any time; 0 makes spawn fail with
-    /// [`ThreadError::Config`]. A slice beyond `u64::MAX` nanoseconds (584
+    /// [`ThreadError::Config`](crate::ThreadError::Config). A slice beyond `u64::MAX` nanoseconds (584
     /// years, e.g. `Duration::MAX`) is clamped to it: threads are then, in
     /// effect, never preempted for running long, only for a thread of
     /// higher priority or a due sleeper.
@@ -175,7 +174,7 @@ impl RoundRobinScheduler {
     }
 
     /// Stops taking new threads: later spawns fail with
-    /// [`ThreadError::SchedulerStopped`]. Threads already spawned run to
+    /// [`ThreadError::SchedulerStopped`](crate::ThreadError::SchedulerStopped). Threads already spawned run to
     /// completion, then the workers exit.
     pub fn shutdown(&self) {
         self.handle.pool.shutdown()
@@ -184,15 +183,6 @@ impl RoundRobinScheduler {
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shut_down(&self) -> bool {
         self.handle.pool.is_closed()
-    }
-
-    /// Spawns `f` on this scheduler with default settings.
-    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, ThreadError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        ThreadBuilder::new().scheduler(self.clone()).spawn(f)
     }
 }
 

@@ -44,7 +44,7 @@ fn spin_rounds() -> u32 {
         static ROUNDS: AtomicU32 = AtomicU32::new(u32::MAX);
         match ROUNDS.load(Relaxed) {
             u32::MAX => {
-                let r = if crate::num_cpus() > 1 { SPINS } else { 0 };
+                let r = if crate::runtime::cpu::num_cpus() > 1 { SPINS } else { 0 };
                 ROUNDS.store(r, Relaxed);
                 r
             }

@@ -1,11 +1,12 @@
-use super::error::ThreadError;
 use super::handle::Thread;
 use super::join::{JoinHandle, Spawned};
+use crate::error::ThreadError;
 use crate::runtime::pool::Pool;
+use crate::runtime::run_queue::MAX_PRIORITY;
 use crate::runtime::task::TaskSpec;
 use crate::runtime::worker::Worker;
 use crate::sched::sealed::Sealed;
-use crate::sched::{MAX_PRIORITY, Scheduler};
+use crate::sched::{RoundRobinScheduler, Scheduler};
 use crate::stack::{self, DEFAULT_STACK_SIZE};
 use std::sync::Arc;
 use std::time::Duration;
@@ -251,7 +252,7 @@ impl ThreadBuilder {
         T: Send + 'static,
     {
         if self.priority > MAX_PRIORITY {
-            return Err(ThreadError::InvalidPriority { requested: self.priority });
+            return Err(ThreadError::InvalidPriority { requested: self.priority, max: MAX_PRIORITY });
         }
         let stack_size = validate_stack_size(self.stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
         let slice_ns = match self.time_slice {
@@ -319,5 +320,24 @@ fn read_max_stack_size() -> usize {
     match stack::address_space_limit() {
         Some(lim) => physical.min(lim as usize),
         None => physical,
+    }
+}
+
+// Here rather than in `sched`, which sits below the thread API.
+impl RoundRobinScheduler {
+    /// Spawns `f` on this scheduler with default settings.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::RoundRobinScheduler;
+    ///
+    /// let sched = RoundRobinScheduler::new().with_workers(1);
+    /// assert_eq!(sched.spawn(|| 6 * 7).unwrap().join().unwrap(), 42);
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, ThreadError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        ThreadBuilder::new().scheduler(self.clone()).spawn(f)
     }
 }

@@ -79,17 +79,3 @@ pub fn park_timeout(timeout: Duration) {
         std::thread::park_timeout(timeout)
     }
 }
-
-/// Number of CPUs this process may run on (its main thread's affinity
-/// mask), the default number of workers. The same from a green thread,
-/// although its worker is pinned to one CPU.
-///
-/// ```
-/// use preemptive_mlthreading_rust::{num_cpus, spawn};
-///
-/// assert!(num_cpus() >= 1);
-/// assert_eq!(spawn(num_cpus).unwrap().join().unwrap(), num_cpus());
-/// ```
-pub fn num_cpus() -> usize {
-    crate::runtime::cpu::allowed_cpus().len().max(1)
-}

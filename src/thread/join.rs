@@ -1,5 +1,5 @@
-use super::error::{Panic, ThreadError};
 use super::handle::Thread;
+use crate::error::{Panic, ThreadError};
 use crate::runtime::task::TaskMain;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -39,7 +39,7 @@ use super::pool::Pool;
 use super::task::{Task, TaskRef};
 use super::timers::Timers;
 use crate::preempt;
-use crate::sched::run_queue::RunQueue;
+use crate::runtime::run_queue::RunQueue;
 use crate::stack::pool::LocalCache;
 use std::cell::UnsafeCell;
 use std::ptr;

@@ -12,12 +12,12 @@
 
 use super::{Local, Post, Worker};
 use crate::arch::{Current, FpSwitch, Isa};
+use crate::error::ThreadError;
 use crate::preempt;
 use crate::runtime::monitor;
 use crate::runtime::park::Commit;
 use crate::runtime::task::{Exec, Task, TaskRef};
 use crate::runtime::timers::TimerKind;
-use crate::thread::ThreadError;
 use std::mem;
 use std::ptr;
 use std::sync::atomic::Ordering;

@@ -22,7 +22,7 @@
 //! its registers are saved: nothing can pop it before its switch is over.
 
 use crate::runtime::task::{Task, TaskRef};
-use std::ptr;
+use core::ptr;
 
 /// Levels 0..=MAX_PRIORITY.
 pub const MAX_PRIORITY: u8 = 20;
@@ -57,7 +57,7 @@ pub(crate) struct RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         RunQueue {
-            levels: std::array::from_fn(|_| Level { head: ptr::null(), tail: ptr::null() }),
+            levels: core::array::from_fn(|_| Level { head: ptr::null(), tail: ptr::null() }),
             mask: 0,
             passed_over: 0,
             aging_cursor: MAX_PRIORITY,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 /// use preemptive_mlthreading_rust::{ThreadBuilder, ThreadError};
 ///
 /// let err = ThreadBuilder::new().priority(21).spawn(|| ()).unwrap_err();
-/// assert!(matches!(err, ThreadError::InvalidPriority { requested: 21 }));
+/// assert!(matches!(err, ThreadError::InvalidPriority { requested: 21, max: 20 }));
 /// println!("{err}"); // says the valid range
 /// ```
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub enum ThreadError {
     InvalidPriority {
         /// What the builder asked for.
         requested: u8,
+        /// The highest priority there is.
+        max: u8,
     },
     /// No worker of the scheduler is pinned to a CPU in the mask.
     InvalidAffinity {
@@ -65,11 +67,9 @@ impl fmt::Display for ThreadError {
                 "stack_size({requested}) is more than this machine can back ({max} bytes: the smaller \
                  of physical memory and `ulimit -v`); ask for less"
             ),
-            ThreadError::InvalidPriority { requested } => write!(
-                f,
-                "priority({requested}) is out of range: priorities are 0 (lowest) to {} (highest)",
-                crate::thread::MAX_PRIORITY
-            ),
+            ThreadError::InvalidPriority { requested, max } => {
+                write!(f, "priority({requested}) is out of range: priorities are 0 (lowest) to {max} (highest)")
+            }
             ThreadError::InvalidAffinity { mask, worker_cpus } => write!(
                 f,
                 "cpu_affinity({mask:#x}) names no CPU this scheduler's workers run on (their CPUs: \
@@ -144,7 +144,8 @@ impl Panic {
     /// Takes the payload, e.g. to pass it to `std::panic::resume_unwind`.
     /// Returns `None` if it was already taken.
     pub fn take_payload(&self) -> Option<Box<dyn Any + Send + 'static>> {
-        let _np = crate::preempt::disable();
+        // A plain lock: its section is one `take`, and a thread preempted
+        // inside keeps its OS thread, so a second taker only waits.
         self.payload.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
