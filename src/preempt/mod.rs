@@ -74,6 +74,14 @@ pub fn is_disabled() -> bool {
     depth_of(preempt_word::load()) > 0
 }
 
+impl PreemptGuard {
+    /// Proof that preemption is off while this guard lives.
+    #[inline(always)]
+    pub(crate) fn token(&self) -> NoPreempt<'_> {
+        NoPreempt(PhantomData)
+    }
+}
+
 impl Drop for PreemptGuard {
     #[inline]
     fn drop(&mut self) {
@@ -154,7 +162,23 @@ impl Quiet {
         preempt_word::increment();
         Quiet
     }
+
+    /// Proof that preemption is off while this scope lasts.
+    #[inline(always)]
+    pub(crate) fn token(&self) -> NoPreempt<'_> {
+        NoPreempt(PhantomData)
+    }
 }
+
+/// Proof that preemption stays disabled on this OS thread for `'g`, borrowed
+/// from the scope that disables it. What the running green thread reads of
+/// its worker (`Worker::current_task`) is valid only while nothing can
+/// switch it out behind its back; tying those references to this lifetime
+/// keeps them inside the scope. A switch the thread makes itself (a yield
+/// inside the scope) is the runtime's own business: its switch paths do not
+/// hand such references on.
+#[derive(Clone, Copy)]
+pub(crate) struct NoPreempt<'g>(PhantomData<(&'g (), *const ())>);
 
 impl Drop for Quiet {
     #[inline]

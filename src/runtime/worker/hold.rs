@@ -16,9 +16,9 @@
 //! host's scheduling context (`switch.rs`), and a preempting host by waking
 //! it in place of an idle host.
 
-use super::{Post, Worker};
+use super::{Local, Post, Worker};
 use crate::arch::preempt_word;
-use crate::preempt;
+use crate::preempt::{self, NoPreempt};
 use crate::runtime::host::{self, Held, Host, HostState};
 use crate::runtime::pool::Pool;
 use crate::runtime::task::TaskRef;
@@ -61,12 +61,21 @@ unsafe fn is_held(t: &TaskRef) -> bool {
     unsafe { t.exec() }.held_by().is_some()
 }
 
+/// Why the signal handler's pick found no thread to preempt for.
+enum NoPick {
+    /// The monitor's reason has passed.
+    Stale,
+    /// Nothing else of the running thread's level or above waits.
+    NothingElse,
+}
+use NoPick::{NothingElse, Stale};
+
 impl Worker {
     /// The host owning this worker. Owner only.
     fn owner(&self) -> &Host {
         // SAFETY: the caller owns the worker; `host` is set by `adopt`
         // before any use, and hosts live as long as the worker.
-        unsafe { &*self.local().host }
+        unsafe { &*self.with_local(|l| l.host) }
     }
 
     /// Step 3 of the hand-over: host `me` now owns the worker.
@@ -75,7 +84,7 @@ impl Worker {
         preempt_word::set_worker(self as *const Worker as usize);
         host::set_detached(std::ptr::null());
         // SAFETY: we own the worker from now on.
-        unsafe { self.local() }.host = me;
+        unsafe { self.with_local(|l| l.host = me) };
         me.set_state(HostState::Owner);
         self.watch.tid.store(me.tid.load(Ordering::Relaxed), Ordering::Relaxed);
     }
@@ -84,17 +93,17 @@ impl Worker {
     /// Async-signal-safe: the giver left no post-switch work.
     fn resume_held(&self, me: &Host, t: TaskRef) {
         self.adopt(me);
-        // SAFETY: we own the worker; one-statement borrows below.
-        debug_assert!(matches!(unsafe { self.local() }.post, Post::None), "a hand-over leaves no post");
+        // SAFETY: we own the worker; nothing below re-enters it.
+        debug_assert!(unsafe { self.with_local(|l| matches!(l.post, Post::None)) }, "a hand-over leaves no post");
         debug_assert_eq!(t.worker(), self.index, "a held thread stays on its worker");
         t.set_held(false);
         let priority = t.spec.priority;
         self.publish_running(&t);
         // SAFETY: as above.
-        unsafe { self.local() }.current = Some(t);
+        unsafe { self.with_local(|l| l.current = Some(t)) };
         self.started_running();
         // SAFETY: as above.
-        if self.missed_wake_up(&mut unsafe { self.local() }.runq, priority) {
+        if unsafe { self.with_local(|l| self.missed_wake_up(&mut l.runq, priority)) } {
             // The thread resumes at an arbitrary instruction: the next
             // switch must keep its OS thread too.
             preempt::set_pending_involuntary();
@@ -146,19 +155,20 @@ impl Worker {
     /// a thread start): preemption would stop there for good. Owner only;
     /// async-signal-safe.
     fn held_instead(&self, next: Option<TaskRef>, min: u8) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
-        // SAFETY: we own the worker; the borrow ends in this function,
-        // which calls nothing that re-enters it.
-        let l = unsafe { self.local() };
         let min = next.as_ref().map_or(min, |n| n.spec.priority.max(min));
         let held = loop {
-            let Some(held) = l.runq.take_first(min, |t| t.is_held()) else { return Err(next) };
+            // SAFETY: we own the worker; nothing here re-enters it.
+            let Some(held) = (unsafe { self.with_local(|l| l.runq.take_first(min, |t| t.is_held())) }) else {
+                return Err(next);
+            };
             // SAFETY: it came off our run queue.
             if let Some(held) = unsafe { claim(held) } {
                 break held;
             }
         };
         if let Some(n) = next {
-            l.runq.push_front(n);
+            // SAFETY: as above.
+            unsafe { self.with_local(|l| l.runq.push_front(n)) };
         }
         // SAFETY: the task came off our run queue; a held task's host lives
         // as long as the worker.
@@ -197,33 +207,39 @@ impl Worker {
     /// which sleeps until the thread is picked again.
     pub(super) fn preempt_running(&self, in_handler: bool, stale: bool) {
         // SAFETY: we own the worker (callers run on its owner, at depth
-        // >= 1); every borrow below ends before a call that re-enters.
-        let Some(priority) = unsafe { self.local() }.current.as_ref().map(|c| c.spec.priority) else { return };
+        // >= 1); no borrow below spans a call that re-enters.
+        let Some(priority) = (unsafe { self.with_local(|l| l.current.as_ref().map(|c| c.spec.priority)) }) else {
+            return;
+        };
         let next = if in_handler {
-            // SAFETY: as above.
-            let l = unsafe { self.local() };
             // The worker looks at its queue now: a wake-up that was urgent
             // is dealt with here, or deferred again below.
             self.watch.urgent.store(false, Ordering::Relaxed);
-            self.take_inbox(&mut l.runq);
-            if l.timers.due(Instant::now()).is_some_and(|p| p >= priority) {
-                // A sleeper of this priority or higher is due: the next host
-                // fires the timers (that may drop tasks, which a handler
-                // must not) and picks.
-                None
-            } else if stale && l.runq.top_priority().is_none_or(|top| top <= priority) {
-                // The monitor judged a thread that has switched out since.
-                return;
-            } else {
-                match l.runq.pop(Some(priority)) {
-                    Some(n) => Some(n),
-                    None => return self.renew_slice(),
+            let pick = |l: &mut Local| {
+                self.take_inbox(&mut l.runq);
+                if l.timers.due(Instant::now()).is_some_and(|p| p >= priority) {
+                    // A sleeper of this priority or higher is due: the next
+                    // host fires the timers (that may drop tasks, which a
+                    // handler must not) and picks.
+                    Ok(None)
+                } else if stale && l.runq.top_priority().is_none_or(|top| top <= priority) {
+                    // The monitor judged a thread that has switched out since.
+                    Err(Stale)
+                } else {
+                    l.runq.pop(Some(priority)).map(Some).ok_or(NothingElse)
                 }
+            };
+            // SAFETY: as above.
+            let picked = unsafe { self.with_local(pick) };
+            match picked {
+                Ok(next) => next,
+                Err(Stale) => return,
+                Err(NothingElse) => return self.renew_slice(),
             }
         } else {
             self.poll();
             // SAFETY: as above.
-            if stale && unsafe { self.local() }.runq.top_priority().is_none_or(|top| top <= priority) {
+            if stale && unsafe { self.with_local(|l| l.runq.top_priority().is_none_or(|top| top <= priority)) } {
                 // Deferred for a thread that has switched out since.
                 return;
             }
@@ -246,7 +262,7 @@ impl Worker {
                 // starts a host, tries again.
                 if let Some(n) = next {
                     // SAFETY: as above.
-                    unsafe { self.local() }.runq.push_front(n);
+                    unsafe { self.with_local(|l| l.runq.push_front(n)) };
                 }
                 self.defer_for_host(outranks);
             }
@@ -276,7 +292,9 @@ impl Worker {
     /// Called by the running green thread of `self`, preemption disabled.
     pub(super) unsafe fn hold_switch(&self, what: Hold) -> bool {
         // SAFETY: we are the running thread; the borrow ends here.
-        let Some(priority) = unsafe { self.local() }.current.as_ref().map(|c| c.spec.priority) else { return false };
+        let Some(priority) = (unsafe { self.with_local(|l| l.current.as_ref().map(|c| c.spec.priority)) }) else {
+            return false;
+        };
         self.poll();
         let next = match what {
             Hold::Requeue => match self.next_ready(Some(priority)) {
@@ -293,7 +311,7 @@ impl Worker {
             // The timer goes in after the next thread's host is claimed,
             // when nothing may allocate any more (see `claim`).
             // SAFETY: as above.
-            unsafe { self.local() }.timers.reserve_one();
+            unsafe { self.with_local(|l| l.timers.reserve_one()) };
         }
         let min = if matches!(what, Hold::Requeue) { priority } else { 0 };
         match self.pick_or_start_host(next).or_else(|next| self.held_instead(next, min)) {
@@ -305,7 +323,7 @@ impl Worker {
             Err(next) => {
                 if let Some(n) = next {
                     // SAFETY: as above.
-                    unsafe { self.local() }.runq.push_front(n);
+                    unsafe { self.with_local(|l| l.runq.push_front(n)) };
                 }
                 static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
                 if !WARNED.swap(true, Ordering::Relaxed) {
@@ -334,7 +352,7 @@ impl Worker {
         me.expect_turn();
         me.set_state(HostState::Held);
         // SAFETY: the caller's contract; one-statement borrows.
-        let cur = unsafe { self.local() }.current.take().expect("a held thread is the running one");
+        let cur = unsafe { self.with_local(|l| l.current.take()) }.expect("a held thread is the running one");
         // SAFETY: the running thread's state is ours.
         let exec = unsafe { cur.exec() };
         exec.hold(me);
@@ -344,7 +362,7 @@ impl Worker {
         }
         match what {
             // SAFETY: as above.
-            Hold::Requeue => unsafe { self.local() }.runq.push(cur),
+            Hold::Requeue => unsafe { self.with_local(|l| l.runq.push(cur)) },
             Hold::Park(deadline) => self.commit_park(cur, deadline),
             Hold::Sleep(deadline) => self.add_timer(deadline, TimerKind::Sleep, cur),
         }
@@ -366,17 +384,17 @@ impl Worker {
     /// without a worker. Async-signal-safe.
     pub(super) fn detach_running(&self) {
         // SAFETY: the handler runs on the owner, at depth 1.
-        if unsafe { self.local() }.current.is_none() {
+        if unsafe { self.with_local(|l| l.current.is_none()) } {
             return;
         }
         // SAFETY: as above.
-        let next = unsafe { self.local() }.runq.pop(None);
+        let next = unsafe { self.with_local(|l| l.runq.pop(None)) };
         let (to, first) = match self.pick_host(next).or_else(|next| self.held_instead(next, 0)) {
             Ok(found) => found,
             Err(next) => {
                 if let Some(n) = next {
                     // SAFETY: as above.
-                    unsafe { self.local() }.runq.push_front(n);
+                    unsafe { self.with_local(|l| l.runq.push_front(n)) };
                 }
                 // Try again at the next signal.
                 self.watch.detach.store(true, Ordering::Relaxed);
@@ -386,7 +404,7 @@ impl Worker {
         };
         let me = self.owner();
         // SAFETY: as above; checked above.
-        let cur = unsafe { self.local() }.current.take().expect("checked above");
+        let cur = unsafe { self.with_local(|l| l.current.take()) }.expect("checked above");
         // SAFETY: the handler runs on this host's own OS thread.
         unsafe { me.keep(cur) };
         me.set_state(HostState::Detached);
@@ -408,7 +426,7 @@ impl Worker {
             let next = match first.take() {
                 Some(t) => self.ready(t, None),
                 // SAFETY: we own the worker; one-statement borrow.
-                None => match unsafe { self.local() }.handover.take() {
+                None => match unsafe { self.with_local(|l| l.handover.take()) } {
                     Some(t) => Some(t),
                     None => {
                         self.poll();
@@ -436,7 +454,7 @@ impl Worker {
                 return Turn::Finished;
             }
             // SAFETY: we own the worker; one-statement borrow.
-            let deadline = unsafe { self.local() }.timers.next_deadline();
+            let deadline = unsafe { self.with_local(|l| l.timers.next_deadline()) };
             self.idle_wait(deadline);
         }
     }
@@ -461,10 +479,7 @@ impl Worker {
     /// hosts.
     fn retire(&self) {
         // SAFETY: we own the worker and nothing runs on it any more.
-        let (leftovers, timers) = unsafe {
-            let l = self.local();
-            (l.runq.drain(), mem::take(&mut l.timers))
-        };
+        let (leftovers, timers) = unsafe { self.with_local(|l| (l.runq.drain(), mem::take(&mut l.timers))) };
         drop((leftovers, timers));
         self.hosts.dismiss_idle();
     }
@@ -549,20 +564,20 @@ unsafe fn run_released(me: &Host) {
 }
 
 /// The running green thread's worker, reattaching a detached thread first;
-/// None on a plain OS thread. Preemption disabled.
+/// None on a plain OS thread.
 #[inline]
-pub(super) fn attached() -> Option<(&'static Worker, &'static TaskRef)> {
-    match Worker::current_task() {
+pub(super) fn attached(np: NoPreempt<'_>) -> Option<(&'static Worker, &TaskRef)> {
+    match Worker::current_task(np) {
         Some(found) => Some(found),
-        None => reattach_slow(),
+        None => reattach_slow(np),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn reattach_slow() -> Option<(&'static Worker, &'static TaskRef)> {
+fn reattach_slow(np: NoPreempt<'_>) -> Option<(&'static Worker, &TaskRef)> {
     reattach(host::detached()?);
-    Worker::current_task()
+    Worker::current_task(np)
 }
 
 /// Starts a host OS thread for worker `index` of `pool`, which waits on
@@ -641,7 +656,7 @@ unsafe fn arc_of(pool: &Pool) -> Arc<Pool> {
 /// Reports a broken runtime invariant and aborts: not a panic, since this
 /// runs in signal handlers and on held threads. Async-signal-safe.
 #[cold]
-fn unreachable_abort(what: &'static str) -> ! {
+pub(super) fn unreachable_abort(what: &'static str) -> ! {
     for part in ["fatal runtime error: ", what, "; aborting\n"] {
         // SAFETY: write(2) of a string we own.
         unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };

@@ -38,7 +38,7 @@ use super::inbox::Inbox;
 use super::pool::Pool;
 use super::task::{Task, TaskRef};
 use super::timers::Timers;
-use crate::preempt;
+use crate::preempt::{self, NoPreempt};
 use crate::runtime::run_queue::RunQueue;
 use crate::stack::pool::LocalCache;
 use std::cell::UnsafeCell;
@@ -79,6 +79,9 @@ pub(crate) struct Worker {
     watch: Watch,
     pub(crate) hosts: Hosts,
     local: UnsafeCell<Local>,
+    /// Debug builds: `local` is borrowed (see [`Worker::with_local`]).
+    #[cfg(debug_assertions)]
+    local_borrowed: AtomicBool,
 }
 
 /// Everything a waker on another OS thread reads or writes, in one cache
@@ -218,6 +221,8 @@ impl Worker {
                 timers: Timers::default(),
                 stacks: LocalCache::default(),
             }),
+            #[cfg(debug_assertions)]
+            local_borrowed: AtomicBool::new(false),
         }
     }
 
@@ -234,17 +239,21 @@ impl Worker {
         unsafe { w.as_ref() }
     }
 
-    /// The worker-private state.
+    /// Runs `f` on the worker-private state: the one way to reach it. The
+    /// borrow cannot leave `f`, and debug builds abort on a nested one (a
+    /// call inside `f` that re-enters the worker).
     ///
     /// # Safety
-    /// Only on this worker's owning host, and the reference must not be
-    /// held across a context switch, a hand-over or a call that may
-    /// re-enter the worker (scheduling, dropping a task, unparking).
-    #[allow(clippy::mut_from_ref)]
+    /// Only on this worker's owning host, with preemption disabled (so the
+    /// signal handler does not borrow it meanwhile); `f` must not switch,
+    /// hand the worker over, or call back into the worker (scheduling,
+    /// unparking, dropping what may be a task's last reference).
     #[inline(always)]
-    unsafe fn local(&self) -> &mut Local {
-        // SAFETY: caller's contract.
-        unsafe { &mut *self.local.get() }
+    unsafe fn with_local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
+        #[cfg(debug_assertions)]
+        let _borrow = LocalBorrow::enter(&self.local_borrowed);
+        // SAFETY: the caller's contract: on the owner, one borrow at a time.
+        f(unsafe { &mut *self.local.get() })
     }
 
     pub(crate) fn switches(&self) -> u64 {
@@ -368,59 +377,86 @@ impl Worker {
     /// [`Worker::is_green`]. A thread detached from its worker (blocked in
     /// the kernel) is not found here: see [`Worker::running_task`].
     #[inline]
-    pub(crate) fn current_task() -> Option<(&'static Worker, &'static TaskRef)> {
+    pub(crate) fn current_task<'g>(_np: NoPreempt<'g>) -> Option<(&'static Worker, &'g TaskRef)> {
         let w = Worker::current()?;
-        // SAFETY: on this worker's owner; the borrow ends before any switch
-        // because callers only read through it.
-        let t = unsafe { w.local() }.current.as_ref()?;
-        // SAFETY: the reference in `current` lives until this thread
-        // switches out, which only this very thread can make happen.
-        Some((w, unsafe { &*(t as *const TaskRef) }))
+        // SAFETY: on this worker's owner, preemption disabled (`_np`).
+        let t: *const TaskRef = unsafe { w.with_local(|l| l.current.as_ref().map(ptr::from_ref)) }?;
+        // SAFETY: the task in `current` stays there until this thread
+        // switches out, which only this very thread can make happen, and
+        // not by preemption while `_np` lives.
+        Some((w, unsafe { &*t }))
     }
 
     /// The green thread running on this OS thread, with or without its
-    /// worker (a detached thread runs on its host without one). Only with
-    /// preemption disabled, and not kept across a switch.
+    /// worker (a detached thread runs on its host without one).
     #[inline]
-    fn running_task() -> Option<&'static TaskRef> {
-        match Worker::current_task() {
+    fn running_task(np: NoPreempt<'_>) -> Option<&TaskRef> {
+        match Worker::current_task(np) {
             Some((_, t)) => Some(t),
-            None => Worker::detached_task(),
+            None => Worker::detached_task(np),
         }
     }
 
     #[cold]
-    fn detached_task() -> Option<&'static TaskRef> {
+    fn detached_task<'g>(_np: NoPreempt<'g>) -> Option<&'g TaskRef> {
         let h = host::detached()?;
         // SAFETY: the calling OS thread is that host; the kept thread is the
         // caller itself, alive while it runs.
-        unsafe { h.kept() }.map(|t| unsafe { &*(t as *const TaskRef) })
+        let t: *const TaskRef = unsafe { h.kept() }?;
+        // SAFETY: as above; it stays kept while preemption is off (`_np`).
+        Some(unsafe { &*t })
     }
 
     /// The calling green thread's task, from any code (None on a plain OS
     /// thread). The task is the thread itself, whichever host runs it.
     pub(crate) fn current_task_arc() -> Option<TaskRef> {
-        let _g = preempt::disable();
-        Worker::running_task().cloned()
+        let g = preempt::disable();
+        Worker::running_task(g.token()).cloned()
     }
 
     /// The pool running the calling green thread (None on a plain OS thread).
     pub(crate) fn current_pool() -> Option<Arc<super::pool::Pool>> {
-        let _g = preempt::disable();
-        Worker::running_task().map(|t| Arc::clone(&t.pool))
+        let g = preempt::disable();
+        Worker::running_task(g.token()).map(|t| Arc::clone(&t.pool))
     }
 
     /// The calling green thread's task without touching its reference
     /// count. The pointer stays valid until the thread ends (the runtime
     /// holds the running thread's task), so only that thread may use it.
     pub(crate) fn current_task_ptr() -> Option<*const Task> {
-        let _g = preempt::disable();
-        Worker::running_task().map(TaskRef::as_ptr)
+        let g = preempt::disable();
+        Worker::running_task(g.token()).map(TaskRef::as_ptr)
     }
 
     /// Whether the caller is a green thread. Stable across hand-overs: a
     /// green thread only ever runs on hosts.
     pub(crate) fn is_green() -> bool {
         Worker::current_task_ptr().is_some()
+    }
+}
+
+/// Debug builds: marks the worker-private state borrowed for the length of
+/// a [`Worker::with_local`] call. A nested borrow is a runtime bug that
+/// could corrupt the run queue, reported and aborted on the spot (this may
+/// run in the signal handler, where a panic may not).
+#[cfg(debug_assertions)]
+struct LocalBorrow<'a>(&'a AtomicBool);
+
+#[cfg(debug_assertions)]
+impl<'a> LocalBorrow<'a> {
+    #[inline(always)]
+    fn enter(flag: &'a AtomicBool) -> Self {
+        if flag.swap(true, Ordering::Relaxed) {
+            hold::unreachable_abort("the worker's local state was borrowed twice (with_local re-entered)");
+        }
+        LocalBorrow(flag)
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for LocalBorrow<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }

@@ -11,12 +11,12 @@
 
 use super::hold::{self, Hold};
 use super::{Post, Worker};
-use crate::preempt;
+use crate::preempt::{self, NoPreempt};
 use std::time::{Duration, Instant};
 
 pub(super) fn exit_current() -> ! {
-    let _g = preempt::disable();
-    let (w, _) = hold::attached().expect("a green thread always runs on a worker");
+    let g = preempt::disable();
+    let (w, _) = hold::attached(g.token()).expect("a green thread always runs on a worker");
     w.poll();
     let next = w.next_ready(None);
     // SAFETY: we are the running thread of `w`, preemption is disabled.
@@ -30,8 +30,8 @@ pub(super) fn exit_current() -> ! {
 /// the switch is measurable in a yield (bench/README.md).
 #[inline(always)]
 pub(crate) fn yield_now() -> bool {
-    let _g = preempt::disable();
-    yield_inner()
+    let g = preempt::disable();
+    yield_inner(g.token())
 }
 
 /// Takes a pending preemption, once the preempt-disable depth is back to
@@ -41,14 +41,14 @@ pub(crate) fn yield_now() -> bool {
 /// caller was queued while it ran; loops rather than recursing through
 /// guard drops.
 pub(crate) fn take_pending(mut involuntary: bool) {
-    let _q = preempt::Quiet::enter();
+    let q = preempt::Quiet::enter();
     loop {
         if involuntary {
-            match hold::attached() {
+            match hold::attached(q.token()) {
                 Some((w, _)) => w.preempt_running(false, w.deferred_since_switched()),
                 None => return,
             }
-        } else if !yield_inner() {
+        } else if !yield_inner(q.token()) {
             return;
         }
         match preempt::take_pending_kind() {
@@ -61,8 +61,8 @@ pub(crate) fn take_pending(mut involuntary: bool) {
 
 /// The body of a yield, inside a runtime critical section.
 #[inline(always)]
-fn yield_inner() -> bool {
-    let Some((w, cur)) = hold::attached() else { return false };
+fn yield_inner(np: NoPreempt<'_>) -> bool {
+    let Some((w, cur)) = hold::attached(np) else { return false };
     w.poll();
     if std::thread::panicking() {
         // SAFETY: we are the running thread of `w`, preemption is disabled.
@@ -104,8 +104,8 @@ pub(crate) fn sleep(dur: Duration) -> bool {
         }
         return false;
     };
-    let _g = preempt::disable();
-    let Some((w, _)) = hold::attached() else { return false };
+    let g = preempt::disable();
+    let Some((w, _)) = hold::attached(g.token()) else { return false };
     w.poll();
     // SAFETY: we are the running thread of `w`, preemption is disabled.
     if std::thread::panicking() && unsafe { w.hold_switch(Hold::Sleep(deadline)) } {
@@ -119,8 +119,8 @@ pub(crate) fn sleep(dur: Duration) -> bool {
 
 /// `park`/`park_timeout` for a green thread; false when the caller is not one.
 pub(crate) fn park(timeout: Option<Duration>) -> bool {
-    let _g = preempt::disable();
-    let Some((w, cur)) = hold::attached() else { return false };
+    let g = preempt::disable();
+    let Some((w, cur)) = hold::attached(g.token()) else { return false };
     if cur.park.try_consume() {
         return true;
     }

@@ -30,8 +30,8 @@ impl Worker {
     /// may allocate, failing a thread runs its destructors).
     #[inline(always)]
     pub(super) fn next_ready(&self, running: Option<u8>) -> Option<TaskRef> {
-        // SAFETY: on this worker's owner; the borrow ends in this statement.
-        let next = unsafe { self.local() }.runq.pop(running)?;
+        // SAFETY: on this worker's owner, which pops its own run queue.
+        let next = unsafe { self.with_local(|l| l.runq.pop(running)) }?;
         self.ready(next, running)
     }
 
@@ -59,7 +59,7 @@ impl Worker {
                 return Some(next);
             }
             // SAFETY: as above; the borrow of the stack cache ends here.
-            match unsafe { self.local() }.stacks.take(next.spec.stack_size) {
+            match unsafe { self.with_local(|l| l.stacks.take(next.spec.stack_size)) } {
                 Ok(stack) => {
                     debug_assert!(stack.usable() > <Current as Isa>::INIT_FRAME_BYTES);
                     // SAFETY: a fresh stack nobody else uses, with room for the frame.
@@ -76,8 +76,8 @@ impl Worker {
                 }
             }
             drop(next);
-            // SAFETY: on this worker's owner; the borrow ends in this statement.
-            next = unsafe { self.local() }.runq.pop(running)?;
+            // SAFETY: on this worker's owner, which pops its own run queue.
+            next = unsafe { self.with_local(|l| l.runq.pop(running)) }?;
         }
     }
 
@@ -91,11 +91,16 @@ impl Worker {
     /// critical section (preemption disabled), with no borrow of local state.
     pub(super) unsafe fn switch_out(&self, next: Option<TaskRef>, post: impl FnOnce(TaskRef) -> Post) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
-        let l = unsafe { self.local() };
-        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return };
-        // The slot is empty: the context that switched to us took it.
-        debug_assert!(matches!(l.post, Post::None));
-        l.post = post(cur);
+        let taken = unsafe {
+            self.with_local(|l| {
+                let (cur, cur_exec, save_fp) = take_current(l)?;
+                // The slot is empty: the context that switched to us took it.
+                debug_assert!(matches!(l.post, Post::None));
+                l.post = post(cur);
+                Some((cur_exec, save_fp))
+            })
+        };
+        let Some((cur_exec, save_fp)) = taken else { return };
         // SAFETY: the task is kept alive by the post, and nobody touches it
         // before the next context has finished the post; caller's contract.
         unsafe { self.switch_from(cur_exec, save_fp, next) }
@@ -111,9 +116,14 @@ impl Worker {
     #[inline(always)]
     pub(super) unsafe fn requeue_and_switch(&self, next: TaskRef) {
         // SAFETY: contract of this fn; the borrow ends before the switch.
-        let l = unsafe { self.local() };
-        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return };
-        l.runq.push(cur);
+        let taken = unsafe {
+            self.with_local(|l| {
+                let (cur, cur_exec, save_fp) = take_current(l)?;
+                l.runq.push(cur);
+                Some((cur_exec, save_fp))
+            })
+        };
+        let Some((cur_exec, save_fp)) = taken else { return };
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see above); caller's contract.
         unsafe { self.switch_from(cur_exec, save_fp, Some(next)) }
@@ -130,20 +140,24 @@ impl Worker {
     /// As [`Worker::switch_out`].
     #[inline(always)]
     pub(super) unsafe fn rotate_and_switch(&self) -> bool {
-        // SAFETY: contract of this fn; the borrow ends before the switch.
-        let l = unsafe { self.local() };
-        let Some((cur, cur_exec, save_fp)) = take_current(l) else { return false };
-        // SAFETY: tasks in our run queue are ours to read.
-        match l.runq.rotate(cur, |next| unsafe { next.exec() }.switchable()) {
-            // SAFETY: the run queue keeps the task alive, and nothing pops it
-            // before this switch is over (see `requeue_and_switch`); caller's
-            // contract.
-            Ok(next) => unsafe { self.switch_from(cur_exec, save_fp, Some(next)) },
-            Err(cur) => {
-                l.current = Some(cur);
-                return false;
+        let rotate = |l: &mut Local| {
+            let (cur, cur_exec, save_fp) = take_current(l)?;
+            // SAFETY: tasks in our run queue are ours to read.
+            match l.runq.rotate(cur, |next| unsafe { next.exec() }.switchable()) {
+                Ok(next) => Some((next, cur_exec, save_fp)),
+                Err(cur) => {
+                    l.current = Some(cur);
+                    None
+                }
             }
-        }
+        };
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let rotated = unsafe { self.with_local(rotate) };
+        let Some((next, cur_exec, save_fp)) = rotated else { return false };
+        // SAFETY: the run queue keeps the task alive, and nothing pops it
+        // before this switch is over (see `requeue_and_switch`); caller's
+        // contract.
+        unsafe { self.switch_from(cur_exec, save_fp, Some(next)) };
         true
     }
 
@@ -156,9 +170,7 @@ impl Worker {
     /// is resumed, and only this call touches it meanwhile.
     #[inline(always)]
     pub(super) unsafe fn switch_from(&self, cur_exec: *mut Exec, save_fp: bool, next: Option<TaskRef>) {
-        // SAFETY: contract of this fn; the borrow ends before the switch.
-        let l = unsafe { self.local() };
-        let (load_sp, restore_fp, depth, missed) = match next {
+        let switch_in = |l: &mut Local| match next {
             // SAFETY: `next` came off our run queue: we own its state.
             Some(next) if !unsafe { next.exec() }.is_held() => {
                 // SAFETY: as above.
@@ -180,6 +192,8 @@ impl Worker {
                 (unsafe { *(*l.host).idle_sp.get() }, true, 1, false)
             }
         };
+        // SAFETY: contract of this fn; the borrow ends before the switch.
+        let (load_sp, restore_fp, depth, missed) = unsafe { self.with_local(switch_in) };
         self.count_switch();
         // SAFETY: `cur_exec` is valid (contract of this fn).
         unsafe { (*cur_exec).preempt_depth = preempt::switch_depth(depth) };
@@ -208,8 +222,6 @@ impl Worker {
     /// Runs a green thread from the owner's scheduling context until
     /// something switches back to it.
     pub(super) fn run_from_idle(&self, next: TaskRef) {
-        // SAFETY: on this worker's owner; the borrow ends before the switch.
-        let l = unsafe { self.local() };
         // SAFETY: `next` came off our run queue.
         let exec = unsafe { next.exec() };
         debug_assert!(exec.switchable(), "a held thread is resumed by its host");
@@ -218,13 +230,19 @@ impl Worker {
         next.set_worker(self.index);
         // Leaving idle, the check below covers any priority.
         self.publish_running(&next);
-        l.current = Some(next);
-        // SAFETY: the owner's host lives as long as the worker.
-        let save_sp = unsafe { (*l.host).idle_sp.get() };
+        // SAFETY: on this worker's owner; the borrows end before the switch.
+        // The owner's host lives as long as the worker.
+        let save_sp = unsafe {
+            self.with_local(|l| {
+                l.current = Some(next);
+                (*l.host).idle_sp.get()
+            })
+        };
         self.started_running();
         // Whatever was pending was for the scheduling context.
         preempt::switch_depth(depth);
-        if self.missed_wake_up(&mut l.runq, priority) {
+        // SAFETY: as above.
+        if unsafe { self.with_local(|l| self.missed_wake_up(&mut l.runq, priority)) } {
             preempt::set_pending();
         }
         // SAFETY: `load_sp` belongs to a switched-out task we own; the
@@ -252,13 +270,16 @@ impl Worker {
     /// Finishes what the previous context left behind.
     #[inline(always)]
     pub(super) fn finish_post(&self) {
-        // SAFETY: on this worker's owner; the borrow ends in this statement.
-        if matches!(unsafe { self.local() }.post, Post::None) {
-            return;
+        // SAFETY: on this worker's owner; taking the post re-enters nothing.
+        let post = unsafe {
+            self.with_local(|l| match l.post {
+                Post::None => None,
+                _ => Some(mem::take(&mut l.post)),
+            })
+        };
+        if let Some(post) = post {
+            self.finish_post_cold(post);
         }
-        // SAFETY: as above.
-        let post = mem::take(&mut unsafe { self.local() }.post);
-        self.finish_post_cold(post);
     }
 
     /// Parks, sleeps and exits. Each arm borrows the local state for one
@@ -276,8 +297,9 @@ impl Worker {
                 let exec = unsafe { t.exec() };
                 exec.finished = true;
                 if let Some(stack) = exec.stack.take() {
-                    // SAFETY: on this worker's owner; one-statement borrow.
-                    unsafe { self.local() }.stacks.give(stack);
+                    // SAFETY: on this worker's owner; recycling a stack
+                    // re-enters nothing.
+                    unsafe { self.with_local(|l| l.stacks.give(stack)) };
                 }
                 t.pool.thread_ended();
                 drop(t);
@@ -297,25 +319,27 @@ impl Worker {
 
     #[inline]
     fn requeue_woken(&self, task: TaskRef) {
-        // SAFETY: on this worker's owner; the borrow ends in this block.
+        // SAFETY: on this worker's owner; queueing re-enters nothing.
         unsafe {
-            let l = self.local();
-            // A thread that outranks the one now running (e.g. its park was
-            // cut short by an unpark): switch as soon as the runtime code
-            // the running thread resumes in is done.
-            if l.current.as_ref().is_some_and(|c| c.spec.priority < task.spec.priority) {
-                preempt::set_pending();
-            }
-            l.runq.push(task)
+            self.with_local(|l| {
+                // A thread that outranks the one now running (e.g. its park
+                // was cut short by an unpark): switch as soon as the runtime
+                // code the running thread resumes in is done.
+                if l.current.as_ref().is_some_and(|c| c.spec.priority < task.spec.priority) {
+                    preempt::set_pending();
+                }
+                l.runq.push(task)
+            })
         }
     }
 
     pub(super) fn add_timer(&self, deadline: Instant, kind: TimerKind, task: TaskRef) {
-        // SAFETY: on this worker's owner; the borrow ends in this block.
+        // SAFETY: on this worker's owner; a timer insert re-enters nothing.
         let next = unsafe {
-            let timers = &mut self.local().timers;
-            timers.insert(deadline, kind, task);
-            timers.next_deadline()
+            self.with_local(|l| {
+                l.timers.insert(deadline, kind, task);
+                l.timers.next_deadline()
+            })
         };
         self.publish_deadline(next);
     }

@@ -64,9 +64,9 @@ impl Worker {
                     // Outranks the running thread: switch when the guard drops.
                     preempt::set_pending();
                 }
-                // SAFETY: we own this worker and hold no other borrow of its
-                // local state (schedule is never called with one).
-                unsafe { w.local() }.runq.push(task);
+                // SAFETY: we own this worker, preemption is off (`_g`), and
+                // schedule is never called inside `with_local`.
+                unsafe { w.with_local(|l| l.runq.push(task)) };
                 return;
             }
         }
@@ -138,37 +138,57 @@ impl Worker {
     /// be its thread's last, and dropping it runs the thread's destructors.
     #[inline(always)]
     pub(super) fn poll(&self) -> bool {
-        // SAFETY: on this worker's owner; the borrow ends in this statement.
-        let timers = !unsafe { self.local() }.timers.is_empty();
+        // SAFETY: on this worker's owner.
+        let timers = !unsafe { self.with_local(|l| l.timers.is_empty()) };
         (timers || !self.bell.inject.is_empty()) && self.poll_slow()
     }
 
     #[cold]
     #[inline(never)]
     fn poll_slow(&self) -> bool {
-        // SAFETY: on this worker's owner; no re-entrant call below.
-        let l = unsafe { self.local() };
-        self.take_inbox(&mut l.runq);
-        if l.timers.is_empty() {
+        // SAFETY: on this worker's owner; taking the inbox re-enters nothing.
+        let any = unsafe {
+            self.with_local(|l| {
+                self.take_inbox(&mut l.runq);
+                !l.timers.is_empty()
+            })
+        };
+        if !any {
             return false;
         }
         let now = Instant::now();
         let mut fired = false;
-        while let Some((kind, t)) = l.timers.pop_due(now) {
-            fired = true;
-            // A thread whose timer fires goes to the front of its level:
-            // it waited its time already, and must not wait behind every
-            // other thread's full slice too.
-            match kind {
-                TimerKind::Sleep => l.runq.push_front(t),
-                // Parked threads are woken here, so they join this run queue.
-                TimerKind::ParkTimeout if t.park.unpark() => l.runq.push_front(t),
-                // Already woken: the timer's reference goes.
-                TimerKind::ParkTimeout => drop(t),
+        loop {
+            // SAFETY: as above; a stale timer's reference is dropped outside
+            // the borrow (it may be its thread's last).
+            let stale = unsafe {
+                self.with_local(|l| {
+                    let (kind, t) = l.timers.pop_due(now)?;
+                    // A thread whose timer fires goes to the front of its
+                    // level: it waited its time already, and must not wait
+                    // behind every other thread's full slice too.
+                    match kind {
+                        TimerKind::Sleep => l.runq.push_front(t),
+                        // Parked threads are woken here, so they join this
+                        // run queue.
+                        TimerKind::ParkTimeout if t.park.unpark() => l.runq.push_front(t),
+                        // Already woken: the timer's reference goes.
+                        TimerKind::ParkTimeout => return Some(Some(t)),
+                    }
+                    Some(None)
+                })
+            };
+            match stale {
+                None => break,
+                Some(t) => {
+                    fired = true;
+                    drop(t);
+                }
             }
         }
         if fired {
-            self.publish_deadline(l.timers.next_deadline());
+            // SAFETY: as above.
+            self.publish_deadline(unsafe { self.with_local(|l| l.timers.next_deadline()) });
         }
         fired
     }
