@@ -3,7 +3,9 @@
 //! and a default thread sharing its worker runs under the default mode,
 //! never the other thread's.
 
-use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, yield_now};
+mod common;
+
+use preemptive_mlthreading_rust::{ThreadBuilder, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -107,7 +109,7 @@ const ROUNDS: u64 = 2_000;
 
 #[test]
 fn a_thread_keeps_its_rounding_mode_and_its_neighbour_keeps_the_default() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let keeper_mode_set = Arc::new(AtomicBool::new(false));
     let keeper_done = Arc::new(AtomicBool::new(false));
     let plain_started = Arc::new(AtomicBool::new(false));
@@ -180,7 +182,7 @@ fn a_thread_keeps_its_rounding_mode_and_its_neighbour_keeps_the_default() {
 
 #[test]
 fn a_fresh_thread_starts_under_the_default_mode_after_a_keeper() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let s = sched.clone();
     let found = ThreadBuilder::new()
         .scheduler(sched.clone())
@@ -205,7 +207,7 @@ fn a_fresh_thread_starts_under_the_default_mode_after_a_keeper() {
 #[cfg(all(debug_assertions, target_arch = "x86_64"))]
 #[test]
 fn debug_builds_undo_a_state_changed_without_the_flag() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let changed = Arc::new(AtomicBool::new(false));
     let c = Arc::clone(&changed);
     let careless = ThreadBuilder::new()

@@ -2,14 +2,16 @@
 //! behind it on its worker, even with one worker: the thread keeps its OS
 //! thread (detached) and the worker goes on on another one.
 
-use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler};
+mod common;
+
+use preemptive_mlthreading_rust::Duration;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[test]
 fn std_mutex_shared_by_green_threads_on_one_worker_never_deadlocks() {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let shared = Arc::new(Mutex::new(0u64));
     const THREADS: u64 = 6;
     const ROUNDS: u64 = 20;
@@ -49,7 +51,7 @@ fn std_mutex_shared_by_green_threads_on_one_worker_never_deadlocks() {
 /// while one of priority `sleeping` sleeps 300 ms in the OS (not the green
 /// sleep: its worker's owner is stuck in the kernel), on one worker.
 fn counted_beside_a_blocked_thread(counting: u8, sleeping: u8) -> u64 {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let counter = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (c, s) = (Arc::clone(&counter), Arc::clone(&stop));
@@ -94,7 +96,7 @@ fn a_blocking_syscall_does_not_stall_the_threads_behind_it() {
 
 #[test]
 fn a_thread_woken_while_a_sibling_blocks_in_the_os_still_runs() {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let flag = Arc::new(AtomicBool::new(false));
     let ran = Arc::new(AtomicBool::new(false));
     let (f, r) = (Arc::clone(&flag), Arc::clone(&ran));
@@ -135,7 +137,7 @@ fn a_thread_woken_while_a_sibling_blocks_in_the_os_still_runs() {
 /// and a thread blocked in the OS keeps its own OS thread throughout.
 #[test]
 fn threads_moved_between_hosts_keep_their_own_state() {
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(200));
+    let sched = common::preemptive(1, Duration::from_micros(200));
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(AtomicU64::new(0));
     const TOGGLERS: usize = 4;
@@ -209,7 +211,7 @@ fn a_high_priority_thread_blocked_in_the_os_lets_lower_ones_run() {
     // no switch, so the worker still looks stuck and the thread is
     // detached; the low-priority sleeper's timer fires on the worker and
     // it writes what the blocked thread waits for.
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let mut fds = [0i32; 2];
     // SAFETY: pipe writes two descriptors into the array.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -270,7 +272,7 @@ fn an_owner_blocked_inside_a_critical_section_gets_its_lock_back() {
     // runtime's own code may block on an allocator lock the held thread
     // holds), the worker cannot detach it and cannot go on: the monitor
     // releases the held thread to run without the worker until it unlocks.
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let lock = Arc::new(Mutex::new(0u64));
     let locked = Arc::new(AtomicBool::new(false));
     let (l, f) = (Arc::clone(&lock), Arc::clone(&locked));
@@ -297,16 +299,18 @@ fn an_owner_blocked_inside_a_critical_section_gets_its_lock_back() {
         })
         .unwrap();
     let t = Instant::now();
-    while !(holder.is_finished() && blocker.is_finished()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the worker stayed stuck behind the held lock holder: preemptions {:?}, deferred {:?}, hand-offs {:?}",
-            sched.worker_preemptions(),
-            sched.worker_deferred_preemptions(),
-            sched.worker_hand_offs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_until(
+        Duration::from_secs(30),
+        || holder.is_finished() && blocker.is_finished(),
+        || {
+            format!(
+                "the worker stayed stuck behind the held lock holder: preemptions {:?}, deferred {:?}, hand-offs {:?}",
+                sched.worker_preemptions(),
+                sched.worker_deferred_preemptions(),
+                sched.worker_hand_offs()
+            )
+        },
+    );
     holder.join().unwrap();
     blocker.join().unwrap();
     assert_eq!(*lock.lock().unwrap(), 2);
@@ -320,7 +324,7 @@ fn a_released_thread_blocked_in_the_os_does_not_take_its_worker_back() {
     // queued on the same worker holds, the worker must pass its entry over
     // when it comes to it: handing the worker to a host that sleeps in the
     // kernel would leave the lock holder queued on a worker nobody runs.
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let lock = Arc::new(Mutex::new(0u64));
     let (locked, go, let_go) =
         (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -369,16 +373,18 @@ fn a_released_thread_blocked_in_the_os_does_not_take_its_worker_back() {
         })
         .unwrap();
     let t = Instant::now();
-    while !(holder.is_finished() && waiter.is_finished() && stuck.is_finished()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the worker went to a released thread blocked on a lock its queued holder keeps: preemptions {:?}, \
-             hand-offs {:?}",
-            sched.worker_preemptions(),
-            sched.worker_hand_offs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_until(
+        Duration::from_secs(30),
+        || holder.is_finished() && waiter.is_finished() && stuck.is_finished(),
+        || {
+            format!(
+                "the worker went to a released thread blocked on a lock its queued holder keeps: preemptions {:?}, \
+                 hand-offs {:?}",
+                sched.worker_preemptions(),
+                sched.worker_hand_offs()
+            )
+        },
+    );
     for h in [holder, waiter, stuck] {
         h.join().unwrap();
     }

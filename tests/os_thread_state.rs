@@ -17,22 +17,19 @@ use std::time::Instant;
 mod common;
 use common::{is_child, run_child};
 
-fn one_worker(slice: Duration) -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(1).with_time_slice(slice)
-}
-
 /// Waits until the scheduler has taken `n` preemptions, failing after 60 s.
 fn until_preempted(sched: &RoundRobinScheduler, n: u64, what: &str) {
-    let t = Instant::now();
-    while sched.total_preemptions() < n {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "{what}: only {} preemptions in 60 s (deferred {:?})",
-            sched.total_preemptions(),
-            sched.worker_deferred_preemptions()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_until(
+        Duration::from_secs(60),
+        || sched.total_preemptions() >= n,
+        || {
+            format!(
+                "{what}: only {} preemptions (deferred {:?})",
+                sched.total_preemptions(),
+                sched.worker_deferred_preemptions()
+            )
+        },
+    );
 }
 
 fn spin_for(d: Duration) {
@@ -54,7 +51,7 @@ fn a_thread_local_borrowed_across_a_preemption_is_never_seen_by_a_sibling() {
     // for longer than a slice: preemption lands inside the borrow. A
     // sibling run on the same OS thread would panic "already borrowed", or
     // find the mark changed under it.
-    let sched = one_worker(Duration::from_micros(200));
+    let sched = common::preemptive(1, Duration::from_micros(200));
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (1..=3u64)
         .map(|id| {
@@ -94,7 +91,7 @@ fn code_inside_a_thread_local_access_is_preempted() {
     // The closure passed to `with` is inlined into std's generic accessor,
     // whose symbol carries std's path: a spin there must still be
     // preempted, or the two threads never take turns.
-    let sched = one_worker(Duration::from_micros(200));
+    let sched = common::preemptive(1, Duration::from_micros(200));
     let stop = Arc::new(AtomicBool::new(false));
     let turns = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (1..=2u64)
@@ -145,7 +142,7 @@ fn counting_sibling(
 /// formatting paths is preempted like any other: its preemptions are taken,
 /// not deferred, and its sibling gets turns.
 fn libc_heavy_thread_is_preempted(what: &str, work: fn()) {
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     let heavy = sched
@@ -221,7 +218,7 @@ impl Drop for Unwinder {
 #[test]
 fn a_thread_switching_while_it_unwinds_leaves_no_panic_state_behind() {
     std::panic::set_hook(Box::new(|_| {}));
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let seen_panicking = Arc::new(AtomicU64::new(0));
     let lock = Arc::new(std::sync::Mutex::new(0u64));
@@ -297,7 +294,7 @@ fn child_panic_hook_that_yields() {
             preemptive_mlthreading_rust::sleep(Duration::from_micros(100));
         }
     }));
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let hs: Vec<_> = (0..4)
         .map(|i| ThreadBuilder::new().scheduler(sched.clone()).spawn(move || -> u32 { panic!("hooked {i}") }).unwrap())
         .collect();
@@ -340,7 +337,7 @@ fn child_held_parked_thread_woken_from_another_worker() {
         return;
     }
     std::panic::set_hook(Box::new(|_| {}));
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_millis(5));
+    let sched = common::preemptive(2, Duration::from_millis(5));
     let stop = Arc::new(AtomicBool::new(false));
     // Worker 0 (placement is round-robin): a low-priority spinner.
     let s = Arc::clone(&stop);
@@ -426,7 +423,7 @@ fn a_thread_parked_forever_while_unwinding_does_not_keep_its_scheduler_running()
     // Nobody can wake it once its handle is gone; its OS thread sleeps for
     // good (documented), but the scheduler must still stop.
     std::panic::set_hook(Box::new(|_| {}));
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let h = sched
         .spawn(|| {
             let _d = ParkForever;

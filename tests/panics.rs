@@ -41,7 +41,7 @@ fn non_string_payload() {
 #[test]
 fn other_threads_run_on_after_a_panic() {
     quiet_panics();
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let handles: Vec<_> = (0..50u32)
         .map(|i| {
             sched
@@ -133,7 +133,7 @@ fn child_unjoined_result_panics_on_drop() {
     if !is_child("child_unjoined_result_panics_on_drop") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let go = Arc::new(AtomicBool::new(false));
     let g = Arc::clone(&go);
     let h = ThreadBuilder::new()
@@ -171,7 +171,7 @@ fn child_unrun_closure_panics_on_drop() {
     if !is_child("child_unrun_closure_panics_on_drop") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     sched.spawn(|| ()).unwrap().join().unwrap(); // the worker is started
     // An address-space limit that leaves no room for a 64 MiB stack.
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

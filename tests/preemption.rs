@@ -13,10 +13,6 @@ use std::time::Instant;
 mod common;
 use common::{is_child, run_child, scaled};
 
-fn one_worker(slice: Duration) -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(1).with_time_slice(slice)
-}
-
 /// Spins (never calling the runtime) until `stop`, counting turns.
 fn hog(
     sched: &RoundRobinScheduler,
@@ -35,7 +31,7 @@ fn hog(
 
 #[test]
 fn two_spinners_and_a_sleeper_on_one_worker() {
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
     let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
@@ -66,16 +62,16 @@ fn two_spinners_and_a_sleeper_on_one_worker() {
 
 #[test]
 fn spinners_alone_share_the_worker() {
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
     let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
     // Bounded: until every spinner has run after every other one a few times.
-    let t = Instant::now();
-    while sched.total_preemptions() < 30 {
-        assert!(t.elapsed() < Duration::from_secs(30), "no preemption: the spinners starve each other");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_until(
+        Duration::from_secs(30),
+        || sched.total_preemptions() >= 30,
+        || "no preemption: the spinners starve each other".into(),
+    );
     stop.store(true, Ordering::Relaxed);
     hogs.into_iter().for_each(|h| h.join().unwrap());
     let c: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -112,7 +108,7 @@ fn preempted_computations_equal_their_unpreempted_replay() {
     }
     let n = scaled(3_000_000);
     let work: [fn(u64, u64) -> u64; 3] = [int_hash, float_sum, simd_sum];
-    let sched = one_worker(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let handles: Vec<_> = (0..12u64)
         .map(|i| {
             let f = work[(i % 3) as usize];
@@ -138,7 +134,7 @@ fn register_torture_survives_preemption() {
     // where it can land on any instruction.
     const PER_RUN: u64 = 1_000;
     let runs = scaled(300_000_000).div_ceil(PER_RUN);
-    let sched = one_worker(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let handles: Vec<_> = (0..4u64)
         .map(|i| {
             sched
@@ -162,7 +158,7 @@ fn child_println_under_preemption() {
     if !is_child("child_println_under_preemption") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let handles: Vec<_> = (0..16)
         .map(|t| {
             sched
@@ -202,7 +198,7 @@ fn println_from_many_preempted_threads_never_panics() {
 
 #[test]
 fn allocation_heavy_threads_stay_correct_under_100us_slices() {
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let handles: Vec<_> = (0..8u64)
         .map(|t| {
             sched
@@ -246,7 +242,7 @@ fn errno_survives_preemption() {
         // SAFETY: as above.
         unsafe { *libc::__errno_location() = v }
     }
-    let sched = one_worker(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let handles: Vec<_> = (0..4)
         .map(|t| {
             sched
@@ -271,7 +267,7 @@ fn errno_survives_preemption() {
 
 #[test]
 fn std_sleep_and_file_reads_never_see_eintr() {
-    let sched = one_worker(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let spinner = hog(&sched, &stop, &count);
@@ -301,7 +297,7 @@ fn std_sleep_and_file_reads_never_see_eintr() {
 fn priority_20_thread_preempts_priority_5_hogs() {
     // A slice so long that only wake-up preemption can run the woken thread
     // in time: each round trip must finish within the "not starved" bound.
-    let sched = one_worker(Duration::from_secs(30));
+    let sched = common::preemptive(1, Duration::from_secs(30));
     let stop = Arc::new(AtomicBool::new(false));
     let hogs: Vec<_> = (0..2)
         .map(|_| {
@@ -370,7 +366,7 @@ fn priority_20_thread_preempts_priority_5_hogs() {
 
 #[test]
 fn a_preempt_disable_scope_is_never_interrupted() {
-    let sched = one_worker(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let in_section = Arc::new(AtomicBool::new(false));
     let intrusions = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -415,7 +411,7 @@ fn a_preempt_disable_scope_is_never_interrupted() {
 #[test]
 fn time_slice_settings_change_how_often_spinners_switch() {
     let count = |slice: Duration| {
-        let sched = one_worker(slice);
+        let sched = common::preemptive(1, slice);
         let stop = Arc::new(AtomicBool::new(false));
         let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
         let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
@@ -435,7 +431,7 @@ fn per_thread_time_slice_and_preemption_off() {
     assert!(ThreadBuilder::new().time_slice(Duration::ZERO).spawn(|| ()).is_err());
     // With preemption off the scheduler is cooperative: a spinner keeps the
     // worker until it yields.
-    let sched = one_worker(Duration::from_millis(1)).with_preemption(false);
+    let sched = common::preemptive(1, Duration::from_millis(1)).with_preemption(false);
     let flag = Arc::new(AtomicBool::new(false));
     let f = Arc::clone(&flag);
     let spinner = sched
@@ -453,7 +449,7 @@ fn per_thread_time_slice_and_preemption_off() {
     other.join().unwrap();
     assert_eq!(sched.worker_preemptions(), vec![0]);
     // And a per-thread slice shorter than the scheduler's is honoured.
-    let sched = one_worker(Duration::from_secs(30));
+    let sched = common::preemptive(1, Duration::from_secs(30));
     let stop = Arc::new(AtomicBool::new(false));
     let c = Arc::new(AtomicU64::new(0));
     let short = {
@@ -471,11 +467,11 @@ fn per_thread_time_slice_and_preemption_off() {
     let ran = Arc::new(AtomicBool::new(false));
     let r = Arc::clone(&ran);
     let waiter = sched.spawn(move || r.store(true, Ordering::Release)).unwrap();
-    let t = Instant::now();
-    while !ran.load(Ordering::Acquire) {
-        assert!(t.elapsed() < Duration::from_secs(10), "a 1 ms per-thread slice was not enforced");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::wait_until(
+        Duration::from_secs(10),
+        || ran.load(Ordering::Acquire),
+        || "a 1 ms per-thread slice was not enforced".into(),
+    );
     stop.store(true, Ordering::Relaxed);
     short.join().unwrap();
     waiter.join().unwrap();
@@ -509,15 +505,15 @@ fn a_foreign_handler_on_the_preemption_signal_is_a_clear_error() {
 /// Two hogs on a 1 ms scheduler, next to `other` work: runs until they were
 /// preempted 20 times (the monitor still works), bounded at 60 s.
 fn monitor_still_preempts(what: &str) {
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
     let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
-    let t = Instant::now();
-    while sched.total_preemptions() < 20 {
-        assert!(t.elapsed() < Duration::from_secs(60), "{what}: the monitor stopped preempting");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_until(
+        Duration::from_secs(60),
+        || sched.total_preemptions() >= 20,
+        || format!("{what}: the monitor stopped preempting"),
+    );
     stop.store(true, Ordering::Relaxed);
     hogs.into_iter().for_each(|h| h.join().unwrap());
     println!("{what}: a 1 ms scheduler beside it was preempted {} times", sched.total_preemptions());
@@ -528,7 +524,7 @@ fn the_longest_time_slices_are_clamped_and_break_nothing() {
     // A slice of Duration::MAX used to overflow the monitor's arithmetic:
     // in debug builds its thread panicked and preemption stopped for every
     // scheduler; in release it looked again every microsecond.
-    let forever = one_worker(Duration::MAX);
+    let forever = common::preemptive(1, Duration::MAX);
     assert_eq!(forever.time_slice(), Duration::from_nanos(u64::MAX));
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
@@ -618,7 +614,7 @@ fn child_handler_replaced_after_start() {
     extern "C" fn theirs(_: libc::c_int) {}
     // SAFETY: installing a plain handler for SIGURG in this child process.
     unsafe { libc::signal(libc::SIGURG, theirs as *const () as libc::sighandler_t) };
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
     let hogs: Vec<_> = counts.iter().map(|c| hog(&sched, &stop, c)).collect();
@@ -646,7 +642,7 @@ fn child_signal_blocked_by_a_green_thread() {
     if !is_child("child_signal_blocked_by_a_green_thread") {
         return;
     }
-    let sched = one_worker(Duration::from_millis(1));
+    let sched = common::preemptive(1, Duration::from_millis(1));
     let stop = Arc::new(AtomicBool::new(false));
     let s = Arc::clone(&stop);
     // Blocks the signal on the OS thread it runs on, then spins.

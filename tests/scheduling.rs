@@ -1,6 +1,8 @@
 //! The round-robin policy: interleaving, strict priorities, the aging bound
 //! and CPU affinity.
 
+mod common;
+
 use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, current_cpu, park, sched, yield_now};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +54,7 @@ fn release_and_join(
 
 #[test]
 fn yielding_threads_interleave_on_one_worker() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let log = Arc::new(Mutex::new(Vec::new()));
     let (release, gate) = block_worker(&sched);
     let handles: Vec<_> = (0..3)
@@ -76,7 +78,7 @@ fn yielding_threads_interleave_on_one_worker() {
 
 #[test]
 fn priorities_run_highest_first_on_one_worker() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let order = Arc::new(Mutex::new(Vec::new()));
     let (release, gate) = block_worker(&sched);
     let prios = [5u8, 10, 0, 20, 15, 18, 10];
@@ -100,7 +102,7 @@ fn priorities_run_highest_first_on_one_worker() {
 
 #[test]
 fn a_yielding_high_priority_thread_keeps_the_cpu_but_low_levels_still_get_turns() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let low_ran = Arc::new(AtomicU64::new(0));
     let high_yields = Arc::new(AtomicU64::new(0));
     let (release, gate) = block_worker(&sched);
@@ -191,7 +193,7 @@ fn a_woken_high_priority_thread_runs_next_however_often_it_is_woken() {
 
 #[test]
 fn every_waiting_level_gets_turns_under_a_hog() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect());
     let (release, gate) = block_worker(&sched);

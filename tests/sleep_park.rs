@@ -1,15 +1,15 @@
 //! Timers and the park/unpark protocol.
 
-use preemptive_mlthreading_rust::{
-    Duration, RoundRobinScheduler, ThreadBuilder, current, park, park_timeout, sleep, spawn, yield_now,
-};
+mod common;
+
+use preemptive_mlthreading_rust::{Duration, ThreadBuilder, current, park, park_timeout, sleep, spawn, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 #[test]
 fn sleep_never_returns_early() {
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     let handles: Vec<_> = (0..200u64)
         .map(|i| {
             sched
@@ -30,7 +30,7 @@ fn sleep_never_returns_early() {
 
 #[test]
 fn a_sleeping_thread_does_not_block_its_worker() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let done = Arc::new(AtomicBool::new(false));
     let d = Arc::clone(&done);
     let sleeper = sched
@@ -59,7 +59,7 @@ fn a_sleeping_thread_does_not_block_its_worker() {
 
 #[test]
 fn many_sleepers_wake_in_deadline_order_on_one_worker() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     // Start the worker first: the first spawn of a process also reads the
     // executable's symbol table for preemption (0.2 s for a debug test
     // binary here, far longer under qemu).
@@ -104,7 +104,7 @@ fn many_sleepers_wake_in_deadline_order_on_one_worker() {
 
 #[test]
 fn an_idle_worker_sleeps_until_the_timer_instead_of_spinning() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     // Measured from inside: the green thread runs on the one worker OS
     // thread, so the thread CPU clock is the worker's.
     let used = sched
@@ -145,7 +145,7 @@ fn park_unpark_ping_pong_across_workers_loses_no_wakeup() {
     // Two threads hand a token back and forth purely with park/unpark;
     // a single lost wake-up would hang the test.
     const ROUNDS: u64 = 20_000;
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     let turn = Arc::new(AtomicU64::new(0));
     let (ta, tb) = (Arc::clone(&turn), Arc::clone(&turn));
     let b = sched

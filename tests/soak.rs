@@ -15,6 +15,8 @@
 //! aborts (CI's timeout is the backstop). No figure here is a performance
 //! threshold: the counts are printed, not judged.
 
+mod common;
+
 use preemptive_mlthreading_rust::sync::channel;
 use preemptive_mlthreading_rust::{
     Duration, JoinHandle, Mutex, RoundRobinScheduler, Thread, ThreadBuilder, current, park_timeout, sleep, yield_now,
@@ -390,7 +392,7 @@ fn progress_line(what: std::fmt::Arguments<'_>, s: &Soak, preemptions: u64) -> L
 #[ignore = "runs for a minute; .ci/run runs it: cargo test --release --test soak -- --ignored --nocapture"]
 fn soak_mixed_green_threads_keep_exact_results() {
     let secs = soak_secs();
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let s = Arc::new(Soak::default());
     let start = Instant::now();
 

@@ -1,13 +1,15 @@
 //! Spawning and joining: exact results at scale, nesting, and joins from
 //! both green and OS threads.
 
-use preemptive_mlthreading_rust::{RoundRobinScheduler, Thread, ThreadBuilder, current, spawn, yield_now};
+mod common;
+
+use preemptive_mlthreading_rust::{Thread, ThreadBuilder, current, spawn, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[test]
 fn hundred_thousand_spawn_join_exact() {
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     let counter = Arc::new(AtomicU64::new(0));
     const N: u64 = 100_000;
     // Spawned from an OS thread in batches of 10k, joined in order.
@@ -37,7 +39,7 @@ fn hundred_thousand_spawned_inside_one_green_thread_before_any_runs() {
     // On one worker nothing spawned runs until the spawner joins, so all
     // 10^5 threads are pending at once: stacks are mapped only when a
     // thread first runs, which keeps this far below vm.max_map_count.
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let total = sched
         .spawn(|| {
             let handles: Vec<_> = (0..100_000u64).map(|i| spawn(move || i).unwrap()).collect();
@@ -60,14 +62,14 @@ fn nested_spawn_join_inside_green_threads() {
         yield_now();
         l.join().unwrap() + r.join().unwrap()
     }
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     let leaves = sched.spawn(|| tree(10)).unwrap().join().unwrap();
     assert_eq!(leaves, 1024);
 }
 
 #[test]
 fn join_from_os_thread_and_from_green_thread() {
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     // OS thread joins a green thread.
     let h = sched.spawn(|| 7).unwrap();
     assert_eq!(h.join().unwrap(), 7);
@@ -109,7 +111,7 @@ fn thread_handles_identify_threads() {
 
 #[test]
 fn is_finished_turns_true() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let g = Arc::clone(&gate);
     let h = sched
@@ -129,7 +131,7 @@ fn is_finished_turns_true() {
 
 #[test]
 fn threads_spawned_inside_a_scheduler_stay_on_it() {
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let worker_name = sched
         .spawn(|| {
             spawn(|| std::thread::current().name().map(|n| n.split('.').next().unwrap().to_owned()))
@@ -160,7 +162,7 @@ fn green_locals_are_per_green_thread_and_dropped_at_exit() {
     static MINE: GreenLocal<Counter> = GreenLocal::new(|| Counter(Cell::new(0)));
     // One worker, so every thread shares one OS thread (and its
     // thread_local!s) while each keeps its own GreenLocal.
-    let sched = RoundRobinScheduler::new().with_workers(1);
+    let sched = common::workers(1);
     let handles: Vec<_> = (0..100u64)
         .map(|i| {
             sched
@@ -199,7 +201,7 @@ fn closures_and_results_of_every_size_and_alignment_are_dropped_exactly_once() {
     // ones come from the block pool, large or over-aligned ones from the
     // global allocator. Whatever the path, and whether the result is
     // joined or the handle detached, each value is dropped exactly once.
-    let sched = RoundRobinScheduler::new().with_workers(2);
+    let sched = common::workers(2);
     let closures = Arc::new(AtomicU64::new(0));
     let results = Arc::new(AtomicU64::new(0));
     const EACH: u64 = 200;

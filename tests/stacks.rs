@@ -80,7 +80,7 @@ fn child_deep_thread_under_preemption() {
     let (size, used, slice_us) = (spec[0] as usize, spec[1] as usize, spec[2]);
     let sched = match slice_us {
         0 => RoundRobinScheduler::new().with_workers(1).with_preemption(false),
-        _ => RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(slice_us)),
+        _ => common::preemptive(1, Duration::from_micros(slice_us)),
     };
     let stop = Arc::new(AtomicBool::new(slice_us == 0));
     let h = hog(&sched, &stop);
@@ -153,7 +153,7 @@ fn child_overflow_under_preemption() {
     if !is_child("child_overflow_under_preemption") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let stop = Arc::new(AtomicBool::new(false));
     let _hog = hog(&sched, &stop);
     let h =
@@ -196,7 +196,7 @@ fn child_signal_frame_overflow() {
     if !is_child("child_signal_frame_overflow") {
         return;
     }
-    let sched = RoundRobinScheduler::new().with_workers(1).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(1, Duration::from_micros(100));
     let stop = Arc::new(AtomicBool::new(false));
     let _hog = hog(&sched, &stop);
     let h = ThreadBuilder::new()

@@ -13,10 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-fn preempting_two_workers() -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100))
-}
-
 /// Runs `body` on a green thread of `green`, or on an OS thread when
 /// `None`; returns its join.
 fn start<R: Send + 'static>(
@@ -56,7 +52,7 @@ impl Drop for Counted {
 /// consumer records what it got; every message arrives exactly once, and
 /// each consumer sees every producer's messages in sending order.
 fn four_by_four(tx: Sender<(usize, u64)>, rx: Receiver<(usize, u64)>, what: &str) {
-    let sched = preempting_two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(20_000);
     let start = Instant::now();
     let producers: Vec<_> = (0..4)
@@ -142,7 +138,7 @@ fn rendezvous_send_waits_for_a_receiver() {
 /// park so that the other one runs.
 #[test]
 fn green_ping_pong_on_one_worker() {
-    let one = RoundRobinScheduler::new().with_workers(1);
+    let one = common::workers(1);
     let rounds = scaled(10_000);
     let (ping_tx, ping_rx) = channel::bounded(0);
     let (pong_tx, pong_rx) = channel::bounded(0);
@@ -195,7 +191,7 @@ fn recv_timeout_on_an_empty_channel_times_out() {
 /// operations race their own timeout against a transfer. A value is either
 /// received or returned to its sender, never both, never neither.
 fn timeout_stress(cap: usize) {
-    let sched = preempting_two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(5_000) as usize;
     let (tx, rx) = channel::bounded(cap);
     let total_received = Arc::new(AtomicUsize::new(0));
@@ -370,7 +366,7 @@ fn unreceived_values_are_dropped_with_the_channel() {
 fn os_and_green_threads_share_one_channel() {
     let per = scaled(20_000) as usize;
     let (tx, rx) = channel::bounded(4);
-    let green_sched = preempting_two_workers();
+    let green_sched = common::preemptive(2, Duration::from_micros(100));
     let mut producers = Vec::new();
     for p in 0..4 {
         let tx = tx.clone();
@@ -396,7 +392,7 @@ fn os_and_green_threads_share_one_channel() {
 
 #[test]
 fn oneshot_delivers_once_across_threads() {
-    let sched = preempting_two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let n = scaled(2_000);
     let mut sum = 0;
     for i in 0..n {
@@ -441,7 +437,7 @@ fn oneshot_disconnection() {
 /// received exactly once, in order per channel for each receiver.
 #[test]
 fn select_competes_with_receivers_exactly_once() {
-    let sched = preempting_two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(10_000);
     let chans = [channel::bounded(0), channel::bounded(3), channel::unbounded()];
     let producers: Vec<_> = chans
@@ -534,7 +530,7 @@ fn select_wakes_on_a_value_or_a_disconnection() {
 /// received by the select or returned to its sender.
 #[test]
 fn select_timeout_races_send_timeout_nothing_lost() {
-    let sched = preempting_two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(5_000) as usize;
     let (tx_a, rx_a) = channel::bounded(0);
     let (tx_b, rx_b) = channel::bounded(0);

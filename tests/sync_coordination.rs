@@ -4,17 +4,13 @@ mod common;
 
 use common::scaled;
 use preemptive_mlthreading_rust::sync::{Barrier, Semaphore, WaitGroup};
-use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, spawn, yield_now};
+use preemptive_mlthreading_rust::{Duration, spawn, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-fn two_workers() -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100))
-}
-
 #[test]
 fn semaphore_bounds_concurrency_and_returns_every_permit() {
-    let sched = two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let sem = Arc::new(Semaphore::new(3));
     let inside = Arc::new(AtomicUsize::new(0));
     let max_seen = Arc::new(AtomicUsize::new(0));
@@ -44,7 +40,7 @@ fn semaphore_bounds_concurrency_and_returns_every_permit() {
 
 #[test]
 fn semaphore_timeouts_lose_no_permit() {
-    let sched = two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let sem = Arc::new(Semaphore::new(1));
     let got = Arc::new(AtomicU64::new(0));
     let gave_up = Arc::new(AtomicU64::new(0));
@@ -111,7 +107,7 @@ fn a_large_request_is_served_before_later_small_ones() {
 
 #[test]
 fn barrier_rounds_release_everyone_with_one_leader_each() {
-    let sched = two_workers();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let n = 8;
     let rounds = scaled(500);
     let barrier = Arc::new(Barrier::new(n));

@@ -12,14 +12,6 @@ use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-fn preemptive() -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100))
-}
-
-fn join_all<T>(hs: Vec<JoinHandle<T>>) -> Vec<T> {
-    hs.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
 fn preemptions(sched: &RoundRobinScheduler) -> u64 {
     sched.worker_preemptions().iter().sum()
 }
@@ -71,7 +63,7 @@ fn guide_consumer() {
 
 #[test]
 fn guide_work_queue_snippet() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let producers: Vec<_> = (0..4u64)
         .map(|p| {
             sched
@@ -81,10 +73,10 @@ fn guide_work_queue_snippet() {
                 .unwrap()
         })
         .collect();
-    for r in join_all(producers) {
+    for r in common::join_all(producers) {
         r.unwrap();
     }
-    join_all((0..4).map(|_| sched.spawn(guide_consumer).unwrap()).collect());
+    common::join_all((0..4).map(|_| sched.spawn(guide_consumer).unwrap()).collect());
     assert!(WORK_QUEUE.is_empty());
     assert_eq!(PROCESSED.load(Ordering::Relaxed), (1..=400).sum::<u64>());
 }
@@ -130,13 +122,13 @@ fn try_fast_lock(mutex: &Mutex<Data>) -> Option<MutexGuard<Data>> {
 /// process-wide), so the deltas it checks are exact.
 #[test]
 fn fast_paths_snippets_and_counters_are_exact_under_preemption() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(20_000);
     let threads = 8u64;
 
     // The guide's counter: exact, and the slow path ran for every value
     // past the threshold.
-    join_all(
+    common::join_all(
         (0..threads)
             .map(|_| sched.spawn(move || (0..per).for_each(|_| optimized_increment_counter())).unwrap())
             .collect(),
@@ -163,7 +155,7 @@ fn fast_paths_snippets_and_counters_are_exact_under_preemption() {
                 .unwrap()
         })
         .collect();
-    let got: u64 = join_all(hs).into_iter().sum();
+    let got: u64 = common::join_all(hs).into_iter().sum();
     let after = FastPaths::stats();
     assert_eq!(m.lock().0, got);
     assert_eq!(after.fast - before.fast, got);
@@ -177,7 +169,7 @@ fn fast_paths_snippets_and_counters_are_exact_under_preemption() {
     hs.extend((0..2).map(|_| sched.spawn(move || (0..per).for_each(|_| FastPaths::record_slow_path())).unwrap()));
     let os: Vec<_> =
         (0..2).map(|_| std::thread::spawn(move || (0..per).for_each(|_| FastPaths::record_slow_path()))).collect();
-    join_all(hs);
+    common::join_all(hs);
     os.into_iter().for_each(|t| t.join().unwrap());
     let after = FastPaths::stats();
     assert_eq!(after.fast - before.fast, threads * per);
@@ -219,13 +211,13 @@ fn consumer_thread() {
 
 #[test]
 fn guide_work_stack_snippet() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let n = scaled(10_000);
     let producers = (0..4u64)
         .map(|p| sched.spawn(move || producer_thread((1..=n).map(|i| WorkItem { id: p * n + i }).collect())).unwrap())
         .collect();
-    join_all(producers);
-    join_all((0..4).map(|_| sched.spawn(consumer_thread).unwrap()).collect());
+    common::join_all(producers);
+    common::join_all((0..4).map(|_| sched.spawn(consumer_thread).unwrap()).collect());
     assert!(WORK_STACK.is_empty());
     assert_eq!(STACK_PROCESSED.load(Ordering::Relaxed), (1..=4 * n).sum::<u64>());
 }
@@ -249,7 +241,7 @@ fn update_config(new_config: SystemConfig) {
 
 #[test]
 fn guide_rcu_config_snippet() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     assert_eq!(read_config(), SystemConfig::default());
     let rounds = scaled(2_000) as usize;
     let readers: Vec<_> = (0..4)
@@ -271,7 +263,7 @@ fn guide_rcu_config_snippet() {
         .spawn(move || (3..3 + rounds / 10).for_each(|w| update_config(SystemConfig { workers: w, name: "tuned" })))
         .unwrap();
     writer.join().unwrap();
-    join_all(readers);
+    common::join_all(readers);
     assert_eq!(read_config().workers, 2 + rounds / 10);
 }
 
@@ -333,7 +325,7 @@ fn exactly_once<C: Send + Sync + 'static>(
     pop: fn(&C) -> Option<Tracked>,
     leftover: u64,
 ) {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let (producers, consumers, per) = (8u64, 8u64, scaled(20_000));
     let total = producers * per;
     let c = Arc::new(container);
@@ -370,7 +362,7 @@ fn exactly_once<C: Send + Sync + 'static>(
             })
             .unwrap()
     }));
-    let sum: u64 = join_all(hs).into_iter().sum();
+    let sum: u64 = common::join_all(hs).into_iter().sum();
     assert_eq!(sum, (0..total).sum::<u64>());
     assert!(pop(&c).is_none());
     assert_eq!(drops.load(Ordering::Relaxed), total);
@@ -478,7 +470,7 @@ impl Drop for Version {
 
 #[test]
 fn rcu_readers_see_whole_versions_while_writers_update_and_synchronize() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let drops = Arc::new(AtomicU64::new(0));
     let rcu = Arc::new(RcuProtected::new(Version::new(0, &drops)));
     let (writers, updates) = (2u64, scaled(2_000));
@@ -520,9 +512,9 @@ fn rcu_readers_see_whole_versions_while_writers_update_and_synchronize() {
                 .unwrap()
         })
         .collect();
-    join_all(ws);
+    common::join_all(ws);
     stop.store(true, Ordering::Relaxed);
-    let reads: u64 = join_all(readers).into_iter().sum();
+    let reads: u64 = common::join_all(readers).into_iter().sum();
     assert_eq!(rcu.read().check(), writers * updates);
     let freed_early = drops.load(Ordering::Relaxed);
     drop(Arc::into_inner(rcu).unwrap());
@@ -536,7 +528,7 @@ fn rcu_readers_see_whole_versions_while_writers_update_and_synchronize() {
 
 #[test]
 fn synchronize_waits_for_earlier_reader_but_not_for_later_ones() {
-    let sched = preemptive();
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let drops = Arc::new(AtomicU64::new(0));
     // Version 1 is boxed (the initial value is inline and lives as long as
     // the RcuProtected), so that the grace period has a version to free.
@@ -599,6 +591,6 @@ fn synchronize_waits_for_earlier_reader_but_not_for_later_ones() {
     assert_eq!(drops.load(Ordering::Relaxed), 1, "the old version is freed by the grace period");
     let during = later_reads.load(Ordering::Relaxed);
     stop.store(true, Ordering::Release);
-    join_all(later);
+    common::join_all(later);
     println!("synchronize: waited through {during} later reads, returned while later readers ran");
 }

@@ -9,16 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-fn two_workers(slice: Duration) -> RoundRobinScheduler {
-    RoundRobinScheduler::new().with_workers(2).with_time_slice(slice)
-}
-
 /// The count is a plain (non-atomic) read-modify-write split by a yield
 /// point the compiler cannot merge: any break in mutual exclusion loses
 /// increments.
 #[test]
 fn thirty_two_threads_times_twenty_thousand_increments_are_exact_under_preemption() {
-    let sched = two_workers(Duration::from_micros(100));
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let per = scaled(20_000);
     let m = Arc::new(Mutex::new(0u64));
     let start = Instant::now();
@@ -111,7 +107,7 @@ fn a_waiting_green_thread_leaves_its_worker_to_the_holder() {
 
 #[test]
 fn try_lock_for_gives_up_and_is_never_handed_the_lock_afterwards() {
-    let sched = two_workers(Duration::from_millis(1));
+    let sched = common::preemptive(2, Duration::from_millis(1));
     let m = Arc::new(Mutex::new(0u32));
     let rounds = scaled(200);
     let gave_up = Arc::new(AtomicU64::new(0));
@@ -150,7 +146,7 @@ fn try_lock_for_gives_up_and_is_never_handed_the_lock_afterwards() {
 
 #[test]
 fn condvar_ping_pong_loses_no_notification() {
-    let sched = two_workers(Duration::from_micros(200));
+    let sched = common::preemptive(2, Duration::from_micros(200));
     let rounds = scaled(20_000);
     let state = Arc::new((Mutex::new(0u64), Condvar::new()));
     let s2 = Arc::clone(&state);

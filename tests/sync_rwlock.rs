@@ -4,7 +4,7 @@ mod common;
 
 use common::scaled;
 use preemptive_mlthreading_rust::sync::RwLock;
-use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, spawn, yield_now};
+use preemptive_mlthreading_rust::{Duration, spawn, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -18,7 +18,7 @@ struct Pair {
 
 #[test]
 fn readers_never_see_a_torn_write_under_preemption() {
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100));
+    let sched = common::preemptive(2, Duration::from_micros(100));
     let lock = Arc::new(RwLock::new(Pair { a: 0, b: 0, log: Vec::new() }));
     let writes = scaled(2_000);
     let reads = Arc::new(AtomicU64::new(0));
@@ -72,7 +72,7 @@ fn readers_never_see_a_torn_write_under_preemption() {
 /// and readers waiting behind writers get in.
 #[test]
 fn a_writer_is_not_starved_by_a_stream_of_readers() {
-    let sched = RoundRobinScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(200));
+    let sched = common::preemptive(2, Duration::from_micros(200));
     let lock = Arc::new(RwLock::new(0u64));
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)

@@ -40,3 +40,34 @@ pub fn scaled(n: u64) -> u64 {
     let emulated = if std::env::var_os("PMT_TEST_RUNNER").is_some() { 20 } else { 1 };
     (n / emulated / slowdown).max(1)
 }
+
+use preemptive_mlthreading_rust::{Duration, JoinHandle, RoundRobinScheduler};
+use std::time::Instant;
+
+/// The scheduler most tests run on: `workers` workers, preempting a thread
+/// that runs `slice` without a switch.
+pub fn preemptive(workers: usize, slice: Duration) -> RoundRobinScheduler {
+    RoundRobinScheduler::new().with_workers(workers).with_time_slice(slice)
+}
+
+/// `workers` workers with the default time slice.
+pub fn workers(workers: usize) -> RoundRobinScheduler {
+    RoundRobinScheduler::new().with_workers(workers)
+}
+
+/// Joins every handle, in order, failing on a thread's panic.
+pub fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Polls `done` every 5 ms until it holds, and fails with `why()` once
+/// `limit` has passed. A liveness bound, never a speed check: `limit` is
+/// tens of seconds where the wait normally takes milliseconds, so that a
+/// hang fails its test with a diagnosis instead of stalling the suite.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "still waiting after {limit:?}: {}", why());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
