@@ -1,5 +1,51 @@
 //! x86_64 System V: callee-saved rbx, rbp, r12–r15, plus MXCSR control bits
 //! and the x87 control word, for the threads that change them.
+//!
+//! A suspended context's frame, from its saved rsp upwards (64 bytes; the
+//! `call` into the switch left rsp 8 bytes off a multiple of 16, and the
+//! switch pushes 56 bytes, so the saved rsp is 16-byte aligned):
+//!
+//! ```text
+//!   0  MXCSR (4 bytes), x87 control word at 4 (2 bytes; 6–7 unused)
+//!   8  r15
+//!  16  r14
+//!  24  r13
+//!  32  r12
+//!  40  rbx
+//!  48  rbp
+//!  56  return address (`ret` pops it)
+//! ```
+//!
+//! The switch pushes rbp, rbx, r12, r13, r14, r15 in that order, then makes
+//! the FP slot, and pops in reverse. The slot is always written: the running
+//! MXCSR and x87 control word for a context that keeps them (`SAVE`), their
+//! reset values (`DEFAULT_FP_SLOT`) otherwise. When either side keeps FP
+//! state, the incoming slot's MXCSR and control word are each loaded where
+//! they differ from the outgoing slot's. Nothing else is kept: the other
+//! general registers and the vector and x87 data registers are
+//! caller-saved, so the caller already treats them as clobbered.
+//!
+//! A fresh context's frame (`init_stack`): 80 bytes ending at the stack's
+//! 16-byte aligned `top`, all zero but for four words:
+//!
+//! ```text
+//!   0  0x1F80 (MXCSR), 0x037F at 4 (x87 control word): the reset values
+//!   8  r15 = 0
+//!  16  r14 = 0
+//!  24  r13 = arg
+//!  32  r12 = entry
+//!  40  rbx = 0
+//!  48  rbp = 0
+//!  56  trampoline (the return address)
+//!  64  16 bytes of zeros, up to top
+//! ```
+//!
+//! The first switch into it pops the registers and `ret`s to the trampoline
+//! with rsp at `top - 16`, 16-byte aligned as at a call site. The
+//! trampoline moves `arg` to rdi and `call`s `entry`, pushing the address
+//! of its own `ud2` over the slot at 56: `entry` starts as after any call,
+//! with rbp = 0 to end frame-pointer walks and only zeros between its
+//! frame and `top`.
 
 use super::{Entry, Feature, FpSwitch, Isa, Support};
 use core::arch::{asm, naked_asm};
@@ -14,14 +60,11 @@ const DEFAULT_FP_SLOT: u64 = 0x1F80 | (0x037F << 32);
 impl Isa for X86_64 {
     const NAME: &'static str = "x86_64";
 
-    // fp slot, r15, r14, r13, r12, rbx, rbp, return address, 16 bytes pad.
+    // The fresh frame of the module docs: the 64 bytes a switch pops, and
+    // 16 bytes of zeros that leave the trampoline's rsp 16-byte aligned.
     const INIT_FRAME_BYTES: usize = 80;
 
     unsafe fn init_stack(top: *mut u8, entry: Entry, arg: usize) -> usize {
-        // From the saved rsp up: fp slot, r15, r14, r13, r12, rbx, rbp, the
-        // return address `ret` pops, and 16 bytes of zeros, so that the
-        // trampoline starts with rsp 16-byte aligned as a `call` site
-        // requires; zero rbp and the zeros above end frame-pointer walks.
         let words = [
             (0, DEFAULT_FP_SLOT as usize),
             (24, arg),                         // r13
@@ -250,7 +293,13 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
     )
 }
 
-/// First code a fresh context runs: `entry(arg)` from r12/r13.
+/// First code a fresh context runs: `entry(arg)` from r12/r13, with rsp at
+/// `top - 16` (see the fresh frame in the module docs).
+///
+/// The `call` gives `entry` the stack every function starts with (rsp 8
+/// bytes off a multiple of 16, a return address on top), and that return
+/// address is the `ud2` after it: `entry` never returns; if it did, it
+/// would trap there.
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     naked_asm!("mov rdi, r13", "call r12", "ud2")
