@@ -205,6 +205,11 @@ impl Isa for Aarch64 {
 /// differs, because an FPCR write is self-synchronising on many cores and
 /// costs more than the rest of the switch; it is read once (the outgoing
 /// context's saved copy serves as the current value).
+///
+/// # Safety
+/// As [`Isa::switch`], its only caller. Being naked, it relies on the
+/// AAPCS64 call it is entered by: the arguments in the registers above,
+/// the return address in x30.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -266,6 +271,12 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
 /// The jump goes through x16 because a BTI-guarded `entry` only accepts
 /// `br` from x16/x17 at its `bti c` landing pad. `entry` never returns; if
 /// it did, it would fault at address 0.
+///
+/// # Safety
+/// Never called from Rust: it is only reached by the `ret` of the first
+/// [`switch_context`] into a frame [`Isa::init_stack`] built, which is
+/// what puts `entry` in x19 and `arg` in x20. Reached any other way, it
+/// jumps to whatever x19 holds.
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     naked_asm!("mov x0, x20", "mov x16, x19", "mov x30, xzr", "br x16")
@@ -285,6 +296,11 @@ macro_rules! word_address {
     };
 }
 
+/// # Safety
+/// No precondition: it reads the calling OS thread's own word, which every
+/// thread of the process has (static TLS). Like the other leaves, it
+/// clobbers only caller-saved registers (x8–x11), as any call may.
+/// [`preempt_word`](super::preempt_word) wraps the leaves in safe functions.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!(word_address!(), "ldr x0, [x8]", "ret",)
@@ -294,12 +310,18 @@ pub(super) unsafe extern "C" fn word_load() -> u64 {
 /// preemption signal may land between the load and the store (it may set
 /// the pending half), and the exception return clears the monitor, so the
 /// store fails and the loop reads again instead of overwriting it.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
     naked_asm!(word_address!(), "1:", "ldxr x9, [x8]", "stxr w10, x0, [x8]", "cbnz w10, 1b", "mov x0, x9", "ret",)
 }
 
 /// x0 = delta; see `word_swap`.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(
@@ -315,18 +337,29 @@ pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
 }
 
 /// x0 = half (0 or 1), w1 = value.
+///
+/// # Safety
+/// `half` is 0 or 1: any other value writes past the word, into the worker
+/// slot and then past the 16 bytes the symbol defines.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(word_address!(), "str w1, [x8, x0, lsl #2]", "ret",)
 }
 
 /// The worker slot, 8 bytes past the word.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn worker_load() -> usize {
     naked_asm!(word_address!(), "ldr x0, [x8, #8]", "ret",)
 }
 
 /// x0 = worker.
+///
+/// # Safety
+/// No precondition of its own, but `Worker::current` dereferences what it
+/// stores: 0, or a worker that this OS thread owns while it stays there.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
     naked_asm!(word_address!(), "str x0, [x8, #8]", "ret",)

@@ -5,6 +5,9 @@
 use super::isa::word_add;
 
 /// One unit more depth.
+///
+/// # Safety
+/// No precondition (see `word_add`).
 #[inline(always)]
 pub(crate) unsafe fn word_increment() {
     // SAFETY: forwarded contract of `word_add`.
@@ -12,6 +15,9 @@ pub(crate) unsafe fn word_increment() {
 }
 
 /// One unit less depth; the new word, or None when it is all zero.
+///
+/// # Safety
+/// No precondition (see `word_add`).
 #[inline(always)]
 pub(crate) unsafe fn word_decrement() -> Option<u64> {
     // SAFETY: forwarded contract of `word_add`.

@@ -4,7 +4,7 @@
 //! trait; the rest of the crate uses it through the `Current` alias and
 //! never writes `cfg(target_arch)`. The public part is the portable helpers
 //! below ([`cycles`], [`spin_hint`], [`prefetch_read`], [`prefetch_write`])
-//! and the run-time CPU feature report [`features`].
+//! and the run-time CPU feature report [`features()`].
 //!
 //! The cooperative switch only has to preserve what the C ABI calls
 //! callee-saved: every other register is dead at a call site, so saving it
@@ -130,10 +130,18 @@ pub(crate) trait Isa {
     /// started by `init_stack`'s entry does not receive it.
     ///
     /// # Safety
-    /// `load_sp` must come from [`Isa::init_stack`] or from a previous
-    /// `switch` that stored it, must not be running on any OS thread, and
-    /// must not be resumed twice. `fp` must match how that context saved its
-    /// own floating-point slot.
+    /// - `save_sp` is valid for a write, and the running context's stack
+    ///   stays mapped, and untouched by anyone else, until a switch resumes
+    ///   it from the value stored there.
+    /// - `load_sp` comes from [`Isa::init_stack`] or from a previous
+    ///   `switch` that stored it, is not running on any OS thread, and is
+    ///   not resumed a second time.
+    /// - `fp`'s RESTORE half matches how that context saved its own FP slot
+    ///   (the SAVE half of the switch that stored `load_sp`; a fresh frame
+    ///   counts as saved): on aarch64 and riscv64 a slot that was never
+    ///   written would be loaded into its callee-saved FP registers and
+    ///   rounding mode. A context keeps its FP state across the switch only
+    ///   if `fp`'s SAVE half is set.
     unsafe fn switch(save_sp: *mut usize, load_sp: usize, fp: FpSwitch, pass: usize) -> usize;
 
     /// Whether a thread's switch must save FP state, for a thread that
@@ -156,7 +164,7 @@ pub(crate) trait Isa {
     /// from `seed`, loops `iterations` times, returns the mismatch count.
     fn torture(seed: u64, iterations: u64) -> u64;
 
-    /// Run-time checks of the optional features [`features`] reports.
+    /// Run-time checks of the optional features [`features()`] reports.
     fn features() -> Vec<Feature>;
 
     /// A cheap, monotonic-per-CPU cycle or tick counter.

@@ -236,6 +236,11 @@ impl Isa for Riscv64 {
 ///
 /// Only the callee-saved registers are kept: the caller already treats
 /// everything else as clobbered by a call.
+///
+/// # Safety
+/// As [`Isa::switch`], its only caller. Being naked, it relies on the
+/// psABI call it is entered by: the arguments in the registers above, the
+/// return address in ra.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -295,6 +300,12 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
 /// the frame, s0 = 0, the outermost-frame marker: unwinders and profilers
 /// stop there instead of walking into the old stack's garbage. `entry`
 /// never returns; if it did, it would fault at address 0.
+///
+/// # Safety
+/// Never called from Rust: it is only reached by the `ret` of the first
+/// [`switch_context`] into a frame [`Isa::init_stack`] built, which is
+/// what puts `entry` in s1 and `arg` in s2. Reached any other way, it
+/// jumps to whatever s1 holds.
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     naked_asm!("mv a0, s2", "mv t1, s1", "li ra, 0", "jr t1")
@@ -354,6 +365,11 @@ macro_rules! word_address {
     };
 }
 
+/// # Safety
+/// No precondition: it reads the calling OS thread's own word, which every
+/// thread of the process has (static TLS). Like the other leaves, it
+/// clobbers only caller-saved registers (t0 and t1), as any call may.
+/// [`preempt_word`](super::preempt_word) wraps the leaves in safe functions.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_load() -> u64 {
     naked_asm!(word_address!(), "ld a0, 0(t0)", "ret")
@@ -362,30 +378,47 @@ pub(super) unsafe extern "C" fn word_load() -> u64 {
 /// a0 = new word. The read-modify-writes are single AMO instructions: a
 /// preemption signal may set the pending half at any instruction, and a
 /// load-then-store would overwrite it.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
     naked_asm!(word_address!(), "amoswap.d a0, a0, (t0)", "ret",)
 }
 
 /// a0 = delta; see `word_swap`.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
     naked_asm!(word_address!(), "amoadd.d t1, a0, (t0)", "add a0, t1, a0", "ret",)
 }
 
 /// a0 = half (0 or 1), a1 = value.
+///
+/// # Safety
+/// `half` is 0 or 1: any other value writes past the word, into the worker
+/// slot and then past the 16 bytes the symbol defines.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_store_half(_half: usize, _value: u32) {
     naked_asm!(word_address!(), "slli a0, a0, 2", "add t0, t0, a0", "sw a1, 0(t0)", "ret",)
 }
 
 /// The worker slot, 8 bytes past the word.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn worker_load() -> usize {
     naked_asm!(word_address!(), "ld a0, 8(t0)", "ret")
 }
 
 /// a0 = worker.
+///
+/// # Safety
+/// No precondition of its own, but `Worker::current` dereferences what it
+/// stores: 0, or a worker that this OS thread owns while it stays there.
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn worker_store(_worker: usize) {
     naked_asm!(word_address!(), "sd a0, 8(t0)", "ret")

@@ -242,6 +242,11 @@ impl Isa for X86_64 {
 /// one, which stands for the current state, so a thread that keeps nothing
 /// resumes under the default after one that changed it: `ldmxcsr` and
 /// `fldcw` cost more than the rest of the switch.
+///
+/// # Safety
+/// As [`Isa::switch`], its only caller. Being naked, it relies on the
+/// System V call it is entered by: the arguments in the registers above,
+/// the return address on top of the stack.
 #[unsafe(naked)]
 unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: usize, _pass: usize) -> usize {
     naked_asm!(
@@ -300,6 +305,12 @@ unsafe extern "C" fn switch_context(_save_sp: *mut usize, _load_sp: usize, _fp: 
 /// bytes off a multiple of 16, a return address on top), and that return
 /// address is the `ud2` after it: `entry` never returns; if it did, it
 /// would trap there.
+///
+/// # Safety
+/// Never called from Rust: it is only reached by the `ret` of the first
+/// [`switch_context`] into a frame [`Isa::init_stack`] built, which is
+/// what puts `entry` in r12 and `arg` in r13. Reached any other way, it
+/// calls whatever r12 holds.
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     naked_asm!("mov rdi, r13", "call r12", "ud2")
@@ -320,6 +331,11 @@ macro_rules! word_offset {
     };
 }
 
+/// # Safety
+/// No precondition: it reads the calling OS thread's own word, which every
+/// thread of the process has (static TLS).
+/// [`preempt_word`](super::preempt_word) wraps the accessors in safe
+/// functions.
 #[inline(always)]
 pub(super) unsafe fn word_load() -> u64 {
     let word: u64;
@@ -340,6 +356,11 @@ pub(super) unsafe fn word_load() -> u64 {
 /// flag, which the store then clears. Callers (a switch, which counts as the
 /// preemption) run with the depth above zero, so nothing else can happen
 /// there.
+///
+/// # Safety
+/// A pending flag that a signal sets between the read and the write is
+/// lost: only for callers that need none, such as a switch, which serves as
+/// the preemption.
 #[inline(always)]
 pub(super) unsafe fn word_swap(word: u64) -> u64 {
     let old: u64;
@@ -361,6 +382,9 @@ pub(super) unsafe fn word_swap(word: u64) -> u64 {
 /// One unit more depth: an `add` to memory, cheaper than `xadd` and with
 /// no result to wait for; one instruction, so a signal lands before or
 /// after it.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[inline(always)]
 pub(super) unsafe fn word_increment() {
     // SAFETY: as in `word_swap`.
@@ -371,6 +395,9 @@ pub(super) unsafe fn word_increment() {
 /// nothing pending), which a `sub` reports in its zero flag: the common
 /// case costs no read of the word. The read that follows otherwise may see
 /// a pending flag a signal set after the `sub`; the caller acts on it then.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[inline(always)]
 pub(super) unsafe fn word_decrement() -> Option<u64> {
     let clear: u8;
@@ -389,6 +416,10 @@ pub(super) unsafe fn word_decrement() -> Option<u64> {
     if clear != 0 { None } else { Some(unsafe { word_load() }) }
 }
 
+/// The worker slot, 8 bytes past the word.
+///
+/// # Safety
+/// No precondition (see [`word_load`]).
 #[inline(always)]
 pub(super) unsafe fn worker_load() -> usize {
     let w: usize;
@@ -405,6 +436,9 @@ pub(super) unsafe fn worker_load() -> usize {
     w
 }
 
+/// # Safety
+/// No precondition of its own, but `Worker::current` dereferences what it
+/// stores: 0, or a worker that this OS thread owns while it stays there.
 #[inline(always)]
 pub(super) unsafe fn worker_store(w: usize) {
     // SAFETY: writes only this OS thread's worker slot, 8 bytes past the word.
@@ -419,7 +453,9 @@ pub(super) unsafe fn worker_store(w: usize) {
     };
 }
 
-/// `half` is 0 or 1.
+/// # Safety
+/// `half` is 0 or 1: any other value writes past the word, into the worker
+/// slot and then past the 16 bytes the symbol defines.
 #[inline(always)]
 pub(super) unsafe fn word_store_half(half: usize, value: u32) {
     // SAFETY: as in `word_swap`; the caller keeps `half` in the word.
