@@ -5,6 +5,77 @@
 //! `thread::join`). [`TaskRef`] counts references to it, as `Arc` would,
 //! but stays one pointer wide, so the run queue can link tasks intrusively
 //! whatever their body's type.
+//!
+//! # Life cycle
+//!
+//! A thread's state is no single word: it is where its references are (a
+//! run queue, the worker's `current` slot, a timer, a host) together with
+//! [`Exec`] and the park token. Moves the second table does not give to
+//! someone else are made by the owner of the thread's worker. Held goes
+//! with queued, parked or sleeping, and their rows apply to a held thread
+//! too; it stays held, and on its worker, until its host resumes it.
+//!
+//! | state    | how it shows                                                                       |
+//! |----------|------------------------------------------------------------------------------------|
+//! | new      | `Exec::sp` 0, no stack; queued                                                     |
+//! | queued   | on its worker's run queue or inbox (`Doorbell::inject`)                            |
+//! | running  | in its worker's `current` slot (`Exec::sp` is stale)                               |
+//! | parked   | park token `PARKED`, on no queue; a `ParkTimeout` timer if the park is timed       |
+//! | sleeping | a `Sleep` timer of its worker                                                      |
+//! | held     | `Exec::sp` its host with the top bit set, `Task::held`; queued, parked or sleeping |
+//! | detached | in its host's `kept` slot (`HostState::Detached`), running without a worker        |
+//! | released | held and queued, but run meanwhile by its host (`HostState::Released`)             |
+//! | finished | `Exec::finished`; its stack, if it had one, back in the worker's cache             |
+//!
+//! | from         | to             | by                                                                      |
+//! |--------------|----------------|-------------------------------------------------------------------------|
+//! | (spawn)      | new            | the spawner (`Pool::spawn`), onto a run queue or an inbox (1)           |
+//! | new          | running        | `Worker::first_run`: a stack, the first frame, preempt depth 1          |
+//! | new          | finished       | `Worker::first_run` when no stack can be mapped                         |
+//! | queued       | running        | `next_ready` or `RunQueue::rotate`, then a switch                       |
+//! | running      | queued         | the thread yielding (`rotate_and_switch`, `requeue_and_switch`)         |
+//! | running      | parked         | the thread (`Post::Park`), committed by the next context (2)            |
+//! | running      | sleeping       | the thread (`Post::Sleep`); the next context adds the timer             |
+//! | parked       | queued         | an unparker (`ParkState::unpark`, `Worker::schedule` (3)), or its timer |
+//! | sleeping     | queued         | its timer (`poll`), at the front of its level                           |
+//! | running      | held, queued   | the signal handler, or a deferred preemption (`preempt_running`) (4)    |
+//! | running      | held, parked   | a panicking thread's park (`hold_switch`)                               |
+//! | running      | held, sleeping | a panicking thread's sleep (`hold_switch`)                              |
+//! | held, queued | running        | the owner picking it (`Host::claim`) hands its host the worker (5)      |
+//! | running      | detached       | the signal handler, owner blocked in the kernel (`detach_running`)      |
+//! | detached     | held, queued   | its host, at the thread's next runtime call or a recall (6)             |
+//! | held, queued | released       | the monitor, owner stuck in the kernel in a critical section (7)        |
+//! | released     | held, queued   | its host, as for a detached thread (`Host::wait_again`) (8)             |
+//! | running      | finished       | the thread exiting (`Post::Exit`); the next context ends it             |
+//! | finished     | freed          | the last reference dropped (`TaskRef::destroy`)                         |
+//! | not finished | freed          | the last reference dropped all the same (9)                             |
+//!
+//! 1. On the spawner's own run queue when it owns the chosen worker
+//!    (`Worker::schedule_new`), else on that worker's inbox.
+//! 2. `ParkState::commit`; an unpark that came before the commit queues the
+//!    thread at once. A timed park adds its `ParkTimeout` timer.
+//! 3. A woken thread that is not held, has no CPU affinity and outranks
+//!    what runs on both its worker and the waker's moves to the waker's
+//!    worker (`takes_outranking_wake`). A timer fires in `poll`, on the
+//!    owner; one that finds the thread unparked already is dropped.
+//! 4. Also a yield by a panicking thread (`hold_switch`): std counts panics
+//!    per OS thread.
+//! 5. `pick_host` in a preemption, `hand_to_held` from the scheduling loop
+//!    (a green thread that picks it switches to that loop first,
+//!    `Local::handover`); the host then resumes it (`resume_held`).
+//! 6. Its next yield, park, sleep or exit (`hold::attached`), or the
+//!    monitor's recall signal: `reattach` queues it through the inbox, and
+//!    the host waits, held.
+//! 7. `release_if_stuck`, `Host::release`, for a thread held by a
+//!    preemption or a yield (its host records it in `held_task`), which may
+//!    hold what the owner waits for. Its entry stays queued.
+//! 8. When the owner picked the entry meanwhile (`Host::claim` left it
+//!    `UNQUEUED`), the host queues it again through the inbox.
+//! 9. A thread that never ran (drained by a retiring worker) has its body
+//!    failed with `SchedulerStopped`; one parked for good just ends. Both
+//!    are counted out of their pool; a held thread's cell is kept and its
+//!    host leaked (`HostState::Leaked`), since that host sleeps on the
+//!    thread's stack.
 
 use super::block_pool;
 use super::park::ParkState;
