@@ -14,6 +14,42 @@
 //! Consequence worth knowing: taking a read lock twice in one thread can
 //! deadlock if a writer starts waiting in between (as with std on most
 //! platforms).
+//!
+//! # The state word
+//!
+//! | bits     | name               | set while                           |
+//! |----------|--------------------|-------------------------------------|
+//! | 0        | `WRITER`           | a writer holds the lock             |
+//! | 1        | `WRITERS_WAITING`  | the writers' wait list is not empty |
+//! | 2        | `READERS_WAITING`  | the readers' wait list is not empty |
+//! | 3 and up | `ONE_READER` units | readers hold the lock: their number |
+//!
+//! `WRITER` and a reader never go together. The waiting bits change only
+//! under the list lock, and match the lists whenever it is free: a waiter
+//! sets its bit in the same critical section that links it, and every
+//! dispatch (under that lock) leaves them as the lists it leaves. The fast
+//! paths only read them, so that a waiting writer stops new readers.
+//!
+//! | from                         | to                      | by                                                     |
+//! |------------------------------|-------------------------|--------------------------------------------------------|
+//! | no `WRITER`, no waiting bit  | one more reader         | `try_read` (one CAS)                                   |
+//! | no `WRITER`, no writer waits | one more reader         | a reader in `acquire_slow`                             |
+//! | 0                            | `WRITER`                | `try_write` (one CAS)                                  |
+//! | no `WRITER`, no reader       | `WRITER` added          | a writer in `acquire_slow`, if no writer waits         |
+//! | any other                    | its waiting bit added   | a reader or writer in `acquire_slow`, then waits       |
+//! | n readers                    | n - 1                   | `read_unlock`; the last one dispatches if writers wait |
+//! | `WRITER` alone               | 0                       | `write_unlock` (one CAS)                               |
+//! | `WRITER`, waiting bits       | `WRITER` cleared        | `write_unlock`, which then dispatches                  |
+//! | no `WRITER`, readers wait    | all waiting readers (1) | dispatch, after a write unlock or if no writer waits   |
+//! | no `WRITER`, no reader       | `WRITER` (1)            | dispatch, otherwise, to the first waiting writer       |
+//! | `WRITER`, or no grant        | bits as the lists       | dispatch (`fix_waiting_bits`)                          |
+//!
+//! (1) And the waiting bits as the lists are left.
+//!
+//! A dispatch runs under the list lock: after a write unlock (readers
+//! first), after the last read unlock while writers wait, and after a
+//! timed-out waiter unlinked itself. Its grants are hand-offs, made by the
+//! state change itself before the waiters are woken.
 
 use super::atomic::{AtomicUsize, Ordering, loom_const_fn};
 use super::spin::SpinLock;
