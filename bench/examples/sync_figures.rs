@@ -1,7 +1,7 @@
 //! The synchronisation figures: uncontended lock+unlock against std and
 //! parking_lot, contended throughput of 8 green threads on one lock against
 //! 8 OS threads on a std mutex, and channel ping-pong on one worker.
-//! Run with `cargo run --release --example sync_figures`.
+//! Run with `cargo run --release -p bench --example sync_figures`.
 
 use preemptive_mlthreading_rust::sync::{Condvar, Mutex, channel};
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler};

@@ -1,8 +1,8 @@
-//! The runtime core's headline figures, measured on one worker:
-//! yield between two threads, spawn+join of 10^5 threads, and the memory a
-//! parked thread costs. Run with `cargo run --release --example core_figures`.
-//! (The side-by-side comparison with OS threads, may, tokio and Go belongs
-//! to `bench/`.)
+//! The runtime core's headline figures, measured on one worker: yield
+//! between two threads, spawn+join of 10^5 threads, and the memory a parked
+//! thread costs. Run with
+//! `cargo run --release -p bench --example core_figures`. (The side-by-side
+//! comparison with OS threads, may, tokio and Go is the `bench` binary.)
 
 use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, park, spawn, yield_now};
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Timers at scale: how long a million sleeping threads take to start, and
 //! how late 10^5 sleepers with distinct deadlines wake at 50,000 wake-ups
-//! a second. Run with `cargo run --release --example timer_figures`
-//! (`-- start N` or `-- lateness N SECS` for one figure).
+//! a second. Run with
+//! `cargo run --release -p bench --example timer_figures` (`-- start N` or
+//! `-- lateness N SECS` for one figure).
 
 use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, sleep};
 use std::sync::Arc;

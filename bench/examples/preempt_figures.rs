@@ -9,8 +9,8 @@
 //! - the aging bound in time: how long a priority-0 thread waits behind a
 //!   priority-20 hog that never yields, at 10 ms and 1 ms slices.
 //!
-//! Run with `cargo run --release --example preempt_figures` (`-- aging` for
-//! the last figure only).
+//! Run with `cargo run --release -p bench --example preempt_figures`
+//! (`-- aging` for the last figure only).
 
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, park, sleep};
 use std::sync::Arc;
