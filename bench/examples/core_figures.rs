@@ -13,7 +13,8 @@ const RUNS: usize = 7;
 
 fn main() {
     let sched = RoundRobinScheduler::new().with_workers(1);
-    // `core_figures spawn` (or `yield`, `rss`) runs one figure only, for profiling.
+    // `core_figures spawn` (or `yield`, `yield-fp-env`, `rss`) runs one
+    // figure only, for profiling.
     let only = std::env::args().nth(1).unwrap_or_default();
     if only == "spawn" {
         return report(
@@ -39,6 +40,9 @@ fn main() {
     if only == "yield" {
         return report("yield, 2 threads on one worker", "ns/yield", (0..RUNS).map(|_| yield_pair(&sched, 2_000_000)));
     }
+    if only == "rss" {
+        return rss(&sched);
+    }
     if only == "yield-fp-env" {
         return report(
             "yield, 2 threads, preserve_fp_env(true)",
@@ -53,7 +57,11 @@ fn main() {
         (0..RUNS).map(|_| yield_pair_fp_env(&sched, 2_000_000)),
     );
     report("spawn+join of 10^5 threads on one worker", "ns/thread", (0..RUNS).map(|_| spawn_join(&sched, 100_000)));
-    let (per_thread, n) = rss_per_parked_thread(&sched, 100_000);
+    rss(&sched);
+}
+
+fn rss(sched: &RoundRobinScheduler) {
+    let (per_thread, n) = rss_per_parked_thread(sched, 100_000);
     println!("{:<44} {per_thread:>9.0} bytes ({n} parked threads, 64 KiB stacks)", "RSS per parked thread");
 }
 
