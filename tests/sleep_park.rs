@@ -60,9 +60,9 @@ fn a_sleeping_thread_does_not_block_its_worker() {
 #[test]
 fn many_sleepers_wake_in_deadline_order_on_one_worker() {
     let sched = common::workers(1);
-    // Start the worker first: the first spawn of a process also reads the
-    // executable's symbol table for preemption (0.2 s for a debug test
-    // binary here, far longer under qemu).
+    // Start the worker first, so that the pool's start-up (its OS threads,
+    // the preemption signal's set-up), slow in a debug build and more so
+    // under qemu, does not hold back the first sleepers.
     sched.spawn(|| ()).unwrap().join().unwrap();
     // Deadlines from one instant, so that a thread started late keeps its
     // place. The order is only meaningful if every thread was asleep before

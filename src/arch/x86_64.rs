@@ -236,8 +236,9 @@ impl Isa for X86_64 {
 ///
 /// The outgoing context's FP slot gets its MXCSR and x87 control word when
 /// it keeps them (SAVE), and otherwise the defaults, which is what Rust code
-/// runs with: writing two constants costs nothing next to `stmxcsr` (once
-/// half the time of a yield). When either side keeps its state (SAVE or
+/// runs with: writing two constants costs next to nothing, where `stmxcsr`
+/// is a large share of a yield (bench/README.md, "FP control state in a
+/// switch"). When either side keeps its state (SAVE or
 /// RESTORE), the incoming slot is loaded where it differs from the outgoing
 /// one, which stands for the current state, so a thread that keeps nothing
 /// resumes under the default after one that changed it: `ldmxcsr` and

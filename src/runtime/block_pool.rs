@@ -1,15 +1,16 @@
 //! Fixed-size blocks for task cells, cached per OS thread.
 //!
-//! A spawn+join is a few hundred instructions of runtime work, so where its
-//! one allocation comes from matters: glibc's malloc costs about a third of
-//! it when warm, and a burst of 10^5 spawns on a worker thread grows a
-//! non-main arena 4 KiB fault at a time (`mprotect` plus a page fault per
-//! page). Here blocks come in size classes of 64 bytes up to 1 KiB, are
-//! carved from 2 MiB chunks that may be backed by transparent huge pages
-//! (one fault per chunk), and are recycled through a per-OS-thread cache
-//! that trades whole batches with a global list, as Go's mcache does with
-//! its mcentral. The cache is touched with preemption disabled, so two
-//! green threads of one worker never interleave inside it.
+//! A spawn+join is little runtime work, so where its one allocation comes
+//! from matters: glibc's malloc is a large share of it even when warm
+//! (bench/README.md, "Block pool against malloc"), and a burst of 10^5
+//! spawns on a worker thread grows a non-main arena 4 KiB fault at a time
+//! (`mprotect` plus a page fault per page). Here blocks come in size
+//! classes of 64 bytes up to 1 KiB, are carved from 2 MiB chunks that may
+//! be backed by transparent huge pages (one fault per chunk), and are
+//! recycled through a per-OS-thread cache that trades whole batches with a
+//! global list, as Go's mcache does with its mcentral. The cache is touched
+//! with preemption disabled, so two green threads of one worker never
+//! interleave inside it.
 //!
 //! Chunks come from [`chunks`](super::chunks), which faults the next one in
 //! on a helper thread while the current one is carved.

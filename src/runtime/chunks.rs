@@ -7,9 +7,8 @@
 //! it inside the page fault. On the VMs this crate is measured on, that
 //! zeroing is sometimes slow: they report free 2 MiB blocks to the host
 //! (virtio-balloon free page reporting, order 9), which must back them
-//! again when they are reused. It then took half the time of a burst of
-//! 10^5 spawns (`clear_page_erms` under `folio_zero_user` in `perf`),
-//! doubling it in about one run in three.
+//! again when they are reused. A burst of spawns then spent much of its
+//! time there (bench/README.md, "Huge-page zeroing in spawn bursts").
 //! The helper (`pmt-chunks`, one OS thread per process, started by the
 //! second chunk) maps and faults in the next chunk while the current one
 //! is carved, so that work runs beside the spawning thread, not in it. The

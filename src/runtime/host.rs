@@ -50,13 +50,14 @@
 //!
 //! Rejected: switching to the next green thread inside the signal handler,
 //! on the same OS thread (what this crate did before). It is cheaper (no
-//! futex hand-over: about 2 µs on this VM, against a signal's 8 µs), but it
-//! is only sound where the interrupted code keeps nothing per OS thread,
-//! which no symbol table can tell: the program's own Rust code borrows
-//! thread-locals too, and code the compiler inlines into std's generics
-//! carries std's path. Hijacking the return address of the innermost frame
-//! that returns into "safe" code (as .NET suspends threads) makes libc
-//! preemptible but not thread-locals held by the program's own code.
+//! futex hand-over on top of the signal: bench/README.md, "Preemption's
+//! hand-over"), but it is only sound where the interrupted code keeps
+//! nothing per OS thread, which no symbol table can tell: the program's own
+//! Rust code borrows thread-locals too, and code the compiler inlines into
+//! std's generics carries std's path. Hijacking the return address of the
+//! innermost frame that returns into "safe" code (as .NET suspends threads)
+//! makes libc preemptible but not thread-locals held by the program's own
+//! code.
 
 use super::futex;
 use super::task::{Task, TaskRef};

@@ -9,11 +9,11 @@
 //! the thread fails with [`StackError::MapCountLimit`] instead.
 //!
 //! Counting the process's maps means reading `/proc/self/maps`, a line per
-//! map: tens of milliseconds near the limit, which once per failed stack
-//! kept a process that parked 40,000 threads busy for minutes. So the
-//! runtime counts the maps of its own stacks with an atomic and samples the
-//! process's total rarely: at its first stack, and then only while the
-//! estimate is above half the limit, at most once per
+//! map: slow near the limit, and once per failed stack it made parking
+//! threads up to the limit crawl (bench/README.md, "Counting memory maps").
+//! So the runtime counts the maps of its own stacks with an atomic and
+//! samples the process's total rarely: at its first stack, and then only
+//! while the estimate is above half the limit, at most once per
 //! [`SAMPLE_INTERVAL_MS`]; and before refusing a stack on an estimate that
 //! grew by half a headroom or more since the last sample (which matters
 //! with guard regions, where the count is an upper bound: such stacks merge

@@ -29,9 +29,9 @@ pub(crate) const STARVATION: Duration = Duration::from_millis(1);
 
 /// Spins before parking, while nobody is parked, in rounds of 1, 2, 4, ...
 /// pause instructions: covers a critical section running on another CPU.
-/// Measured with `bench/examples/sync_figures` (8 threads, 2 workers): 6 rounds
-/// gave ~40 Mops/s, 8 rounds ~57-74, 10-12 no better. On a single CPU the
-/// holder cannot be running while we spin, so there is no spinning at all.
+/// Contended throughput grew up to 8 rounds and no further
+/// (bench/README.md, "Mutex spin rounds"). On a single CPU the holder
+/// cannot be running while we spin, so there is no spinning at all.
 #[cfg(not(loom))]
 const SPINS: u32 = 8;
 #[cfg(loom)]

@@ -203,8 +203,8 @@ impl ThreadBuilder {
     /// behaviour, which is why `_mm_setcsr` is deprecated), so only code that
     /// changes it in C or inline assembly and yields, locks or sleeps before
     /// changing it back needs this. It costs reading the state at every
-    /// switch out (`stmxcsr` and `fnstcw` on x86_64: a yield measured 13–18
-    /// ns with it against 8.4–14 ns without, `core_figures`). A preemption
+    /// switch out (`stmxcsr` and `fnstcw` on x86_64, a visible share of a
+    /// yield: bench/README.md, "FP control state in a switch"). A preemption
     /// needs no flag: it keeps the interrupted thread's whole FP state,
     /// control state included. Debug builds on x86_64 check the promise a
     /// thread without the flag makes: a changed state at its switch is
