@@ -27,7 +27,8 @@ pub(super) fn exit_current() -> ! {
 
 /// `yield_now` for a green thread; false when the caller is not one.
 /// Inlined into the caller, with the whole fast path: a call level around
-/// the switch is measurable in a yield (bench/README.md).
+/// the switch is measurable in a yield (bench/README.md, "A call level
+/// around the yield").
 #[inline(always)]
 pub(crate) fn yield_now() -> bool {
     let g = preempt::disable();

@@ -104,7 +104,8 @@ impl Worker {
     /// at once, instead: when it outranks the thread running here (the
     /// waker, which it then preempts) and the one running on `target`, which
     /// a signal would otherwise have to interrupt. A signal and the IPI
-    /// behind it cost 10–40 µs on a VM; a switch here costs nanoseconds.
+    /// behind it cost thousands of times a switch here (bench/README.md,
+    /// "Signal against a switch for a wake-up").
     /// Threads with a CPU affinity stay where they are, as do threads of
     /// another pool. Both workers run something of lower priority, so the
     /// thread is not taken from a worker that would run it sooner; it stays
@@ -196,8 +197,8 @@ impl Worker {
     /// Sleeps until notified or until `deadline`, after spinning a little:
     /// a thread woken from another worker within [`IDLE_SPIN`] is picked up
     /// in a few hundred nanoseconds, and its waker skips the futex syscall
-    /// (a sleeping worker takes ~10 µs to wake on these VMs). Go's idle Ms
-    /// spin for the same reason.
+    /// (a sleeping worker takes far longer to wake: bench/README.md, "Idle
+    /// spin before sleeping"). Go's idle Ms spin for the same reason.
     pub(super) fn idle_wait(&self, deadline: Option<Instant>) {
         if self.idle_spin(deadline) {
             return;
