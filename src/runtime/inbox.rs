@@ -101,40 +101,12 @@ impl Drop for Taken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ThreadError;
-    use crate::runtime::pool::{Pool, PoolConfig};
-    use crate::runtime::task::{TaskMain, TaskSpec};
+    use crate::runtime::task::test_tasks::{pool, tag, tagged};
     use std::sync::Arc;
-    use std::time::Duration;
-
-    struct Nothing;
-
-    impl TaskMain for Nothing {
-        fn run(&self) {}
-        fn fail(&self, _: ThreadError) {}
-    }
-
-    /// A task that never runs, tagged through its time-slice field.
-    fn tagged(pool: &Arc<Pool>, tag: u64) -> TaskRef {
-        let spec = TaskSpec {
-            name: None,
-            priority: 0,
-            stack_size: 0,
-            save_fp: false,
-            movable: false,
-            prefetch_stack: false,
-            slice_ns: tag,
-        };
-        let (task, _) = TaskRef::new(spec, Arc::clone(pool), Nothing);
-        // Not counted as live in the pool: dropping it must not count an end.
-        // SAFETY: nobody else holds the task yet.
-        unsafe { task.exec() }.finished = true;
-        task
-    }
 
     #[test]
     fn concurrent_pushes_are_taken_exactly_once_in_each_producers_order() {
-        let pool = Arc::new(Pool::new(PoolConfig { workers: 1, name: "inbox-test".into() }, Duration::from_millis(1)));
+        let pool = pool();
         let inbox = Arc::new(Inbox::new());
         const PRODUCERS: u64 = 4;
         const EACH: u64 = 20_000;
@@ -143,7 +115,7 @@ mod tests {
                 let (pool, inbox) = (Arc::clone(&pool), Arc::clone(&inbox));
                 std::thread::spawn(move || {
                     for i in 0..EACH {
-                        inbox.push(tagged(&pool, p << 32 | i));
+                        inbox.push(tagged(&pool, 0, p << 32 | i));
                     }
                 })
             })
@@ -152,7 +124,7 @@ mod tests {
         let mut takes = 0;
         while next.iter().sum::<u64>() < PRODUCERS * EACH {
             for t in inbox.take_all() {
-                let (p, i) = ((t.spec.slice_ns >> 32) as usize, t.spec.slice_ns & 0xffff_ffff);
+                let (p, i) = ((tag(&t) >> 32) as usize, tag(&t) & 0xffff_ffff);
                 assert_eq!(i, next[p], "producer {p}: out of order or duplicated");
                 next[p] += 1;
             }
@@ -165,17 +137,17 @@ mod tests {
 
     #[test]
     fn dropping_an_inbox_or_a_partly_taken_list_frees_every_task() {
-        let pool = Arc::new(Pool::new(PoolConfig { workers: 1, name: "inbox-test".into() }, Duration::from_millis(1)));
+        let pool = pool();
         let before = Arc::strong_count(&pool);
         let inbox = Inbox::new();
         for i in 0..10 {
-            inbox.push(tagged(&pool, i));
+            inbox.push(tagged(&pool, 0, i));
         }
         let mut taken = inbox.take_all();
-        assert_eq!(taken.next().map(|t| t.spec.slice_ns), Some(0));
+        assert_eq!(taken.next().map(|t| tag(&t)), Some(0));
         drop(taken);
         for i in 0..10 {
-            inbox.push(tagged(&pool, i));
+            inbox.push(tagged(&pool, 0, i));
         }
         drop(inbox);
         // Each task held a reference to the pool; all are gone.

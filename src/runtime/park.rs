@@ -7,6 +7,22 @@
 //! the token set, the commit sees it and puts the thread straight back on a
 //! run queue, so no wake-up is ever lost. Like `std::thread::park`, a park
 //! may also return spuriously; callers loop on their own condition.
+//!
+//! # States
+//!
+//! One byte, one of three values:
+//!
+//! | state | bits | meaning | moved by, to |
+//! |---|---|---|---|
+//! | `EMPTY` | `00` | no token: the thread runs, or has switched out to park and the commit has not run yet | [`unpark`](ParkState::unpark) (anyone), to `NOTIFIED`, answering false; [`commit`](ParkState::commit) (the next context on the parker's worker), to `PARKED`, answering [`Commit::Parked`] |
+//! | `NOTIFIED` | `01` | a token: an unpark that no park has consumed | [`try_consume`](ParkState::try_consume) (the thread, before it parks), to `EMPTY`: the park returns at once; `commit`, to `EMPTY`, answering [`Commit::Runnable`]: the committer schedules the thread |
+//! | `PARKED` | `10` | committed: on no run queue, and only an unparker brings it back | `unpark`, to `NOTIFIED` and then `EMPTY`, answering true: its caller schedules the thread |
+//!
+//! The `NOTIFIED` between an unpark's two steps out of `PARKED` is no token
+//! anyone consumes: the thread is not running, so neither `try_consume` nor
+//! `commit` can see it, and an unpark meanwhile answers false because the
+//! thread is being woken already. Exactly one party schedules each park:
+//! the thread itself, the committer or one unparker.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -63,5 +79,66 @@ impl ParkState {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(s: &ParkState) -> u8 {
+        s.0.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_new_state_holds_no_token() {
+        let s = ParkState::new();
+        assert_eq!(state(&s), EMPTY);
+        assert!(!s.try_consume());
+        assert_eq!(state(&s), EMPTY);
+    }
+
+    #[test]
+    fn an_unpark_before_the_park_makes_it_return_at_once() {
+        let s = ParkState::new();
+        assert!(!s.unpark(), "nobody to schedule: the thread runs");
+        assert_eq!(state(&s), NOTIFIED);
+        assert!(s.try_consume());
+        assert_eq!(state(&s), EMPTY);
+        assert!(!s.try_consume(), "one unpark, one park cut short");
+    }
+
+    #[test]
+    fn an_unpark_before_the_commit_makes_the_committer_schedule() {
+        let s = ParkState::new();
+        assert!(!s.try_consume());
+        assert!(!s.unpark());
+        assert_eq!(s.commit(), Commit::Runnable);
+        assert_eq!(state(&s), EMPTY, "the token is spent on this park");
+        assert_eq!(s.commit(), Commit::Parked, "the next park is committed");
+    }
+
+    #[test]
+    fn an_unpark_after_the_commit_makes_the_unparker_schedule() {
+        let s = ParkState::new();
+        assert_eq!(s.commit(), Commit::Parked);
+        assert_eq!(state(&s), PARKED);
+        assert!(s.unpark());
+        assert_eq!(state(&s), EMPTY);
+        // The thread was woken: a second unpark is a token for its next park.
+        assert!(!s.unpark());
+        assert_eq!(state(&s), NOTIFIED);
+        assert!(s.try_consume());
+    }
+
+    #[test]
+    fn unparks_of_a_running_thread_leave_one_token() {
+        let s = ParkState::new();
+        assert!(!s.unpark());
+        assert!(!s.unpark());
+        assert_eq!(state(&s), NOTIFIED);
+        assert!(s.try_consume());
+        assert!(!s.try_consume());
+        assert_eq!(s.commit(), Commit::Parked);
     }
 }

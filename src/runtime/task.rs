@@ -511,3 +511,52 @@ impl Deref for TaskRef {
         unsafe { self.0.as_ref() }
     }
 }
+
+/// Tasks for unit tests of the structures that queue them (run queue,
+/// timers, inbox), which never run them.
+#[cfg(test)]
+pub(crate) mod test_tasks {
+    use super::{TaskMain, TaskRef, TaskSpec};
+    use crate::error::ThreadError;
+    use crate::runtime::pool::{Pool, PoolConfig};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    struct Nothing;
+
+    impl TaskMain for Nothing {
+        fn run(&self) {}
+        fn fail(&self, _: ThreadError) {}
+    }
+
+    /// A pool that never starts its workers (they start on the first
+    /// spawn, and these tasks are never spawned).
+    pub(crate) fn pool() -> Arc<Pool> {
+        Arc::new(Pool::new(PoolConfig { workers: 1, name: "test-tasks".into() }, Duration::from_millis(1)))
+    }
+
+    /// A task of `priority` that never runs, told apart by `tag`, kept in
+    /// its time-slice field: only a worker running the task reads that.
+    pub(crate) fn tagged(pool: &Arc<Pool>, priority: u8, tag: u64) -> TaskRef {
+        let spec = TaskSpec {
+            name: None,
+            priority,
+            stack_size: 0,
+            save_fp: false,
+            movable: false,
+            prefetch_stack: false,
+            slice_ns: tag,
+        };
+        let (task, _) = TaskRef::new(spec, Arc::clone(pool), Nothing);
+        // Not counted as live in the pool (it was never spawned): dropping
+        // an unfinished task would count an end.
+        // SAFETY: nobody else holds the task yet.
+        unsafe { task.exec() }.finished = true;
+        task
+    }
+
+    /// The tag given to [`tagged`].
+    pub(crate) fn tag(task: &TaskRef) -> u64 {
+        task.spec.slice_ns
+    }
+}

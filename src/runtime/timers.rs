@@ -80,3 +80,89 @@ impl Timers {
         self.heap.pop().map(|Reverse(e)| (e.kind, e.task))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::task::test_tasks::{pool, tag, tagged};
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Every timer due at `now`, as `(kind, tag)`, in the order they come.
+    fn pop_all_due(timers: &mut Timers, now: Instant) -> Vec<(TimerKind, u64)> {
+        std::iter::from_fn(|| timers.pop_due(now)).map(|(k, t)| (k, tag(&t))).collect()
+    }
+
+    #[test]
+    fn timers_come_in_deadline_order_and_ties_in_insertion_order() {
+        let (pool, t0) = (pool(), Instant::now());
+        let mut timers = Timers::default();
+        for (tag, after) in [(0, 3), (1, 1), (2, 2), (3, 2), (4, 1)] {
+            timers.insert(t0 + ms(after), TimerKind::Sleep, tagged(&pool, 0, tag));
+        }
+        let order: Vec<u64> = pop_all_due(&mut timers, t0 + ms(3)).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(order, [1, 4, 2, 3, 0]);
+        assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn pop_due_takes_only_what_is_due_and_keeps_each_kind() {
+        let (pool, t0) = (pool(), Instant::now());
+        let mut timers = Timers::default();
+        assert!(timers.is_empty());
+        timers.insert(t0 + ms(2), TimerKind::ParkTimeout, tagged(&pool, 0, 2));
+        timers.insert(t0 + ms(1), TimerKind::Sleep, tagged(&pool, 0, 1));
+        timers.insert(t0 + ms(3), TimerKind::Sleep, tagged(&pool, 0, 3));
+        assert!(timers.pop_due(t0).is_none());
+        // A deadline equal to `now` is due.
+        assert_eq!(pop_all_due(&mut timers, t0 + ms(2)), [(TimerKind::Sleep, 1), (TimerKind::ParkTimeout, 2)]);
+        assert!(!timers.is_empty());
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(3)));
+        assert_eq!(pop_all_due(&mut timers, t0 + ms(3)), [(TimerKind::Sleep, 3)]);
+        assert!(timers.is_empty());
+        assert!(timers.pop_due(t0 + ms(10)).is_none());
+    }
+
+    #[test]
+    fn next_deadline_is_the_earliest_one() {
+        let (pool, t0) = (pool(), Instant::now());
+        let mut timers = Timers::default();
+        assert_eq!(timers.next_deadline(), None);
+        timers.insert(t0 + ms(5), TimerKind::Sleep, tagged(&pool, 0, 5));
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(5)));
+        timers.insert(t0 + ms(2), TimerKind::Sleep, tagged(&pool, 0, 2));
+        timers.insert(t0 + ms(9), TimerKind::Sleep, tagged(&pool, 0, 9));
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(2)));
+        timers.pop_due(t0 + ms(2));
+        assert_eq!(timers.next_deadline(), Some(t0 + ms(5)));
+    }
+
+    #[test]
+    fn due_gives_the_priority_of_the_earliest_timer_once_it_is_due() {
+        let (pool, t0) = (pool(), Instant::now());
+        let mut timers = Timers::default();
+        assert_eq!(timers.due(t0), None);
+        timers.insert(t0 + ms(2), TimerKind::Sleep, tagged(&pool, 9, 0));
+        timers.insert(t0 + ms(1), TimerKind::Sleep, tagged(&pool, 3, 0));
+        assert_eq!(timers.due(t0), None);
+        assert_eq!(timers.due(t0 + ms(1)), Some(3));
+        // The earliest timer's priority, not the highest of those due.
+        assert_eq!(timers.due(t0 + ms(2)), Some(3));
+        timers.pop_due(t0 + ms(2));
+        assert_eq!(timers.due(t0 + ms(2)), Some(9));
+    }
+
+    #[test]
+    fn dropping_timers_drops_their_tasks() {
+        let (pool, t0) = (pool(), Instant::now());
+        let before = std::sync::Arc::strong_count(&pool);
+        let mut timers = Timers::default();
+        timers.insert(t0, TimerKind::Sleep, tagged(&pool, 0, 0));
+        timers.insert(t0, TimerKind::ParkTimeout, tagged(&pool, 0, 1));
+        drop(timers);
+        assert_eq!(std::sync::Arc::strong_count(&pool), before);
+    }
+}
