@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Model-checks the lock-free protocols of `sync` with loom: the wait-list
+# Model-checks the lock-free protocols with loom. In `sync`: the wait-list
 # park/wake protocol behind Mutex, Condvar, RwLock, Semaphore and channels,
-# and LockFreeStack and RcuProtected reclamation. A separate target dir keeps
-# the `--cfg loom` build from invalidating the normal one.
+# and LockFreeStack and RcuProtected reclamation. In `runtime`: a green
+# thread's park token (park.rs), the inbox other threads pass woken threads
+# through (inbox.rs), and the wake-up handshake between a waker and a worker
+# that goes to sleep or switches to a lower priority (handshake_model.rs, a
+# model of worker/wake.rs). One park model is ignored for a lost wake-up it
+# finds; `.ci/loom.sh loom_a_waker -- --ignored` runs it. A separate target
+# dir keeps the `--cfg loom` build from invalidating the normal one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,6 +5,8 @@ mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;
 pub(crate) mod futex;
+#[cfg(all(test, loom))]
+mod handshake_model;
 pub(crate) mod host;
 mod inbox;
 pub(crate) mod locals;
