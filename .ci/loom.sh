@@ -5,9 +5,8 @@
 # thread's park token (park.rs), the inbox other threads pass woken threads
 # through (inbox.rs), and the wake-up handshake between a waker and a worker
 # that goes to sleep or switches to a lower priority (handshake_model.rs, a
-# model of worker/wake.rs). One park model is ignored for a lost wake-up it
-# finds; `.ci/loom.sh loom_a_waker -- --ignored` runs it. A separate target
-# dir keeps the `--cfg loom` build from invalidating the normal one.
+# model of worker/wake.rs). A separate target dir keeps the `--cfg loom`
+# build from invalidating the normal one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

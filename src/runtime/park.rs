@@ -22,9 +22,12 @@
 //! anyone consumes: the thread is not running, so neither `try_consume` nor
 //! `commit` can see it, and an unpark meanwhile answers false because the
 //! thread is being woken already. Exactly one party schedules each park:
-//! the thread itself, the committer or one unparker. Not yet promised: that
-//! every unparker's writes reach the thread it wakes (the ignored loom
-//! model `loom_a_waker_meeting_a_stale_token_is_not_lost`).
+//! the thread itself, the committer or one unparker. And every unparker's
+//! writes before its `unpark` reach the thread once it consumes the token,
+//! as with `std::thread::park`: an unpark always writes the word (even on a
+//! pending token), and the word's other writes are swaps, which keep the
+//! unparkers' release sequence (loom model
+//! `loom_a_waker_meeting_a_stale_token_is_not_lost`).
 
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU8, Ordering};
@@ -69,24 +72,29 @@ impl ParkState {
         match self.0.compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Commit::Parked,
             Err(_) => {
-                // NOTIFIED: the unparker saw EMPTY and left the job to us.
-                self.0.store(EMPTY, Ordering::Relaxed);
+                // NOTIFIED: the unparker saw EMPTY and left the job to us. A
+                // swap, not a store: it keeps the release sequence of any
+                // unparker that swapped NOTIFIED in meanwhile, whose writes
+                // the thread must see when it next consumes the word.
+                self.0.swap(EMPTY, Ordering::AcqRel);
                 Commit::Runnable
             }
         }
     }
 
     /// Sets the token; true means the thread was parked and the caller now
-    /// owns scheduling it.
+    /// owns scheduling it. Always a write, even when a token is pending
+    /// already (a stale one: a park timeout's timer that fired after the
+    /// thread was woken, or a user's extra unpark): the thread that consumes
+    /// the token must see what this caller wrote before it, which a load
+    /// that found the token and returned would not publish.
     #[inline]
     pub(crate) fn unpark(&self) -> bool {
-        if self.0.load(Ordering::Relaxed) == NOTIFIED {
-            return false;
-        }
         match self.0.swap(NOTIFIED, Ordering::AcqRel) {
             PARKED => {
-                // The thread consumes the wake-up by running.
-                self.0.store(EMPTY, Ordering::Release);
+                // The thread consumes the wake-up by running. A swap, for the
+                // release sequence (see `commit`).
+                self.0.swap(EMPTY, Ordering::AcqRel);
                 true
             }
             _ => false,
@@ -237,17 +245,14 @@ mod loom_tests {
     /// unpark wakes the thread, it must then see the condition, or it parks
     /// again with nobody left to wake it (loom reports the deadlock).
     ///
-    /// Fails: `unpark`'s relaxed fast path returns on a pending token
-    /// without a release, so the thread that consumes the token acquires
-    /// the stale unparker's writes but not the waker's condition (on x86 too:
-    /// the waker's store may still sit in its store buffer when its load
-    /// reads the token). Ending the `PARKED` case and `commit`'s
-    /// `Runnable` case with plain stores also drops a concurrent unparker's
-    /// release, in C11 though not on x86 or ARMv8. With the fast path gone
-    /// and both stores made swaps, every model here passes. Kept ignored
-    /// until that is decided: `.ci/loom.sh loom_a_waker -- --ignored`.
+    /// It failed before `unpark` lost its relaxed fast path: on a pending
+    /// token it returned without a release, so the thread that consumed the
+    /// token acquired the stale unparker's writes but not the waker's
+    /// condition (on x86 too: the waker's store may still sit in its store
+    /// buffer when its load reads the token). Plain stores ending the
+    /// `PARKED` case and `commit`'s `Runnable` case also dropped a
+    /// concurrent unparker's release (C11; not seen on x86 or ARMv8).
     #[test]
-    #[ignore = "finds a lost wake-up in ParkState::unpark: see the doc above"]
     fn loom_a_waker_meeting_a_stale_token_is_not_lost() {
         loom::model(|| {
             let s = Arc::new(ParkState::new());
