@@ -1,5 +1,6 @@
 //! A worker's timers: sleeping threads and park deadlines, earliest first.
 
+use super::run_queue::MAX_PRIORITY;
 use super::task::TaskRef;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -65,14 +66,31 @@ impl Timers {
         self.heap.peek().map(|Reverse(e)| e.deadline)
     }
 
-    /// The priority of the thread whose timer is due first, if one is due
-    /// at `now`. Async-signal-safe.
+    /// The highest priority among the threads whose timers are due at
+    /// `now`, if any is. The highest, not the earliest's: a due sleeper
+    /// that outranks the running thread must preempt it even behind an
+    /// earlier low-priority timer (a stale park timeout, say). A scan of
+    /// every timer, but only once the earliest is due, and only until one
+    /// of the top priority turns up. Async-signal-safe.
     pub(crate) fn due(&self, now: Instant) -> Option<u8> {
-        let Reverse(e) = self.heap.peek()?;
-        (e.deadline <= now).then_some(e.task.spec.priority)
+        let Reverse(first) = self.heap.peek()?;
+        if first.deadline > now {
+            return None;
+        }
+        let mut top = first.task.spec.priority;
+        for Reverse(e) in self.heap.iter() {
+            if top == MAX_PRIORITY {
+                break;
+            }
+            if e.deadline <= now {
+                top = top.max(e.task.spec.priority);
+            }
+        }
+        Some(top)
     }
 
-    /// Removes every timer due at `now`, in deadline order.
+    /// Removes the earliest timer due at `now`, if one is; called in a loop,
+    /// it takes every due timer in deadline order.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, TaskRef)> {
         if self.heap.peek()?.0.deadline > now {
             return None;
@@ -141,18 +159,19 @@ mod tests {
     }
 
     #[test]
-    fn due_gives_the_priority_of_the_earliest_timer_once_it_is_due() {
+    fn due_gives_the_highest_priority_among_the_due_timers() {
         let (pool, t0) = (pool(), Instant::now());
         let mut timers = Timers::default();
         assert_eq!(timers.due(t0), None);
         timers.insert(t0 + ms(2), TimerKind::Sleep, tagged(&pool, 9, 0));
         timers.insert(t0 + ms(1), TimerKind::Sleep, tagged(&pool, 3, 0));
         assert_eq!(timers.due(t0), None);
-        assert_eq!(timers.due(t0 + ms(1)), Some(3));
-        // The earliest timer's priority, not the highest of those due.
-        assert_eq!(timers.due(t0 + ms(2)), Some(3));
+        assert_eq!(timers.due(t0 + ms(1)), Some(3), "only the earlier, lower one is due");
+        assert_eq!(timers.due(t0 + ms(2)), Some(9), "the later one outranks it");
+        timers.insert(t0 + ms(3), TimerKind::ParkTimeout, tagged(&pool, 5, 0));
+        assert_eq!(timers.due(t0 + ms(2)), Some(9), "not yet due: not counted");
         timers.pop_due(t0 + ms(2));
-        assert_eq!(timers.due(t0 + ms(2)), Some(9));
+        assert_eq!(timers.due(t0 + ms(3)), Some(9));
     }
 
     #[test]
