@@ -61,10 +61,13 @@ impl ParkState {
         ParkState(AtomicU8::new(EMPTY))
     }
 
-    /// Consumes a pending token; true means "do not park at all".
+    /// Consumes a pending token; true means "do not park at all". A plain
+    /// load first: most parks find no token, and a token that this load
+    /// misses is caught by the commit, which answers `Runnable`.
     #[inline]
     pub(crate) fn try_consume(&self) -> bool {
-        self.0.compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.0.load(Ordering::Relaxed) == NOTIFIED
+            && self.0.compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     /// Run by the next context after the parking thread switched out.
