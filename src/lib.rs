@@ -48,6 +48,7 @@ pub mod sync;
 pub mod thread;
 
 pub use runtime::current_cpu;
+pub use runtime::migration::MigrationPolicy;
 pub use sched::{RoundRobinScheduler, Scheduler};
 pub use std::time::Duration;
 pub use sync::{Mutex, MutexGuard};

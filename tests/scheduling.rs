@@ -3,7 +3,9 @@
 
 mod common;
 
-use preemptive_mlthreading_rust::{RoundRobinScheduler, ThreadBuilder, current_cpu, park, sched, yield_now};
+use preemptive_mlthreading_rust::{
+    MigrationPolicy, RoundRobinScheduler, ThreadBuilder, current_cpu, park, sched, yield_now,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -312,12 +314,27 @@ struct WakeSeen {
     migrations: u64,
 }
 
+/// How the woken thread of [`outranking_wake`] is spawned.
+#[derive(Clone, Copy, PartialEq)]
+enum Placed {
+    Movable,
+    Pinned,
+    Policy(MigrationPolicy),
+}
+
 /// A priority-20 thread parks on one worker of two, a priority-5 hog that
 /// never yields takes that worker, and a priority-10 thread on the other
-/// worker unparks the first. `pin_high` gives the high thread a CPU
-/// affinity. None when the machine has fewer than two CPUs to pin to.
-fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
-    let sched = RoundRobinScheduler::new().with_workers(2).with_name(if pin_high { "pinned" } else { "movable" });
+/// worker unparks the first. `placed` says whether the high thread has a
+/// CPU affinity or a migration policy. None when the machine has fewer
+/// than two CPUs to pin to.
+fn outranking_wake(placed: Placed) -> Option<WakeSeen> {
+    let name = match placed {
+        Placed::Movable => "movable",
+        Placed::Pinned => "pinned",
+        Placed::Policy(MigrationPolicy::Prohibited) => "prohibited",
+        Placed::Policy(_) => "policy",
+    };
+    let sched = RoundRobinScheduler::new().with_workers(2).with_name(name);
     let cpus: Vec<usize> = (0..64).filter(|c| sched_cpus(&sched) & (1 << c) != 0).collect();
     if cpus.len() < 2 {
         println!("skipped: the workers share one CPU ({cpus:?})");
@@ -327,8 +344,10 @@ fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
         (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (pc, g, w) = (Arc::clone(&parked_cpu), Arc::clone(&go), Arc::clone(&woke));
     let mut high = ThreadBuilder::new().priority(20).scheduler(sched.clone());
-    if pin_high {
-        high = high.cpu_affinity(1 << cpus[0]);
+    match placed {
+        Placed::Movable => {}
+        Placed::Pinned => high = high.cpu_affinity(1 << cpus[0]),
+        Placed::Policy(p) => high = high.migration_policy(p),
     }
     let high = high
         .spawn(move || {
@@ -370,7 +389,7 @@ fn outranking_wake(pin_high: bool) -> Option<WakeSeen> {
 
 #[test]
 fn an_outranking_wake_from_another_worker_runs_at_once_on_the_wakers_worker() {
-    let Some(seen) = outranking_wake(false) else { return };
+    let Some(seen) = outranking_wake(Placed::Movable) else { return };
     println!("parked on {}, woke on {}, {} migration(s)", seen.parked_on, seen.woke_on, seen.migrations);
     assert!(seen.ran_before_unpark_returned, "the woken thread waited for its own worker");
     assert_ne!(seen.parked_on, seen.woke_on, "the woken thread stayed on the hog's worker");
@@ -379,10 +398,43 @@ fn an_outranking_wake_from_another_worker_runs_at_once_on_the_wakers_worker() {
 
 #[test]
 fn a_thread_with_cpu_affinity_is_woken_on_its_own_worker() {
-    let Some(seen) = outranking_wake(true) else { return };
+    let Some(seen) = outranking_wake(Placed::Pinned) else { return };
     println!("parked on {}, woke on {}", seen.parked_on, seen.woke_on);
     assert_eq!(seen.parked_on, seen.woke_on, "a pinned thread moved");
     assert_eq!(seen.migrations, 0);
+}
+
+#[test]
+fn a_thread_whose_migration_is_prohibited_is_woken_on_its_own_worker() {
+    let Some(seen) = outranking_wake(Placed::Policy(MigrationPolicy::Prohibited)) else { return };
+    println!("prohibited: parked on {}, woke on {}", seen.parked_on, seen.woke_on);
+    assert_eq!(seen.parked_on, seen.woke_on, "a thread that may not migrate moved");
+    assert_eq!(seen.migrations, 0);
+}
+
+#[test]
+fn a_thread_kept_within_its_node_moves_between_workers_of_that_node() {
+    // Both workers' CPUs are on one node here (as on most machines with
+    // two CPUs): the move is allowed.
+    let nodes: std::collections::HashSet<usize> = (0..preemptive_mlthreading_rust::num_cpus()).map(node_of).collect();
+    if nodes.len() != 1 {
+        println!("skipped: the CPUs span {} nodes", nodes.len());
+        return;
+    }
+    let Some(seen) = outranking_wake(Placed::Policy(MigrationPolicy::WithinNode)) else { return };
+    println!("within node: parked on {}, woke on {}", seen.parked_on, seen.woke_on);
+    assert_ne!(seen.parked_on, seen.woke_on, "a move within the node was refused");
+    assert_eq!(seen.migrations, 1);
+}
+
+/// The NUMA node of `cpu` from sysfs (0 without one).
+fn node_of(cpu: usize) -> usize {
+    std::fs::read_dir(format!("/sys/devices/system/cpu/cpu{cpu}"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]

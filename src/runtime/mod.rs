@@ -10,6 +10,7 @@ mod handshake_model;
 pub(crate) mod host;
 mod inbox;
 pub(crate) mod locals;
+pub(crate) mod migration;
 mod monitor;
 pub(crate) mod park;
 pub(crate) mod pool;

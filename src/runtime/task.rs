@@ -110,8 +110,14 @@ pub(crate) struct TaskSpec {
     /// Whether its switches save FP state ([`crate::arch::keeps_fp`]).
     pub(crate) save_fp: bool,
     /// Whether a wake-up may move it to the waker's worker (no CPU
-    /// affinity); see [`Worker::schedule`](super::worker::Worker::schedule).
+    /// affinity, and not [`MigrationPolicy::Prohibited`]); see
+    /// [`Worker::schedule`](super::worker::Worker::schedule).
+    ///
+    /// [`MigrationPolicy::Prohibited`]: super::migration::MigrationPolicy::Prohibited
     pub(crate) movable: bool,
+    /// Moves only between workers of one NUMA node
+    /// ([`MigrationPolicy::WithinNode`](super::migration::MigrationPolicy::WithinNode)).
+    pub(crate) within_node: bool,
     pub(crate) prefetch_stack: bool,
     /// Time slice in ns; 0 = the scheduler's.
     pub(crate) slice_ns: u64,
@@ -544,6 +550,7 @@ pub(crate) mod test_tasks {
             stack_size: 0,
             save_fp: false,
             movable: false,
+            within_node: false,
             prefetch_stack: false,
             slice_ns: tag,
         };

@@ -1,6 +1,7 @@
 use super::handle::Thread;
 use super::join::{JoinHandle, Spawned};
 use crate::error::ThreadError;
+use crate::runtime::migration::MigrationPolicy;
 use crate::runtime::pool::Pool;
 use crate::runtime::run_queue::MAX_PRIORITY;
 use crate::runtime::task::TaskSpec;
@@ -83,6 +84,7 @@ pub struct ThreadBuilder {
     fp_env: bool,
     prefetch: bool,
     time_slice: Option<Duration>,
+    migration: MigrationPolicy,
 }
 
 impl std::fmt::Debug for ThreadBuilder {
@@ -98,6 +100,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("preserve_fp_env", &self.fp_env)
             .field("stack_prefetch", &self.prefetch)
             .field("time_slice", &self.time_slice)
+            .field("migration_policy", &self.migration)
             .finish()
     }
 }
@@ -124,6 +127,7 @@ impl ThreadBuilder {
             fp_env: false,
             prefetch: false,
             time_slice: None,
+            migration: MigrationPolicy::Allowed,
         }
     }
 
@@ -158,6 +162,30 @@ impl ThreadBuilder {
     /// workers' CPUs makes `spawn` fail.
     pub fn cpu_affinity(mut self, mask: u64) -> Self {
         self.affinity = Some(mask);
+        self
+    }
+
+    /// Whether the runtime may move the thread to another worker once it
+    /// is placed (default [`MigrationPolicy::Allowed`]). A thread with a
+    /// [`cpu_affinity`](Self::cpu_affinity) stays on its workers whatever
+    /// the policy.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{MigrationPolicy, ThreadBuilder, current_cpu, yield_now};
+    ///
+    /// let h = ThreadBuilder::new()
+    ///     .migration_policy(MigrationPolicy::Prohibited)
+    ///     .spawn(|| {
+    ///         let first = current_cpu();
+    ///         yield_now();
+    ///         (first, current_cpu())
+    ///     })
+    ///     .unwrap();
+    /// let (before, after) = h.join().unwrap();
+    /// assert_eq!(before, after, "its worker is pinned to one CPU, and it stays on that worker");
+    /// ```
+    pub fn migration_policy(mut self, policy: MigrationPolicy) -> Self {
+        self.migration = policy;
         self
     }
 
@@ -274,7 +302,8 @@ impl ThreadBuilder {
             priority: self.priority,
             stack_size,
             save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),
-            movable: self.affinity.is_none(),
+            movable: self.affinity.is_none() && self.migration != MigrationPolicy::Prohibited,
+            within_node: self.migration == MigrationPolicy::WithinNode,
             prefetch_stack: self.prefetch,
             slice_ns,
         };

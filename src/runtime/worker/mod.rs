@@ -67,6 +67,9 @@ pub(crate) struct Worker {
     pub(crate) index: usize,
     /// The CPU this worker's hosts are pinned to.
     cpu: Option<usize>,
+    /// The NUMA node of `cpu` (0 when unpinned), for
+    /// [`MigrationPolicy::WithinNode`](crate::MigrationPolicy::WithinNode).
+    node: usize,
     /// What wakers on other OS threads touch.
     bell: Doorbell,
     /// The pool this worker belongs to (it owns the worker, so it outlives
@@ -180,6 +183,7 @@ impl Worker {
         Worker {
             index,
             cpu,
+            node: cpu.map_or(0, |c| super::migration::node_of_cpu(std::path::Path::new("/sys"), c)),
             bell: Doorbell {
                 inject: Inbox::new(),
                 wake: AtomicU32::new(AWAKE),

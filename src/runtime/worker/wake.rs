@@ -118,6 +118,7 @@ impl Worker {
         task.spec.movable
             && p > self.bell.priority.load(Ordering::Relaxed)
             && !task.is_held()
+            && (!task.spec.within_node || self.node == target.node)
             && self.bell.running.load(Ordering::Relaxed)
             && target.bell.running.load(Ordering::SeqCst)
             && p > target.bell.priority.load(Ordering::Relaxed)
