@@ -89,6 +89,12 @@ const CLAIMED: u32 = 5;
 /// host queues it again when its thread wants the worker back
 /// ([`Host::wait_again`]).
 const UNQUEUED: u32 = 6;
+/// `Host::cmd`: as `WAIT`, for a held host whose thread is runnable and was
+/// stopped at an arbitrary instruction (a preemption, a recall), perhaps
+/// holding an allocator lock: the monitor may release it
+/// ([`Host::release`]). The only value a release replaces, so that a host
+/// that is no longer in that state can never be released.
+const WAIT_RELEASABLE: u32 = 7;
 
 /// Most hosts one worker may have: the owner, plus one per thread that is
 /// held or detached, plus idle ones. Past it, a preemption waits for the
@@ -138,7 +144,9 @@ pub(crate) struct Host {
     /// | `WAIT`     | `RUN`      | the owner handing an idle host the worker    |
     /// | `CLAIMED`  | `RUN`      | the owner handing a held host the worker     |
     /// | `WAIT`     | `CLAIMED`  | the owner picking the held host's thread     |
-    /// | `WAIT`     | `RELEASE`  | the monitor, owner stuck in the kernel       |
+    /// | any        | `WAIT_RELEASABLE` | the host, held with a runnable thread stopped anywhere |
+    /// | `WAIT_RELEASABLE` | `CLAIMED`, `RUN` | as from `WAIT`                  |
+    /// | `WAIT_RELEASABLE` | `RELEASE` | the monitor, owner stuck in the kernel |
     /// | `RELEASE`  | `CLAIMED`  | the owner: the hand-over wins                |
     /// | `RELEASE`  | `BUSY`     | the released host, before its thread runs    |
     /// | `RUN`      | `BUSY`     | the host taking the worker                   |
@@ -218,6 +226,14 @@ impl Host {
         self.cmd.store(WAIT, Ordering::Relaxed);
     }
 
+    /// [`Host::expect_turn`] for a host held with `t`, a runnable thread
+    /// stopped at an arbitrary instruction: the monitor may also release it
+    /// (see `WAIT_RELEASABLE`). Only on this host's own OS thread.
+    pub(crate) fn expect_turn_releasable(&self, t: *const Task) {
+        self.set_held_task(t);
+        self.cmd.store(WAIT_RELEASABLE, Ordering::Relaxed);
+    }
+
     /// Steps 2 and 3, the giver's half: hands this host the worker, to start
     /// with `first`. Async-signal-safe.
     ///
@@ -233,7 +249,7 @@ impl Host {
     }
 
     /// Records the runnable thread this (held) host keeps, or null.
-    pub(crate) fn set_held_task(&self, t: *const Task) {
+    fn set_held_task(&self, t: *const Task) {
         self.held_task.store(t.cast_mut(), Ordering::Relaxed);
     }
 
@@ -243,12 +259,11 @@ impl Host {
     /// the held thread holds (an allocator's arena, say). The thread runs
     /// until its next runtime call, then waits again; its entry stays on
     /// the run queue meanwhile. False (nothing done) unless the host holds a
-    /// runnable thread and waits. Called by the monitor.
+    /// runnable thread and waits: one CAS from `WAIT_RELEASABLE`, never a
+    /// check followed by an act, as an idle host or one taken over meanwhile
+    /// waits on the same word. Called by the monitor.
     pub(crate) fn release(&self) -> bool {
-        if self.state() != HostState::Held || self.held_task.load(Ordering::Relaxed).is_null() {
-            return false;
-        }
-        if self.cmd.compare_exchange(WAIT, RELEASE, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        if self.cmd.compare_exchange(WAIT_RELEASABLE, RELEASE, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             return false;
         }
         futex::wake_one(&self.cmd);
@@ -293,7 +308,7 @@ impl Host {
         loop {
             match self.cmd.load(Ordering::Acquire) {
                 CLAIMED => return t,
-                c @ (WAIT | RELEASE) => {
+                c @ (WAIT | WAIT_RELEASABLE | RELEASE) => {
                     if self.cmd.compare_exchange(c, CLAIMED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                         return t;
                     }
@@ -319,7 +334,7 @@ impl Host {
     pub(crate) fn wait_held(&self) -> Held {
         loop {
             match self.cmd.load(Ordering::Acquire) {
-                c @ (WAIT | CLAIMED) => futex::wait(&self.cmd, c, None),
+                c @ (WAIT | WAIT_RELEASABLE | CLAIMED) => futex::wait(&self.cmd, c, None),
                 RUN => {
                     self.cmd.store(BUSY, Ordering::Relaxed);
                     self.set_held_task(ptr::null());
@@ -342,15 +357,18 @@ impl Host {
         }
     }
 
-    /// A released host's thread wants the worker back: the host is not
-    /// releasable any more and waits for the hand-over. None when the
-    /// thread's queue entry is still queued; the entry, for the caller to
-    /// queue again, when the owner picked it meanwhile ([`Host::claim`]).
-    /// The host is `Held` on return, expecting its turn.
-    pub(crate) fn wait_again(&self) -> Option<TaskRef> {
-        self.set_held_task(ptr::null());
+    /// A released host's thread wants the worker back, and the host waits
+    /// for the hand-over: releasable again when `releasable` is its thread
+    /// (a recall stopped it at an arbitrary instruction), not when null (it
+    /// called into the runtime). None when the thread's queue entry is
+    /// still queued; the entry, for the caller to queue again, when the
+    /// owner picked it meanwhile ([`Host::claim`]); the host then expects
+    /// its turn, not releasable. The host is `Held` on return.
+    pub(crate) fn wait_again(&self, releasable: *const Task) -> Option<TaskRef> {
+        self.set_held_task(releasable);
         self.set_state(HostState::Held);
-        match self.cmd.compare_exchange(BUSY, WAIT, Ordering::AcqRel, Ordering::Acquire) {
+        let waiting = if releasable.is_null() { WAIT } else { WAIT_RELEASABLE };
+        match self.cmd.compare_exchange(BUSY, waiting, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => None,
             Err(UNQUEUED) => {
                 // SAFETY: written before UNQUEUED, which we acquired; the
@@ -400,7 +418,10 @@ impl Host {
                     // no longer touches it.
                     return Some(unsafe { (*self.resume.get()).take() });
                 }
-                _ => return None,
+                EXIT => return None,
+                // An idle host is told nothing else: anything else is a
+                // broken protocol, not a reason to exit quietly.
+                _ => std::process::abort(),
             }
         }
     }
@@ -658,6 +679,37 @@ impl Drop for Hosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_host_held_with_a_runnable_thread_can_be_released() {
+        let h = Host::new(0, WAIT);
+        assert!(!h.release(), "an idle (or parked-thread) host");
+        h.expect_turn_releasable(ptr::dangling());
+        assert!(h.release());
+        assert!(matches!(h.wait_held(), Held::Release));
+        assert!(!h.release(), "running released: not twice");
+        // Back to waiting, releasable again (a recall stopped the thread).
+        assert!(h.wait_again(ptr::dangling()).is_none());
+        assert!(h.release());
+        assert!(matches!(h.wait_held(), Held::Release));
+        // Back to waiting after a runtime call: not releasable.
+        assert!(h.wait_again(ptr::null()).is_none());
+        assert!(!h.release());
+    }
+
+    #[test]
+    fn a_claim_overtakes_a_release_and_blocks_later_ones() {
+        let h = Host::new(0, WAIT);
+        h.expect_turn_releasable(ptr::dangling());
+        assert!(h.release(), "released, but the host has not woken yet");
+        assert_eq!(h.cmd.load(Ordering::Relaxed), RELEASE);
+        // The owner's claim wins over the release not yet taken.
+        h.cmd.compare_exchange(RELEASE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).unwrap();
+        assert!(!h.release(), "a claimed host cannot be released");
+        h.expect_turn_releasable(ptr::dangling());
+        h.cmd.compare_exchange(WAIT_RELEASABLE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed).unwrap();
+        assert!(!h.release());
+    }
 
     #[test]
     fn reserve_numbers_hosts_reuses_exited_ones_and_stops_at_the_cap() {

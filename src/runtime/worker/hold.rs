@@ -41,6 +41,11 @@ pub(super) enum Hold {
     Sleep(Instant),
 }
 
+/// How long [`Worker::pick_or_start_host`] waits for the host it started
+/// to be idle before it gives up (the caller then defers, and the monitor's
+/// host starter carries on).
+const HOST_START_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a host's turn with the worker ended.
 enum Turn {
     /// It handed the worker to another host and waits on the idle list.
@@ -177,9 +182,16 @@ impl Worker {
     }
 
     /// [`Worker::pick_host`] from normal code: when no host is idle, starts
-    /// one here and now (unless the worker has as many as it may).
+    /// one here and now (unless the worker has as many as it may) and
+    /// waits, a bounded time, until it is idle. The worker is never handed
+    /// to a host still starting: std and libc may allocate or lock there
+    /// (an arena's lock, the output capture), perhaps waiting for a thread
+    /// held on this very worker, and with the worker handed over the
+    /// monitor would take it for idle and release nobody. Waiting here
+    /// instead, this owner stays stuck in plain sight: the monitor releases
+    /// the held threads if the start does not finish.
     fn pick_or_start_host(&self, next: Option<TaskRef>) -> Result<(&Host, Option<TaskRef>), Option<TaskRef>> {
-        let next = match self.pick_host(next) {
+        let mut next = match self.pick_host(next) {
             Ok(found) => return Ok(found),
             Err(back) => back,
         };
@@ -187,16 +199,25 @@ impl Worker {
         // SAFETY: the pool is alive (we run on it); a clone of its Arc is
         // what a host thread keeps.
         let pool = unsafe { arc_of(pool) };
-        // Straight to the new host: it does not join the idle list.
-        match spawn_host(&pool, self.index, false) {
-            // SAFETY: a host lives as long as its worker, `self`.
-            Ok(Some(h)) => Ok((unsafe { &*(h as *const Host) }, next)),
-            Ok(None) => Err(next),
+        match spawn_host(&pool, self.index, true) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(next),
             Err(e) => {
                 log::warn!("worker {}: cannot start another host thread: {e}", self.index);
-                Err(next)
+                return Err(next);
             }
         }
+        let start = Instant::now();
+        while start.elapsed() < HOST_START_WAIT {
+            // `next` is no held thread (pick_host took those): no claim is
+            // pending while we wait.
+            next = match self.pick_host(next) {
+                Ok(found) => return Ok(found),
+                Err(back) => back,
+            };
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        Err(next)
     }
 
     /// An involuntary switch of the running thread: called by the signal
@@ -348,18 +369,22 @@ impl Worker {
     /// post-switch work is pending.
     unsafe fn hold(&self, to: &Host, first: Option<TaskRef>, what: Hold) {
         let me = self.owner();
-        // Step 4: before the thread can be found and handed back to us.
-        me.expect_turn();
-        me.set_state(HostState::Held);
         // SAFETY: the caller's contract; one-statement borrows.
         let cur = unsafe { self.with_local(|l| l.current.take()) }.expect("a held thread is the running one");
+        // Step 4: before the thread can be found and handed back to us. A
+        // requeued thread may have been stopped anywhere (inside malloc,
+        // say): the monitor may release it. A parked or sleeping one is
+        // not runnable, and made the runtime call itself.
+        if matches!(what, Hold::Requeue) {
+            me.expect_turn_releasable(TaskRef::as_ptr(&cur));
+        } else {
+            me.expect_turn();
+        }
+        me.set_state(HostState::Held);
         // SAFETY: the running thread's state is ours.
         let exec = unsafe { cur.exec() };
         exec.hold(me);
         cur.set_held(true);
-        if matches!(what, Hold::Requeue) {
-            me.set_held_task(TaskRef::as_ptr(&cur));
-        }
         match what {
             // SAFETY: as above.
             Hold::Requeue => unsafe { self.with_local(|l| l.runq.push(cur)) },
@@ -409,6 +434,7 @@ impl Worker {
         unsafe { me.keep(cur) };
         me.set_state(HostState::Detached);
         me.clear_recall();
+        me.probe_cpu_ns.store(0, Ordering::Relaxed);
         host::set_detached(me);
         self.bell.running.store(false, Ordering::SeqCst);
         preempt_word::set_worker(0);
@@ -485,38 +511,41 @@ impl Worker {
     }
 }
 
-/// A detached host's thread calls into the runtime (or the monitor saw it
-/// running without its worker): queue it on its worker like a woken thread,
-/// and sleep until it is picked. Called at preempt depth >= 1.
+/// A detached host's thread calls into the runtime, or the monitor saw it
+/// running without its worker and recalled it (`recalled`: the signal
+/// stopped it at an arbitrary instruction): queue it on its worker like a
+/// woken thread, and sleep until it is picked. A recalled thread may hold
+/// an allocator lock that the owner then waits for, so its host stays
+/// releasable, as after a preemption. Called at preempt depth >= 1.
 /// Async-signal-safe.
-pub(super) fn reattach(me: &Host) {
+pub(super) fn reattach(me: &Host, recalled: bool) {
     // SAFETY: the caller runs on this host's own OS thread.
     let Some(mut t) = (unsafe { me.take_kept() }) else { return };
     // The pool outlives its live threads, and `t` is one.
     let pool = Arc::as_ptr(&t.pool);
     // SAFETY: as just argued.
     let Some(w) = (unsafe { &*pool }).worker(t.worker()) else { unreachable_abort("a thread's worker exists") };
+    let releasable = |t: &TaskRef| if recalled { TaskRef::as_ptr(t) } else { std::ptr::null() };
     if me.state() == HostState::Released {
         // `t` is our own reference; the queue entry holds another, so
         // dropping ours frees nothing (no destructor in a handler).
-        match me.wait_again() {
+        match me.wait_again(releasable(&t)) {
             None => {
                 // Its entry is still queued: wait for the worker to come to it.
                 drop(t);
                 host::set_detached(std::ptr::null());
-                match me.wait_held() {
-                    Held::Run(t) => w.resume_held(me, t),
-                    Held::Release => unreachable_abort("a reattaching host was released"),
-                }
-                return;
+                return wait_reattached(me, w);
             }
             // The owner picked the entry while we ran: queue it again.
             Some(entry) => drop(mem::replace(&mut t, entry)),
         }
+    }
+    if recalled {
+        me.expect_turn_releasable(TaskRef::as_ptr(&t));
     } else {
         me.expect_turn();
-        me.set_state(HostState::Held);
     }
+    me.set_state(HostState::Held);
     // SAFETY: a detached (or unqueued) thread's state belongs to its host,
     // the caller.
     let exec = unsafe { t.exec() };
@@ -524,10 +553,17 @@ pub(super) fn reattach(me: &Host) {
     t.set_held(true);
     host::set_detached(std::ptr::null());
     w.inject(t);
+    wait_reattached(me, w);
+}
+
+/// A reattaching host waits for its turn: handed the worker, it resumes
+/// its thread; released (only after a recall), the thread runs on without
+/// the worker once more.
+fn wait_reattached(me: &Host, w: &Worker) {
     match me.wait_held() {
         Held::Run(t) => w.resume_held(me, t),
-        // A thread queued through the inbox is no held task to release.
-        Held::Release => unreachable_abort("a reattaching host was released"),
+        // SAFETY: on our own OS thread, right after the release.
+        Held::Release => unsafe { run_released(me) },
     }
 }
 
@@ -560,6 +596,9 @@ unsafe fn run_released(me: &Host) {
     // SAFETY: the caller's contract.
     unsafe { me.keep_released() };
     me.clear_recall();
+    // CPU used before the release is no sign that the thread left the
+    // kernel since (see `recall_detached`).
+    me.probe_cpu_ns.store(0, Ordering::Relaxed);
     host::set_detached(me);
 }
 
@@ -576,7 +615,7 @@ pub(super) fn attached(np: NoPreempt<'_>) -> Option<(&'static Worker, &TaskRef)>
 #[cold]
 #[inline(never)]
 fn reattach_slow(np: NoPreempt<'_>) -> Option<(&'static Worker, &TaskRef)> {
-    reattach(host::detached()?);
+    reattach(host::detached()?, false);
     Worker::current_task(np)
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn on_preempt_signal() {
             if preempt::depth() == 0 {
                 preempt::set_depth(1);
                 if let Some(me) = host::detached() {
-                    hold::reattach(me);
+                    hold::reattach(me, true);
                 }
                 take_pending_in_handler();
                 preempt::set_depth(0);
