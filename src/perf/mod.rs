@@ -1,8 +1,11 @@
-//! Performance helpers from the tuning guide: lock-free fast paths.
+//! Performance helpers from the tuning guide: lock-free fast paths and
+//! NUMA placement.
 //!
 //! [`fast_paths`] has an unbounded or bounded lock-free MPMC queue and
 //! [`FastPaths`](fast_paths::FastPaths), single-instruction atomic helpers
-//! with process-wide fast-path/slow-path statistics.
+//! with process-wide fast-path/slow-path statistics. [`numa`] reads the
+//! machine's NUMA topology (CPU masks per node, distances), allocates
+//! memory bound to a node and says which node the caller runs on.
 //!
 //! ```
 //! use preemptive_mlthreading_rust::perf::fast_paths::{FastPaths, LockFreeQueue};
@@ -15,3 +18,4 @@
 //! ```
 
 pub mod fast_paths;
+pub mod numa;
