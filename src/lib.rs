@@ -21,7 +21,7 @@
 //!
 //! | layer | module | holds |
 //! |---|---|---|
-//! | 9 | `perf` | the tuning guide's helpers: fast paths over `sync`, NUMA over `runtime` |
+//! | 9 | `perf` | the tuning guide's helpers: fast paths over `sync`; `numa` (re-exported from `runtime`, whose workers and `ThreadBuilder::numa_node` use it) |
 //! | 8 | `sync` | green-aware locks, channels, lock-free structures |
 //! | 7 | `thread` | the std-shaped API: `ThreadBuilder`, `JoinHandle`, `current` |
 //! | 6 | `sched` | scheduler handles and the default scheduler |

@@ -8,7 +8,7 @@ use preemptive_mlthreading_rust::perf::numa::{
     get_numa_topology,
 };
 use preemptive_mlthreading_rust::sched::default_scheduler;
-use preemptive_mlthreading_rust::{ThreadBuilder, current_cpu};
+use preemptive_mlthreading_rust::{JoinHandle, MigrationPolicy, ThreadBuilder, current_cpu};
 use std::error::Error;
 use std::fs;
 use std::io;
@@ -412,7 +412,7 @@ fn guide_topology_aware_allocation() -> Result<(), Box<dyn Error + Send + Sync>>
 
         let handle = ThreadBuilder::new()
             .cpu_affinity(cpu_mask)
-            // TODO(issue 14): .numa_node(node)
+            .numa_node(node) // Prefer allocation on this node
             .spawn(move || {
                 // Allocate thread-local memory on the same NUMA node
                 let buffer = match allocate_on_node(node, BUFFER_SIZE) {
@@ -469,8 +469,7 @@ fn guide_numa_effects() -> Result<(), GuideError> {
             continue;
         }
 
-        // The guide's .numa_node(node) as in guide_topology_aware_allocation.
-        handles.push(ThreadBuilder::new().cpu_affinity(cpu_mask).spawn(numa_worker)?);
+        handles.push(ThreadBuilder::new().cpu_affinity(cpu_mask).numa_node(node).spawn(numa_worker)?);
     }
 
     assert!(!handles.is_empty());
@@ -484,4 +483,87 @@ fn guide_numa_effects() -> Result<(), GuideError> {
         }
     }
     Ok(())
+}
+
+// "Migration Avoidance", as written (with the topology and the imports it
+// takes from the blocks before it).
+
+#[test]
+#[allow(clippy::needless_borrows_for_generic_args)] // the guide's `.name(&format!(..))`, as written
+fn guide_migration_avoidance() -> Result<(), GuideError> {
+    let topology = get_numa_topology();
+    if topology.get_cpu_mask_for_node(0) & worker_mask() == 0 {
+        println!("skipped: no worker on node 0's CPUs");
+        return Ok(());
+    }
+    // Pin threads to specific NUMA nodes to avoid migration
+    let node_0_threads: Vec<JoinHandle<_>> = (0..4)
+        .map(|i| {
+            ThreadBuilder::new()
+                .name(&format!("node0_worker_{}", i))
+                .cpu_affinity(topology.get_cpu_mask_for_node(0))
+                .migration_policy(MigrationPolicy::Prohibited)
+                .spawn(numa_worker)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in node_0_threads {
+        if let Err(e) = h.join()? {
+            match e.downcast_ref::<NumaError>() {
+                Some(NumaError::Unsupported { .. }) => println!("unsupported path: {e}"),
+                _ => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_numa_node_thread_runs_on_the_nodes_cpus_with_its_stack_bound_there() {
+    let t = get_numa_topology();
+    let workers = worker_mask();
+    let Some(node) = (0..t.node_count()).find(|&n| t.get_cpu_mask_for_node(n) & workers != 0) else {
+        println!("skipped: no node has a worker");
+        return;
+    };
+    let id = t.sysfs_id(node).unwrap();
+    let h = ThreadBuilder::new()
+        .numa_node(node)
+        .spawn(move || {
+            let on_stack = [0u8; 64];
+            let here = std::hint::black_box(&on_stack).as_ptr();
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = unsafe { libc::sched_getcpu() } as usize;
+            // Where mbind is refused (qemu-user), the stack has the
+            // default policy (mode 0).
+            (cpu, mempolicy(here, MPOL_F_ADDR))
+        })
+        .unwrap();
+    let (cpu, (mode, mask)) = h.join().unwrap();
+    assert!(t.cpus_of_node(node).contains(&cpu), "ran on CPU {cpu}, not on node {node}");
+    if mode == libc::MPOL_DEFAULT {
+        println!("the stack stayed unbound: mbind is refused here");
+        return;
+    }
+    assert_eq!(mode, libc::MPOL_BIND, "the stack's policy");
+    let bits = libc::c_ulong::BITS as usize;
+    assert_ne!(mask[id / bits] & (1 << (id % bits)), 0, "bound to node {node} (sysfs node{id})");
+    println!("numa_node({node}): ran on CPU {cpu}, stack bound to node{id}");
+}
+
+#[test]
+fn numa_node_refuses_what_cannot_be_honoured() {
+    let t = get_numa_topology();
+    let missing = t.node_count();
+    let e = ThreadBuilder::new().numa_node(missing).spawn(|| ()).unwrap_err();
+    assert!(e.to_string().contains(&format!("numa_node({missing})")), "{e}");
+    assert!(e.to_string().contains("nodes 0.."), "{e}");
+    // An affinity outside the node: a CPU number no node holds.
+    let node_mask = t.get_cpu_mask_for_node(0);
+    if node_mask != 0 && node_mask != u64::MAX {
+        let outside = !node_mask & (1 << 63 | 1 << 62);
+        if outside != 0 {
+            let e = ThreadBuilder::new().numa_node(0).cpu_affinity(outside).spawn(|| ()).unwrap_err();
+            assert!(e.to_string().contains("names none of the node's CPUs"), "{e}");
+        }
+    }
 }

@@ -18,4 +18,4 @@
 //! ```
 
 pub mod fast_paths;
-pub mod numa;
+pub use crate::runtime::numa;

@@ -12,6 +12,7 @@ mod inbox;
 pub(crate) mod locals;
 pub(crate) mod migration;
 mod monitor;
+pub mod numa;
 pub(crate) mod park;
 pub(crate) mod pool;
 pub(crate) mod run_queue;

@@ -102,6 +102,9 @@ pub(crate) trait TaskMain: Send + Sync + 'static {
     fn fail(&self, err: ThreadError);
 }
 
+/// [`TaskSpec::numa_node`] of a thread bound to no node.
+pub(crate) const NO_NUMA_NODE: u16 = u16::MAX;
+
 /// What a thread asked for at spawn.
 pub(crate) struct TaskSpec {
     pub(crate) name: Option<Box<str>>,
@@ -118,6 +121,12 @@ pub(crate) struct TaskSpec {
     /// Moves only between workers of one NUMA node
     /// ([`MigrationPolicy::WithinNode`](super::migration::MigrationPolicy::WithinNode)).
     pub(crate) within_node: bool,
+    /// The kernel id of the NUMA node its stack is bound to
+    /// ([`ThreadBuilder::numa_node`](crate::ThreadBuilder::numa_node)).
+    /// [`NO_NUMA_NODE`] for none: two bytes, where an `Option` would push
+    /// the cell out of its block class (ids are below 1024, the kernel's
+    /// usual limit).
+    pub(crate) numa_node: u16,
     pub(crate) prefetch_stack: bool,
     /// Time slice in ns; 0 = the scheduler's.
     pub(crate) slice_ns: u64,
@@ -551,6 +560,7 @@ pub(crate) mod test_tasks {
             save_fp: false,
             movable: false,
             within_node: false,
+            numa_node: super::NO_NUMA_NODE,
             prefetch_stack: false,
             slice_ns: tag,
         };

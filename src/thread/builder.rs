@@ -2,9 +2,10 @@ use super::handle::Thread;
 use super::join::{JoinHandle, Spawned};
 use crate::error::ThreadError;
 use crate::runtime::migration::MigrationPolicy;
+use crate::runtime::numa;
 use crate::runtime::pool::Pool;
 use crate::runtime::run_queue::MAX_PRIORITY;
-use crate::runtime::task::TaskSpec;
+use crate::runtime::task::{NO_NUMA_NODE, TaskSpec};
 use crate::runtime::worker::Worker;
 use crate::sched::sealed::Sealed;
 use crate::sched::{RoundRobinScheduler, Scheduler};
@@ -85,6 +86,7 @@ pub struct ThreadBuilder {
     prefetch: bool,
     time_slice: Option<Duration>,
     migration: MigrationPolicy,
+    numa_node: Option<usize>,
 }
 
 impl std::fmt::Debug for ThreadBuilder {
@@ -101,6 +103,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("stack_prefetch", &self.prefetch)
             .field("time_slice", &self.time_slice)
             .field("migration_policy", &self.migration)
+            .field("numa_node", &self.numa_node)
             .finish()
     }
 }
@@ -128,6 +131,7 @@ impl ThreadBuilder {
             prefetch: false,
             time_slice: None,
             migration: MigrationPolicy::Allowed,
+            numa_node: None,
         }
     }
 
@@ -162,6 +166,30 @@ impl ThreadBuilder {
     /// workers' CPUs makes `spawn` fail.
     pub fn cpu_affinity(mut self, mask: u64) -> Self {
         self.affinity = Some(mask);
+        self
+    }
+
+    /// Runs the thread on the workers pinned to CPUs of NUMA node `node` (an
+    /// index `0..node_count()` of [`perf::numa`](crate::perf::numa)), and
+    /// binds its stack's memory to that node. With a
+    /// [`cpu_affinity`](Self::cpu_affinity) too, the thread runs on the CPUs
+    /// both allow. `spawn` fails when the node does not exist, when the
+    /// affinity names no CPU of the node, or when no worker of the scheduler
+    /// is pinned to one of the node's CPUs. Where the kernel refuses
+    /// `mbind` (seccomp, an emulator), the stack is left unbound, as
+    /// memory is on a machine without NUMA.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::perf::numa::{get_current_node, get_numa_topology};
+    /// use preemptive_mlthreading_rust::ThreadBuilder;
+    ///
+    /// let node = get_numa_topology().node_count() - 1;
+    /// let h = ThreadBuilder::new().numa_node(node).spawn(get_current_node).unwrap();
+    /// assert_eq!(h.join().unwrap(), node);
+    /// assert!(ThreadBuilder::new().numa_node(node + 1).spawn(|| ()).is_err());
+    /// ```
+    pub fn numa_node(mut self, node: usize) -> Self {
+        self.numa_node = Some(node);
         self
     }
 
@@ -297,20 +325,60 @@ impl ThreadBuilder {
                 None => Arc::clone(crate::sched::default_scheduler()?.pool()),
             },
         };
+        let (affinity, numa_node) = match self.numa_node {
+            None => (self.affinity, None),
+            Some(node) => {
+                let (mask, id) = numa_placement(node, self.affinity)?;
+                (Some(mask), Some(id))
+            }
+        };
         let spec = TaskSpec {
             name: self.name.map(String::into_boxed_str),
             priority: self.priority,
             stack_size,
             save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),
-            movable: self.affinity.is_none() && self.migration != MigrationPolicy::Prohibited,
+            movable: affinity.is_none() && self.migration != MigrationPolicy::Prohibited,
             within_node: self.migration == MigrationPolicy::WithinNode,
+            numa_node: numa_node.unwrap_or(NO_NUMA_NODE),
             prefetch_stack: self.prefetch,
             slice_ns,
         };
         super::panic_note::install();
-        let (task, body) = pool.spawn(spec, self.affinity, Spawned::new(f))?;
+        let (task, body) = pool.spawn(spec, affinity, Spawned::new(f))?;
         Ok(JoinHandle::new(Thread::green(task), body))
     }
+}
+
+/// The CPU mask a thread of NUMA node `node` (a dense index) is placed
+/// with, narrowed by `affinity`, and the node's kernel id for its stack.
+fn numa_placement(node: usize, affinity: Option<u64>) -> Result<(u64, u16), ThreadError> {
+    let topology = numa::get_numa_topology();
+    let Some(id) = topology.sysfs_id(node) else {
+        return Err(ThreadError::Config(format!(
+            "numa_node({node}): this machine has NUMA nodes 0..{}",
+            topology.node_count()
+        )));
+    };
+    let node_mask = topology.get_cpu_mask_for_node(node);
+    if node_mask == 0 {
+        return Err(ThreadError::Config(format!(
+            "numa_node({node}): the node has no CPU below 64 to run a thread on (CPUs {:?})",
+            topology.cpus_of_node(node)
+        )));
+    }
+    let mask = affinity.map_or(node_mask, |a| a & node_mask);
+    if mask == 0 {
+        return Err(ThreadError::Config(format!(
+            "numa_node({node}) with cpu_affinity({:#x}): the affinity names none of the node's CPUs ({node_mask:#x})",
+            affinity.unwrap_or(0)
+        )));
+    }
+    let Some(id) = u16::try_from(id).ok().filter(|&id| id != NO_NUMA_NODE) else {
+        return Err(ThreadError::Config(format!(
+            "numa_node({node}): kernel node id {id} is beyond what stacks can be bound to"
+        )));
+    };
+    Ok((mask, id))
 }
 
 /// Spawns `f` as a green thread with default settings.

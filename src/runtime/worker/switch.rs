@@ -15,8 +15,9 @@ use crate::arch::{Current, FpSwitch, Isa};
 use crate::error::ThreadError;
 use crate::preempt;
 use crate::runtime::monitor;
+use crate::runtime::numa;
 use crate::runtime::park::Commit;
-use crate::runtime::task::{Exec, Task, TaskRef};
+use crate::runtime::task::{Exec, NO_NUMA_NODE, Task, TaskRef};
 use crate::runtime::timers::TimerKind;
 use std::mem;
 use std::ptr;
@@ -62,6 +63,9 @@ impl Worker {
             match unsafe { self.with_local(|l| l.stacks.take(next.spec.stack_size)) } {
                 Ok(stack) => {
                     debug_assert!(stack.usable() > <Current as Isa>::INIT_FRAME_BYTES);
+                    if next.spec.numa_node != NO_NUMA_NODE {
+                        bind_stack(&stack, usize::from(next.spec.numa_node));
+                    }
                     // SAFETY: a fresh stack nobody else uses, with room for the frame.
                     exec.sp = unsafe { Current::init_stack(stack.top(), task_entry, TaskRef::as_ptr(&next) as usize) };
                     exec.stack = Some(stack);
@@ -297,6 +301,10 @@ impl Worker {
                 let exec = unsafe { t.exec() };
                 exec.finished = true;
                 if let Some(stack) = exec.stack.take() {
+                    if t.spec.numa_node != NO_NUMA_NODE {
+                        // The cache hands it to any thread next.
+                        let _ = numa::unbind(stack.top().wrapping_sub(stack.usable()), stack.usable());
+                    }
                     // SAFETY: on this worker's owner; recycling a stack
                     // re-enters nothing.
                     unsafe { self.with_local(|l| l.stacks.give(stack)) };
@@ -342,6 +350,24 @@ impl Worker {
             })
         };
         self.publish_deadline(next);
+    }
+}
+
+/// Binds a stack taken for a thread of a NUMA node to that node (kernel
+/// id), moving what an earlier thread touched of it. Where the kernel
+/// refuses (seccomp, an emulator), the stack stays unbound, as on a machine
+/// without NUMA; that is said once.
+#[cold]
+fn bind_stack(stack: &crate::stack::Stack, node: usize) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let base = stack.top().wrapping_sub(stack.usable());
+    if let Err(errno) = numa::bind(base, stack.usable(), node, true)
+        && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        log::warn!(
+            "numa_node: cannot bind a thread's stack to node {node} ({}); stacks stay where the kernel puts them",
+            std::io::Error::from_raw_os_error(errno)
+        );
     }
 }
 

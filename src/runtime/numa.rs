@@ -738,7 +738,7 @@ pub fn allocate_on_node(node: usize, size: usize) -> Result<NodeBuffer, NumaErro
     let ptr = map_anonymous(mapped).map_err(|errno| NumaError::Map { size: mapped, errno })?;
     // From here on, dropping the buffer unmaps it.
     let buffer = NodeBuffer { ptr, len: size, mapped, node };
-    bind(ptr.as_ptr(), mapped, sysfs_id).map_err(|errno| match errno {
+    bind(ptr.as_ptr(), mapped, sysfs_id, false).map_err(|errno| match errno {
         libc::ENOSYS | libc::EPERM => NumaError::Unsupported { errno },
         _ => NumaError::Bind { node, sysfs_id, errno },
     })?;
@@ -766,34 +766,62 @@ fn map_anonymous(len: usize) -> Result<NonNull<u8>, c_int> {
     NonNull::new(p.cast()).ok_or(libc::ENOMEM)
 }
 
-/// Binds the `len` bytes at `addr` (page-aligned, mapped, not yet touched)
-/// to the node the kernel calls `sysfs_id` with `MPOL_BIND`; the errno on
-/// failure.
-fn bind(addr: *mut u8, len: usize, sysfs_id: usize) -> Result<(), i32> {
+/// Most kernel node ids [`bind`] can name (the kernel's usual
+/// `MAX_NUMNODES`); the mask lives on the stack, so that a worker can bind
+/// a stack without allocating.
+const MAX_NODE_IDS: usize = 1024;
+
+/// `mbind` flag: move the pages already there to the new policy's node
+/// (`MPOL_MF_MOVE` in the kernel's uapi).
+const MPOL_MF_MOVE: c_ulong = 1 << 1;
+
+/// Binds the `len` bytes at `addr` (page-aligned, mapped) to the node the
+/// kernel calls `sysfs_id` with `MPOL_BIND`, moving pages already touched
+/// when `move_pages`; the errno on failure. Allocates nothing.
+pub(crate) fn bind(addr: *mut u8, len: usize, sysfs_id: usize, move_pages: bool) -> Result<(), i32> {
     const BITS: usize = c_ulong::BITS as usize;
-    let mut mask: Vec<c_ulong> = vec![0; sysfs_id / BITS + 1];
+    if sysfs_id >= MAX_NODE_IDS {
+        return Err(libc::EINVAL);
+    }
+    let mut mask = [0 as c_ulong; MAX_NODE_IDS / BITS];
     mask[sysfs_id / BITS] |= 1 << (sysfs_id % BITS);
     // The kernel reads `maxnode - 1` bits of the mask (it decrements the
-    // count first), so one more than the bits we hold.
-    let maxnode = (mask.len() * BITS + 1) as c_ulong;
+    // count first), so one more than the bits we name.
+    let maxnode = ((sysfs_id / BITS + 1) * BITS + 1) as c_ulong;
+    let flags = if move_pages { MPOL_MF_MOVE } else { 0 };
+    // SAFETY: mbind reads at most `maxnode - 1` bits from `mask`, which
+    // holds that many, and changes only the memory policy of our own
+    // mapping at `addr`; it writes no user memory.
+    let r = unsafe { mbind(addr, len, libc::MPOL_BIND as c_ulong, mask.as_ptr(), maxnode, flags) };
+    if r == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+/// Gives the `len` bytes at `addr` back the default policy (the node of
+/// whichever thread touches a page first), undoing [`bind`].
+pub(crate) fn unbind(addr: *mut u8, len: usize) -> Result<(), i32> {
+    // SAFETY: MPOL_DEFAULT takes no mask; only our own mapping's policy
+    // changes.
+    let r = unsafe { mbind(addr, len, libc::MPOL_DEFAULT as c_ulong, ptr::null(), 0, 0) };
+    if r == 0 { Ok(()) } else { Err(last_errno()) }
+}
+
+/// The raw `mbind(2)` system call.
+///
+/// # Safety
+/// `mask` holds at least `maxnode - 1` bits (or is null with `maxnode` 0).
+unsafe fn mbind(
+    addr: *mut u8,
+    len: usize,
+    mode: c_ulong,
+    mask: *const c_ulong,
+    maxnode: c_ulong,
+    flags: c_ulong,
+) -> i64 {
     // Every argument goes through the variadic syscall() as a full
     // register's width, `mode` and `flags` included, so that no upper bits
     // are left undefined.
-    // SAFETY: mbind reads `mask.len()` words from `mask` (see maxnode) and
-    // changes only the memory policy of our own mapping at `addr`; it
-    // writes no user memory.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mbind,
-            addr as *mut c_void,
-            len as c_ulong,
-            libc::MPOL_BIND as c_ulong,
-            mask.as_ptr(),
-            maxnode,
-            0 as c_ulong,
-        )
-    };
-    if r == 0 { Ok(()) } else { Err(last_errno()) }
+    // SAFETY: the caller's contract on `mask`; the kernel checks the rest.
+    unsafe { libc::syscall(libc::SYS_mbind, addr as *mut c_void, len as c_ulong, mode, mask, maxnode, flags) as i64 }
 }
 
 fn last_errno() -> c_int {
@@ -915,7 +943,7 @@ mod tests {
         // EINVAL (or ENOSYS/EPERM where mbind is refused), never EFAULT.
         let page = page_size();
         let p = map_anonymous(page).unwrap();
-        let r = bind(p.as_ptr(), page, 200);
+        let r = bind(p.as_ptr(), page, 200, false);
         // SAFETY: our mapping, unused.
         unsafe { libc::munmap(p.as_ptr().cast(), page) };
         assert!(matches!(r, Err(libc::EINVAL | libc::ENOSYS | libc::EPERM)), "{r:?}");
