@@ -745,25 +745,10 @@ pub fn allocate_on_node(node: usize, size: usize) -> Result<NodeBuffer, NumaErro
     Ok(buffer)
 }
 
-/// Maps `len` bytes of zeroed, private, read-write memory at an address
-/// the kernel picks; the errno on failure.
+/// [`stack::map_anonymous`](crate::stack::map_anonymous), with the errno
+/// on failure.
 fn map_anonymous(len: usize) -> Result<NonNull<u8>, c_int> {
-    // SAFETY: an anonymous private mapping at a kernel-chosen address
-    // cannot alias any existing Rust object.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(last_errno());
-    }
-    NonNull::new(p.cast()).ok_or(libc::ENOMEM)
+    crate::stack::map_anonymous(len).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOMEM))
 }
 
 /// Most kernel node ids [`bind`] can name (the kernel's usual

@@ -108,6 +108,28 @@ pub(crate) struct Stack {
 // moved between OS threads only while that thread is not running on it.
 unsafe impl Send for Stack {}
 
+/// Maps `len` bytes of zeroed, private, read-write memory at an address
+/// the kernel picks: the one anonymous mapping of the crate that is not a
+/// thread's stack (alternate signal stacks, node-bound buffers).
+pub(crate) fn map_anonymous(len: usize) -> std::io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address
+    // cannot alias any existing Rust object.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(p.cast()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
 pub(crate) fn page_size() -> usize {
     use std::sync::OnceLock;
     static PAGE: OnceLock<usize> = OnceLock::new();

@@ -148,20 +148,8 @@ pub(crate) fn ensure_altstack() -> io::Result<Option<AltStack>> {
     // SAFETY: getauxval has no preconditions; 0 means "unknown".
     let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
     let len = (min.max(libc::SIGSTKSZ) * 4).next_multiple_of(super::page_size());
-    // SAFETY: fresh anonymous mapping, owned by the returned AltStack.
-    let mem = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if mem == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    // A fresh mapping, owned by the returned AltStack.
+    let mem: *mut libc::c_void = super::map_anonymous(len)?.as_ptr().cast();
     let st = libc::stack_t { ss_sp: mem, ss_flags: 0, ss_size: len };
     // SAFETY: `st` describes memory we own for as long as the AltStack lives.
     if unsafe { libc::sigaltstack(&st, ptr::null_mut()) } != 0 {
