@@ -3,7 +3,8 @@
 //! Held for a handful of instructions and never across a park, so spinning
 //! is cheaper than anything that sleeps. Preemption is disabled while it is
 //! held: a green thread suspended holding it would leave every other thread
-//! that wants it spinning for a whole time slice.
+//! that wants it spinning for a whole time slice. It stays enabled while a
+//! thread spins waiting for it (see [`SpinLock::lock`]).
 
 use super::atomic::{AtomicBool, Ordering, spin_hint};
 use crate::preempt::{self, PreemptGuard};
@@ -34,15 +35,24 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Takes the lock. Preemption is off while it is held, but not while
+    /// the caller waits for it: the holder may be stuck behind a thread
+    /// preempted on the waiter's own worker (the holder's `realloc` waiting
+    /// for an arena lock that thread holds), and a waiter that could not be
+    /// preempted would keep that thread from ever running again.
     #[inline]
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
-        let preempt = preempt::disable();
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        loop {
+            let preempt = preempt::disable();
+            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                return SpinGuard { lock: self, _preempt: preempt };
+            }
+            // A preemption that came meanwhile is taken here.
+            drop(preempt);
             while self.locked.load(Ordering::Relaxed) {
                 spin_hint();
             }
         }
-        SpinGuard { lock: self, _preempt: preempt }
     }
 }
 
