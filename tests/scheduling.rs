@@ -4,7 +4,7 @@
 mod common;
 
 use preemptive_mlthreading_rust::{
-    MigrationPolicy, RoundRobinScheduler, ThreadBuilder, current_cpu, park, sched, yield_now,
+    MigrationPolicy, RoundRobinScheduler, ThreadBuilder, current_cpu, num_cpus, park, sched, yield_now,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,6 +262,11 @@ fn affinity_is_honoured() {
         }
     }
     println!("affinity honoured on CPUs {cpus:?}");
+}
+
+#[test]
+fn the_default_worker_count_is_num_cpus() {
+    assert_eq!(RoundRobinScheduler::new().workers(), num_cpus());
 }
 
 /// CPUs the scheduler's workers run on (workers start on first spawn).

@@ -19,9 +19,31 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
     (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
 }
 
-/// Number of CPUs this process may run on (its main thread's affinity
-/// mask), the default number of workers. The same from a green thread,
-/// although its worker is pinned to one CPU.
+/// How many CPUs this process may use at once: the default number of
+/// workers of a scheduler.
+///
+/// It counts the CPUs of the process's affinity mask (its main thread's,
+/// `sched_getaffinity(getpid())`, so the same from a green thread, whose
+/// worker is pinned to one CPU), capped by the cgroup v2 CPU quota as
+/// [`std::thread::available_parallelism`] caps it (which rounds the quota
+/// down where this rounds up), so that a container limited to 2 CPUs'
+/// worth of time on a 64-CPU host gets 2 workers rather than 64 that the
+/// kernel throttles:
+///
+/// - the quota is read from `cpu.max` of the process's cgroup (the `0::`
+///   line of `/proc/self/cgroup`, under `/sys/fs/cgroup`) and of each of
+///   its ancestors; the tightest one wins;
+/// - `<quota> <period>` allows quota / period CPUs, rounded up (1.5 CPUs
+///   count as 2: the half CPU is time a second worker can use), and at
+///   least 1; `max <period>` is no limit;
+/// - no cgroup v2 (v1 only, no cgroupfs mounted), a missing or unreadable
+///   `cpu.max`, or one that is not two numbers or `max` and a number,
+///   counts as no limit.
+///
+/// The result is at least 1 and never more than the affinity mask allows.
+/// Which CPUs the workers are pinned to is still the affinity mask's
+/// business: they take its CPUs in turn from the lowest. Read afresh at
+/// each call (a few small files), as the quota and the mask may change.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::{num_cpus, spawn};
@@ -30,7 +52,13 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 /// assert_eq!(spawn(num_cpus).unwrap().join().unwrap(), num_cpus());
 /// ```
 pub fn num_cpus() -> usize {
-    allowed_cpus().len().max(1)
+    count(allowed_cpus().len(), super::cgroup::quota_cpus())
+}
+
+/// The number of CPUs `allowed` by the affinity mask, capped by a `quota`
+/// (None: no limit), at least 1.
+fn count(allowed: usize, quota: Option<usize>) -> usize {
+    quota.map_or(allowed, |q| allowed.min(q)).max(1)
 }
 
 /// Pins the calling OS thread to `cpu`.
@@ -51,4 +79,24 @@ pub fn current_cpu() -> Option<usize> {
     // SAFETY: no preconditions.
     let c = unsafe { libc::sched_getcpu() };
     (c >= 0).then_some(c as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_caps_the_affinity_count() {
+        assert_eq!(count(8, None), 8);
+        assert_eq!(count(8, Some(2)), 2);
+        assert_eq!(count(2, Some(16)), 2, "never more than the mask allows");
+        assert_eq!(count(0, None), 1);
+        assert_eq!(count(4, Some(0)), 1);
+    }
+
+    #[test]
+    fn num_cpus_counts_allowed_cpus_at_most() {
+        let n = num_cpus();
+        assert!(n >= 1 && n <= allowed_cpus().len().max(1), "{n} of {:?}", allowed_cpus());
+    }
 }

@@ -1,6 +1,7 @@
 //! Workers, their idle parking, timers, and the pool a scheduler drives.
 
 mod block_pool;
+mod cgroup;
 mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;

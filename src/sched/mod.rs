@@ -3,8 +3,9 @@
 //!
 //! A thread spawned without naming a scheduler goes to the scheduler of the
 //! green thread that spawns it, or, from a plain OS thread, to the global
-//! default: round-robin, one worker per CPU the process may use, with the
-//! default time slice. Like `GOMAXPROCS`, the environment tunes it before
+//! default: round-robin, one worker per CPU the process may use
+//! ([`num_cpus`](crate::num_cpus), which honours a cgroup CPU quota), with
+//! the default time slice. Like `GOMAXPROCS`, the environment tunes it before
 //! first use: `PMT_WORKERS` (a positive integer) and `PMT_TIME_SLICE_US`
 //! (microseconds). [`set_default_scheduler`] replaces it programmatically.
 

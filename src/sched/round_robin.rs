@@ -52,7 +52,9 @@ impl Default for RoundRobinScheduler {
 }
 
 impl RoundRobinScheduler {
-    /// One worker per CPU this process may use, [`DEFAULT_TIME_SLICE`].
+    /// One worker per CPU this process may use
+    /// ([`num_cpus`](crate::num_cpus): its affinity mask, capped by its
+    /// cgroup CPU quota), [`DEFAULT_TIME_SLICE`].
     pub fn new() -> Self {
         let config = PoolConfig { workers: crate::runtime::cpu::num_cpus(), name: "pmt-worker".into() };
         let pool = Arc::new(Pool::new(config, DEFAULT_TIME_SLICE));
