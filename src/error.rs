@@ -1,3 +1,4 @@
+use crate::cpu_set::CpuSet;
 use crate::stack::StackError;
 use std::any::Any;
 use std::fmt;
@@ -42,6 +43,21 @@ pub enum ThreadError {
         /// CPUs the scheduler's workers are pinned to.
         worker_cpus: u64,
     },
+    /// The [`CpuSet`] given to
+    /// [`ThreadBuilder::cpu_set`](crate::ThreadBuilder::cpu_set) is empty,
+    /// or names no CPU a worker of the scheduler is pinned to: none this
+    /// process may run on at all, or only some the scheduler has no
+    /// worker on. (A `u64` mask from `cpu_affinity` reports
+    /// [`InvalidAffinity`](Self::InvalidAffinity) instead.) The sets are
+    /// boxed to keep the error small.
+    InvalidCpuSet {
+        /// The set the builder asked for.
+        requested: Box<CpuSet>,
+        /// CPUs the scheduler's workers are pinned to.
+        worker_cpus: Box<CpuSet>,
+        /// CPUs this process may run on (its affinity mask).
+        process_cpus: Box<CpuSet>,
+    },
     /// The scheduler was shut down; it takes no new threads.
     SchedulerStopped,
     /// The thread's stack could not be mapped when it first ran.
@@ -74,6 +90,25 @@ impl fmt::Display for ThreadError {
                 f,
                 "cpu_affinity({mask:#x}) names no CPU this scheduler's workers run on (their CPUs: \
                  {worker_cpus:#x}); include one of them, or give the scheduler more workers"
+            ),
+            ThreadError::InvalidCpuSet { requested, worker_cpus, .. } if requested.is_empty() => write!(
+                f,
+                "cpu_set was given an empty CpuSet, which names no CPU to run on; name one of the CPUs \
+                 this scheduler's workers run on ({worker_cpus}), or leave cpu_set out to run anywhere"
+            ),
+            ThreadError::InvalidCpuSet { requested, worker_cpus, process_cpus }
+                if !requested.intersects(process_cpus) =>
+            {
+                write!(
+                    f,
+                    "cpu_set({requested}) names no CPU this process may run on (it may run on \
+                     {process_cpus}); name one of the CPUs this scheduler's workers run on ({worker_cpus})"
+                )
+            }
+            ThreadError::InvalidCpuSet { requested, worker_cpus, .. } => write!(
+                f,
+                "cpu_set({requested}) names no CPU this scheduler's workers run on (their CPUs: \
+                 {worker_cpus}); include one of them, or give the scheduler more workers"
             ),
             ThreadError::SchedulerStopped => {
                 write!(f, "the scheduler was shut down and accepts no new threads; spawn on another scheduler")

@@ -30,6 +30,7 @@
 //! | 3 | `error` | [`ThreadError`] |
 //! | 2 | `stack` | mmap'd stacks, guard pages, slabs, overflow reports |
 //! | 1 | `arch` | context switch and per-ISA leaf code |
+//! | 1 | `cpu_set` | [`CpuSet`], sets of CPU numbers (plain data, imports nothing) |
 //!
 //! A lower layer that must call a higher one is handed a function pointer
 //! at start-up (the signal handler, the pending-preemption switch, the
@@ -38,6 +39,7 @@
 //! that costs nothing, for a later `no_std` core.
 
 pub mod arch;
+pub mod cpu_set;
 mod error;
 pub mod perf;
 pub mod preempt;
@@ -47,6 +49,7 @@ pub mod stack;
 pub mod sync;
 pub mod thread;
 
+pub use cpu_set::{CpuSet, CpuSetError};
 pub use runtime::current_cpu;
 pub use runtime::migration::MigrationPolicy;
 pub use sched::{RoundRobinScheduler, Scheduler};

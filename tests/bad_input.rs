@@ -1,7 +1,9 @@
 //! Every bad input is an `Err` with an actionable message; none panics or hangs.
 
 use preemptive_mlthreading_rust::stack::StackError;
-use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, ThreadError, park, spawn};
+use preemptive_mlthreading_rust::{
+    CpuSet, Duration, RoundRobinScheduler, ThreadBuilder, ThreadError, current_cpu, park, spawn,
+};
 mod common;
 use common::{is_child, run_child};
 
@@ -51,6 +53,81 @@ fn impossible_affinity() {
         assert_eq!(m, mask);
         assert_ne!(worker_cpus, 0);
         assert!(e.to_string().contains("names no CPU"), "{e}");
+    }
+}
+
+/// The CPU the one worker of `sched` is pinned to.
+fn one_worker_cpu(sched: &RoundRobinScheduler) -> usize {
+    sched.spawn(|| current_cpu().unwrap()).unwrap().join().unwrap()
+}
+
+#[test]
+fn empty_cpu_set() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let worker = one_worker_cpu(&sched);
+    let e = err_of(ThreadBuilder::new().cpu_set(CpuSet::new()).scheduler(sched.clone()).spawn(|| ()));
+    let ThreadError::InvalidCpuSet { requested, worker_cpus, .. } = &e else { panic!("{e:?}") };
+    assert!(requested.is_empty());
+    assert_eq!(worker_cpus.iter().collect::<Vec<_>>(), [worker]);
+    let msg = e.to_string();
+    assert!(msg.contains("empty CpuSet") && msg.contains(&format!("({worker})")), "{msg}");
+}
+
+#[test]
+fn cpu_set_naming_no_cpu_of_this_process() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let worker = one_worker_cpu(&sched);
+    // CPUs beyond any this machine (up to 1023) offers this process.
+    let foreign = CpuSet::from_cpus([1000, 1023]).unwrap();
+    let e = err_of(ThreadBuilder::new().cpu_set(foreign).scheduler(sched.clone()).spawn(|| ()));
+    let ThreadError::InvalidCpuSet { requested, worker_cpus, process_cpus } = &e else { panic!("{e:?}") };
+    assert_eq!(**requested, foreign);
+    assert!(worker_cpus.contains(worker) && process_cpus.contains(worker), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("cpu_set(1000,1023) names no CPU this process may run on"), "{msg}");
+    assert!(msg.contains(&format!("workers run on ({worker})")), "{msg}");
+}
+
+#[test]
+fn cpu_set_naming_only_cpus_without_a_worker() {
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let worker = one_worker_cpu(&sched);
+    // This process's CPUs; the one worker takes the first.
+    let mut mine = CpuSet::new();
+    for cpu in 0..CpuSet::MAX_CPUS {
+        let h = ThreadBuilder::new().cpu_set(CpuSet::from_cpus([cpu]).unwrap()).scheduler(sched.clone());
+        if h.spawn(|| ()).is_ok() {
+            mine.insert(cpu).unwrap();
+        }
+    }
+    assert_eq!(mine.iter().collect::<Vec<_>>(), [worker], "only the worker's CPU places a thread");
+    let e = err_of(ThreadBuilder::new().cpu_set(CpuSet::new()).scheduler(sched.clone()).spawn(|| ()));
+    let ThreadError::InvalidCpuSet { process_cpus, .. } = e else { panic!("{e:?}") };
+    let Some(other) = process_cpus.iter().find(|&c| c != worker) else {
+        println!("skipped: this process may run on one CPU only");
+        return;
+    };
+    let e =
+        err_of(ThreadBuilder::new().cpu_set(CpuSet::from_cpus([other]).unwrap()).scheduler(sched.clone()).spawn(|| ()));
+    assert!(matches!(&e, ThreadError::InvalidCpuSet { requested, .. } if requested.contains(other)), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("cpu_set({other}) names no CPU this scheduler's workers run on")), "{msg}");
+    assert!(msg.contains("more workers"), "{msg}");
+}
+
+#[test]
+fn the_last_of_cpu_affinity_and_cpu_set_counts() {
+    // `cpu_affinity` is `cpu_set` of the mask's CPUs, but its error names
+    // the mask (`impossible_affinity`); a later `cpu_set` replaces it.
+    let sched = RoundRobinScheduler::new().with_workers(1);
+    let worker = one_worker_cpu(&sched);
+    let e = err_of(ThreadBuilder::new().cpu_affinity(0).cpu_set(CpuSet::new()).scheduler(sched.clone()).spawn(|| ()));
+    assert!(matches!(e, ThreadError::InvalidCpuSet { .. }), "{e:?}");
+    let e = err_of(ThreadBuilder::new().cpu_set(CpuSet::new()).cpu_affinity(0).scheduler(sched.clone()).spawn(|| ()));
+    assert!(matches!(e, ThreadError::InvalidAffinity { mask: 0, .. }), "{e:?}");
+    if worker < 64 {
+        let h = ThreadBuilder::new().cpu_set(CpuSet::new()).cpu_affinity(1 << worker).scheduler(sched.clone());
+        assert_eq!(h.spawn(current_cpu).unwrap().join().unwrap(), Some(worker));
     }
 }
 

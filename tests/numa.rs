@@ -563,7 +563,7 @@ fn numa_node_refuses_what_cannot_be_honoured() {
         let outside = !node_mask & (1 << 63 | 1 << 62);
         if outside != 0 {
             let e = ThreadBuilder::new().numa_node(0).cpu_affinity(outside).spawn(|| ()).unwrap_err();
-            assert!(e.to_string().contains("names none of the node's CPUs"), "{e}");
+            assert!(e.to_string().contains("name none of the node's CPUs"), "{e}");
         }
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use preemptive_mlthreading_rust::{
-    MigrationPolicy, RoundRobinScheduler, ThreadBuilder, current_cpu, num_cpus, park, sched, yield_now,
+    CpuSet, MigrationPolicy, RoundRobinScheduler, ThreadBuilder, current_cpu, num_cpus, park, sched, yield_now,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,6 +262,59 @@ fn affinity_is_honoured() {
         }
     }
     println!("affinity honoured on CPUs {cpus:?}");
+}
+
+/// Where threads restricted by `cpus` on `sched` run, `n` of them, each
+/// looking a few times across yields.
+fn cpus_seen(sched: &RoundRobinScheduler, cpus: CpuSet, n: usize) -> std::collections::BTreeSet<usize> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            ThreadBuilder::new()
+                .cpu_set(cpus)
+                .scheduler(sched.clone())
+                .spawn(|| {
+                    (0..20)
+                        .map(|_| {
+                            yield_now();
+                            current_cpu().unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap()
+        })
+        .collect();
+    handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn a_cpu_set_is_honoured() {
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    let workers = sched_cpus(&sched);
+    let cpus: Vec<usize> = (0..64).filter(|c| workers & (1 << c) != 0).collect();
+    for &cpu in &cpus {
+        let seen = cpus_seen(&sched, CpuSet::from_cpus([cpu]).unwrap(), 10);
+        assert_eq!(seen, [cpu].into(), "restricted to CPU {cpu}");
+        // CPUs no worker runs on (here: none from 64 on) do not count.
+        let seen = cpus_seen(&sched, CpuSet::from_cpus([cpu, 64, 1023]).unwrap(), 10);
+        assert_eq!(seen, [cpu].into(), "restricted to CPUs {cpu},64,1023");
+    }
+    if cpus.len() >= 2 {
+        // A set of both workers' CPUs deals its threads to both in turn.
+        let both = CpuSet::from_cpus(cpus.iter().copied()).unwrap();
+        assert_eq!(cpus_seen(&sched, both, 8), cpus.iter().copied().collect());
+    }
+    println!("cpu_set honoured on CPUs {cpus:?}");
+}
+
+#[test]
+fn cpu_set_of_cpu_1_runs_on_cpu_1() {
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    if sched_cpus(&sched) & 0b10 == 0 {
+        println!("skipped: no worker on CPU 1 here");
+        return;
+    }
+    let h = ThreadBuilder::new().cpu_set(CpuSet::from_cpus([1]).unwrap()).scheduler(sched.clone());
+    assert_eq!(h.spawn(current_cpu).unwrap().join().unwrap(), Some(1));
 }
 
 #[test]

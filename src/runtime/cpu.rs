@@ -74,7 +74,19 @@ pub(crate) fn pin_current(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// The CPU the calling OS thread is running on right now.
+/// The CPU the calling OS thread is running on right now (`sched_getcpu`),
+/// None where the kernel cannot tell. From a green thread, the CPU its
+/// worker is pinned to.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{CpuSet, ThreadBuilder, current_cpu};
+///
+/// let cpu = current_cpu().unwrap();
+/// // A thread restricted to that CPU (when a worker runs there) reports it.
+/// if let Ok(h) = ThreadBuilder::new().cpu_set(CpuSet::from_cpus([cpu]).unwrap()).spawn(current_cpu) {
+///     assert_eq!(h.join().unwrap(), Some(cpu));
+/// }
+/// ```
 pub fn current_cpu() -> Option<usize> {
     // SAFETY: no preconditions.
     let c = unsafe { libc::sched_getcpu() };

@@ -7,6 +7,7 @@
 use super::cpu;
 use super::task::{TaskMain, TaskRef, TaskSpec};
 use super::worker::{self, Worker};
+use crate::cpu_set::CpuSet;
 use crate::error::ThreadError;
 use crate::stack::overflow;
 use std::ptr::NonNull;
@@ -87,9 +88,14 @@ impl Pool {
         self.workers.get().map_or(&[], |w| w)
     }
 
-    /// Bit mask of the CPUs the workers are pinned to (CPUs below 64).
-    pub(crate) fn worker_cpus(&self) -> u64 {
-        self.workers().iter().filter_map(Worker::cpu).filter(|&c| c < 64).fold(0, |m, c| m | 1 << c)
+    /// The CPUs the workers are pinned to.
+    pub(crate) fn worker_cpus(&self) -> CpuSet {
+        let mut set = CpuSet::new();
+        for cpu in self.workers().iter().filter_map(Worker::cpu) {
+            // Workers are pinned to CPUs of a `cpu_set_t`, which a set holds.
+            let _ = set.insert(cpu);
+        }
+        set
     }
 
     pub(crate) fn is_preemptive(&self) -> bool {
@@ -142,13 +148,13 @@ impl Pool {
         }
     }
 
-    /// Starts a green thread running `body` on a worker that `affinity`
-    /// allows; returns it and where its body lies (valid while a reference
-    /// to the thread is).
+    /// Starts a green thread running `body` on a worker pinned to a CPU of
+    /// `affinity` (any worker for None); returns it and where its body lies
+    /// (valid while a reference to the thread is).
     pub(crate) fn spawn<B: TaskMain>(
         self: &Arc<Self>,
         spec: TaskSpec,
-        affinity: Option<u64>,
+        affinity: Option<&CpuSet>,
         body: B,
     ) -> Result<(TaskRef, NonNull<B>), ThreadError> {
         // Count the thread before checking `closed`, so a worker that sees
@@ -174,22 +180,19 @@ impl Pool {
 
     /// Picks the worker a new thread starts on: round-robin over the
     /// workers its affinity allows.
-    fn place(&self, affinity: Option<u64>) -> Result<usize, ThreadError> {
+    fn place(&self, affinity: Option<&CpuSet>) -> Result<usize, ThreadError> {
         let workers = self.workers();
-        let n = workers.len();
-        let allowed = |w: &Worker| match affinity {
-            None => true,
-            Some(mask) => w.cpu().is_some_and(|c| c < 64 && mask & (1 << c) != 0),
-        };
-        let eligible = workers.iter().filter(|w| allowed(w)).count();
-        if eligible == 0 {
-            return Err(ThreadError::InvalidAffinity { mask: affinity.unwrap_or(0), worker_cpus: self.worker_cpus() });
+        let cpus = workers.iter().map(Worker::cpu);
+        // One worker needs no turn: save the shared counter's cache line.
+        let turn = if workers.len() == 1 { 0 } else { self.next_worker.fetch_add(1, Ordering::Relaxed) };
+        match pick(cpus, affinity, turn) {
+            Some(i) => Ok(workers[i].index),
+            None => Err(ThreadError::InvalidCpuSet {
+                requested: Box::new(affinity.copied().unwrap_or_default()),
+                worker_cpus: Box::new(self.worker_cpus()),
+                process_cpus: Box::new(CpuSet::from_cpus(cpu::allowed_cpus()).unwrap_or_default()),
+            }),
         }
-        if n == 1 {
-            return Ok(0);
-        }
-        let k = self.next_worker.fetch_add(1, Ordering::Relaxed) % eligible;
-        Ok(workers.iter().filter(|w| allowed(w)).nth(k).map_or(0, |w| w.index))
     }
 
     fn start_workers(self: &Arc<Self>) -> Result<(), ThreadError> {
@@ -239,6 +242,65 @@ impl Pool {
     }
 }
 
+/// The position, among workers pinned to `worker_cpus` (None: unpinned),
+/// of the `turn`-th (modulo their number) worker that `affinity` allows:
+/// every worker for None, else one pinned to a CPU of the set. None when
+/// no worker is allowed.
+fn pick(
+    worker_cpus: impl Iterator<Item = Option<usize>> + Clone,
+    affinity: Option<&CpuSet>,
+    turn: usize,
+) -> Option<usize> {
+    let allowed = |cpu: &Option<usize>| affinity.is_none_or(|set| cpu.is_some_and(|c| set.contains(c)));
+    let eligible = worker_cpus.clone().filter(allowed).count();
+    if eligible == 0 {
+        return None;
+    }
+    worker_cpus.enumerate().filter(|(_, cpu)| allowed(cpu)).nth(turn % eligible).map(|(i, _)| i)
+}
+
 fn duration_ns(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+    use crate::cpu_set::CpuSet;
+
+    fn picks(workers: &[Option<usize>], affinity: Option<&CpuSet>, turns: usize) -> Vec<Option<usize>> {
+        (0..turns).map(|t| pick(workers.iter().copied(), affinity, t)).collect()
+    }
+
+    #[test]
+    fn without_affinity_every_worker_takes_its_turn() {
+        assert_eq!(picks(&[Some(0), Some(1), Some(0)], None, 4), [Some(0), Some(1), Some(2), Some(0)]);
+        assert_eq!(picks(&[None], None, 2), [Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn a_set_picks_only_workers_on_its_cpus_round_robin() {
+        let workers = [Some(0), Some(1), Some(0), Some(1)];
+        let set = CpuSet::from_cpus([1]).unwrap();
+        assert_eq!(picks(&workers, Some(&set), 3), [Some(1), Some(3), Some(1)]);
+        assert_eq!(picks(&[None, Some(1)], Some(&CpuSet::from_mask(u64::MAX)), 2), [Some(1), Some(1)]);
+    }
+
+    #[test]
+    fn cpus_from_64_on_are_placed_on() {
+        let workers = [Some(3), Some(64), Some(130), Some(1023)];
+        let high = CpuSet::from_cpus([130, 1023]).unwrap();
+        assert_eq!(picks(&workers, Some(&high), 3), [Some(2), Some(3), Some(2)]);
+        // CPU 64 is not bit 0 of a mask, nor is any CPU above 63 in one.
+        assert_eq!(picks(&workers, Some(&CpuSet::from_cpus([64]).unwrap()), 1), [Some(1)]);
+        assert_eq!(picks(&workers, Some(&CpuSet::from_mask(u64::MAX)), 2), [Some(0), Some(0)]);
+        assert_eq!(picks(&workers, Some(&CpuSet::from_mask(1)), 1), [None]);
+    }
+
+    #[test]
+    fn an_empty_or_foreign_set_places_nowhere() {
+        let workers = [Some(0), Some(1)];
+        assert_eq!(picks(&workers, Some(&CpuSet::new()), 1), [None]);
+        assert_eq!(picks(&workers, Some(&CpuSet::from_cpus([2, 700]).unwrap()), 1), [None]);
+    }
 }

@@ -1,5 +1,6 @@
 use super::handle::Thread;
 use super::join::{JoinHandle, Spawned};
+use crate::cpu_set::CpuSet;
 use crate::error::ThreadError;
 use crate::runtime::migration::MigrationPolicy;
 use crate::runtime::numa;
@@ -78,7 +79,11 @@ pub struct ThreadBuilder {
     name: Option<String>,
     stack_size: Option<usize>,
     priority: u8,
-    affinity: Option<u64>,
+    /// The CPUs the thread may run on; None for any.
+    cpus: Option<CpuSet>,
+    /// The mask `cpus` came from, when `cpu_affinity` set it: its error
+    /// names the mask.
+    mask: Option<u64>,
     pool: Option<Arc<Pool>>,
     fpu: bool,
     vector: bool,
@@ -95,7 +100,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("name", &self.name)
             .field("stack_size", &self.stack_size)
             .field("priority", &self.priority)
-            .field("cpu_affinity", &self.affinity)
+            .field("cpu_set", &self.cpus)
             .field("custom_scheduler", &self.pool.is_some())
             .field("fpu", &self.fpu)
             .field("vector", &self.vector)
@@ -123,7 +128,8 @@ impl ThreadBuilder {
             name: None,
             stack_size: None,
             priority: DEFAULT_PRIORITY,
-            affinity: None,
+            cpus: None,
+            mask: None,
             pool: None,
             fpu: true,
             vector: true,
@@ -162,10 +168,49 @@ impl ThreadBuilder {
     }
 
     /// Runs the thread only on workers pinned to a CPU whose bit is set in
-    /// `mask` (bit `n` = CPU `n`). A mask naming none of the scheduler's
-    /// workers' CPUs makes `spawn` fail.
+    /// `mask` (bit `n` = CPU `n`): [`cpu_set`](Self::cpu_set) with
+    /// [`CpuSet::from_mask`], for CPUs 0 to 63. A mask naming none of the
+    /// scheduler's workers' CPUs (0 included) makes `spawn` fail with
+    /// [`ThreadError::InvalidAffinity`].
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{ThreadBuilder, ThreadError, current_cpu};
+    ///
+    /// // Any of CPUs 0 to 63 that a worker runs on:
+    /// let cpu = ThreadBuilder::new().cpu_affinity(u64::MAX).spawn(current_cpu).unwrap().join().unwrap();
+    /// assert!(cpu.unwrap() < 64);
+    /// let err = ThreadBuilder::new().cpu_affinity(0).spawn(|| ()).unwrap_err();
+    /// assert!(matches!(err, ThreadError::InvalidAffinity { mask: 0, .. }));
+    /// ```
     pub fn cpu_affinity(mut self, mask: u64) -> Self {
-        self.affinity = Some(mask);
+        self = self.cpu_set(CpuSet::from_mask(mask));
+        self.mask = Some(mask);
+        self
+    }
+
+    /// Runs the thread only on workers pinned to a CPU of `cpus`, any CPU
+    /// number up to [`CpuSet::MAX_CPUS`]; the thread keeps to its worker
+    /// when woken. Round-robin among those workers, as without it. Where
+    /// the scheduler has no worker on a CPU of the set, `spawn` fails with
+    /// [`ThreadError::InvalidCpuSet`], whose message says whether the set
+    /// is empty, names no CPU this process may run on at all, or only CPUs
+    /// the scheduler has no worker on (then give it more workers).
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{CpuSet, ThreadBuilder, ThreadError, current_cpu};
+    ///
+    /// let here = current_cpu().unwrap();
+    /// match ThreadBuilder::new().cpu_set(CpuSet::from_cpus([here]).unwrap()).spawn(current_cpu) {
+    ///     Ok(h) => assert_eq!(h.join().unwrap(), Some(here)),
+    ///     // With fewer workers than CPUs (a CPU quota), `here` may have none.
+    ///     Err(e) => assert!(matches!(e, ThreadError::InvalidCpuSet { .. }), "{e}"),
+    /// }
+    /// let err = ThreadBuilder::new().cpu_set(CpuSet::new()).spawn(|| ()).unwrap_err();
+    /// assert!(err.to_string().contains("empty CpuSet"), "{err}");
+    /// ```
+    pub fn cpu_set(mut self, cpus: CpuSet) -> Self {
+        self.cpus = Some(cpus);
+        self.mask = None;
         self
     }
 
@@ -325,11 +370,11 @@ impl ThreadBuilder {
                 None => Arc::clone(crate::sched::default_scheduler()?.pool()),
             },
         };
-        let (affinity, numa_node) = match self.numa_node {
-            None => (self.affinity, None),
+        let (cpus, numa_node) = match self.numa_node {
+            None => (self.cpus, None),
             Some(node) => {
-                let (mask, id) = numa_placement(node, self.affinity)?;
-                (Some(mask), Some(id))
+                let (cpus, id) = numa_placement(node, self.cpus.as_ref())?;
+                (Some(cpus), Some(id))
             }
         };
         let spec = TaskSpec {
@@ -337,21 +382,28 @@ impl ThreadBuilder {
             priority: self.priority,
             stack_size,
             save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),
-            movable: affinity.is_none() && self.migration != MigrationPolicy::Prohibited,
+            movable: cpus.is_none() && self.migration != MigrationPolicy::Prohibited,
             within_node: self.migration == MigrationPolicy::WithinNode,
             numa_node: numa_node.unwrap_or(NO_NUMA_NODE),
             prefetch_stack: self.prefetch,
             slice_ns,
         };
         super::panic_note::install();
-        let (task, body) = pool.spawn(spec, affinity, Spawned::new(f))?;
+        let (task, body) = pool.spawn(spec, cpus.as_ref(), Spawned::new(f)).map_err(|e| match (e, self.mask) {
+            // `cpu_affinity` reports as it always has, naming the mask.
+            (ThreadError::InvalidCpuSet { worker_cpus, .. }, Some(mask)) => {
+                ThreadError::InvalidAffinity { mask, worker_cpus: worker_cpus.low_mask() }
+            }
+            (e, _) => e,
+        })?;
         Ok(JoinHandle::new(Thread::green(task), body))
     }
 }
 
-/// The CPU mask a thread of NUMA node `node` (a dense index) is placed
-/// with, narrowed by `affinity`, and the node's kernel id for its stack.
-fn numa_placement(node: usize, affinity: Option<u64>) -> Result<(u64, u16), ThreadError> {
+/// The CPUs a thread of NUMA node `node` (a dense index) is placed on,
+/// narrowed by the CPUs the caller named, and the node's kernel id for its
+/// stack.
+fn numa_placement(node: usize, cpus: Option<&CpuSet>) -> Result<(CpuSet, u16), ThreadError> {
     let topology = numa::get_numa_topology();
     let Some(id) = topology.sysfs_id(node) else {
         return Err(ThreadError::Config(format!(
@@ -359,26 +411,30 @@ fn numa_placement(node: usize, affinity: Option<u64>) -> Result<(u64, u16), Thre
             topology.node_count()
         )));
     };
-    let node_mask = topology.get_cpu_mask_for_node(node);
-    if node_mask == 0 {
-        return Err(ThreadError::Config(format!(
-            "numa_node({node}): the node has no CPU below 64 to run a thread on (CPUs {:?})",
-            topology.cpus_of_node(node)
-        )));
+    let node_cpus = CpuSet::from_cpus(topology.cpus_of_node(node).iter().copied())
+        .map_err(|e| ThreadError::Config(format!("numa_node({node}): {e}")))?;
+    if node_cpus.is_empty() {
+        return Err(ThreadError::Config(format!("numa_node({node}): the node has no CPU to run a thread on")));
     }
-    let mask = affinity.map_or(node_mask, |a| a & node_mask);
-    if mask == 0 {
-        return Err(ThreadError::Config(format!(
-            "numa_node({node}) with cpu_affinity({:#x}): the affinity names none of the node's CPUs ({node_mask:#x})",
-            affinity.unwrap_or(0)
-        )));
-    }
+    let placed = match cpus {
+        None => node_cpus,
+        Some(named) => {
+            let both = node_cpus.iter().filter(|&c| named.contains(c));
+            let both = CpuSet::from_cpus(both).map_err(|e| ThreadError::Config(format!("numa_node({node}): {e}")))?;
+            if both.is_empty() {
+                return Err(ThreadError::Config(format!(
+                    "numa_node({node}) with CPUs {named}: they name none of the node's CPUs ({node_cpus})"
+                )));
+            }
+            both
+        }
+    };
     let Some(id) = u16::try_from(id).ok().filter(|&id| id != NO_NUMA_NODE) else {
         return Err(ThreadError::Config(format!(
             "numa_node({node}): kernel node id {id} is beyond what stacks can be bound to"
         )));
     };
-    Ok((mask, id))
+    Ok((placed, id))
 }
 
 /// Spawns `f` as a green thread with default settings.
