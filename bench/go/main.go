@@ -91,6 +91,19 @@ func main() {
 		o = na("no bare-coroutine API; compare with yield2")
 	case "fairness":
 		o = fairness(p)
+	case "thread-ring":
+		if all < 2 {
+			o = na("one CPU only")
+		} else {
+			runtime.GOMAXPROCS(2)
+			o = ok(threadRing(p.pick(20_000, 1_000_000)), "chan of capacity 1, GOMAXPROCS=2")
+		}
+	case "fork-join":
+		if all < 2 {
+			o = na("one CPU only")
+		} else {
+			o = forkJoinOutcome(p)
+		}
 	default:
 		o = outcome{Status: "failed", Note: "unknown scenario " + os.Args[1], Extra: map[string]float64{}, Samples: []float64{}}
 	}
@@ -545,5 +558,103 @@ func fairness(p params) outcome {
 		"no stall > 5 ms, against every hog): %s; %d windows of 50 ms per kind, interleaved; a hog stops after "+
 		"twice the calls it makes alone in a window", verdict, rounds))
 	o.Extra = extra
+	return o
+}
+
+// ringThreads is scenario::RING_THREADS on the Rust side.
+const ringThreads = 503
+
+// threadRing passes a token hops times around ringThreads goroutines, each
+// receiving on its own channel and sending to the next one's; ns per hop.
+// The goroutine that takes the last hop closes its next channel, which ends
+// the next goroutine's loop, and so on around the ring.
+func threadRing(hops int) float64 {
+	chans := make([]chan int, ringThreads)
+	for i := range chans {
+		chans[i] = make(chan int, 1)
+	}
+	done := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	for i := range chans {
+		wg.Add(1)
+		go func(in, next chan int) {
+			defer wg.Done()
+			defer close(next)
+			for v := range in {
+				if v == 0 {
+					done <- time.Now()
+					return
+				}
+				next <- v - 1
+			}
+		}(chans[i], chans[(i+1)%ringThreads])
+	}
+	start := time.Now()
+	chans[0] <- hops
+	end := <-done
+	wg.Wait()
+	return float64(end.Sub(start).Nanoseconds()) / float64(hops)
+}
+
+// leafIters is scenario::LEAF_ITERS on the Rust side.
+const leafIters = 8_000
+
+// leaf is common::leaf on the Rust side: the same multiply-xorshift chain.
+// Its result is summed up the tree and checked, so it cannot be dropped.
+//
+//go:noinline
+func leaf(seed uint64) uint64 {
+	x := seed
+	for i := 0; i < leafIters; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		x ^= x >> 29
+	}
+	return x
+}
+
+// forkJoin is a node of the tree: a leaf does the fixed work, any other
+// node starts a goroutine per child and waits for both.
+func forkJoin(depth int, index uint64) uint64 {
+	if depth == 0 {
+		return leaf(index)
+	}
+	var a, b uint64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { a = forkJoin(depth-1, 2*index); wg.Done() }()
+	go func() { b = forkJoin(depth-1, 2*index+1); wg.Done() }()
+	wg.Wait()
+	return a + b
+}
+
+func timedTree(procs, depth int) (uint64, time.Duration) {
+	runtime.GOMAXPROCS(procs)
+	start := time.Now()
+	sum := forkJoin(depth, 0)
+	return sum, time.Since(start)
+}
+
+func medianMs(d []time.Duration) float64 {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return float64(d[len(d)/2].Nanoseconds()) / 1e6
+}
+
+// forkJoinOutcome times the tree with GOMAXPROCS=1 and =2 in turn (as
+// common::fork_join_times does) and reports the speedup.
+func forkJoinOutcome(p params) outcome {
+	depth, rounds := p.pick(6, 12), p.pick(1, 3)
+	var t1, t2 []time.Duration
+	for r := 0; r < rounds; r++ {
+		s1, d1 := timedTree(1, depth)
+		s2, d2 := timedTree(2, depth)
+		if s1 != s2 {
+			panic("the two worker counts computed different trees")
+		}
+		t1, t2 = append(t1, d1), append(t2, d2)
+	}
+	w1, w2 := medianMs(t1), medianMs(t2)
+	o := ok(w1/w2, "a goroutine per child, WaitGroup; GOMAXPROCS=1 against 2")
+	o.Extra["w1_ms"] = w1
+	o.Extra["w2_ms"] = w2
 	return o
 }

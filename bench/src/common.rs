@@ -307,3 +307,84 @@ pub fn ceiling(
 fn ceiling_outcome(reached: usize, why: String) -> Outcome {
     Outcome::ok(reached as f64).note(why).extra("rss_mib", rss_bytes() as f64 / (1 << 20) as f64)
 }
+
+/// A fork-join leaf's fixed CPU work: a dependent multiply-xorshift chain of
+/// [`LEAF_ITERS`](crate::scenario::LEAF_ITERS) steps. `black_box` on the
+/// seed keeps the compiler from folding the loop into a constant; the
+/// result is summed up the tree and checked, so it cannot be dropped.
+/// `bench/go/main.go` runs the same loop.
+#[inline(never)]
+pub fn leaf(seed: u64) -> u64 {
+    let mut x = std::hint::black_box(seed);
+    for _ in 0..crate::scenario::LEAF_ITERS {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x ^= x >> 29;
+    }
+    x
+}
+
+/// Times a fork-join tree on one worker and on two, `rounds` times each,
+/// interleaved (so a burst of noise hits both), and returns the medians in
+/// ms. Each closure builds its runtime and returns the tree's checksum and
+/// how long the tree took; the two checksums must agree.
+pub fn fork_join_times(
+    rounds: usize,
+    mut one: impl FnMut() -> (u64, Duration),
+    mut two: impl FnMut() -> (u64, Duration),
+) -> (f64, f64) {
+    let (mut t1, mut t2) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (s1, d1) = one();
+        let (s2, d2) = two();
+        assert_eq!(s1, s2, "both worker counts compute the same tree");
+        t1.push(d1);
+        t2.push(d2);
+    }
+    (median_ms(t1), median_ms(t2))
+}
+
+pub fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64() * 1e3
+}
+
+/// The fork-join figure: the speedup of 2 workers over 1, with both times.
+pub fn fork_join_outcome((w1_ms, w2_ms): (f64, f64)) -> Outcome {
+    Outcome::ok(w1_ms / w2_ms).extra("w1_ms", w1_ms).extra("w2_ms", w2_ms)
+}
+
+/// The links of the thread ring: for each of the
+/// [`RING_THREADS`](crate::scenario::RING_THREADS) threads, its own
+/// receiver and the next thread's sender, and apart a sender to the first
+/// thread, for the token. Once the caller has sent the token and dropped
+/// that one, only the threads hold senders: the thread that takes the last
+/// hop returns, dropping the next one's sender, which ends that thread's
+/// loop, and so on around the ring.
+pub fn ring_links<S: Clone, R>(mut channel: impl FnMut() -> (S, R)) -> (S, Vec<(R, S)>) {
+    let (mut nexts, rxs): (Vec<S>, Vec<R>) = (0..crate::scenario::RING_THREADS).map(|_| channel()).unzip();
+    let first = nexts[0].clone();
+    nexts.rotate_left(1);
+    (first, rxs.into_iter().zip(nexts).collect())
+}
+
+/// ns per hop: from `start` to the time noted by the thread that took the
+/// last hop, the one `Some` among `ends`.
+pub fn ns_per_hop(start: Instant, ends: impl IntoIterator<Item = Option<Instant>>, hops: u64) -> f64 {
+    let end = ends.into_iter().flatten().next().expect("one thread saw the last hop");
+    (end - start).as_nanos() as f64 / hops as f64
+}
+
+/// A ring thread's loop: takes each token from `tokens` and `pass`es it on,
+/// less one, until it takes the token at 0 (then it returns the time: it
+/// took the last hop) or the ring winds down (`None`).
+pub fn ring_thread(tokens: impl Iterator<Item = u64>, mut pass: impl FnMut(u64) -> bool) -> Option<Instant> {
+    for v in tokens {
+        if v == 0 {
+            return Some(Instant::now());
+        }
+        if !pass(v - 1) {
+            break;
+        }
+    }
+    None
+}

@@ -1,5 +1,5 @@
 //! `bench`: this runtime side by side with OS threads, may, tokio,
-//! corosensei and Go. See bench/README.md.
+//! corosensei, Go and (for fork-join) rayon. See bench/README.md.
 //!
 //! - `bench [all] [--quick] [--runs N] [--scenarios a,b] [--peers x,y] [--out DIR]`
 //! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)

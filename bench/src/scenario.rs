@@ -11,10 +11,11 @@ pub enum Peer {
     Tokio,
     Corosensei,
     Go,
+    Rayon,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 6] = [Peer::Ours, Peer::Os, Peer::May, Peer::Tokio, Peer::Corosensei, Peer::Go];
+    pub const ALL: [Peer; 7] = [Peer::Ours, Peer::Os, Peer::May, Peer::Tokio, Peer::Corosensei, Peer::Go, Peer::Rayon];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -24,6 +25,7 @@ impl Peer {
             Peer::Tokio => "tokio",
             Peer::Corosensei => "corosensei",
             Peer::Go => "go",
+            Peer::Rayon => "rayon",
         }
     }
 
@@ -140,6 +142,20 @@ pub const SCENARIOS: &[Scenario] = &[
         lower_is_better: false,
         once: false,
     },
+    Scenario {
+        id: "thread-ring",
+        title: "(j) token around a ring of 503 threads, 2 workers",
+        unit: "ns/hop",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "fork-join",
+        title: "(k) fork-join tree of CPU work, speedup of 2 workers over 1",
+        unit: "x",
+        lower_is_better: false,
+        once: false,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
@@ -207,6 +223,19 @@ impl Params {
         if self.quick { 1_000_000 } else { 10_000_000 }
     }
 
+    /// Hops of the token around the ring (each one a wake-up of the next
+    /// thread, mostly on the other worker).
+    pub fn ring_hops(self) -> u64 {
+        if self.quick { 20_000 } else { 1_000_000 }
+    }
+
+    /// Depth of the fork-join tree (2^depth leaves of [`LEAF_ITERS`]
+    /// each), and how many times each worker count is timed in one child
+    /// (interleaved, medians: the speedup is a quotient of two noisy times).
+    pub fn fork_join(self) -> (u32, usize) {
+        if self.quick { (6, 1) } else { (12, 3) }
+    }
+
     pub fn flag(self) -> Option<&'static str> {
         self.quick.then_some("--quick")
     }
@@ -216,3 +245,12 @@ impl Params {
 pub const CONTENDERS: u64 = 8;
 /// Stack size given to every stackful peer where it can be chosen.
 pub const STACK_BYTES: usize = 64 * 1024;
+/// Threads in the ring (the size of the classic benchmark, and of the
+/// issue's figures: 57 ns per hop on 1 worker, about 366 on 2).
+pub const RING_THREADS: u64 = 503;
+/// Iterations of a fork-join leaf's loop ([`crate::common::leaf`]): about
+/// 20 µs here, so that spawn+join (a few hundred ns) is a few percent of a
+/// leaf and the speedup measures how the work spreads, not overhead alone.
+/// 4096 leaves (depth 12) keep may's live coroutines (all of a breadth-first
+/// tree at worst, two maps each) well under `vm.max_map_count`.
+pub const LEAF_ITERS: u64 = 8_000;

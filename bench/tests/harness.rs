@@ -68,3 +68,29 @@ fn quick_fairness_run_for_ours_reports_every_hog_kind() {
     assert_eq!(json["value"].as_f64(), Some(lowest), "the figure is the lowest share");
     assert!(json["note"].as_str().is_some_and(|n| n.contains("goal")), "{json}");
 }
+
+/// The two cross-worker scenarios report their figure and their extras.
+/// Shapes only: on a 1-CPU machine they are n/a, which is checked instead.
+#[test]
+fn quick_cross_worker_scenarios_for_ours_report_their_extras() {
+    for (scenario, extras) in [("thread-ring", &["one_worker_ns"][..]), ("fork-join", &["w1_ms", "w2_ms"][..])] {
+        let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(["run-one", scenario, "ours", "--quick"])
+            .output()
+            .expect("the bench binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().find_map(|l| l.strip_prefix("BENCH-RESULT ")).expect("a result line");
+        let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        if json["status"] == "not-applicable" {
+            assert_eq!(json["note"], "one CPU only", "{json}");
+            continue;
+        }
+        assert_eq!(json["status"], "ok", "{scenario}: {json}");
+        let value = json["value"].as_f64().expect("a figure");
+        assert!(value.is_finite() && value > 0.0, "{scenario}: {value}");
+        for key in extras {
+            let v = json["extra"][key].as_f64().unwrap_or_else(|| panic!("{scenario}: no {key} in {json}"));
+            assert!(v.is_finite() && v > 0.0, "{scenario}: {key} = {v}");
+        }
+    }
+}

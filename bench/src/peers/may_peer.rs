@@ -13,6 +13,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     let all = common::allowed_cpus().len();
     let workers = match scenario {
         "spawn-all" | "pingpong-cross" | "mutex-contended" => all,
+        "thread-ring" | "fork-join" => 2,
         _ => 1,
     };
     // `may` counts the stack size in machine words, not bytes.
@@ -38,6 +39,17 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "floor" => Outcome::na("no bare-coroutine API; compare with yield2"),
+        "thread-ring" if all < 2 => Outcome::na("one CPU only"),
+        "thread-ring" => Outcome::ok(thread_ring(p.ring_hops())).note("mpsc::channel, 2 workers; may places them"),
+        "fork-join" if all < 2 => Outcome::na("one CPU only"),
+        "fork-join" => fork_join_two(p),
+        // The 1-worker half of fork-join, in a process of its own (see
+        // `fork_join_two`); not a scenario of the table.
+        FORK_JOIN_ONE => {
+            let (depth, rounds) = p.fork_join();
+            let times: Vec<_> = (0..rounds).map(|_| timed_tree(depth)).collect();
+            Outcome::ok(common::median_ms(times.iter().map(|t| t.1).collect())).extra("checksum", times[0].0 as f64)
+        }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }
@@ -94,6 +106,63 @@ fn ping_pong(trips: u64) -> f64 {
     let ns = a.join().unwrap();
     b.join().unwrap();
     ns
+}
+
+/// ns per hop of a token passed around a ring of coroutines; see
+/// `ours::thread_ring`.
+fn thread_ring(hops: u64) -> f64 {
+    let (first, links) = common::ring_links(may::sync::mpsc::channel::<u64>);
+    let hs: Vec<_> = links
+        .into_iter()
+        .map(|(rx, next)| {
+            spawn(move || common::ring_thread(std::iter::from_fn(|| rx.recv().ok()), |v| next.send(v).is_ok()))
+        })
+        .collect();
+    let t = Instant::now();
+    first.send(hops).unwrap();
+    drop(first);
+    common::ns_per_hop(t, hs.into_iter().map(|h| h.join().unwrap()), hops)
+}
+
+const FORK_JOIN_ONE: &str = "fork-join-one-worker";
+
+/// may's worker count is process-global and fixed at the first spawn, so
+/// the 1-worker times come from a child process (`run-one
+/// fork-join-one-worker may`), run first, and the 2-worker ones from this one.
+fn fork_join_two(p: Params) -> Outcome {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return Outcome::failed(format!("the bench binary's path: {e}")),
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["run-one", FORK_JOIN_ONE, "may"]).args(p.flag());
+    let one = crate::harness::run_child(cmd, Duration::from_secs(60));
+    let (Some(w1_ms), Some(&sum)) = (one.value, one.extra.get("checksum")) else {
+        return Outcome::failed(format!("the 1-worker child: {}", one.note.unwrap_or_default()));
+    };
+    let (depth, rounds) = p.fork_join();
+    let times: Vec<_> = (0..rounds).map(|_| timed_tree(depth)).collect();
+    // The checksum went through f64: compare it the same way.
+    assert_eq!(times[0].0 as f64, sum, "both worker counts compute the same tree");
+    common::fork_join_outcome((w1_ms, common::median_ms(times.into_iter().map(|t| t.1).collect())))
+        .note("spawn two, join both; set_workers(1) (another process) against (2)")
+}
+
+fn timed_tree(depth: u32) -> (u64, Duration) {
+    go(move || {
+        let t = Instant::now();
+        (fork_join(depth, 0), t.elapsed())
+    })
+}
+
+/// A node of the fork-join tree, a coroutine per child; see `ours::fork_join`.
+fn fork_join(depth: u32, index: u64) -> u64 {
+    if depth == 0 {
+        return common::leaf(index);
+    }
+    let a = spawn(move || fork_join(depth - 1, 2 * index));
+    let b = spawn(move || fork_join(depth - 1, 2 * index + 1));
+    a.join().unwrap().wrapping_add(b.join().unwrap())
 }
 
 fn mutex_uncontended(n: u64) -> f64 {

@@ -8,6 +8,7 @@ pub mod go;
 pub mod may_peer;
 pub mod os;
 pub mod ours;
+pub mod rayon_peer;
 pub mod tokio_peer;
 
 use crate::outcome::Outcome;
@@ -21,6 +22,7 @@ pub fn run(peer: Peer, scenario: &str, p: Params) -> Outcome {
         Peer::May => may_peer::run(scenario, p),
         Peer::Tokio => tokio_peer::run(scenario, p),
         Peer::Corosensei => coro::run(scenario, p),
+        Peer::Rayon => rayon_peer::run(scenario, p),
         Peer::Go => Outcome::failed("go runs as its own program, not through run-one"),
     }
 }

@@ -40,6 +40,19 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "rss" => rss(p),
         "max-threads" => max_threads(p),
         "floor" => Outcome::na("no coroutines"),
+        "thread-ring" if c1.is_none() => Outcome::na("one CPU only"),
+        "thread-ring" => Outcome::ok(thread_ring(p.ring_hops())).note("sync_channel(1), 503 threads on 2 CPUs"),
+        "fork-join" => match c1 {
+            None => Outcome::na("one CPU only"),
+            Some(_) => {
+                let (depth, rounds) = p.fork_join();
+                // One worker: the root pinned to one CPU, which its
+                // descendants inherit; two: no pinning.
+                let one = move || pinned(c0, move || timed_tree(depth)).join().unwrap();
+                common::fork_join_outcome(common::fork_join_times(rounds, one, move || timed_tree(depth)))
+                    .note(format!("a thread per node ({} threads); pinned to one CPU against two", (2u64 << depth) - 2))
+            }
+        },
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }
@@ -108,6 +121,40 @@ fn ping_pong(ca: usize, cb: usize, trips: u64) -> f64 {
     let ns = a.join().unwrap();
     b.join().unwrap();
     ns
+}
+
+/// ns per hop of a token passed around a ring of threads; see
+/// `ours::thread_ring`.
+fn thread_ring(hops: u64) -> f64 {
+    let (first, links) = common::ring_links(|| mpsc::sync_channel::<u64>(1));
+    let hs: Vec<_> = links
+        .into_iter()
+        .map(|(rx, next)| {
+            thread::Builder::new()
+                .stack_size(STACK_BYTES)
+                .spawn(move || common::ring_thread(rx.iter(), |v| next.send(v).is_ok()))
+                .unwrap()
+        })
+        .collect();
+    let t = Instant::now();
+    first.send(hops).unwrap();
+    drop(first);
+    common::ns_per_hop(t, hs.into_iter().map(|h| h.join().unwrap()), hops)
+}
+
+fn timed_tree(depth: u32) -> (u64, Duration) {
+    let t = Instant::now();
+    (fork_join(depth, 0), t.elapsed())
+}
+
+/// A node of the fork-join tree, an OS thread per child; see `ours::fork_join`.
+fn fork_join(depth: u32, index: u64) -> u64 {
+    if depth == 0 {
+        return common::leaf(index);
+    }
+    let child = |i| thread::Builder::new().stack_size(STACK_BYTES).spawn(move || fork_join(depth - 1, i)).unwrap();
+    let (a, b) = (child(2 * index), child(2 * index + 1));
+    a.join().unwrap().wrapping_add(b.join().unwrap())
 }
 
 fn mutex_uncontended(n: u64) -> f64 {

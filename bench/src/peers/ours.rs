@@ -39,6 +39,28 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             context_switch_outcome(100, iterations, 1)
         }
         "floor" => Outcome::na("no bare-coroutine API (the switch is internal); compare with yield2"),
+        "thread-ring" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
+        "thread-ring" => {
+            let two = RoundRobinScheduler::new().with_workers(2);
+            Outcome::ok(thread_ring(&two, p.ring_hops()))
+                .extra("one_worker_ns", thread_ring(&one(), p.ring_hops()))
+                .note("bounded(1) channels, placed by us; one_worker_ns: the same ring on 1 worker")
+        }
+        "fork-join" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
+        "fork-join" => {
+            let (depth, rounds) = p.fork_join();
+            let with = |workers| {
+                move || {
+                    let sched = RoundRobinScheduler::new().with_workers(workers);
+                    on(&sched, move || {
+                        let t = Instant::now();
+                        (fork_join(depth, 0), t.elapsed())
+                    })
+                }
+            };
+            common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
+                .note("spawn two, join both; with_workers(1) against (2)")
+        }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }
@@ -104,6 +126,35 @@ fn ping_pong(sched: &RoundRobinScheduler, masks: Option<(u64, u64)>, trips: u64)
     let ns = a.join().unwrap();
     b.join().unwrap();
     ns
+}
+
+/// ns per hop of a token passed `hops` times around a ring of threads
+/// ([`common::ring_links`]), each waiting on its own channel and sending
+/// the token, less one, to the next one's; the thread that takes it at 0
+/// notes the time.
+fn thread_ring(sched: &RoundRobinScheduler, hops: u64) -> f64 {
+    on(sched, move || {
+        let (first, links) = common::ring_links(|| channel::bounded::<u64>(1));
+        let hs: Vec<_> = links
+            .into_iter()
+            .map(|(rx, next)| spawn(move || common::ring_thread(rx.iter(), |v| next.send(v).is_ok())).unwrap())
+            .collect();
+        let t = Instant::now();
+        first.send(hops).unwrap();
+        drop(first);
+        common::ns_per_hop(t, hs.into_iter().map(|h| h.join().unwrap()), hops)
+    })
+}
+
+/// A node of the fork-join tree: a leaf does the fixed work, any other
+/// node spawns its two children and joins both. Returns the checksum.
+fn fork_join(depth: u32, index: u64) -> u64 {
+    if depth == 0 {
+        return common::leaf(index);
+    }
+    let a = spawn(move || fork_join(depth - 1, 2 * index)).unwrap();
+    let b = spawn(move || fork_join(depth - 1, 2 * index + 1)).unwrap();
+    a.join().unwrap().wrapping_add(b.join().unwrap())
 }
 
 fn mutex_uncontended(sched: &RoundRobinScheduler, n: u64) -> f64 {

@@ -18,6 +18,10 @@ fn all() -> Runtime {
     Builder::new_multi_thread().worker_threads(common::allowed_cpus().len()).build().expect("tokio runtime")
 }
 
+fn workers(n: usize) -> Runtime {
+    Builder::new_multi_thread().worker_threads(n).build().expect("tokio runtime")
+}
+
 pub fn run(scenario: &str, p: Params) -> Outcome {
     let cpus = common::allowed_cpus().len();
     match scenario {
@@ -49,6 +53,25 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
                 .note("tasks have no stack")
         }
         "floor" => Outcome::na("stackless: no coroutine switch to measure"),
+        "thread-ring" if cpus < 2 => Outcome::na("one CPU only"),
+        "thread-ring" => Outcome::ok(workers(2).block_on(thread_ring(p.ring_hops())))
+            .note("mpsc::channel(1), multi_thread(2); tokio places the tasks"),
+        "fork-join" if cpus < 2 => Outcome::na("one CPU only"),
+        "fork-join" => {
+            let (depth, rounds) = p.fork_join();
+            // multi_thread(1) rather than current_thread, so the only
+            // difference between the two is the worker count.
+            let with = |n| {
+                move || {
+                    workers(n).block_on(async move {
+                        let t = Instant::now();
+                        (fork_join(depth, 0).await, t.elapsed())
+                    })
+                }
+            };
+            common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
+                .note("tokio::spawn two, await both; multi_thread(1) against (2)")
+        }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }
@@ -105,6 +128,47 @@ async fn ping_pong(trips: u64) -> f64 {
     let ns = a.await.unwrap();
     b.await.unwrap();
     ns
+}
+
+/// ns per hop of a token passed around a ring of tasks; see
+/// `ours::thread_ring`.
+async fn thread_ring(hops: u64) -> f64 {
+    let (first, links) = common::ring_links(|| mpsc::channel::<u64>(1));
+    let hs: Vec<_> = links
+        .into_iter()
+        .map(|(mut rx, next)| {
+            tokio::spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    if v == 0 {
+                        return Some(Instant::now());
+                    }
+                    next.send(v - 1).await.ok()?;
+                }
+                None
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    first.send(hops).await.unwrap();
+    drop(first);
+    let mut ends = Vec::with_capacity(hs.len());
+    for h in hs {
+        ends.push(h.await.unwrap());
+    }
+    common::ns_per_hop(t, ends, hops)
+}
+
+/// A node of the fork-join tree, a task per child; see `ours::fork_join`.
+/// Boxed: an async fn cannot hold itself.
+fn fork_join(depth: u32, index: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
+    Box::pin(async move {
+        if depth == 0 {
+            return common::leaf(index);
+        }
+        let a = tokio::spawn(fork_join(depth - 1, 2 * index));
+        let b = tokio::spawn(fork_join(depth - 1, 2 * index + 1));
+        a.await.unwrap().wrapping_add(b.await.unwrap())
+    })
 }
 
 async fn mutex_uncontended(n: u64) -> f64 {
