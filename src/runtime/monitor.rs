@@ -177,7 +177,9 @@ fn run() {
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
-                w.release_if_stuck(now, pool_slice);
+                w.release_if_stuck(now, pool_slice, || {
+                    thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid())
+                });
                 if w.is_stuck(now, pool_slice)
                     && thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu))
                     && blocked_in_kernel(w.tid())

@@ -92,12 +92,19 @@ impl Worker {
     /// critical section for a slice (at least 2 ms) since the monitor
     /// asked to detach its thread, the worker cannot go on: the held
     /// threads are released to run without it (see [`Host::release`]), in
-    /// case one of them holds what the owner waits for.
+    /// case one of them holds what the owner waits for. `still_blocked`
+    /// looks at the owner again first: a released thread runs beside the
+    /// owner's critical section, so a spinning owner that only looked
+    /// blocked once (a thread starved of CPU under an emulator, whose
+    /// threads sleep on its internal locks) must not trigger it.
     ///
     /// [`Host::release`]: crate::runtime::host::Host::release
-    pub(crate) fn release_if_stuck(&self, now: u64, pool_slice: u64) {
+    pub(crate) fn release_if_stuck(&self, now: u64, pool_slice: u64, still_blocked: impl FnOnce() -> bool) {
         let asked = self.watch.detach_asked.load(Ordering::Relaxed);
-        if self.owner_stuck_in_runtime() && now.saturating_sub(asked) >= pool_slice.clamp(2_000_000, 50_000_000) {
+        if self.owner_stuck_in_runtime()
+            && now.saturating_sub(asked) >= pool_slice.clamp(2_000_000, 50_000_000)
+            && still_blocked()
+        {
             self.hosts.for_each(|h| {
                 h.release();
             });
