@@ -134,6 +134,10 @@ impl RunQueue {
             if self.passed_over >= AGING_PERIOD {
                 return self.aging_turn(top);
             }
+        } else {
+            // One level waits and the decision goes to it: no level is
+            // passed over, so the run of pass-overs ends.
+            self.passed_over = 0;
         }
         if running.is_some_and(|r| u32::from(r) > top_waiting) {
             return None;
@@ -398,6 +402,18 @@ mod tests {
         // woken over it: nobody was starving.
         q.push(tagged(&pool, 5, 1000));
         assert_eq!(q.pop(Some(0)).map(|t| tag(&t)), Some(1000));
+        assert_eq!(decisions_until(&mut q, &pool, 5, 1), AGING_PERIOD);
+    }
+
+    #[test]
+    fn a_decision_at_the_only_waiting_level_ends_the_run_of_pass_overs() {
+        let pool = pool();
+        let mut q = one_short_of_an_aging_turn(&pool);
+        // The CPU is free and only level 0 waits: it gets the turn, so the
+        // next pass-over is the first of a new run, not the 256th.
+        let t = q.pop(None).unwrap();
+        assert_eq!(tag(&t), 1);
+        q.push(t);
         assert_eq!(decisions_until(&mut q, &pool, 5, 1), AGING_PERIOD);
     }
 
