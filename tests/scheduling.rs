@@ -474,7 +474,9 @@ fn a_thread_whose_migration_is_prohibited_is_woken_on_its_own_worker() {
 fn a_thread_kept_within_its_node_moves_between_workers_of_that_node() {
     // Both workers' CPUs are on one node here (as on most machines with
     // two CPUs): the move is allowed.
-    let nodes: std::collections::HashSet<usize> = (0..preemptive_mlthreading_rust::num_cpus()).map(node_of).collect();
+    let topology = preemptive_mlthreading_rust::perf::numa::get_numa_topology();
+    let nodes: std::collections::HashSet<usize> =
+        (0..num_cpus()).map(|c| topology.node_of_cpu(c).unwrap_or(0)).collect();
     if nodes.len() != 1 {
         println!("skipped: the CPUs span {} nodes", nodes.len());
         return;
@@ -483,16 +485,6 @@ fn a_thread_kept_within_its_node_moves_between_workers_of_that_node() {
     println!("within node: parked on {}, woke on {}", seen.parked_on, seen.woke_on);
     assert_ne!(seen.parked_on, seen.woke_on, "a move within the node was refused");
     assert_eq!(seen.migrations, 1);
-}
-
-/// The NUMA node of `cpu` from sysfs (0 without one).
-fn node_of(cpu: usize) -> usize {
-    std::fs::read_dir(format!("/sys/devices/system/cpu/cpu{cpu}"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

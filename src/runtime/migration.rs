@@ -1,8 +1,7 @@
 //! Where a green thread may run once placed: the [`MigrationPolicy`] a
-//! thread is spawned with, and the NUMA node of each worker that
-//! [`MigrationPolicy::WithinNode`] compares.
-
-use std::path::Path;
+//! thread is spawned with. [`MigrationPolicy::WithinNode`] compares the
+//! workers' NUMA nodes, which each worker takes from
+//! [`runtime::numa`](super::numa) when it is made.
 
 /// Whether the runtime may move a green thread to another worker after it
 /// was placed. Moves happen when a wake-up runs a thread that outranks
@@ -32,42 +31,4 @@ pub enum MigrationPolicy {
     WithinNode,
     /// Never leaves the worker it was placed on.
     Prohibited,
-}
-
-/// The NUMA node of `cpu`: the `nodeN` entry the kernel puts in
-/// `<root>/devices/system/cpu/cpuM/` (root is normally `/sys`); node 0 when
-/// there is none (a kernel without NUMA, or a container without sysfs).
-pub(crate) fn node_of_cpu(root: &Path, cpu: usize) -> usize {
-    let dir = root.join(format!("devices/system/cpu/cpu{cpu}"));
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries.filter_map(Result::ok).find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok()).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cpus_node_is_its_node_entry_in_sysfs() {
-        let root = std::env::temp_dir().join(format!("pmt-node-of-cpu-{}", std::process::id()));
-        for (cpu, entries) in [(0, &["node0", "topology"][..]), (5, &["cache", "node3"]), (6, &["cache"])] {
-            for e in entries {
-                std::fs::create_dir_all(root.join(format!("devices/system/cpu/cpu{cpu}/{e}"))).unwrap();
-            }
-        }
-        assert_eq!(node_of_cpu(&root, 0), 0);
-        assert_eq!(node_of_cpu(&root, 5), 3);
-        assert_eq!(node_of_cpu(&root, 6), 0, "no node entry: node 0");
-        assert_eq!(node_of_cpu(&root, 7), 0, "no such CPU: node 0");
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn this_machines_cpus_have_a_node() {
-        // Every CPU answers; on a one-node machine, 0.
-        for cpu in crate::runtime::cpu::allowed_cpus() {
-            let node = node_of_cpu(Path::new("/sys"), cpu);
-            assert!(node < 1024, "CPU {cpu} on node {node}");
-        }
-    }
 }

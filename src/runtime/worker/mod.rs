@@ -67,7 +67,8 @@ pub(crate) struct Worker {
     pub(crate) index: usize,
     /// The CPU this worker's hosts are pinned to.
     cpu: Option<usize>,
-    /// The NUMA node of `cpu` (0 when unpinned), for
+    /// The NUMA node (a [`numa`](super::numa) index) of `cpu`, 0 when
+    /// unpinned, for
     /// [`MigrationPolicy::WithinNode`](crate::MigrationPolicy::WithinNode).
     node: usize,
     /// What wakers on other OS threads touch.
@@ -183,7 +184,7 @@ impl Worker {
         Worker {
             index,
             cpu,
-            node: cpu.map_or(0, |c| super::migration::node_of_cpu(std::path::Path::new("/sys"), c)),
+            node: cpu.and_then(|c| super::numa::get_numa_topology().node_of_cpu(c)).unwrap_or(0),
             bell: Doorbell {
                 inject: Inbox::new(),
                 wake: AtomicU32::new(AWAKE),
