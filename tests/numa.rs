@@ -466,6 +466,20 @@ fn numa_worker() -> Result<(), GuideError> {
     Ok(())
 }
 
+/// Joins `numa_worker` threads: where the kernel refuses `mbind`
+/// (qemu-user, seccomp) their buffer is the explicit unsupported error.
+fn join_numa_workers(handles: Vec<JoinHandle<Result<(), GuideError>>>) -> Result<(), GuideError> {
+    for h in handles {
+        if let Err(e) = h.join()? {
+            match e.downcast_ref::<NumaError>() {
+                Some(NumaError::Unsupported { .. }) => println!("unsupported path: {e}"),
+                _ => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn guide_numa_effects() -> Result<(), GuideError> {
     let workers = worker_mask();
@@ -483,16 +497,7 @@ fn guide_numa_effects() -> Result<(), GuideError> {
     }
 
     assert!(!handles.is_empty());
-    for h in handles {
-        match h.join()? {
-            Ok(()) => {}
-            Err(e) => match e.downcast_ref::<NumaError>() {
-                Some(NumaError::Unsupported { .. }) => println!("unsupported path: {e}"),
-                _ => return Err(e),
-            },
-        }
-    }
-    Ok(())
+    join_numa_workers(handles)
 }
 
 // "Migration Avoidance", as written (with the topology and the imports it
@@ -516,15 +521,7 @@ fn guide_migration_avoidance() -> Result<(), GuideError> {
                 .spawn(numa_worker)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for h in node_0_threads {
-        if let Err(e) = h.join()? {
-            match e.downcast_ref::<NumaError>() {
-                Some(NumaError::Unsupported { .. }) => println!("unsupported path: {e}"),
-                _ => return Err(e),
-            }
-        }
-    }
-    Ok(())
+    join_numa_workers(node_0_threads)
 }
 
 #[test]
