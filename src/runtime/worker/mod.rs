@@ -23,13 +23,14 @@
 //! - `watch.rs`: what the monitor reads and decides.
 
 mod hold;
+mod host_loop;
 mod ops;
 mod signal;
 mod switch;
 mod wake;
 mod watch;
 
-pub(crate) use hold::spawn_host;
+pub(crate) use host_loop::spawn_host;
 pub(crate) use ops::{clear_current_locals, park, sleep, take_pending, yield_now};
 pub(crate) use signal::{guard_lookup, on_preempt_signal};
 
