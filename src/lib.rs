@@ -52,7 +52,7 @@ pub mod thread;
 pub use cpu_set::{CpuSet, CpuSetError};
 pub use runtime::current_cpu;
 pub use runtime::migration::MigrationPolicy;
-pub use sched::{RoundRobinScheduler, Scheduler};
+pub use sched::{RoundRobinScheduler, Scheduler, WorkStealingScheduler};
 pub use std::time::Duration;
 pub use sync::{Mutex, MutexGuard};
 pub use thread::{

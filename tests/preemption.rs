@@ -15,12 +15,13 @@ use common::{is_child, run_child, scaled};
 
 /// Spins (never calling the runtime) until `stop`, counting turns.
 fn hog(
-    sched: &RoundRobinScheduler,
+    sched: &impl preemptive_mlthreading_rust::Scheduler,
     stop: &Arc<AtomicBool>,
     count: &Arc<AtomicU64>,
 ) -> preemptive_mlthreading_rust::JoinHandle<()> {
     let (stop, count) = (Arc::clone(stop), Arc::clone(count));
-    sched
+    preemptive_mlthreading_rust::ThreadBuilder::new()
+        .scheduler(sched.clone())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 count.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,7 @@ pub mod numa;
 pub(crate) mod park;
 pub(crate) mod pool;
 pub(crate) mod run_queue;
+pub(crate) mod steal;
 pub(crate) mod task;
 pub(crate) mod thread_id;
 mod timers;

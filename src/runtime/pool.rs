@@ -5,13 +5,14 @@
 //! has finished.
 
 use super::cpu;
+use super::steal::{self, StealConfig};
 use super::task::{TaskMain, TaskRef, TaskSpec};
 use super::worker::{self, Worker};
 use crate::cpu_set::CpuSet;
 use crate::error::ThreadError;
 use crate::stack::overflow;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ use std::time::Duration;
 pub(crate) struct PoolConfig {
     pub(crate) workers: usize,
     pub(crate) name: String,
+    /// Work stealing (a `WorkStealingScheduler`), or none (round-robin).
+    pub(crate) steal: Option<StealConfig>,
 }
 
 pub(crate) struct Pool {
@@ -35,6 +38,15 @@ pub(crate) struct Pool {
     next_worker: AtomicUsize,
     /// Whether the monitor preempts this pool's threads.
     preemptive: AtomicBool,
+    /// Work stealing: threads spawned beyond a worker's local queue size,
+    /// for whichever worker looks first.
+    pub(crate) overflow: crossbeam_queue::SegQueue<TaskRef>,
+    /// Work stealing: workers spinning for work, and asleep.
+    pub(crate) spinning: AtomicUsize,
+    pub(crate) sleepers: AtomicUsize,
+    /// Bit `p` set once a thread of priority `p` was spawned: with one
+    /// level in use, nothing can outrank anything across workers.
+    pub(crate) priorities: AtomicU32,
 }
 
 impl Pool {
@@ -49,6 +61,10 @@ impl Pool {
             closed: AtomicBool::new(false),
             next_worker: AtomicUsize::new(0),
             preemptive: AtomicBool::new(true),
+            overflow: crossbeam_queue::SegQueue::new(),
+            spinning: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            priorities: AtomicU32::new(0),
         }
     }
 
@@ -172,9 +188,15 @@ impl Pool {
                 return Err(e);
             }
         };
+        let level = 1u32 << spec.priority.min(31);
+        if self.priorities.load(Ordering::Relaxed) & level == 0 {
+            self.priorities.fetch_or(level, Ordering::Relaxed);
+        }
         let (task, body) = TaskRef::new(spec, Arc::clone(self), body);
         task.set_worker(index);
-        Worker::schedule_new(task.clone());
+        if !(affinity.is_none() && Worker::spawn_locally(self, &task)) {
+            Worker::schedule_new(task.clone());
+        }
         Ok((task, body))
     }
 
@@ -215,9 +237,31 @@ impl Pool {
         if self.is_preemptive() {
             crate::preempt::signal::install(worker::on_preempt_signal).map_err(ThreadError::Config)?;
         }
+        if let Some(s) = &config.steal {
+            if s.batch == 0 {
+                return Err(ThreadError::Config(
+                    "with_steal_batch_size(0): a thief must take at least one thread; 1 moves one at a time".into(),
+                ));
+            }
+            if s.local_queue == 0 {
+                return Err(ThreadError::Config(
+                    "with_local_queue_size(0): a worker's queue must hold at least one thread (256 is the default)"
+                        .into(),
+                ));
+            }
+        }
         let cpus = cpu::allowed_cpus();
-        let pin = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-        let workers: Box<[Worker]> = (0..config.workers).map(|i| Worker::new(i, pin(i))).collect();
+        let pinned: Vec<Option<usize>> =
+            (0..config.workers).map(|i| (!cpus.is_empty()).then(|| cpus[i % cpus.len()])).collect();
+        let topology = super::numa::get_numa_topology();
+        let workers: Box<[Worker]> = (0..config.workers)
+            .map(|i| {
+                let victims = config
+                    .steal
+                    .map(|s| (s, steal::victim_order(i, &pinned, &s, &topology, steal::live_last_level_cache)));
+                Worker::new(i, pinned[i], victims)
+            })
+            .collect();
         let _ = self.workers.set(workers);
         overflow::install(worker::guard_lookup);
         super::monitor::register(self);

@@ -15,6 +15,13 @@
 //!   the CPU) is not starving them, and must not be made to wait a whole
 //!   slice for an aging turn.
 //!
+//! - Wake slot (work-stealing pools only, [`RunQueue::push_wake`]): a
+//!   thread woken by a thread of this worker goes to the front of its
+//!   level, so that the waker's partner runs next, as Go's `runnext` and
+//!   tokio's LIFO slot do. One thread holds the slot at a time: a second
+//!   wake-up sends the first one to the back of its level. The worker
+//!   bounds how many wake-ups in a row may use it (`worker/steal.rs`).
+//!
 //! Each level is an intrusive FIFO list threaded through the tasks
 //! themselves (`Exec::next`): push and pop are a few pointer moves, never
 //! allocate, take no lock and no atomic — only the owning worker touches it.
@@ -52,6 +59,11 @@ pub(crate) struct RunQueue {
     passed_over: u32,
     /// The level that got the last aging turn.
     aging_cursor: u8,
+    /// Threads queued.
+    len: u32,
+    /// The thread at the front of its level by [`RunQueue::push_wake`],
+    /// until it leaves the queue or another wake-up displaces it.
+    wake_slot: *const Task,
 }
 
 impl Default for RunQueue {
@@ -61,6 +73,8 @@ impl Default for RunQueue {
             mask: 0,
             passed_over: 0,
             aging_cursor: MAX_PRIORITY,
+            len: 0,
+            wake_slot: ptr::null(),
         }
     }
 }
@@ -93,6 +107,33 @@ impl RunQueue {
         }
         l.tail = p;
         self.mask |= 1 << level;
+        self.len += 1;
+    }
+
+    /// Threads queued.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Puts a woken `task` in the wake slot: at the front of its level. The
+    /// thread that held the slot, if still at the front of its level, goes
+    /// to the back of it: it has had its chance to run next.
+    pub(crate) fn push_wake(&mut self, task: TaskRef) {
+        let old = self.wake_slot;
+        if !old.is_null() {
+            // SAFETY: the slot is cleared whenever its task leaves the
+            // queue, so `old` is a live task this queue owns.
+            let level = unsafe { (*old).spec.priority } as usize;
+            if self.level(level).head == old
+                && let Some(t) = self.take(level as u32)
+            {
+                self.push(t);
+            }
+        }
+        let p = TaskRef::as_ptr(&task);
+        self.push_front(task);
+        self.wake_slot = p;
     }
 
     /// The highest waiting priority.
@@ -113,6 +154,7 @@ impl RunQueue {
         }
         l.head = p;
         self.mask |= 1 << level;
+        self.len += 1;
     }
 
     /// The next thread to run. `running` is the priority of a thread that
@@ -177,6 +219,9 @@ impl RunQueue {
             }
             l.tail = p;
             self.passed_over = 0;
+            if head == self.wake_slot {
+                self.wake_slot = ptr::null();
+            }
             Ok(TaskRef::from_raw(head))
         }
     }
@@ -215,6 +260,10 @@ impl RunQueue {
                 l.tail = ptr::null();
                 self.mask &= !(1 << level);
             }
+            self.len -= 1;
+            if p == self.wake_slot {
+                self.wake_slot = ptr::null();
+            }
             Some(TaskRef::from_raw(p))
         }
     }
@@ -247,6 +296,10 @@ impl RunQueue {
                         }
                         if l.head.is_null() {
                             self.mask &= !(1 << level);
+                        }
+                        self.len -= 1;
+                        if p == self.wake_slot {
+                            self.wake_slot = ptr::null();
                         }
                         return Some(TaskRef::from_raw(p));
                     }
@@ -501,6 +554,51 @@ mod tests {
         assert_eq!(q.top_priority(), Some(MAX_PRIORITY));
         assert_eq!(q.pop(None).map(|t| tag(&t)), Some(2));
         assert_eq!(q.top_priority(), Some(7));
+    }
+
+    #[test]
+    fn len_counts_every_way_in_and_out() {
+        let pool = pool();
+        let mut q = queue(&pool, &[(1, 101), (2, 201)]);
+        q.push_front(tagged(&pool, 1, 100));
+        q.push_wake(tagged(&pool, 2, 200));
+        assert_eq!(q.len(), 4);
+        assert!(q.pop(None).is_some());
+        assert!(q.take_first(0, |t| t.spec.slice_ns == 101).is_some());
+        assert!(q.take_first(0, |t| t.spec.slice_ns == 100).is_some());
+        assert!(q.rotate(tagged(&pool, 2, 202), |_| true).is_ok(), "in one, out one");
+        assert_eq!(q.len(), 1);
+        drop(q.drain());
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn the_wake_slot_holds_one_thread_at_the_front_of_its_level() {
+        let pool = pool();
+        let mut q = queue(&pool, &[(2, 201), (2, 202), (4, 401)]);
+        q.push_wake(tagged(&pool, 2, 210));
+        // A second wake-up takes the slot; the first goes to the back.
+        q.push_wake(tagged(&pool, 2, 211));
+        assert_eq!(pop_all(&mut q), [401, 211, 201, 202, 210]);
+        // Across levels: the old slot holder keeps its place at the front
+        // of its own level only while it is still there.
+        let mut q = queue(&pool, &[(1, 101)]);
+        q.push_wake(tagged(&pool, 1, 110));
+        q.push_wake(tagged(&pool, 3, 310));
+        assert_eq!(pop_all(&mut q), [310, 101, 110]);
+    }
+
+    #[test]
+    fn a_slot_holder_that_left_is_not_moved_by_the_next_wake_up() {
+        let pool = pool();
+        let mut q = queue(&pool, &[(2, 201)]);
+        q.push_wake(tagged(&pool, 2, 210));
+        let t = q.pop(None).unwrap();
+        assert_eq!(tag(&t), 210);
+        // It comes back at the front by a timer, then another wake-up.
+        q.push_front(t);
+        q.push_wake(tagged(&pool, 2, 211));
+        assert_eq!(pop_all(&mut q), [211, 210, 201]);
     }
 
     #[test]

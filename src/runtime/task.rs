@@ -547,7 +547,7 @@ pub(crate) mod test_tasks {
     /// A pool that never starts its workers (they start on the first
     /// spawn, and these tasks are never spawned).
     pub(crate) fn pool() -> Arc<Pool> {
-        Arc::new(Pool::new(PoolConfig { workers: 1, name: "test-tasks".into() }, Duration::from_millis(1)))
+        Arc::new(Pool::new(PoolConfig { workers: 1, name: "test-tasks".into(), steal: None }, Duration::from_millis(1)))
     }
 
     /// A task of `priority` that never runs, told apart by `tag`, kept in

@@ -6,13 +6,25 @@
 //! default: round-robin, one worker per CPU the process may use
 //! ([`num_cpus`](crate::num_cpus), which honours a cgroup CPU quota), with
 //! the default time slice. Like `GOMAXPROCS`, the environment tunes it before
-//! first use: `PMT_WORKERS` (a positive integer) and `PMT_TIME_SLICE_US`
-//! (microseconds). [`set_default_scheduler`] replaces it programmatically.
+//! first use: `PMT_WORKERS` (a positive integer), `PMT_TIME_SLICE_US`
+//! (microseconds) and `PMT_SCHEDULER` (`round-robin` or `work-stealing`).
+//! [`set_default_scheduler`] replaces it programmatically.
+//!
+//! Two schedulers: [`RoundRobinScheduler`] keeps each thread on the worker
+//! it was placed on (spawns dealt in turn), and [`WorkStealingScheduler`]
+//! keeps spawned and woken threads near the thread that made them and lets
+//! idle workers take work from busy ones. Which wins where is measured in
+//! `bench/README.md`.
 
+mod any;
+mod handle;
 mod round_robin;
+mod work_stealing;
 
 pub use crate::runtime::run_queue::{AGING_PERIOD, MAX_PRIORITY};
+pub use any::AnyScheduler;
 pub use round_robin::RoundRobinScheduler;
+pub use work_stealing::WorkStealingScheduler;
 
 use crate::error::ThreadError;
 use crate::runtime::pool::Pool;
@@ -38,7 +50,7 @@ pub(crate) mod sealed {
 /// [`ThreadBuilder::scheduler`](crate::ThreadBuilder::scheduler)).
 pub trait Scheduler: sealed::Sealed + Clone + Send + Sync + 'static {}
 
-static DEFAULT: OnceLock<Result<RoundRobinScheduler, String>> = OnceLock::new();
+static DEFAULT: OnceLock<Result<AnyScheduler, String>> = OnceLock::new();
 
 /// The global default scheduler, created on first use.
 ///
@@ -46,7 +58,7 @@ static DEFAULT: OnceLock<Result<RoundRobinScheduler, String>> = OnceLock::new();
 /// let s = preemptive_mlthreading_rust::sched::default_scheduler().unwrap();
 /// assert!(s.workers() >= 1);
 /// ```
-pub fn default_scheduler() -> Result<RoundRobinScheduler, ThreadError> {
+pub fn default_scheduler() -> Result<AnyScheduler, ThreadError> {
     DEFAULT.get_or_init(from_env).clone().map_err(ThreadError::Config)
 }
 
@@ -54,26 +66,41 @@ pub fn default_scheduler() -> Result<RoundRobinScheduler, ThreadError> {
 /// been used (or set) already.
 ///
 /// ```
-/// use preemptive_mlthreading_rust::{sched, RoundRobinScheduler};
-/// let mine = RoundRobinScheduler::new().with_workers(1);
+/// use preemptive_mlthreading_rust::{sched, WorkStealingScheduler};
+/// let mine = WorkStealingScheduler::new().with_workers(2);
 /// // Whether this wins depends on whether anything used the default first.
 /// let _ = sched::set_default_scheduler(mine);
 /// ```
-pub fn set_default_scheduler(scheduler: RoundRobinScheduler) -> Result<(), ThreadError> {
-    DEFAULT.set(Ok(scheduler)).map_err(|_| {
+pub fn set_default_scheduler(scheduler: impl Into<AnyScheduler>) -> Result<(), ThreadError> {
+    DEFAULT.set(Ok(scheduler.into())).map_err(|_| {
         ThreadError::Config(
             "set_default_scheduler: the default scheduler is already in use; set it before the first spawn".into(),
         )
     })
 }
 
-fn from_env() -> Result<RoundRobinScheduler, String> {
-    let mut s = RoundRobinScheduler::new();
-    if let Some(n) = env_positive("PMT_WORKERS")? {
+fn from_env() -> Result<AnyScheduler, String> {
+    let workers = env_positive("PMT_WORKERS")?;
+    let slice = env_positive("PMT_TIME_SLICE_US")?.map(Duration::from_micros);
+    let kind = match std::env::var("PMT_SCHEDULER") {
+        Err(std::env::VarError::NotPresent) => String::from("round-robin"),
+        Err(e) => return Err(format!("PMT_SCHEDULER: {e}")),
+        Ok(v) => v.trim().to_ascii_lowercase(),
+    };
+    let mut s: AnyScheduler = match kind.as_str() {
+        "round-robin" => RoundRobinScheduler::new().into(),
+        "work-stealing" => WorkStealingScheduler::new().into(),
+        other => {
+            return Err(format!(
+                "PMT_SCHEDULER={other:?} names no scheduler; unset it or give round-robin or work-stealing"
+            ));
+        }
+    };
+    if let Some(n) = workers {
         s = s.with_workers(n as usize);
     }
-    if let Some(us) = env_positive("PMT_TIME_SLICE_US")? {
-        s = s.with_time_slice(Duration::from_micros(us));
+    if let Some(d) = slice {
+        s = s.with_time_slice(d);
     }
     Ok(s)
 }

@@ -1,3 +1,4 @@
+use super::handle::Handle;
 use super::{DEFAULT_TIME_SLICE, Scheduler, sealed};
 use crate::runtime::pool::{Pool, PoolConfig};
 use std::fmt;
@@ -34,17 +35,6 @@ pub struct RoundRobinScheduler {
     handle: Arc<Handle>,
 }
 
-/// Counts live handles so the pool knows when no more work can arrive.
-struct Handle {
-    pool: Arc<Pool>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.pool.handle_dropped();
-    }
-}
-
 impl Default for RoundRobinScheduler {
     fn default() -> Self {
         Self::new()
@@ -56,19 +46,15 @@ impl RoundRobinScheduler {
     /// ([`num_cpus`](crate::num_cpus): its affinity mask, capped by its
     /// cgroup CPU quota), [`DEFAULT_TIME_SLICE`].
     pub fn new() -> Self {
-        let config = PoolConfig { workers: crate::runtime::cpu::num_cpus(), name: "pmt-worker".into() };
-        let pool = Arc::new(Pool::new(config, DEFAULT_TIME_SLICE));
-        pool.handle_created();
-        RoundRobinScheduler { handle: Arc::new(Handle { pool }) }
+        let config = PoolConfig { workers: crate::runtime::cpu::num_cpus(), name: "pmt-worker".into(), steal: None };
+        RoundRobinScheduler { handle: Handle::new(Pool::new(config, DEFAULT_TIME_SLICE)) }
     }
 
     /// Sets the number of worker OS threads. Takes effect only before the
     /// first spawn (logged as a warning otherwise); 0 makes spawn fail with
     /// [`ThreadError::Config`](crate::ThreadError::Config).
     pub fn with_workers(self, workers: usize) -> Self {
-        if !self.handle.pool.reconfigure(|c| c.workers = workers) {
-            log::warn!("with_workers({workers}) ignored: this scheduler's workers are already running");
-        }
+        self.handle.before_start(format_args!("with_workers({workers})"), |c| c.workers = workers);
         self
     }
 
@@ -94,7 +80,7 @@ impl RoundRobinScheduler {
 
     /// Asynchronous preemptions taken so far by each worker.
     pub fn worker_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.preemptions()).collect()
+        self.handle.per_worker(|w| w.preemptions())
     }
 
     /// Asynchronous preemptions taken by all of this scheduler's workers.
@@ -115,14 +101,14 @@ impl RoundRobinScheduler {
     /// free to take the worker over. A deferred preemption is taken when
     /// the scope ends, or at the monitor's next try.
     pub fn worker_deferred_preemptions(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.deferred_preemptions()).collect()
+        self.handle.per_worker(|w| w.deferred_preemptions())
     }
 
     /// How many times each worker, its thread stuck in the OS (a blocking
     /// syscall, a contended `std::sync::Mutex`), left that thread on its OS
     /// thread and went on with the others on another one.
     pub fn worker_hand_offs(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.hand_offs()).collect()
+        self.handle.per_worker(|w| w.hand_offs())
     }
 
     /// How many threads each worker took over from another worker's queue
@@ -139,7 +125,7 @@ impl RoundRobinScheduler {
     /// assert_eq!(sched.worker_wake_migrations(), vec![0, 0]);
     /// ```
     pub fn worker_wake_migrations(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.wake_migrations()).collect()
+        self.handle.per_worker(|w| w.wake_migrations())
     }
 
     /// Names the worker OS threads `{name}-{index}` (default `pmt-worker`),
@@ -147,9 +133,7 @@ impl RoundRobinScheduler {
     /// first spawn.
     pub fn with_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
-        if !self.handle.pool.reconfigure(|c| c.name = name.clone()) {
-            log::warn!("with_name({name:?}) ignored: this scheduler's workers are already running");
-        }
+        self.handle.before_start(format_args!("with_name({name:?})"), |c| c.name = name.clone());
         self
     }
 
@@ -172,7 +156,7 @@ impl RoundRobinScheduler {
     /// Context switches performed so far by each worker (empty before the
     /// workers start).
     pub fn worker_switches(&self) -> Vec<u64> {
-        self.handle.pool.workers().iter().map(|w| w.switches()).collect()
+        self.handle.per_worker(|w| w.switches())
     }
 
     /// Stops taking new threads: later spawns fail with

@@ -477,6 +477,24 @@ fn read_max_stack_size() -> usize {
 }
 
 // Here rather than in `sched`, which sits below the thread API.
+impl crate::WorkStealingScheduler {
+    /// Spawns `f` on this scheduler with default settings.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::WorkStealingScheduler;
+    ///
+    /// let sched = WorkStealingScheduler::new().with_workers(1);
+    /// assert_eq!(sched.spawn(|| 6 * 7).unwrap().join().unwrap(), 42);
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, ThreadError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        ThreadBuilder::new().scheduler(self.clone()).spawn(f)
+    }
+}
+
 impl RoundRobinScheduler {
     /// Spawns `f` on this scheduler with default settings.
     ///

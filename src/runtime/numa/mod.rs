@@ -504,7 +504,7 @@ fn parse_number(s: &str) -> Option<usize> {
 
 /// The CPUs of a kernel cpulist (`0-3,8-11`, `0,2`, `` for none), sorted
 /// and without repeats; what is wrong with it otherwise.
-fn parse_cpulist(text: &str) -> Result<Vec<usize>, String> {
+pub(crate) fn parse_cpulist(text: &str) -> Result<Vec<usize>, String> {
     let text = text.trim();
     let mut cpus = Vec::new();
     if text.is_empty() {

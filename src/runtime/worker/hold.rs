@@ -244,7 +244,12 @@ impl Worker {
             match picked {
                 Ok(next) => next,
                 Err(Stale) => return,
-                Err(NothingElse) => return self.renew_slice(),
+                Err(NothingElse) => {
+                    // Work stealing: nothing waits here, and the thread has
+                    // run a while; ask for a share of another's queue.
+                    self.request_steal();
+                    return self.renew_slice();
+                }
             }
         } else {
             self.poll();

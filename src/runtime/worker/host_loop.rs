@@ -64,6 +64,9 @@ impl Worker {
                 self.retire();
                 return Turn::Finished;
             }
+            if self.is_stealing() && self.look_for_work() {
+                continue;
+            }
             // SAFETY: we own the worker; one-statement borrow.
             let deadline = unsafe { self.with_local(|l| l.timers.next_deadline()) };
             self.idle_wait(deadline);

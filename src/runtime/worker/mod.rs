@@ -20,12 +20,14 @@
 //!   preemption, panicking threads, threads blocked in the kernel), and the
 //!   host threads' scheduling loop;
 //! - `signal.rs`: the preemption signal's handler;
+//! - `steal.rs`: work stealing (work-stealing pools only);
 //! - `watch.rs`: what the monitor reads and decides.
 
 mod hold;
 mod host_loop;
 mod ops;
 mod signal;
+mod steal;
 mod switch;
 mod wake;
 mod watch;
@@ -37,6 +39,7 @@ pub(crate) use signal::{guard_lookup, on_preempt_signal};
 use super::host::{self, Host, Hosts};
 use super::inbox::Inbox;
 use super::pool::Pool;
+use super::steal::StealConfig;
 use super::task::{Task, TaskRef};
 use super::timers::Timers;
 use crate::preempt::{self, NoPreempt};
@@ -83,6 +86,10 @@ pub(crate) struct Worker {
     /// Published for the monitor and for wake-up preemption.
     watch: Watch,
     pub(crate) hosts: Hosts,
+    /// Work stealing: the settings, and the other workers nearest first.
+    steal: Option<(StealConfig, Box<[usize]>)>,
+    /// What thieves read and write.
+    steal_line: StealLine,
     local: UnsafeCell<Local>,
     /// Debug builds: `local` is borrowed (see [`Worker::with_local`]).
     #[cfg(debug_assertions)]
@@ -102,6 +109,19 @@ struct Doorbell {
     running: AtomicBool,
     /// Priority of the running green thread.
     priority: AtomicU8,
+}
+
+/// What other workers of a work-stealing pool read and write, in a cache
+/// line of its own (`steal.rs`).
+#[repr(C, align(64))]
+struct StealLine {
+    /// The index + 1 of a worker asking this one for threads; 0: none.
+    request: std::sync::atomic::AtomicUsize,
+    /// Threads in the run queue as of the last scheduling decision: a hint
+    /// for thieves.
+    waiting: AtomicU32,
+    /// Threads this worker received from others' queues.
+    stolen: AtomicU64,
 }
 
 /// What a worker publishes for the monitor and for other workers: relaxed
@@ -169,6 +189,8 @@ struct Local {
     post: Post,
     timers: Timers,
     stacks: LocalCache,
+    /// Wake-ups in a row that went to the run queue's wake slot.
+    wake_streak: u8,
 }
 
 // SAFETY: `local` is only accessed by the worker's owning host (through the
@@ -181,7 +203,9 @@ unsafe impl Sync for Worker {}
 unsafe impl Send for Worker {}
 
 impl Worker {
-    pub(crate) fn new(index: usize, cpu: Option<usize>) -> Self {
+    /// Worker `index`, pinned to `cpu`, of a work-stealing pool when
+    /// `steal` gives its settings and victims.
+    pub(crate) fn new(index: usize, cpu: Option<usize>, steal: Option<(StealConfig, Box<[usize]>)>) -> Self {
         Worker {
             index,
             cpu,
@@ -218,6 +242,12 @@ impl Worker {
                 probe_at: AtomicU64::new(0),
             },
             hosts: Hosts::new(),
+            steal,
+            steal_line: StealLine {
+                request: std::sync::atomic::AtomicUsize::new(0),
+                waiting: AtomicU32::new(0),
+                stolen: AtomicU64::new(0),
+            },
             local: UnsafeCell::new(Local {
                 runq: RunQueue::default(),
                 current: None,
@@ -226,6 +256,7 @@ impl Worker {
                 post: Post::None,
                 timers: Timers::default(),
                 stacks: LocalCache::default(),
+                wake_streak: 0,
             }),
             #[cfg(debug_assertions)]
             local_borrowed: AtomicBool::new(false),
@@ -272,6 +303,11 @@ impl Worker {
 
     pub(crate) fn hand_offs(&self) -> u64 {
         self.watch.hand_offs.load(Ordering::Relaxed)
+    }
+
+    /// Threads this worker received from other workers' queues.
+    pub(crate) fn stolen(&self) -> u64 {
+        self.steal_line.stolen.load(Ordering::Relaxed)
     }
 
     pub(crate) fn wake_migrations(&self) -> u64 {

@@ -52,6 +52,8 @@ pub(crate) fn on_preempt_signal() {
         return;
     }
     preempt::set_depth(1);
+    w.serve_steal(true);
+    w.offer_work();
     // A detach asked for a stall that has ended since (the worker switched)
     // is dropped: this is a plain preemption signal then.
     if w.watch.detach.swap(false, Ordering::Relaxed) && w.watch.detach_at.load(Ordering::Relaxed) == w.switches() {

@@ -49,6 +49,15 @@ impl Worker {
         if let Some(w) = here
             && let Some(target) = task.pool.worker(index)
         {
+            if may_move && w.is_stealing() && w.takes_wake(&task, target) {
+                if !ptr::eq(w, target) {
+                    task.set_worker(w.index);
+                    let moved = &w.watch.wake_migrations;
+                    moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                w.push_local(task, true);
+                return;
+            }
             let same = ptr::eq(w, target);
             if same || (may_move && w.takes_outranking_wake(&task, target)) {
                 let outranks = if same {
@@ -138,8 +147,12 @@ impl Worker {
     /// Pulls in threads woken remotely and fires due timers; true when a
     /// timer fired. Not for signal handlers: a stale timer's reference may
     /// be its thread's last, and dropping it runs the thread's destructors.
+    /// Work stealing: also answers a steal request, and now and then takes
+    /// a thread from the overflow queue.
     #[inline(always)]
     pub(super) fn poll(&self) -> bool {
+        self.serve_steal(false);
+        self.poll_overflow();
         // SAFETY: on this worker's owner.
         let timers = !unsafe { self.with_local(|l| l.timers.is_empty()) };
         (timers || !self.bell.inject.is_empty()) && self.poll_slow()
@@ -200,26 +213,49 @@ impl Worker {
     /// in a few hundred nanoseconds, and its waker skips the futex syscall
     /// (a sleeping worker takes far longer to wake: bench/README.md, "Idle
     /// spin before sleeping"). Go's idle Ms spin for the same reason.
+    ///
+    /// Work stealing: only up to half the workers spin, asking others for
+    /// work as they do (`steal.rs`); a sleeping worker is counted, so that
+    /// new work can wake it.
     pub(super) fn idle_wait(&self, deadline: Option<Instant>) {
-        if self.idle_spin(deadline) {
-            return;
+        let pool = self.pool().filter(|_| self.is_stealing());
+        let spin = pool.is_none_or(|p| self.start_spinning(p));
+        if spin {
+            let found = self.idle_spin(deadline);
+            if let Some(p) = pool {
+                p.spinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            if found {
+                return;
+            }
+        }
+        if let Some(p) = pool {
+            p.sleepers.fetch_add(1, Ordering::SeqCst);
         }
         self.bell.wake.store(SLEEPING, Ordering::SeqCst);
-        if self.bell.inject.is_empty() {
+        if self.bell.inject.is_empty() && pool.is_none_or(|p| p.overflow.is_empty()) {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {
                 futex::wait(&self.bell.wake, SLEEPING, timeout);
             }
         }
         self.bell.wake.store(AWAKE, Ordering::SeqCst);
+        if let Some(p) = pool {
+            p.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Polls for remote wake-ups for up to [`IDLE_SPIN`] (or until
-    /// `deadline`); true when there is work or a timer is due.
+    /// `deadline`); true when there is work or a timer is due. Work
+    /// stealing: asks other workers for work every round, and takes the
+    /// overflow queue's.
     fn idle_spin(&self, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
         let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
         loop {
+            if self.is_stealing() && self.look_for_work() {
+                return true;
+            }
             for _ in 0..64 {
                 if !self.bell.inject.is_empty() {
                     return true;

@@ -137,7 +137,8 @@ impl Worker {
         }
         let since = w.progress_at.load(Ordering::Relaxed);
         let deadline = w.next_deadline.load(Ordering::Relaxed);
-        let urgent = w.urgent.load(Ordering::SeqCst);
+        // A steal request waits for an answer: one look at the queue.
+        let urgent = w.urgent.load(Ordering::SeqCst) || self.steal_line.request.load(Ordering::Relaxed) != 0;
         if urgent || now.saturating_sub(since) >= slice || deadline <= now {
             w.signalled_at.store(switches, Ordering::SeqCst);
             monitor::signal_worker(w.tid.load(Ordering::Relaxed));
@@ -162,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_stall_detaches_only_after_two_cpu_samples_show_no_progress() {
-        let w = Worker::new(0, None);
+        let w = Worker::new(0, None, None);
         w.watch.seen_at.store(1_000, Ordering::Relaxed);
         assert!(!w.idle_on_cpu(5_000_000, 100), "the first sample of a stall decides nothing");
         assert!(w.idle_on_cpu(10_000_000, 200_000), "0.2 ms of CPU in 5 ms: blocked");
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_longest_slice_never_overflows_the_next_look() {
-        let w = Worker::new(0, None);
+        let w = Worker::new(0, None, None);
         w.bell.running.store(true, Ordering::SeqCst);
         w.watch.progress_at.store(1_000, Ordering::Relaxed);
         let (min, max) = (20_000, 5_000_000);
