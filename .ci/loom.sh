@@ -5,7 +5,8 @@
 # thread's park token (park.rs), the inbox other threads pass woken threads
 # through (inbox.rs), and the wake-up handshake between a waker and a worker
 # that goes to sleep or switches to a lower priority (handshake_model.rs, a
-# model of worker/wake.rs). A separate target dir keeps the `--cfg loom`
+# model of worker/wake.rs), and a thief's steal request against the victim's
+# answer (steal_model.rs, a model of worker/steal.rs). A separate target dir keeps the `--cfg loom`
 # build from invalidating the normal one.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -104,6 +104,12 @@ func main() {
 		} else {
 			o = forkJoinOutcome(p)
 		}
+	case "imbalance":
+		if all < 2 {
+			o = na("one CPU only")
+		} else {
+			o = imbalanceOutcome(p)
+		}
 	default:
 		o = outcome{Status: "failed", Note: "unknown scenario " + os.Args[1], Extra: map[string]float64{}, Samples: []float64{}}
 	}
@@ -642,19 +648,63 @@ func medianMs(d []time.Duration) float64 {
 // forkJoinOutcome times the tree with GOMAXPROCS=1 and =2 in turn (as
 // common::fork_join_times does) and reports the speedup.
 func forkJoinOutcome(p params) outcome {
-	depth, rounds := p.pick(6, 12), p.pick(1, 3)
+	depth := p.pick(6, 12)
+	return speedupOutcome(p.pick(1, 3), func(procs int) (uint64, time.Duration) { return timedTree(procs, depth) },
+		"a goroutine per child, WaitGroup; GOMAXPROCS=1 against 2")
+}
+
+// speedupOutcome runs `timed` with GOMAXPROCS=1 and =2 in turn, `rounds`
+// times each, and reports the speedup of the medians.
+func speedupOutcome(rounds int, timed func(procs int) (uint64, time.Duration), note string) outcome {
 	var t1, t2 []time.Duration
 	for r := 0; r < rounds; r++ {
-		s1, d1 := timedTree(1, depth)
-		s2, d2 := timedTree(2, depth)
+		s1, d1 := timed(1)
+		s2, d2 := timed(2)
 		if s1 != s2 {
-			panic("the two worker counts computed different trees")
+			panic("the two worker counts computed different results")
 		}
 		t1, t2 = append(t1, d1), append(t2, d2)
 	}
 	w1, w2 := medianMs(t1), medianMs(t2)
-	o := ok(w1/w2, "a goroutine per child, WaitGroup; GOMAXPROCS=1 against 2")
+	o := ok(w1/w2, note)
 	o.Extra["w1_ms"] = w1
 	o.Extra["w2_ms"] = w2
 	return o
+}
+
+// imbalanceWork is the work of imbalance goroutine i: i%8+1 units of unit
+// leaves (common::imbalance_work).
+func imbalanceWork(i, unit uint64) uint64 {
+	var acc uint64
+	for k := uint64(0); k < (i%8+1)*unit; k++ {
+		acc += leaf(i*1000 + k)
+	}
+	return acc
+}
+
+func timedImbalance(procs int, unit uint64) (uint64, time.Duration) {
+	runtime.GOMAXPROCS(procs)
+	start := time.Now()
+	sums := make([]uint64, imbalanceThreads)
+	var wg sync.WaitGroup
+	wg.Add(imbalanceThreads)
+	for i := 0; i < imbalanceThreads; i++ {
+		go func(i int) { sums[i] = imbalanceWork(uint64(i), unit); wg.Done() }(i)
+	}
+	wg.Wait()
+	var sum uint64
+	for _, s := range sums {
+		sum += s
+	}
+	return sum, time.Since(start)
+}
+
+const imbalanceThreads = 64
+
+// imbalanceOutcome: 64 uneven goroutines started in a loop, GOMAXPROCS=1
+// against 2, as forkJoinOutcome.
+func imbalanceOutcome(p params) outcome {
+	unit := uint64(p.pick(2, 20))
+	return speedupOutcome(p.pick(1, 3), func(procs int) (uint64, time.Duration) { return timedImbalance(procs, unit) },
+		"a goroutine each, started in a loop; GOMAXPROCS=1 against 2")
 }

@@ -349,6 +349,12 @@ pub fn median_ms(mut v: Vec<Duration>) -> f64 {
 }
 
 /// The fork-join figure: the speedup of 2 workers over 1, with both times.
+/// The work of imbalance thread `i`: `i % 8 + 1` units of `unit` leaves,
+/// so that the threads are uneven. Returns its checksum.
+pub fn imbalance_work(i: u64, unit: u64) -> u64 {
+    (0..(i % 8 + 1) * unit).fold(0u64, |acc, k| acc.wrapping_add(leaf(i * 1_000 + k)))
+}
+
 pub fn fork_join_outcome((w1_ms, w2_ms): (f64, f64)) -> Outcome {
     Outcome::ok(w1_ms / w2_ms).extra("w1_ms", w1_ms).extra("w2_ms", w2_ms)
 }

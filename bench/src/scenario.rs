@@ -6,6 +6,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
     Ours,
+    /// Ours on a `WorkStealingScheduler`.
+    OursWs,
     Os,
     May,
     Tokio,
@@ -15,11 +17,13 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 7] = [Peer::Ours, Peer::Os, Peer::May, Peer::Tokio, Peer::Corosensei, Peer::Go, Peer::Rayon];
+    pub const ALL: [Peer; 8] =
+        [Peer::Ours, Peer::OursWs, Peer::Os, Peer::May, Peer::Tokio, Peer::Corosensei, Peer::Go, Peer::Rayon];
 
     pub fn name(self) -> &'static str {
         match self {
             Peer::Ours => "ours",
+            Peer::OursWs => "ours-ws",
             Peer::Os => "os",
             Peer::May => "may",
             Peer::Tokio => "tokio",
@@ -156,6 +160,13 @@ pub const SCENARIOS: &[Scenario] = &[
         lower_is_better: false,
         once: false,
     },
+    Scenario {
+        id: "imbalance",
+        title: "(l) 64 uneven CPU-bound threads spawned by one, speedup of 2 workers over 1",
+        unit: "x",
+        lower_is_better: false,
+        once: false,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
@@ -236,6 +247,12 @@ impl Params {
         if self.quick { (6, 1) } else { (12, 3) }
     }
 
+    /// Leaves of work per unit of an imbalance thread (thread `i` does
+    /// `i % 8 + 1` units), and rounds per worker count.
+    pub fn imbalance(self) -> (u64, usize) {
+        if self.quick { (2, 1) } else { (20, 3) }
+    }
+
     pub fn flag(self) -> Option<&'static str> {
         self.quick.then_some("--quick")
     }
@@ -254,3 +271,5 @@ pub const RING_THREADS: u64 = 503;
 /// 4096 leaves (depth 12) keep may's live coroutines (all of a breadth-first
 /// tree at worst, two maps each) well under `vm.max_map_count`.
 pub const LEAF_ITERS: u64 = 8_000;
+/// Threads of the imbalance scenario.
+pub const IMBALANCE_THREADS: u64 = 64;

@@ -69,13 +69,19 @@ fn quick_fairness_run_for_ours_reports_every_hog_kind() {
     assert!(json["note"].as_str().is_some_and(|n| n.contains("goal")), "{json}");
 }
 
-/// The two cross-worker scenarios report their figure and their extras.
+/// The cross-worker scenarios report their figure and their extras, on
+/// both of our schedulers.
 /// Shapes only: on a 1-CPU machine they are n/a, which is checked instead.
 #[test]
 fn quick_cross_worker_scenarios_for_ours_report_their_extras() {
-    for (scenario, extras) in [("thread-ring", &["one_worker_ns"][..]), ("fork-join", &["w1_ms", "w2_ms"][..])] {
+    let cases = [
+        ("thread-ring", &["one_worker_ns"][..]),
+        ("fork-join", &["w1_ms", "w2_ms"][..]),
+        ("imbalance", &["w1_ms", "w2_ms"][..]),
+    ];
+    for ((scenario, extras), peer) in cases.into_iter().flat_map(|c| [(c, "ours"), (c, "ours-ws")]) {
         let output = Command::new(env!("CARGO_BIN_EXE_bench"))
-            .args(["run-one", scenario, "ours", "--quick"])
+            .args(["run-one", scenario, peer, "--quick"])
             .output()
             .expect("the bench binary runs");
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -4,11 +4,18 @@
 //! [`runtime::numa`](super::numa) when it is made.
 
 /// Whether the runtime may move a green thread to another worker after it
-/// was placed. Moves happen when a wake-up runs a thread that outranks
-/// what runs on its own worker at once on the waker's worker, instead of
-/// waiting for a signal to interrupt its own (see
-/// [`sched`](crate::sched)); a thread with a
-/// [`cpu_affinity`](crate::ThreadBuilder::cpu_affinity) never moves.
+/// was placed. On a [`RoundRobinScheduler`](crate::RoundRobinScheduler),
+/// moves happen when a wake-up runs a thread that outranks what runs on its
+/// own worker at once on the waker's worker, instead of waiting for a
+/// signal to interrupt its own (see [`sched`](crate::sched)). On a
+/// [`WorkStealingScheduler`](crate::WorkStealingScheduler) they are the
+/// rule: a woken thread joins its waker's worker, an idle worker takes
+/// threads from a busy one, and a thread that would wait behind its own
+/// priority goes to a worker running a lower one. A thread with a
+/// [`cpu_affinity`](crate::ThreadBuilder::cpu_affinity) never moves, nor
+/// does a `Prohibited` one, which stays on the worker it was placed on
+/// (spawns of such threads are dealt to the workers in turn, never kept on
+/// the spawner's worker).
 ///
 /// ```
 /// use preemptive_mlthreading_rust::{MigrationPolicy, ThreadBuilder};

@@ -18,6 +18,8 @@ pub(crate) mod park;
 pub(crate) mod pool;
 pub(crate) mod run_queue;
 pub(crate) mod steal;
+#[cfg(all(test, loom))]
+mod steal_model;
 pub(crate) mod task;
 pub(crate) mod thread_id;
 mod timers;

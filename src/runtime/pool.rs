@@ -41,7 +41,16 @@ pub(crate) struct Pool {
     /// Work stealing: threads spawned beyond a worker's local queue size,
     /// for whichever worker looks first.
     pub(crate) overflow: crossbeam_queue::SegQueue<TaskRef>,
-    /// Work stealing: workers spinning for work, and asleep.
+    /// Work stealing: read on every local push that leaves two threads
+    /// waiting, so kept off the line of `live`, which every spawn and exit
+    /// writes.
+    pub(crate) idle: crossbeam_utils::CachePadded<IdleCounts>,
+}
+
+/// Work stealing: how many workers spin looking for work, and sleep; and
+/// which priority levels are in use.
+#[derive(Default)]
+pub(crate) struct IdleCounts {
     pub(crate) spinning: AtomicUsize,
     pub(crate) sleepers: AtomicUsize,
     /// Bit `p` set once a thread of priority `p` was spawned: with one
@@ -62,9 +71,7 @@ impl Pool {
             next_worker: AtomicUsize::new(0),
             preemptive: AtomicBool::new(true),
             overflow: crossbeam_queue::SegQueue::new(),
-            spinning: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            priorities: AtomicU32::new(0),
+            idle: Default::default(),
         }
     }
 
@@ -189,8 +196,8 @@ impl Pool {
             }
         };
         let level = 1u32 << spec.priority.min(31);
-        if self.priorities.load(Ordering::Relaxed) & level == 0 {
-            self.priorities.fetch_or(level, Ordering::Relaxed);
+        if self.idle.priorities.load(Ordering::Relaxed) & level == 0 {
+            self.idle.priorities.fetch_or(level, Ordering::Relaxed);
         }
         let (task, body) = TaskRef::new(spec, Arc::clone(self), body);
         task.set_worker(index);

@@ -495,6 +495,24 @@ impl crate::WorkStealingScheduler {
     }
 }
 
+impl crate::sched::AnyScheduler {
+    /// Spawns `f` on this scheduler with default settings.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::sched::default_scheduler;
+    ///
+    /// let sched = default_scheduler().unwrap();
+    /// assert_eq!(sched.spawn(|| 6 * 7).unwrap().join().unwrap(), 42);
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, ThreadError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        ThreadBuilder::new().scheduler(self.clone()).spawn(f)
+    }
+}
+
 impl RoundRobinScheduler {
     /// Spawns `f` on this scheduler with default settings.
     ///

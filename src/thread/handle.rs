@@ -70,6 +70,22 @@ impl Thread {
             Repr::Os(t) => t.std.unpark(),
         }
     }
+
+    /// [`unpark`](Self::unpark) from a thread that finished, for the thread
+    /// joining it: on a work-stealing scheduler the joiner queues behind
+    /// the threads already waiting rather than in the wake slot, so a
+    /// spawner joining many children runs once they are done, not between
+    /// each two.
+    pub(crate) fn unpark_joiner(&self) {
+        match &self.0 {
+            Repr::Green(t) => {
+                if t.park.unpark() {
+                    Worker::schedule_joiner(t.clone());
+                }
+            }
+            Repr::Os(t) => t.std.unpark(),
+        }
+    }
 }
 
 impl fmt::Debug for Thread {

@@ -42,7 +42,7 @@ impl<T> Packet<T> {
             // SAFETY: the joiner wrote its handle before `WAITING` and, once
             // it is there, leaves the slot to us.
             match unsafe { (*self.waiter.get()).take() } {
-                Some(w) => w.unpark(),
+                Some(w) => w.unpark_joiner(),
                 // An OS joiner, asleep on the word; its handle keeps the
                 // packet alive.
                 None => crate::runtime::futex::wake_one(&self.state),

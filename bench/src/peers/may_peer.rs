@@ -13,7 +13,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     let all = common::allowed_cpus().len();
     let workers = match scenario {
         "spawn-all" | "pingpong-cross" | "mutex-contended" => all,
-        "thread-ring" | "fork-join" => 2,
+        "thread-ring" | "fork-join" | "imbalance" => 2,
         _ => 1,
     };
     // `may` counts the stack size in machine words, not bytes.
@@ -48,7 +48,14 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         FORK_JOIN_ONE => {
             let (depth, rounds) = p.fork_join();
             let times: Vec<_> = (0..rounds).map(|_| timed_tree(depth)).collect();
-            Outcome::ok(common::median_ms(times.iter().map(|t| t.1).collect())).extra("checksum", times[0].0 as f64)
+            Outcome::ok(common::median_ms(times.iter().map(|t| t.1).collect())).extra("checksum", exact_f64(times[0].0))
+        }
+        "imbalance" if all < 2 => Outcome::na("one CPU only"),
+        "imbalance" => imbalance_two(p),
+        IMBALANCE_ONE => {
+            let (unit, rounds) = p.imbalance();
+            let times: Vec<_> = (0..rounds).map(|_| timed_imbalance(unit)).collect();
+            Outcome::ok(common::median_ms(times.iter().map(|t| t.1).collect())).extra("checksum", exact_f64(times[0].0))
         }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
@@ -130,22 +137,55 @@ const FORK_JOIN_ONE: &str = "fork-join-one-worker";
 /// the 1-worker times come from a child process (`run-one
 /// fork-join-one-worker may`), run first, and the 2-worker ones from this one.
 fn fork_join_two(p: Params) -> Outcome {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return Outcome::failed(format!("the bench binary's path: {e}")),
-    };
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["run-one", FORK_JOIN_ONE, "may"]).args(p.flag());
-    let one = crate::harness::run_child(cmd, Duration::from_secs(60));
-    let (Some(w1_ms), Some(&sum)) = (one.value, one.extra.get("checksum")) else {
-        return Outcome::failed(format!("the 1-worker child: {}", one.note.unwrap_or_default()));
-    };
     let (depth, rounds) = p.fork_join();
-    let times: Vec<_> = (0..rounds).map(|_| timed_tree(depth)).collect();
-    // The checksum went through f64: compare it the same way.
-    assert_eq!(times[0].0 as f64, sum, "both worker counts compute the same tree");
-    common::fork_join_outcome((w1_ms, common::median_ms(times.into_iter().map(|t| t.1).collect())))
-        .note("spawn two, join both; set_workers(1) (another process) against (2)")
+    two_against_one_child(p, FORK_JOIN_ONE, || (0..rounds).map(|_| timed_tree(depth)).collect())
+        .map_or_else(Outcome::failed, |o| o.note("spawn two, join both; set_workers(1) (another process) against (2)"))
+}
+
+const IMBALANCE_ONE: &str = "imbalance-one-worker";
+
+/// Scenario `imbalance`, as `fork_join_two` does fork-join.
+fn imbalance_two(p: Params) -> Outcome {
+    let (unit, rounds) = p.imbalance();
+    two_against_one_child(p, IMBALANCE_ONE, || (0..rounds).map(|_| timed_imbalance(unit)).collect())
+        .map_or_else(Outcome::failed, |o| {
+            o.note("spawned in a loop by one coroutine; set_workers(1) (another process) against (2)")
+        })
+}
+
+/// The speedup of this process's 2 workers (`times`: checksums and
+/// durations) over the 1-worker median that `run-one ONE may` reports.
+fn two_against_one_child(
+    p: Params,
+    one: &str,
+    times: impl FnOnce() -> Vec<(u64, Duration)>,
+) -> Result<Outcome, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the bench binary's path: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["run-one", one, "may"]).args(p.flag());
+    let child = crate::harness::run_child(cmd, Duration::from_secs(60));
+    let (Some(w1_ms), Some(&sum)) = (child.value, child.extra.get("checksum")) else {
+        return Err(format!("the 1-worker child: {}", child.note.unwrap_or_default()));
+    };
+    let times = times();
+    // The checksum went through f64 and JSON: compare it the same way.
+    assert_eq!(exact_f64(times[0].0), sum, "both worker counts compute the same work");
+    Ok(common::fork_join_outcome((w1_ms, common::median_ms(times.into_iter().map(|t| t.1).collect()))))
+}
+
+/// The top 53 bits of a checksum: what an f64 (and its JSON form) keeps
+/// exactly.
+fn exact_f64(sum: u64) -> f64 {
+    (sum >> 11) as f64
+}
+
+fn timed_imbalance(unit: u64) -> (u64, Duration) {
+    go(move || {
+        let t = Instant::now();
+        let hs: Vec<_> =
+            (0..crate::scenario::IMBALANCE_THREADS).map(|i| spawn(move || common::imbalance_work(i, unit))).collect();
+        (hs.into_iter().fold(0u64, |a, h| a.wrapping_add(h.join().unwrap())), t.elapsed())
+    })
 }
 
 fn timed_tree(depth: u32) -> (u64, Duration) {

@@ -18,6 +18,7 @@ use crate::scenario::{Params, Peer};
 pub fn run(peer: Peer, scenario: &str, p: Params) -> Outcome {
     match peer {
         Peer::Ours => ours::run(scenario, p),
+        Peer::OursWs => ours::run_work_stealing(scenario, p),
         Peer::Os => os::run(scenario, p),
         Peer::May => may_peer::run(scenario, p),
         Peer::Tokio => tokio_peer::run(scenario, p),

@@ -53,8 +53,26 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
                     .note(format!("a thread per node ({} threads); pinned to one CPU against two", (2u64 << depth) - 2))
             }
         },
+        "imbalance" => match c1 {
+            None => Outcome::na("one CPU only"),
+            Some(_) => {
+                let (unit, rounds) = p.imbalance();
+                let one = move || pinned(c0, move || timed_imbalance(unit)).join().unwrap();
+                common::fork_join_outcome(common::fork_join_times(rounds, one, move || timed_imbalance(unit)))
+                    .note("a thread each, spawned in a loop; pinned to one CPU against two")
+            }
+        },
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
+}
+
+/// Scenario `imbalance`: the threads started in a loop, then joined.
+fn timed_imbalance(unit: u64) -> (u64, Duration) {
+    let t = Instant::now();
+    let hs: Vec<_> = (0..crate::scenario::IMBALANCE_THREADS)
+        .map(|i| thread::Builder::new().stack_size(STACK_BYTES).spawn(move || common::imbalance_work(i, unit)).unwrap())
+        .collect();
+    (hs.into_iter().fold(0u64, |a, h| a.wrapping_add(h.join().unwrap())), t.elapsed())
 }
 
 fn pinned<T: Send + 'static>(cpu: usize, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {

@@ -3,32 +3,18 @@
 use crate::common::{self, Hogs};
 use crate::fairness;
 use crate::outcome::Outcome;
-use crate::scenario::Params;
+use crate::scenario::{IMBALANCE_THREADS, Params};
+use preemptive_mlthreading_rust::sched::AnyScheduler;
 use preemptive_mlthreading_rust::sync::{Mutex, channel};
-use preemptive_mlthreading_rust::{JoinHandle, RoundRobinScheduler, ThreadBuilder, park, sleep, spawn, yield_now};
+use preemptive_mlthreading_rust::{
+    JoinHandle, RoundRobinScheduler, Scheduler, ThreadBuilder, WorkStealingScheduler, park, sleep, spawn, yield_now,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn run(scenario: &str, p: Params) -> Outcome {
-    let one = || RoundRobinScheduler::new().with_workers(1);
-    let all = || RoundRobinScheduler::new().with_workers(common::allowed_cpus().len());
     match scenario {
-        "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), false))
-            .extra("fp_env_ns", yields(&one(), 2, p.yields(), true))
-            .note("fp_env_ns: preserve_fp_env(true), MXCSR and x87 control word kept per thread"),
-        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), false)),
-        "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
-        "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
-        "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
-        "pingpong-cross" => match common::allowed_cpus()[..] {
-            [a, b, ..] => Outcome::ok(ping_pong(&all(), Some((1 << a, 1 << b)), p.trips()))
-                .extra("unpinned_ns", ping_pong(&all(), None, p.trips()))
-                .note("the two threads pinned to different workers (cpu_affinity); unpinned_ns: placed by us"),
-            _ => Outcome::na("one CPU only"),
-        },
-        "mutex-uncontended" => Outcome::ok(mutex_uncontended(&one(), p.lock_ops())),
-        "mutex-contended" => Outcome::ok(mutex_contended(&all(), p.contended_per_thread())),
         "sleeper" => sleeper(p),
         "prio-wake" => prio_wake(p),
         "fairness" => fairness(p),
@@ -39,19 +25,51 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             context_switch_outcome(100, iterations, 1)
         }
         "floor" => Outcome::na("no bare-coroutine API (the switch is internal); compare with yield2"),
-        "thread-ring" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
-        "thread-ring" => {
-            let two = RoundRobinScheduler::new().with_workers(2);
-            Outcome::ok(thread_ring(&two, p.ring_hops()))
-                .extra("one_worker_ns", thread_ring(&one(), p.ring_hops()))
-                .note("bounded(1) channels, placed by us; one_worker_ns: the same ring on 1 worker")
+        _ => run_on(scenario, p, |workers| RoundRobinScheduler::new().with_workers(workers).into()),
+    }
+}
+
+/// The scenarios in which the scheduler decides something, on a
+/// `WorkStealingScheduler`; the others are the same as `ours`.
+pub fn run_work_stealing(scenario: &str, p: Params) -> Outcome {
+    match scenario {
+        "sleeper" | "prio-wake" | "fairness" | "rss" | "max-threads" | "floor" | "mutex-uncontended" => {
+            Outcome::na("as ours: one thread or one worker, nothing to steal")
         }
+        _ => run_on(scenario, p, |workers| WorkStealingScheduler::new().with_workers(workers).into()),
+    }
+}
+
+/// The scenarios that run on a scheduler of `workers` workers made by `make`.
+fn run_on(scenario: &str, p: Params, make: fn(usize) -> AnyScheduler) -> Outcome {
+    let one = || make(1);
+    let all = || make(common::allowed_cpus().len());
+    match scenario {
+        "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), false))
+            .extra("fp_env_ns", yields(&one(), 2, p.yields(), true))
+            .note("fp_env_ns: preserve_fp_env(true), MXCSR and x87 control word kept per thread"),
+        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), false)),
+        "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
+        "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
+        "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
+        "pingpong-cross" => match common::allowed_cpus()[..] {
+            [a, b, ..] => Outcome::ok(ping_pong(&all(), None, p.trips()))
+                .extra("pinned_ns", ping_pong(&all(), Some((1 << a, 1 << b)), p.trips()))
+                .note("placed by us; pinned_ns: the two threads pinned to different workers (cpu_affinity)"),
+            _ => Outcome::na("one CPU only"),
+        },
+        "mutex-uncontended" => Outcome::ok(mutex_uncontended(&one(), p.lock_ops())),
+        "mutex-contended" => Outcome::ok(mutex_contended(&all(), p.contended_per_thread())),
+        "thread-ring" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
+        "thread-ring" => Outcome::ok(thread_ring(&make(2), p.ring_hops()))
+            .extra("one_worker_ns", thread_ring(&one(), p.ring_hops()))
+            .note("bounded(1) channels, placed by us; one_worker_ns: the same ring on 1 worker"),
         "fork-join" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
         "fork-join" => {
             let (depth, rounds) = p.fork_join();
             let with = |workers| {
                 move || {
-                    let sched = RoundRobinScheduler::new().with_workers(workers);
+                    let sched = make(workers);
                     on(&sched, move || {
                         let t = Instant::now();
                         (fork_join(depth, 0), t.elapsed())
@@ -61,15 +79,33 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
                 .note("spawn two, join both; with_workers(1) against (2)")
         }
+        "imbalance" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
+        "imbalance" => {
+            let (unit, rounds) = p.imbalance();
+            let with = |workers| {
+                move || {
+                    let sched = make(workers);
+                    on(&sched, move || {
+                        let t = Instant::now();
+                        let hs: Vec<_> = (0..IMBALANCE_THREADS)
+                            .map(|i| spawn(move || common::imbalance_work(i, unit)).unwrap())
+                            .collect();
+                        (hs.into_iter().fold(0u64, |a, h| a.wrapping_add(h.join().unwrap())), t.elapsed())
+                    })
+                }
+            };
+            common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
+                .note("spawned in a loop by one thread, then joined; with_workers(1) against (2)")
+        }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }
 
-fn on<T: Send + 'static>(sched: &RoundRobinScheduler, f: impl FnOnce() -> T + Send + 'static) -> T {
-    sched.spawn(f).expect("spawn").join().expect("join")
+fn on<T: Send + 'static>(sched: &impl Scheduler, f: impl FnOnce() -> T + Send + 'static) -> T {
+    ThreadBuilder::new().scheduler(sched.clone()).spawn(f).expect("spawn").join().expect("join")
 }
 
-fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64, fp_env: bool) -> f64 {
+fn yields(sched: &AnyScheduler, threads: u64, total: u64, fp_env: bool) -> f64 {
     let per = total / threads;
     let elapsed = on(sched, move || {
         let t = Instant::now();
@@ -84,7 +120,7 @@ fn yields(sched: &RoundRobinScheduler, threads: u64, total: u64, fp_env: bool) -
     elapsed.as_nanos() as f64 / (per * threads) as f64
 }
 
-fn spawn_join(sched: &RoundRobinScheduler, n: u64) -> f64 {
+fn spawn_join(sched: &AnyScheduler, n: u64) -> f64 {
     on(sched, move || {
         let t = Instant::now();
         let hs: Vec<_> = (0..n).map(|i| spawn(move || i).unwrap()).collect();
@@ -94,7 +130,7 @@ fn spawn_join(sched: &RoundRobinScheduler, n: u64) -> f64 {
     })
 }
 
-fn ping_pong(sched: &RoundRobinScheduler, masks: Option<(u64, u64)>, trips: u64) -> f64 {
+fn ping_pong(sched: &AnyScheduler, masks: Option<(u64, u64)>, trips: u64) -> f64 {
     let (to_b, b_rx) = channel::bounded::<u64>(1);
     let (to_a, a_rx) = channel::bounded::<u64>(1);
     let builder = |mask: Option<u64>| {
@@ -132,7 +168,7 @@ fn ping_pong(sched: &RoundRobinScheduler, masks: Option<(u64, u64)>, trips: u64)
 /// ([`common::ring_links`]), each waiting on its own channel and sending
 /// the token, less one, to the next one's; the thread that takes it at 0
 /// notes the time.
-fn thread_ring(sched: &RoundRobinScheduler, hops: u64) -> f64 {
+fn thread_ring(sched: &AnyScheduler, hops: u64) -> f64 {
     on(sched, move || {
         let (first, links) = common::ring_links(|| channel::bounded::<u64>(1));
         let hs: Vec<_> = links
@@ -157,14 +193,14 @@ fn fork_join(depth: u32, index: u64) -> u64 {
     a.join().unwrap().wrapping_add(b.join().unwrap())
 }
 
-fn mutex_uncontended(sched: &RoundRobinScheduler, n: u64) -> f64 {
+fn mutex_uncontended(sched: &AnyScheduler, n: u64) -> f64 {
     on(sched, move || {
         let m = Mutex::new(0u64);
         common::time_per(n, || *std::hint::black_box(&m).lock() += 1)
     })
 }
 
-fn mutex_contended(sched: &RoundRobinScheduler, per: u64) -> f64 {
+fn mutex_contended(sched: &AnyScheduler, per: u64) -> f64 {
     let m = Arc::new(Mutex::new(0u64));
     let start = || {
         let m = Arc::clone(&m);

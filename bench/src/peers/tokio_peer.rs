@@ -72,6 +72,32 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
                 .note("tokio::spawn two, await both; multi_thread(1) against (2)")
         }
+        "imbalance" if cpus < 2 => Outcome::na("one CPU only"),
+        "imbalance" => {
+            let (unit, rounds) = p.imbalance();
+            let with = |n| {
+                move || {
+                    workers(n).block_on(async move {
+                        // From a task, as ours are spawned from a green thread.
+                        tokio::spawn(async move {
+                            let t = Instant::now();
+                            let hs: Vec<_> = (0..crate::scenario::IMBALANCE_THREADS)
+                                .map(|i| tokio::spawn(async move { common::imbalance_work(i, unit) }))
+                                .collect();
+                            let mut sum = 0u64;
+                            for h in hs {
+                                sum = sum.wrapping_add(h.await.unwrap());
+                            }
+                            (sum, t.elapsed())
+                        })
+                        .await
+                        .unwrap()
+                    })
+                }
+            };
+            common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
+                .note("tokio::spawn in a loop from a task, then await; multi_thread(1) against (2)")
+        }
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
 }

@@ -167,6 +167,9 @@ struct Watch {
     deferred_at: AtomicU64,
     /// Threads detached from this worker while blocked in the kernel.
     hand_offs: AtomicU64,
+    /// The monitor's last signal was only to have a steal request
+    /// answered: the handler answers it and preempts nothing.
+    steal_only: AtomicBool,
     /// Threads this worker took from another one's wake-up because they
     /// outranked both ([`Worker::takes_outranking_wake`]).
     wake_migrations: AtomicU64,
@@ -237,6 +240,7 @@ impl Worker {
                 detach_asked: AtomicU64::new(0),
                 deferred_at: AtomicU64::new(u64::MAX),
                 hand_offs: AtomicU64::new(0),
+                steal_only: AtomicBool::new(false),
                 wake_migrations: AtomicU64::new(0),
                 probe_cpu_ns: AtomicU64::new(0),
                 probe_at: AtomicU64::new(0),

@@ -43,6 +43,17 @@ pub(crate) fn on_preempt_signal() {
         w.watch.detach.store(false, Ordering::Relaxed);
         return;
     }
+    if w.watch.steal_only.swap(false, Ordering::SeqCst) {
+        // Only a steal request to answer; inside a critical section it
+        // waits for the next scheduling point, or the monitor's next try.
+        if preempt::depth() == 0 {
+            preempt::set_depth(1);
+            w.serve_steal(true);
+            w.offer_work();
+            preempt::set_depth(0);
+        }
+        return;
+    }
     if preempt::depth() != 0 {
         // In a runtime or user critical section: taken when it ends, if
         // the same thread still runs then.

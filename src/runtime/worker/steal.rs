@@ -148,6 +148,8 @@ impl Worker {
         self.steal_line.waiting.store(waiting as u32, Ordering::Relaxed);
         self.serve_steal(false);
         if waiting >= 2
+            && let Some((_, victims)) = &self.steal
+            && !victims.is_empty()
             && let Some(pool) = self.pool()
         {
             wake_thief(pool);
@@ -161,7 +163,7 @@ impl Worker {
     fn send_outranking(&self, task: TaskRef) -> Result<(), TaskRef> {
         let Some(pool) = self.pool() else { return Err(task) };
         let p = task.spec.priority;
-        if pool.priorities.load(Ordering::Relaxed).count_ones() < 2
+        if pool.idle.priorities.load(Ordering::Relaxed).count_ones() < 2
             || !task.spec.movable
             || !self.bell.running.load(Ordering::Relaxed)
             || self.bell.priority.load(Ordering::Relaxed) < p
@@ -237,18 +239,23 @@ impl Worker {
     }
 
     /// Asks the nearest worker with threads waiting for some; true when a
-    /// request was placed (the answer arrives in this worker's inbox).
-    /// Async-signal-safe.
+    /// request of ours waits there (the answer arrives in this worker's
+    /// inbox). Async-signal-safe.
     pub(super) fn request_steal(&self) -> bool {
         let (Some((_, victims)), Some(pool)) = (&self.steal, self.pool()) else { return false };
+        let me = self.index + 1;
         for &v in victims.iter() {
             let Some(victim) = pool.worker(v) else { continue };
             let line = &victim.steal_line;
-            if line.waiting.load(Ordering::Relaxed) > 0
-                && line.request.load(Ordering::Relaxed) == 0
-                && line.request.compare_exchange(0, self.index + 1, Ordering::Release, Ordering::Relaxed).is_ok()
-            {
-                return true;
+            if line.waiting.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            match line.request.load(Ordering::Relaxed) {
+                r if r == me => return true,
+                0 if line.request.compare_exchange(0, me, Ordering::Release, Ordering::Relaxed).is_ok() => {
+                    return true;
+                }
+                _ => {}
             }
         }
         false
@@ -284,10 +291,11 @@ impl Worker {
     }
 
     /// A busy worker's periodic look at the overflow queue, so that
-    /// threads there do not wait for a worker to run out of work.
+    /// threads there do not wait for a worker to run out of work. Work
+    /// stealing only.
     #[inline(always)]
     pub(super) fn poll_overflow(&self) {
-        if self.is_stealing() && self.switches().is_multiple_of(OVERFLOW_PERIOD) {
+        if self.switches().is_multiple_of(OVERFLOW_PERIOD) {
             self.take_overflow(1);
         }
     }
@@ -296,12 +304,12 @@ impl Worker {
     /// workers (at least one) do. Counts it as spinning when it may.
     pub(super) fn start_spinning(&self, pool: &Pool) -> bool {
         let limit = (pool.workers().len() / 2).max(1);
-        let mut n = pool.spinning.load(Ordering::Relaxed);
+        let mut n = pool.idle.spinning.load(Ordering::Relaxed);
         loop {
             if n >= limit {
                 return false;
             }
-            match pool.spinning.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed) {
+            match pool.idle.spinning.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(now) => n = now,
             }
@@ -311,11 +319,13 @@ impl Worker {
 
 /// Work was queued that an idle worker could take: wakes a sleeping worker
 /// of `pool` if none spins (Go's `wakep`).
+///
+/// No fence orders the queueing before the look at the sleepers: a worker
+/// falling asleep at that moment can be missed. Nothing is lost by it (the
+/// work is in a queue its owner runs), and the owner's next preemption
+/// tick offers it again ([`Worker::offer_work`]).
 fn wake_thief(pool: &Pool) {
-    // Against a worker going to sleep: it counts itself a sleeper, then
-    // looks for work; we queued work, then look for sleepers.
-    std::sync::atomic::fence(Ordering::SeqCst);
-    if pool.sleepers.load(Ordering::Relaxed) == 0 || pool.spinning.load(Ordering::Relaxed) != 0 {
+    if pool.idle.sleepers.load(Ordering::Relaxed) == 0 || pool.idle.spinning.load(Ordering::Relaxed) != 0 {
         return;
     }
     let me = Worker::current().map(|w| w.index);

@@ -23,6 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
+/// Why a thread is made runnable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Spawned: it stays where placement put it.
+    New,
+    /// Woken (unpark): it may move to the waker's worker, in the wake slot.
+    Woken,
+    /// Woken by a thread it joins, which finished: it may move, but waits
+    /// its turn.
+    Joiner,
+}
+
 /// How long an idle worker polls for remote wake-ups before it sleeps.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
 
@@ -31,16 +43,24 @@ impl Worker {
     /// or on the waker's when it outranks the threads running on both (see
     /// [`Worker::takes_outranking_wake`]).
     pub(crate) fn schedule(task: TaskRef) {
-        Worker::schedule_on(task, true)
+        Worker::schedule_on(task, Wake::Woken)
+    }
+
+    /// [`Worker::schedule`] for a thread woken because a thread it joins
+    /// finished: on a work-stealing pool it goes to the back of its level,
+    /// not in the wake slot.
+    pub(crate) fn schedule_joiner(task: TaskRef) {
+        Worker::schedule_on(task, Wake::Joiner)
     }
 
     /// Makes a new `task` runnable on the worker placement chose for it
     /// (round-robin, affinity): a spawn never moves it to the spawner's.
     pub(crate) fn schedule_new(task: TaskRef) {
-        Worker::schedule_on(task, false)
+        Worker::schedule_on(task, Wake::New)
     }
 
-    fn schedule_on(task: TaskRef, may_move: bool) {
+    fn schedule_on(task: TaskRef, kind: Wake) {
+        let may_move = kind != Wake::New;
         let index = task.worker();
         // Before asking which worker this is: a green thread switched out
         // in between could resume on another host.
@@ -55,7 +75,7 @@ impl Worker {
                     let moved = &w.watch.wake_migrations;
                     moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                 }
-                w.push_local(task, true);
+                w.push_local(task, kind == Wake::Woken);
                 return;
             }
             let same = ptr::eq(w, target);
@@ -151,8 +171,10 @@ impl Worker {
     /// a thread from the overflow queue.
     #[inline(always)]
     pub(super) fn poll(&self) -> bool {
-        self.serve_steal(false);
-        self.poll_overflow();
+        if self.is_stealing() {
+            self.serve_steal(false);
+            self.poll_overflow();
+        }
         // SAFETY: on this worker's owner.
         let timers = !unsafe { self.with_local(|l| l.timers.is_empty()) };
         (timers || !self.bell.inject.is_empty()) && self.poll_slow()
@@ -223,14 +245,20 @@ impl Worker {
         if spin {
             let found = self.idle_spin(deadline);
             if let Some(p) = pool {
-                p.spinning.fetch_sub(1, Ordering::SeqCst);
+                p.idle.spinning.fetch_sub(1, Ordering::SeqCst);
             }
             if found {
                 return;
             }
         }
         if let Some(p) = pool {
-            p.sleepers.fetch_add(1, Ordering::SeqCst);
+            p.idle.sleepers.fetch_add(1, Ordering::SeqCst);
+            if self.request_steal() {
+                // The victim did not answer while we spun: it runs one
+                // thread long. The monitor has it answer now rather than
+                // at its next look, up to a slice away.
+                monitor::urgent();
+            }
         }
         self.bell.wake.store(SLEEPING, Ordering::SeqCst);
         if self.bell.inject.is_empty() && pool.is_none_or(|p| p.overflow.is_empty()) {
@@ -241,7 +269,7 @@ impl Worker {
         }
         self.bell.wake.store(AWAKE, Ordering::SeqCst);
         if let Some(p) = pool {
-            p.sleepers.fetch_sub(1, Ordering::SeqCst);
+            p.idle.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

@@ -137,9 +137,13 @@ impl Worker {
         }
         let since = w.progress_at.load(Ordering::Relaxed);
         let deadline = w.next_deadline.load(Ordering::Relaxed);
-        // A steal request waits for an answer: one look at the queue.
-        let urgent = w.urgent.load(Ordering::SeqCst) || self.steal_line.request.load(Ordering::Relaxed) != 0;
-        if urgent || now.saturating_sub(since) >= slice || deadline <= now {
+        let urgent = w.urgent.load(Ordering::SeqCst);
+        let preempt = urgent || now.saturating_sub(since) >= slice || deadline <= now;
+        // A steal request waits for an answer: a signal that only has the
+        // worker look at it.
+        let steal = self.steal_line.request.load(Ordering::Relaxed) != 0;
+        if preempt || steal {
+            w.steal_only.store(!preempt, Ordering::SeqCst);
             w.signalled_at.store(switches, Ordering::SeqCst);
             monitor::signal_worker(w.tid.load(Ordering::Relaxed));
             // Not acted on yet (the thread sits in a critical section, or
