@@ -17,9 +17,10 @@
 
 mod common;
 
+use preemptive_mlthreading_rust::sched::AnyScheduler;
 use preemptive_mlthreading_rust::sync::channel;
 use preemptive_mlthreading_rust::{
-    Duration, JoinHandle, Mutex, RoundRobinScheduler, Thread, ThreadBuilder, current, park_timeout, sleep, yield_now,
+    Duration, JoinHandle, Mutex, Thread, ThreadBuilder, WorkStealingScheduler, current, park_timeout, sleep, yield_now,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -68,7 +69,7 @@ impl Soak {
 }
 
 fn spawn<T: Send + 'static>(
-    sched: &RoundRobinScheduler,
+    sched: &AnyScheduler,
     name: String,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> JoinHandle<T> {
@@ -391,8 +392,19 @@ fn progress_line(what: std::fmt::Arguments<'_>, s: &Soak, preemptions: u64) -> L
 #[test]
 #[ignore = "runs for a minute; .ci/run runs it: cargo test --release --test soak -- --ignored --nocapture"]
 fn soak_mixed_green_threads_keep_exact_results() {
+    soak(common::preemptive(2, Duration::from_micros(100)).into());
+}
+
+/// The same on a work-stealing scheduler, at the same time (the two soaks
+/// run side by side, so each also runs under the other's load).
+#[test]
+#[ignore = "runs for a minute; .ci/run runs it: cargo test --release --test soak -- --ignored --nocapture"]
+fn soak_on_work_stealing_keeps_exact_results() {
+    soak(WorkStealingScheduler::new().with_workers(2).with_time_slice(Duration::from_micros(100)).into());
+}
+
+fn soak(sched: AnyScheduler) {
     let secs = soak_secs();
-    let sched = common::preemptive(2, Duration::from_micros(100));
     let s = Arc::new(Soak::default());
     let start = Instant::now();
 

@@ -3,6 +3,21 @@ use crate::runtime::pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Methods both schedulers have, passed through to whichever this is.
+macro_rules! delegate {
+    ($($(#[$doc:meta])* fn $name:ident() -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> $ret {
+                match self {
+                    AnyScheduler::RoundRobin(s) => s.$name(),
+                    AnyScheduler::WorkStealing(s) => s.$name(),
+                }
+            }
+        )*
+    };
+}
+
 /// Either kind of scheduler: what the global default is
 /// ([`default_scheduler`](super::default_scheduler)), and a way to keep
 /// one chosen at run time.
@@ -42,57 +57,36 @@ impl AnyScheduler {
         }
     }
 
-    /// Number of workers (configured, or running).
-    pub fn workers(&self) -> usize {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.workers(),
-            AnyScheduler::WorkStealing(s) => s.workers(),
-        }
-    }
-
-    /// The current time slice.
-    pub fn time_slice(&self) -> Duration {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.time_slice(),
-            AnyScheduler::WorkStealing(s) => s.time_slice(),
-        }
-    }
-
-    /// Workers currently running.
-    pub fn running_workers(&self) -> usize {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.running_workers(),
-            AnyScheduler::WorkStealing(s) => s.running_workers(),
-        }
+    delegate! {
+        /// Number of workers (configured, or running).
+        fn workers() -> usize;
+        /// The current time slice.
+        fn time_slice() -> Duration;
+        /// Workers currently running.
+        fn running_workers() -> usize;
+        /// Context switches performed so far by each worker.
+        fn worker_switches() -> Vec<u64>;
+        /// Asynchronous preemptions taken so far by each worker.
+        fn worker_preemptions() -> Vec<u64>;
+        /// Asynchronous preemptions taken by all workers.
+        fn total_preemptions() -> u64;
+        /// Preemptions deferred, per worker (see
+        /// [`RoundRobinScheduler::worker_deferred_preemptions`]).
+        fn worker_deferred_preemptions() -> Vec<u64>;
+        /// Threads each worker left on their OS thread, blocked in the
+        /// kernel, to go on with the others on another one.
+        fn worker_hand_offs() -> Vec<u64>;
+        /// Threads each worker took over from another's at a wake-up.
+        fn worker_wake_migrations() -> Vec<u64>;
+        /// Stops taking new threads (see [`RoundRobinScheduler::shutdown`]).
+        fn shutdown() -> ();
+        /// Whether `shutdown` was called.
+        fn is_shut_down() -> bool;
     }
 
     /// Whether it steals work.
     pub fn is_work_stealing(&self) -> bool {
         matches!(self, AnyScheduler::WorkStealing(_))
-    }
-
-    /// Context switches performed so far by each worker.
-    pub fn worker_switches(&self) -> Vec<u64> {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.worker_switches(),
-            AnyScheduler::WorkStealing(s) => s.worker_switches(),
-        }
-    }
-
-    /// Asynchronous preemptions taken by all workers.
-    pub fn total_preemptions(&self) -> u64 {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.total_preemptions(),
-            AnyScheduler::WorkStealing(s) => s.total_preemptions(),
-        }
-    }
-
-    /// Stops taking new threads (see [`RoundRobinScheduler::shutdown`]).
-    pub fn shutdown(&self) {
-        match self {
-            AnyScheduler::RoundRobin(s) => s.shutdown(),
-            AnyScheduler::WorkStealing(s) => s.shutdown(),
-        }
     }
 }
 
