@@ -104,6 +104,13 @@ func main() {
 		} else {
 			o = forkJoinOutcome(p)
 		}
+	case "chameneos":
+		if all < 2 {
+			o = na("one CPU only")
+		} else {
+			runtime.GOMAXPROCS(2)
+			o = chameneos(p.pick(20_000, 200_000))
+		}
 	case "imbalance":
 		if all < 2 {
 			o = na("one CPU only")
@@ -707,4 +714,56 @@ func imbalanceOutcome(p params) outcome {
 	unit := uint64(p.pick(2, 20))
 	return speedupOutcome(p.pick(1, 3), func(procs int) (uint64, time.Duration) { return timedImbalance(procs, unit) },
 		"a goroutine each, started in a loop; GOMAXPROCS=1 against 2")
+}
+
+const creatures = 10
+
+type visit struct {
+	id     int
+	colour int
+	reply  chan *visit
+}
+
+// chameneos: 10 creatures meet through a broker goroutine (this one);
+// see ours::chameneos. ns per meeting.
+func chameneos(meetings int) outcome {
+	toBroker := make(chan visit)
+	counts := make(chan int, creatures)
+	start := time.Now()
+	for id := 0; id < creatures; id++ {
+		go func(id int) {
+			colour, n := id%3, 0
+			reply := make(chan *visit, 1)
+			for {
+				toBroker <- visit{id, colour, reply}
+				other := <-reply
+				if other == nil {
+					counts <- n
+					return
+				}
+				if colour != other.colour {
+					colour = 3 - colour - other.colour
+				}
+				n++
+			}
+		}(id)
+	}
+	for m := 0; m < meetings; m++ {
+		a := <-toBroker
+		b := <-toBroker
+		a.reply <- &visit{b.id, b.colour, nil}
+		b.reply <- &visit{a.id, a.colour, nil}
+	}
+	for i := 0; i < creatures; i++ {
+		v := <-toBroker
+		v.reply <- nil
+	}
+	counted := 0
+	for i := 0; i < creatures; i++ {
+		counted += <-counts
+	}
+	if counted != 2*meetings {
+		return outcome{Status: "failed", Note: fmt.Sprintf("%d creature-meetings for %d meetings", counted, meetings), Extra: map[string]float64{}, Samples: []float64{}}
+	}
+	return ok(float64(time.Since(start).Nanoseconds())/float64(meetings), "unbuffered chan to the broker, capacity-1 chan back; GOMAXPROCS=2")
 }

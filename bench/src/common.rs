@@ -355,6 +355,53 @@ pub fn imbalance_work(i: u64, unit: u64) -> u64 {
     (0..(i % 8 + 1) * unit).fold(0u64, |acc, k| acc.wrapping_add(leaf(i * 1_000 + k)))
 }
 
+/// Chameneos-redux: the colour a creature of colour `a` takes after
+/// meeting one of colour `b` (blue 0, red 1, yellow 2).
+pub fn complement(a: u8, b: u8) -> u8 {
+    if a == b { a } else { 3 - a - b }
+}
+
+/// What a creature asks the broker: its number, its colour.
+pub type Visit = (u64, u8);
+/// The broker's answer: the other creature's number and colour, or None
+/// once every meeting has taken place.
+pub type Met = Option<(u64, u8)>;
+
+/// A chameneos creature's loop: visits the broker through `meet` until it
+/// answers None; returns its meetings. `meet` sends the visit and waits.
+pub fn creature(id: u64, mut meet: impl FnMut(Visit) -> Met) -> u64 {
+    let (mut colour, mut meetings) = ((id % 3) as u8, 0);
+    while let Some((_, other)) = meet((id, colour)) {
+        colour = complement(colour, other);
+        meetings += 1;
+    }
+    meetings
+}
+
+/// The broker: pairs `meetings` times the next two visits that `next`
+/// gives (a visit and its reply path), answering each with the other,
+/// then answers every creature's next visit with None.
+pub fn broker<R>(meetings: u64, mut next: impl FnMut() -> (Visit, R), mut reply: impl FnMut(R, Met)) {
+    for _ in 0..meetings {
+        let (a, ra) = next();
+        let (b, rb) = next();
+        reply(ra, Some(b));
+        reply(rb, Some(a));
+    }
+    for _ in 0..crate::scenario::CREATURES {
+        let (_, r) = next();
+        reply(r, None);
+    }
+}
+
+/// ns per meeting, checking that the creatures counted two per meeting.
+pub fn chameneos_outcome(start: Instant, meetings: u64, counted: u64) -> Outcome {
+    if counted != 2 * meetings {
+        return Outcome::failed(format!("{counted} creature-meetings counted for {meetings} meetings"));
+    }
+    Outcome::ok(ns_per(start, meetings))
+}
+
 pub fn fork_join_outcome((w1_ms, w2_ms): (f64, f64)) -> Outcome {
     Outcome::ok(w1_ms / w2_ms).extra("w1_ms", w1_ms).extra("w2_ms", w2_ms)
 }

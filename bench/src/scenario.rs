@@ -161,6 +161,13 @@ pub const SCENARIOS: &[Scenario] = &[
         once: false,
     },
     Scenario {
+        id: "chameneos",
+        title: "(m) chameneos-redux, 10 creatures meeting through a broker, 2 workers",
+        unit: "ns/meeting",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
         id: "imbalance",
         title: "(l) 64 uneven CPU-bound threads spawned by one, speedup of 2 workers over 1",
         unit: "x",
@@ -253,6 +260,11 @@ impl Params {
         if self.quick { (2, 1) } else { (20, 3) }
     }
 
+    /// Meetings of the chameneos scenario.
+    pub fn meetings(self) -> u64 {
+        if self.quick { 20_000 } else { 200_000 }
+    }
+
     pub fn flag(self) -> Option<&'static str> {
         self.quick.then_some("--quick")
     }
@@ -271,5 +283,7 @@ pub const RING_THREADS: u64 = 503;
 /// 4096 leaves (depth 12) keep may's live coroutines (all of a breadth-first
 /// tree at worst, two maps each) well under `vm.max_map_count`.
 pub const LEAF_ITERS: u64 = 8_000;
+/// Creatures of the chameneos scenario (the classic's larger game).
+pub const CREATURES: u64 = 10;
 /// Threads of the imbalance scenario.
 pub const IMBALANCE_THREADS: u64 = 64;

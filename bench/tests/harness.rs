@@ -78,6 +78,7 @@ fn quick_cross_worker_scenarios_for_ours_report_their_extras() {
         ("thread-ring", &["one_worker_ns"][..]),
         ("fork-join", &["w1_ms", "w2_ms"][..]),
         ("imbalance", &["w1_ms", "w2_ms"][..]),
+        ("chameneos", &[][..]),
     ];
     for ((scenario, extras), peer) in cases.into_iter().flat_map(|c| [(c, "ours"), (c, "ours-ws")]) {
         let output = Command::new(env!("CARGO_BIN_EXE_bench"))

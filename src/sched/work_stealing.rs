@@ -21,9 +21,10 @@ use std::time::Duration;
 /// - **Wake-ups come to the waker.** A thread woken by a green thread of
 ///   this scheduler runs next on the waker's worker (the *wake slot*, like
 ///   Go's `runnext`): a ping-pong or a ring of threads stays on one core
-///   and its cache, where two workers would each wait for the other. At
-///   most three wake-ups in a row take the slot, so two threads bouncing a
-///   message cannot starve the others.
+///   and its cache, where two workers would each wait for the other. From
+///   another worker it comes only when the waker's queue is empty (behind
+///   a queue it would wait anyway). At most three wake-ups in a row take
+///   the slot, so two threads bouncing a message cannot starve the others.
 /// - **Idle workers steal.** A worker with nothing to run asks the nearest
 ///   worker that has threads waiting ([`with_cache_optimization`]:
 ///   one sharing its last-level cache first; [`with_numa_awareness`]: one

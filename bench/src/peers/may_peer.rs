@@ -13,7 +13,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     let all = common::allowed_cpus().len();
     let workers = match scenario {
         "spawn-all" | "pingpong-cross" | "mutex-contended" => all,
-        "thread-ring" | "fork-join" | "imbalance" => 2,
+        "thread-ring" | "fork-join" | "imbalance" | "chameneos" => 2,
         _ => 1,
     };
     // `may` counts the stack size in machine words, not bytes.
@@ -50,6 +50,8 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             let times: Vec<_> = (0..rounds).map(|_| timed_tree(depth)).collect();
             Outcome::ok(common::median_ms(times.iter().map(|t| t.1).collect())).extra("checksum", exact_f64(times[0].0))
         }
+        "chameneos" if all < 2 => Outcome::na("one CPU only"),
+        "chameneos" => go(move || chameneos(p.meetings())).note("may::sync::mpsc both ways, 2 workers"),
         "imbalance" if all < 2 => Outcome::na("one CPU only"),
         "imbalance" => imbalance_two(p),
         IMBALANCE_ONE => {
@@ -171,6 +173,28 @@ fn two_against_one_child(
     // The checksum went through f64 and JSON: compare it the same way.
     assert_eq!(exact_f64(times[0].0), sum, "both worker counts compute the same work");
     Ok(common::fork_join_outcome((w1_ms, common::median_ms(times.into_iter().map(|t| t.1).collect()))))
+}
+
+/// Scenario `chameneos`; see `ours::chameneos`.
+fn chameneos(meetings: u64) -> Outcome {
+    use may::sync::mpsc;
+    let (to_broker, visits) = mpsc::channel::<(common::Visit, mpsc::Sender<common::Met>)>();
+    let t = Instant::now();
+    let creatures: Vec<_> = (0..crate::scenario::CREATURES)
+        .map(|id| {
+            let to_broker = to_broker.clone();
+            spawn(move || {
+                let (tx, rx) = mpsc::channel();
+                common::creature(id, |v| {
+                    to_broker.send((v, tx.clone())).unwrap();
+                    rx.recv().unwrap()
+                })
+            })
+        })
+        .collect();
+    common::broker(meetings, || visits.recv().unwrap(), |r, met| r.send(met).unwrap());
+    let counted = creatures.into_iter().map(|h| h.join().unwrap()).sum();
+    common::chameneos_outcome(t, meetings, counted)
 }
 
 /// The top 53 bits of a checksum: what an f64 (and its JSON form) keeps

@@ -53,6 +53,10 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
                     .note(format!("a thread per node ({} threads); pinned to one CPU against two", (2u64 << depth) - 2))
             }
         },
+        "chameneos" => match c1 {
+            None => Outcome::na("one CPU only"),
+            Some(_) => chameneos(p.meetings()).note("std mpsc to the broker, sync_channel(1) back; 11 threads"),
+        },
         "imbalance" => match c1 {
             None => Outcome::na("one CPU only"),
             Some(_) => {
@@ -64,6 +68,27 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         },
         other => Outcome::failed(format!("unknown scenario {other}")),
     }
+}
+
+/// Scenario `chameneos`, the broker on this thread; see `ours::chameneos`.
+fn chameneos(meetings: u64) -> Outcome {
+    let (to_broker, visits) = mpsc::channel::<(common::Visit, mpsc::SyncSender<common::Met>)>();
+    let t = Instant::now();
+    let creatures: Vec<_> = (0..crate::scenario::CREATURES)
+        .map(|id| {
+            let to_broker = to_broker.clone();
+            thread::spawn(move || {
+                let (tx, rx) = mpsc::sync_channel(1);
+                common::creature(id, |v| {
+                    to_broker.send((v, tx.clone())).unwrap();
+                    rx.recv().unwrap()
+                })
+            })
+        })
+        .collect();
+    common::broker(meetings, || visits.recv().unwrap(), |r, met| r.send(met).unwrap());
+    let counted = creatures.into_iter().map(|h| h.join().unwrap()).sum();
+    common::chameneos_outcome(t, meetings, counted)
 }
 
 /// Scenario `imbalance`: the threads started in a loop, then joined.

@@ -79,6 +79,9 @@ fn run_on(scenario: &str, p: Params, make: fn(usize) -> AnyScheduler) -> Outcome
             common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
                 .note("spawn two, join both; with_workers(1) against (2)")
         }
+        "chameneos" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
+        "chameneos" => chameneos(&make(2), p.meetings())
+            .note("unbounded channel to the broker, bounded(1) back to each creature; placed by us"),
         "imbalance" if common::allowed_cpus().len() < 2 => Outcome::na("one CPU only"),
         "imbalance" => {
             let (unit, rounds) = p.imbalance();
@@ -179,6 +182,30 @@ fn thread_ring(sched: &AnyScheduler, hops: u64) -> f64 {
         first.send(hops).unwrap();
         drop(first);
         common::ns_per_hop(t, hs.into_iter().map(|h| h.join().unwrap()), hops)
+    })
+}
+
+/// Scenario `chameneos` ([`common::broker`], [`common::creature`]).
+fn chameneos(sched: &AnyScheduler, meetings: u64) -> Outcome {
+    on(sched, move || {
+        let (to_broker, visits) = channel::unbounded::<(common::Visit, channel::Sender<common::Met>)>();
+        let t = Instant::now();
+        let creatures: Vec<_> = (0..crate::scenario::CREATURES)
+            .map(|id| {
+                let to_broker = to_broker.clone();
+                spawn(move || {
+                    let (tx, rx) = channel::bounded(1);
+                    common::creature(id, |v| {
+                        to_broker.send((v, tx.clone())).unwrap();
+                        rx.recv().unwrap()
+                    })
+                })
+                .unwrap()
+            })
+            .collect();
+        common::broker(meetings, || visits.recv().unwrap(), |r, met| r.send(met).unwrap());
+        let counted = creatures.into_iter().map(|h| h.join().unwrap()).sum();
+        common::chameneos_outcome(t, meetings, counted)
     })
 }
 

@@ -72,6 +72,10 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             common::fork_join_outcome(common::fork_join_times(rounds, with(1), with(2)))
                 .note("tokio::spawn two, await both; multi_thread(1) against (2)")
         }
+        "chameneos" if cpus < 2 => Outcome::na("one CPU only"),
+        "chameneos" => workers(2)
+            .block_on(async move { tokio::spawn(chameneos(p.meetings())).await.unwrap() })
+            .note("mpsc::unbounded_channel to the broker, mpsc::channel(1) back; multi_thread(2)"),
         "imbalance" if cpus < 2 => Outcome::na("one CPU only"),
         "imbalance" => {
             let (unit, rounds) = p.imbalance();
@@ -158,6 +162,47 @@ async fn ping_pong(trips: u64) -> f64 {
 
 /// ns per hop of a token passed around a ring of tasks; see
 /// `ours::thread_ring`.
+/// Scenario `chameneos`: the broker is this task; see `ours::chameneos`.
+async fn chameneos(meetings: u64) -> Outcome {
+    let (to_broker, mut visits) = mpsc::unbounded_channel::<(common::Visit, mpsc::Sender<common::Met>)>();
+    let t = Instant::now();
+    let creatures: Vec<_> = (0..crate::scenario::CREATURES)
+        .map(|id| {
+            let to_broker = to_broker.clone();
+            tokio::spawn(async move {
+                let (tx, mut rx) = mpsc::channel(1);
+                let (mut colour, mut meetings) = ((id % 3) as u8, 0u64);
+                loop {
+                    to_broker.send(((id, colour), tx.clone())).unwrap();
+                    match rx.recv().await.unwrap() {
+                        Some((_, other)) => {
+                            colour = common::complement(colour, other);
+                            meetings += 1;
+                        }
+                        None => return meetings,
+                    }
+                }
+            })
+        })
+        .collect();
+    // `common::broker`, with awaits.
+    for _ in 0..meetings {
+        let (a, ra) = visits.recv().await.unwrap();
+        let (b, rb) = visits.recv().await.unwrap();
+        ra.send(Some(b)).await.unwrap();
+        rb.send(Some(a)).await.unwrap();
+    }
+    for _ in 0..crate::scenario::CREATURES {
+        let (_, r) = visits.recv().await.unwrap();
+        r.send(None).await.unwrap();
+    }
+    let mut counted = 0;
+    for h in creatures {
+        counted += h.await.unwrap();
+    }
+    common::chameneos_outcome(t, meetings, counted)
+}
+
 async fn thread_ring(hops: u64) -> f64 {
     let (first, links) = common::ring_links(|| mpsc::channel::<u64>(1));
     let hs: Vec<_> = links

@@ -64,7 +64,7 @@ impl Worker {
                 self.retire();
                 return Turn::Finished;
             }
-            if self.is_stealing() && self.look_for_work() {
+            if self.has_peers() && self.look_for_work() {
                 continue;
             }
             // SAFETY: we own the worker; one-statement borrow.

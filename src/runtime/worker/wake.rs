@@ -171,7 +171,7 @@ impl Worker {
     /// a thread from the overflow queue.
     #[inline(always)]
     pub(super) fn poll(&self) -> bool {
-        if self.is_stealing() {
+        if self.has_peers() {
             self.serve_steal(false);
             self.poll_overflow();
         }
@@ -240,7 +240,7 @@ impl Worker {
     /// work as they do (`steal.rs`); a sleeping worker is counted, so that
     /// new work can wake it.
     pub(super) fn idle_wait(&self, deadline: Option<Instant>) {
-        let pool = self.pool().filter(|_| self.is_stealing());
+        let pool = self.pool().filter(|_| self.has_peers());
         let spin = pool.is_none_or(|p| self.start_spinning(p));
         if spin {
             let found = self.idle_spin(deadline);
@@ -281,7 +281,7 @@ impl Worker {
         let start = Instant::now();
         let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
         loop {
-            if self.is_stealing() && self.look_for_work() {
+            if self.has_peers() && self.look_for_work() {
                 return true;
             }
             for _ in 0..64 {
