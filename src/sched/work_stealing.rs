@@ -32,8 +32,14 @@ use std::time::Duration;
 ///   [`steal_batch_size`](Self::with_steal_batch_size) threads, and at
 ///   most half of its own, highest priority first. At most half the
 ///   workers spin looking for work; the rest sleep on a futex and cost no
-///   CPU. A busy worker whose queue is empty asks too, at each preemption
-///   tick, so CPU-bound threads spread out.
+///   CPU. A spinning worker whose victim keeps running one thread for
+///   10 µs has it answer at once, by a signal. A busy worker whose queue
+///   is empty asks too, at each preemption tick, so CPU-bound threads
+///   spread out. What can move: threads that have not run yet, and
+///   threads that last left the CPU at a cooperative point (a yield, a
+///   park, a lock). A thread preempted by the signal waits on its own OS
+///   thread (see [`preempt`](crate::preempt)) and runs on its worker next
+///   time; it may move after its next cooperative switch.
 ///
 /// Threads that may not move stay put: those with a CPU affinity, those
 /// spawned with [`MigrationPolicy::Prohibited`](crate::MigrationPolicy),

@@ -381,7 +381,12 @@ impl Worker {
         cur.set_held(true);
         match what {
             // SAFETY: as above.
-            Hold::Requeue => unsafe { self.with_local(|l| l.runq.push(cur)) },
+            Hold::Requeue => unsafe {
+                self.with_local(|l| {
+                    l.runq.push(cur);
+                    self.publish_waiting(&l.runq);
+                })
+            },
             Hold::Park(deadline) => self.commit_park(cur, deadline),
             Hold::Sleep(deadline) => self.add_timer(deadline, TimerKind::Sleep, cur),
         }

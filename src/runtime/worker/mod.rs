@@ -405,13 +405,23 @@ impl Worker {
     /// order; false when there were none. Async-signal-safe.
     fn take_inbox(&self, runq: &mut RunQueue) -> bool {
         if self.bell.inject.is_empty() {
+            self.publish_waiting(runq);
             return false;
         }
         self.watch.urgent.store(false, Ordering::Relaxed);
         for t in self.bell.inject.take_all() {
             runq.push(t);
         }
+        self.publish_waiting(runq);
         true
+    }
+
+    /// Publishes how many threads `runq` holds, for thieves (`steal.rs`).
+    /// A hint: refreshed at every switch, every look at the inbox (so at
+    /// every preemption tick), and wherever threads are queued in bulk.
+    #[inline(always)]
+    fn publish_waiting(&self, runq: &RunQueue) {
+        self.steal_line.waiting.store(runq.len() as u32, Ordering::Relaxed);
     }
 
     /// The green thread running on the calling worker, if the caller is one.

@@ -39,11 +39,15 @@ pub(crate) fn on_preempt_signal() {
         return;
     };
     if !w.bell.running.load(Ordering::Relaxed) {
-        // The scheduling context: nothing to preempt, nor to detach.
+        // The scheduling context: nothing to preempt, nor to detach; it
+        // answers steal requests itself.
         w.watch.detach.store(false, Ordering::Relaxed);
+        w.watch.steal_only.store(false, Ordering::Relaxed);
         return;
     }
-    if w.watch.steal_only.swap(false, Ordering::SeqCst) {
+    // A steal-only mark (a thief's nudge, or the monitor's) must not
+    // swallow a wake-up preemption that arrived with it (`urgent`).
+    if w.watch.steal_only.swap(false, Ordering::SeqCst) && !w.watch.urgent.load(Ordering::SeqCst) {
         // Only a steal request to answer; inside a critical section it
         // waits for the next scheduling point, or the monitor's next try.
         if preempt::depth() == 0 {

@@ -76,9 +76,15 @@ use crate::runtime::task::{Task, TaskRef};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// Wake-ups in a row that may go to the wake slot.
 pub(crate) const WAKE_SLOT_LIMIT: u8 = 3;
+
+/// How long an idle worker lets a victim run one thread, with threads
+/// waiting behind it, before it has it answer at once (Go's thieves wait
+/// about 3 µs before they take a `runnext`; a signal costs more here).
+const NUDGE_AFTER: Duration = Duration::from_micros(10);
 
 /// Every how many switches a busy worker looks at the overflow queue.
 const OVERFLOW_PERIOD: u64 = 64;
@@ -174,9 +180,10 @@ impl Worker {
         if self.has_peers() {
             self.steal_line.waiting.store(waiting as u32, Ordering::Relaxed);
             self.serve_steal(false);
-            if waiting >= 2
-                && let Some(pool) = self.pool()
-            {
+            // The thread waits behind the running one: if that one runs on
+            // rather than blocking, an idle worker should take it (Go's
+            // `wakep`). A sleeper is woken only when nobody spins.
+            if let Some(pool) = self.pool() {
                 wake_thief(pool);
             }
         }
@@ -190,6 +197,7 @@ impl Worker {
         let Some(pool) = self.pool() else { return Err(task) };
         let p = task.spec.priority;
         if pool.idle.priorities.load(Ordering::Relaxed).count_ones() < 2
+            || !pool.is_preemptive()
             || !task.spec.movable
             || !self.bell.running.load(Ordering::Relaxed)
             || self.bell.priority.load(Ordering::Relaxed) < p
@@ -260,31 +268,52 @@ impl Worker {
         }
         if given > 0 {
             thief.steal_line.stolen.fetch_add(given as u64, Ordering::Relaxed);
-            self.steal_line.waiting.store((waiting - given) as u32, Ordering::Relaxed);
         }
+        // Nothing given although threads wait: none may move now (held,
+        // pinned, prohibited, another node), or the one waiting is kept for
+        // a partner. Thieves then see nothing to ask for until the queue
+        // changes, rather than ask (and be woken to ask) again and again.
+        let left = if given == 0 { 0 } else { waiting - given };
+        self.steal_line.waiting.store(left as u32, Ordering::Relaxed);
     }
 
     /// Asks the nearest worker with threads waiting for some; true when a
     /// request of ours waits there (the answer arrives in this worker's
     /// inbox). Async-signal-safe.
-    pub(super) fn request_steal(&self) -> bool {
-        let (Some((_, victims)), Some(pool)) = (&self.steal, self.pool()) else { return false };
+    pub(super) fn request_steal(&self) -> Option<&Worker> {
+        let (Some((_, victims)), Some(pool)) = (&self.steal, self.pool()) else { return None };
         let me = self.index + 1;
         for &v in victims.iter() {
             let Some(victim) = pool.worker(v) else { continue };
             let line = &victim.steal_line;
+            let asked = line.request.load(Ordering::Relaxed);
             if line.waiting.load(Ordering::Relaxed) == 0 {
+                // Nothing there (any more): withdraw a request of ours, so
+                // that it does not hold us while others have work.
+                if asked == me {
+                    let _ = line.request.compare_exchange(me, 0, Ordering::Relaxed, Ordering::Relaxed);
+                }
                 continue;
             }
-            match line.request.load(Ordering::Relaxed) {
-                r if r == me => return true,
+            match asked {
+                r if r == me => return Some(victim),
                 0 if line.request.compare_exchange(0, me, Ordering::Release, Ordering::Relaxed).is_ok() => {
-                    return true;
+                    return Some(victim);
                 }
                 _ => {}
             }
         }
-        false
+        None
+    }
+
+    /// Has this worker answer a steal request now, by a signal, rather
+    /// than at its next scheduling point: it has been running one thread
+    /// since the request was made. Async-signal-safe.
+    pub(super) fn nudge_for_steal(&self) {
+        if self.pool().is_some_and(Pool::is_preemptive) {
+            self.watch.steal_only.store(true, Ordering::SeqCst);
+            crate::runtime::monitor::signal_worker(self.tid());
+        }
     }
 
     /// From the scheduling context with nothing to run: takes threads from
@@ -295,6 +324,34 @@ impl Worker {
             return true;
         }
         self.request_steal();
+        false
+    }
+
+    /// An idle worker's look for work while it spins: as
+    /// [`Worker::look_for_work`], and when the victim it asked has been
+    /// running the same thread for [`NUDGE_AFTER`], a nudge
+    /// ([`Worker::nudge_for_steal`]): the thread behind it should not wait
+    /// for its slice to end while this worker idles. `asked` keeps the
+    /// victim, its switch count and when it was first seen unanswered.
+    pub(super) fn spin_for_work(&self, now: Instant, asked: &mut Option<(usize, u64, Instant)>) -> bool {
+        if self.take_overflow(usize::MAX) {
+            return true;
+        }
+        let Some(victim) = self.request_steal() else {
+            *asked = None;
+            return false;
+        };
+        let switches = victim.switches();
+        match *asked {
+            Some((v, s, since)) if v == victim.index && s == switches => {
+                if now.saturating_duration_since(since) >= NUDGE_AFTER {
+                    victim.nudge_for_steal();
+                    // Once per stretch: the next nudge after another.
+                    *asked = Some((v, s, now));
+                }
+            }
+            _ => *asked = Some((victim.index, switches, now)),
+        }
         false
     }
 
@@ -310,7 +367,12 @@ impl Worker {
             t.set_worker(self.index);
             // SAFETY: on the owner (callers are its scheduling points);
             // queueing re-enters nothing.
-            unsafe { self.with_local(|l| l.runq.push(t)) };
+            unsafe {
+                self.with_local(|l| {
+                    l.runq.push(t);
+                    self.publish_waiting(&l.runq);
+                })
+            };
             taken += 1;
         }
         taken > 0

@@ -184,7 +184,7 @@ impl Worker {
                 }
                 next.set_worker(self.index);
                 let missed = self.publish_running(&next) && self.missed_wake_up(&mut l.runq, next.spec.priority);
-                self.steal_line.waiting.store(l.runq.len() as u32, Ordering::Relaxed);
+                self.publish_waiting(&l.runq);
                 let r = (exec.sp, next.spec.save_fp, exec.preempt_depth, missed);
                 // SAFETY: `current` was emptied by our caller; a plain write
                 // spares the drop check of the `None` there.

@@ -225,7 +225,13 @@ impl Worker {
         }
         if fired {
             // SAFETY: as above.
-            self.publish_deadline(unsafe { self.with_local(|l| l.timers.next_deadline()) });
+            let next = unsafe {
+                self.with_local(|l| {
+                    self.publish_waiting(&l.runq);
+                    l.timers.next_deadline()
+                })
+            };
+            self.publish_deadline(next);
         }
         fired
     }
@@ -253,7 +259,7 @@ impl Worker {
         }
         if let Some(p) = pool {
             p.idle.sleepers.fetch_add(1, Ordering::SeqCst);
-            if self.request_steal() {
+            if self.request_steal().is_some() {
                 // The victim did not answer while we spun: it runs one
                 // thread long. The monitor has it answer now rather than
                 // at its next look, up to a slice away.
@@ -280,8 +286,9 @@ impl Worker {
     fn idle_spin(&self, deadline: Option<Instant>) -> bool {
         let start = Instant::now();
         let until = deadline.map_or(start + IDLE_SPIN, |d| d.min(start + IDLE_SPIN));
+        let (mut now, mut asked) = (start, None);
         loop {
-            if self.has_peers() && self.look_for_work() {
+            if self.has_peers() && self.spin_for_work(now, &mut asked) {
                 return true;
             }
             for _ in 0..64 {
@@ -290,7 +297,7 @@ impl Worker {
                 }
                 crate::arch::spin_hint();
             }
-            let now = Instant::now();
+            now = Instant::now();
             if now >= until {
                 return deadline.is_some_and(|d| now >= d);
             }
