@@ -421,3 +421,83 @@ fn guide_work_stealing_configuration_runs() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Threads spawned from an OS thread go to the workers in turn, through
+/// their inboxes: the long ones all on one worker here. The idle worker
+/// must still learn that they wait, and take some.
+#[test]
+fn threads_dealt_from_an_os_thread_are_stolen_too() {
+    if !signals_delivered() || num_cpus() < 2 {
+        return;
+    }
+    let sched = two_workers();
+    let cpus = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let hs: Vec<_> = (0..16u64)
+        .map(|i| {
+            let cpus = Arc::clone(&cpus);
+            sched
+                .spawn(move || {
+                    if i % 2 == 1 {
+                        return;
+                    }
+                    // Long enough to be seen waiting; ends early once some
+                    // long thread has run on each CPU.
+                    for _ in 0..scaled(40_000_000) {
+                        if let Some(c) = current_cpu() {
+                            let mut set = cpus.lock().unwrap();
+                            set.insert(c);
+                            if set.len() >= 2 {
+                                return;
+                            }
+                        }
+                        std::hint::spin_loop();
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    join_all(hs);
+    println!("long threads ran on CPUs {:?}; steals {:?}", cpus.lock().unwrap(), sched.worker_steals());
+    assert!(sched.total_steals() > 0, "the idle worker took none of the waiting threads");
+}
+
+/// A thread woken by one that then runs on must not wait behind it while
+/// its own worker idles: with preemption, an idle worker takes it (the
+/// waker's slice is an hour here, so nothing else could); without, it is
+/// not moved at all. Liveness bounds only.
+#[test]
+fn a_woken_thread_does_not_wait_behind_a_waker_that_runs_on() {
+    for preemptive in [true, false] {
+        if preemptive && !signals_delivered() {
+            continue;
+        }
+        let sched = two_workers().with_time_slice(Duration::from_secs(3600)).with_preemption(preemptive);
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        // Spawned from this OS thread: the workers take turns.
+        let sleeper = sched
+            .spawn(move || {
+                preemptive_mlthreading_rust::park();
+                r.store(true, Relaxed);
+            })
+            .unwrap();
+        let (t, r) = (sleeper.thread().clone(), Arc::clone(&ran));
+        let waker = sched
+            .spawn(move || {
+                t.unpark();
+                let start = std::time::Instant::now();
+                while !r.load(Relaxed) {
+                    assert!(start.elapsed() < Duration::from_secs(30), "the woken thread never ran");
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap();
+        waker.join().unwrap();
+        sleeper.join().unwrap();
+        println!(
+            "preemption {preemptive}: steals {:?}, wake moves {:?}",
+            sched.worker_steals(),
+            sched.worker_wake_migrations()
+        );
+    }
+}

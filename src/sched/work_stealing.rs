@@ -23,7 +23,8 @@ use std::time::Duration;
 ///   Go's `runnext`): a ping-pong or a ring of threads stays on one core
 ///   and its cache, where two workers would each wait for the other. From
 ///   another worker it comes only when the waker's queue is empty (behind
-///   a queue it would wait anyway). At most three wake-ups in a row take
+///   a queue it would wait anyway), and only with preemption on (without,
+///   nothing would hand it back to an idle worker while its waker ran on). At most three wake-ups in a row take
 ///   the slot, so two threads bouncing a message cannot starve the others.
 /// - **Idle workers steal.** A worker with nothing to run asks the nearest
 ///   worker that has threads waiting ([`with_cache_optimization`]:

@@ -135,10 +135,13 @@ impl Worker {
     /// local borrow.
     #[inline]
     pub(super) fn takes_wake(&self, task: &Task, target: &Worker) -> bool {
+        let Some(pool) = self.pool().filter(|pool| ptr::eq(*pool, Arc::as_ptr(&task.pool))) else { return false };
         task.spec.movable
             && !task.is_held()
             && (!task.spec.within_node || self.node == target.node)
-            && self.pool().is_some_and(|pool| ptr::eq(pool, Arc::as_ptr(&task.pool)))
+            // Without preemption nothing would make the waker answer a
+            // thief if it ran on: the woken thread stays where it can run.
+            && (ptr::eq(self, target) || pool.is_preemptive())
             && (ptr::eq(self, target) || {
                 // From another worker, only onto an empty queue: then it
                 // runs as soon as the waker blocks. Behind other threads it
