@@ -130,8 +130,8 @@ impl Worker {
     }
 
     /// A wake-up from a green thread of a work-stealing pool: whether
-    /// `task`, whose worker is `target`, joins this worker's queue instead
-    /// (see the module docs). On the owner, preemption off, outside any
+    /// `task`, whose worker is `target`, another one, joins this worker's
+    /// queue instead (see the module docs). On the owner, preemption off, outside any
     /// local borrow.
     #[inline]
     pub(super) fn takes_wake(&self, task: &Task, target: &Worker) -> bool {
@@ -141,8 +141,8 @@ impl Worker {
             && (!task.spec.within_node || self.node == target.node)
             // Without preemption nothing would make the waker answer a
             // thief if it ran on: the woken thread stays where it can run.
-            && (ptr::eq(self, target) || pool.is_preemptive())
-            && (ptr::eq(self, target) || {
+            && pool.is_preemptive()
+            && {
                 // From another worker, only onto an empty queue: then it
                 // runs as soon as the waker blocks. Behind other threads it
                 // would wait anyway, and moving it only churns (a broker
@@ -150,7 +150,7 @@ impl Worker {
                 // idle worker to steal back).
                 // SAFETY: on the owner (the caller's contract); one statement.
                 unsafe { self.with_local(|l| l.runq.len()) == 0 }
-            })
+            }
     }
 
     /// Queues `task`, spawned or `woken` here, on this worker, from its
@@ -202,6 +202,7 @@ impl Worker {
         if pool.idle.priorities.load(Ordering::Relaxed).count_ones() < 2
             || !pool.is_preemptive()
             || !task.spec.movable
+            || task.is_held()
             || !self.bell.running.load(Ordering::Relaxed)
             || self.bell.priority.load(Ordering::Relaxed) < p
         {

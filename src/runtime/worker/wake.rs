@@ -69,16 +69,20 @@ impl Worker {
         if let Some(w) = here
             && let Some(target) = task.pool.worker(index)
         {
-            if may_move && w.is_stealing() && w.takes_wake(&task, target) {
-                if !ptr::eq(w, target) {
+            let same = ptr::eq(w, target);
+            if may_move && w.is_stealing() {
+                if same {
+                    w.push_local(task, kind == Wake::Woken);
+                    return;
+                }
+                if w.takes_wake(&task, target) {
                     task.set_worker(w.index);
                     let moved = &w.watch.wake_migrations;
                     moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                    w.push_local(task, kind == Wake::Woken);
+                    return;
                 }
-                w.push_local(task, kind == Wake::Woken);
-                return;
             }
-            let same = ptr::eq(w, target);
             if same || (may_move && w.takes_outranking_wake(&task, target)) {
                 let outranks = if same {
                     task.spec.priority > w.bell.priority.load(Ordering::Relaxed)
