@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{is_child, join_all, run_child, scaled, wait_until};
+use common::{is_child, join_all, run_child, run_child_unset, scaled, wait_until};
 use preemptive_mlthreading_rust::sched::{self, AnyScheduler};
 use preemptive_mlthreading_rust::sync::channel;
 use preemptive_mlthreading_rust::{
@@ -357,6 +357,15 @@ fn child_env_selects_work_stealing() {
 }
 
 #[test]
+fn child_default_kind() {
+    if !is_child("child_default_kind") {
+        return;
+    }
+    let s = sched::default_scheduler().unwrap();
+    println!("CHILD: work stealing {}", s.is_work_stealing());
+}
+
+#[test]
 fn child_env_bad_scheduler() {
     if !is_child("child_env_bad_scheduler") {
         return;
@@ -372,6 +381,10 @@ fn the_environment_chooses_the_default_scheduler() {
     let out = run_child("child_env_selects_work_stealing", &[("PMT_SCHEDULER", "work-stealing"), ("PMT_WORKERS", "2")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CHILD: work-stealing workers=2 sum=4950"), "{stdout}");
+    let out = run_child_unset("child_default_kind", &[], &["PMT_SCHEDULER"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD: work stealing true"), "the default: {out:?}");
+    let out = run_child("child_default_kind", &[("PMT_SCHEDULER", "round-robin")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CHILD: work stealing false"), "round-robin: {out:?}");
     let out = run_child("child_env_bad_scheduler", &[("PMT_SCHEDULER", "fifo")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("PMT_SCHEDULER=\"fifo\"") && stdout.contains("work-stealing"), "{stdout}");

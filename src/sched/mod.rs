@@ -3,18 +3,19 @@
 //!
 //! A thread spawned without naming a scheduler goes to the scheduler of the
 //! green thread that spawns it, or, from a plain OS thread, to the global
-//! default: round-robin, one worker per CPU the process may use
+//! default: work stealing, one worker per CPU the process may use
 //! ([`num_cpus`](crate::num_cpus), which honours a cgroup CPU quota), with
 //! the default time slice. Like `GOMAXPROCS`, the environment tunes it before
 //! first use: `PMT_WORKERS` (a positive integer), `PMT_TIME_SLICE_US`
-//! (microseconds) and `PMT_SCHEDULER` (`round-robin` or `work-stealing`).
+//! (microseconds) and `PMT_SCHEDULER` (`work-stealing` or `round-robin`).
 //! [`set_default_scheduler`] replaces it programmatically.
 //!
 //! Two schedulers: [`RoundRobinScheduler`] keeps each thread on the worker
 //! it was placed on (spawns dealt in turn), and [`WorkStealingScheduler`]
 //! keeps spawned and woken threads near the thread that made them and lets
-//! idle workers take work from busy ones. Which wins where is measured in
-//! `bench/README.md`.
+//! idle workers take work from busy ones. Work stealing is the default
+//! because it wins or ties every scenario of the bench across workers and
+//! matches round-robin on one (`bench/README.md`, "Work stealing").
 
 mod any;
 mod handle;
@@ -83,7 +84,7 @@ fn from_env() -> Result<AnyScheduler, String> {
     let workers = env_positive("PMT_WORKERS")?;
     let slice = env_positive("PMT_TIME_SLICE_US")?.map(Duration::from_micros);
     let kind = match std::env::var("PMT_SCHEDULER") {
-        Err(std::env::VarError::NotPresent) => String::from("round-robin"),
+        Err(std::env::VarError::NotPresent) => String::from("work-stealing"),
         Err(e) => return Err(format!("PMT_SCHEDULER: {e}")),
         Ok(v) => v.trim().to_ascii_lowercase(),
     };
@@ -92,7 +93,7 @@ fn from_env() -> Result<AnyScheduler, String> {
         "work-stealing" => WorkStealingScheduler::new().into(),
         other => {
             return Err(format!(
-                "PMT_SCHEDULER={other:?} names no scheduler; unset it or give round-robin or work-stealing"
+                "PMT_SCHEDULER={other:?} names no scheduler; unset it or give work-stealing or round-robin"
             ));
         }
     };

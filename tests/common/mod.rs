@@ -8,6 +8,12 @@ use std::process::{Command, Output};
 /// `PMT_TEST_RUNNER`, e.g. to `qemu-aarch64 -L ...`) the child is started
 /// through it too.
 pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
+    run_child_unset(name, env, &[])
+}
+
+/// [`run_child`], with the variables `unset` removed from the child's
+/// environment.
+pub fn run_child_unset(name: &str, env: &[(&str, &str)], unset: &[&str]) -> Output {
     let exe = std::env::current_exe().unwrap();
     let runner = std::env::var("PMT_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
@@ -22,6 +28,9 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env("PMT_CHILD", name);
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    for k in unset {
+        cmd.env_remove(k);
     }
     cmd.output().unwrap()
 }
