@@ -226,8 +226,9 @@ impl Worker {
 
     /// When this worker has threads waiting that an idle worker could take,
     /// and nobody spins for work: wakes a sleeping worker. From the signal
-    /// handler, at each preemption tick, so that threads spawned before the
-    /// other workers fell asleep spread out. Async-signal-safe.
+    /// handler at each preemption tick, and from the monitor at each look,
+    /// so that threads queued while the other workers fell asleep spread
+    /// out. Async-signal-safe.
     pub(super) fn offer_work(&self) {
         if let Some(pool) = self.pool()
             && self.has_peers()
@@ -273,11 +274,13 @@ impl Worker {
         if given > 0 {
             thief.steal_line.stolen.fetch_add(given as u64, Ordering::Relaxed);
         }
-        // Nothing given although threads wait: none may move now (held,
-        // pinned, prohibited, another node), or the one waiting is kept for
-        // a partner. Thieves then see nothing to ask for until the queue
-        // changes, rather than ask (and be woken to ask) again and again.
-        let left = if given == 0 { 0 } else { waiting - given };
+        // Nothing given although threads wait and some could have been:
+        // none may move now (held, pinned, prohibited, another node).
+        // Thieves then see nothing to ask for until the queue changes,
+        // rather than ask (and be woken to ask) again and again. A thread
+        // kept for a partner (`give` 0) still counts: if its waker runs on,
+        // a thief's nudge has it handed over.
+        let left = if give > 0 && given == 0 { 0 } else { waiting - given };
         self.steal_line.waiting.store(left as u32, Ordering::Relaxed);
     }
 
@@ -414,8 +417,8 @@ impl Worker {
 ///
 /// No fence orders the queueing before the look at the sleepers: a worker
 /// falling asleep at that moment can be missed. Nothing is lost by it (the
-/// work is in a queue its owner runs), and the owner's next preemption
-/// tick offers it again ([`Worker::offer_work`]).
+/// work is in a queue its owner runs), and the monitor's next look or the
+/// owner's next preemption tick offers it again ([`Worker::offer_work`]).
 fn wake_thief(pool: &Pool) {
     if pool.idle.sleepers.load(Ordering::Relaxed) == 0 || pool.idle.spinning.load(Ordering::Relaxed) != 0 {
         return;

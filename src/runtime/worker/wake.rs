@@ -263,14 +263,21 @@ impl Worker {
         }
         if let Some(p) = pool {
             p.idle.sleepers.fetch_add(1, Ordering::SeqCst);
-            if self.request_steal().is_some() {
-                // The victim did not answer while we spun: it runs one
-                // thread long. The monitor has it answer now rather than
-                // at its next look, up to a slice away.
-                monitor::urgent();
-            }
         }
         self.bell.wake.store(SLEEPING, Ordering::SeqCst);
+        // After announcing the sleep, one more look at the peers: a worker
+        // that queued a thread before seeing `SLEEPING` is found here, and
+        // one that queues after it sees `SLEEPING` and wakes us. Neither
+        // side fences (a push would pay for it every time), so the two can
+        // still miss each other; the monitor's periodic look
+        // (`Worker::offer_work` in `monitor_check`) repairs that within
+        // its longest tick.
+        if pool.is_some() && self.request_steal().is_some() {
+            // The victim did not answer while we spun: it runs one thread
+            // long. The monitor has it answer now rather than at its next
+            // look, up to a slice away.
+            monitor::urgent();
+        }
         if self.bell.inject.is_empty() && pool.is_none_or(|p| p.overflow.is_empty()) {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {

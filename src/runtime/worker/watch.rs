@@ -119,6 +119,9 @@ impl Worker {
         if !self.bell.running.load(Ordering::SeqCst) {
             return None;
         }
+        // Work stealing: threads wait here while a peer sleeps, which a
+        // wake-up racing with that peer's falling asleep can leave so.
+        self.offer_work();
         let slice = match w.slice_ns.load(Ordering::Relaxed) {
             0 => pool_slice,
             s => s,
