@@ -72,6 +72,28 @@ fn every_stolen_thread_runs_exactly_once() {
     }
 }
 
+/// The 10^7: in release (`.ci/run` runs it: `cargo test --release
+/// --test work_stealing -- --ignored`), ten million threads spawned in
+/// rounds by green threads on both workers, stolen back and forth, each
+/// marking its own slot exactly once.
+#[test]
+#[ignore = "10^7 threads, about 10 s in release; .ci/run runs it"]
+fn ten_million_threads_stolen_each_run_exactly_once() {
+    let n = scaled(10_000_000) as usize;
+    let sched = two_workers();
+    let t = std::time::Instant::now();
+    let slots = spawn_rounds(&sched, n, 10_000);
+    let wrong = slots.iter().filter(|s| s.load(Relaxed) != 1).count();
+    println!(
+        "{n} threads in {:?}: steals per worker {:?}, switches {:?}",
+        t.elapsed(),
+        sched.worker_steals(),
+        sched.worker_switches()
+    );
+    assert_eq!(wrong, 0, "{wrong} threads ran other than once");
+    assert!(sched.total_steals() > 0);
+}
+
 /// fib(n) by a tree of spawned threads: every node spawns one child and
 /// computes the other half itself.
 fn fib(s: &WorkStealingScheduler, n: u64, nodes: &Arc<AtomicU64>) -> u64 {
