@@ -23,6 +23,27 @@ pub(super) fn quota_cpus() -> Option<usize> {
 /// with the v2 hierarchy mounted at `root`: the smallest limit among the
 /// `cpu.max` files of its cgroup and every ancestor, up to `root`.
 pub(super) fn quota_cpus_under(root: &Path, proc_self_cgroup: &str) -> Option<usize> {
+    tightest_under(root, proc_self_cgroup, read_cpu_max)
+}
+
+/// Bytes the process's cgroup (or an ancestor's) `memory.max` allows,
+/// None for no limit (or no readable cgroup v2).
+pub(crate) fn memory_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    memory_limit_under(Path::new(CGROUP_ROOT), &own)
+}
+
+/// [`memory_limit`] with the v2 hierarchy mounted at `root`.
+pub(super) fn memory_limit_under(root: &Path, proc_self_cgroup: &str) -> Option<u64> {
+    tightest_under(root, proc_self_cgroup, |dir| {
+        let text = std::fs::read_to_string(dir.join("memory.max")).ok()?;
+        text.trim().parse::<u64>().ok()
+    })
+}
+
+/// The smallest value `read` finds in the process's cgroup directory and
+/// each ancestor up to `root`.
+fn tightest_under<T: Ord>(root: &Path, proc_self_cgroup: &str, read: impl Fn(&Path) -> Option<T>) -> Option<T> {
     let path = unified_path(proc_self_cgroup)?;
     let mut dirs = vec![root.to_path_buf()];
     let mut dir = root.to_path_buf();
@@ -38,7 +59,7 @@ pub(super) fn quota_cpus_under(root: &Path, proc_self_cgroup: &str) -> Option<us
             Component::ParentDir | Component::Prefix(_) => return None,
         }
     }
-    dirs.iter().filter_map(|d| read_cpu_max(d)).min()
+    dirs.iter().filter_map(|d| read(d)).min()
 }
 
 /// The path of the `0::<path>` line (the v2 hierarchy), if any.
@@ -116,6 +137,16 @@ mod tests {
         // The root of the fixture has no cpu.max, as the host's root has none.
         assert_eq!(quota_cpus_under(&root, "0::/\n"), None);
         assert_eq!(quota_cpus_under(&root, "0::/elsewhere\n"), None);
+    }
+
+    #[test]
+    fn memory_max_is_the_tightest_byte_count_and_max_is_none() {
+        let root = fixture("nested");
+        // kubepods 8 GiB, pod-a max, ctr 1 GiB.
+        assert_eq!(memory_limit_under(&root, "0::/kubepods/pod-a/ctr\n"), Some(1 << 30));
+        assert_eq!(memory_limit_under(&root, "0::/kubepods/pod-b/ctr\n"), Some(8 << 30));
+        assert_eq!(memory_limit_under(&root, "0::/\n"), None);
+        assert_eq!(memory_limit_under(&root, "1:memory:/kubepods\n"), None, "v1 only");
     }
 
     #[test]

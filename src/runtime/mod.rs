@@ -1,7 +1,7 @@
 //! Workers, their idle parking, timers, and the pool a scheduler drives.
 
 mod block_pool;
-mod cgroup;
+pub(crate) mod cgroup;
 mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;
@@ -12,7 +12,7 @@ pub(crate) mod host;
 mod inbox;
 pub(crate) mod locals;
 pub(crate) mod migration;
-mod monitor;
+pub(crate) mod monitor;
 pub mod numa;
 pub(crate) mod park;
 pub(crate) mod pool;

@@ -72,6 +72,14 @@ pub(crate) fn register(pool: &Arc<Pool>) {
     kick();
 }
 
+/// Every pool whose workers have started and that is still alive, for
+/// [`SystemMetrics`](crate::metrics::SystemMetrics). Allocates: never from
+/// the monitor's loop.
+pub(crate) fn pools() -> Vec<Arc<Pool>> {
+    let _np = crate::preempt::disable();
+    POOLS.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect()
+}
+
 /// Called when a worker starts running threads whose slice is `slice_ns`
 /// (0: unknown): wakes the monitor if it sleeps with nothing to watch, or
 /// plans to look later than this slice ends.

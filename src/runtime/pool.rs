@@ -129,6 +129,16 @@ impl Pool {
         self.preemptive.store(on, Ordering::Relaxed)
     }
 
+    /// Threads spawned and not yet finished.
+    pub(crate) fn live_threads(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether this pool steals work.
+    pub(crate) fn is_work_stealing(&self) -> bool {
+        self.config().steal.is_some()
+    }
+
     /// Workers that still have a host OS thread running.
     pub(crate) fn running_workers(&self) -> usize {
         self.workers().iter().filter(|w| w.hosts.live() > 0).count()
@@ -290,6 +300,53 @@ impl Pool {
             }
         }
         Ok(())
+    }
+}
+
+/// The counters of pools already dropped, added up, so that process-wide
+/// totals ([`SystemMetrics`](crate::metrics::SystemMetrics)) never go
+/// down when a scheduler goes away.
+#[derive(Default)]
+pub(crate) struct Retired {
+    pub(crate) switches: AtomicU64,
+    pub(crate) preemptions: AtomicU64,
+    pub(crate) deferred: AtomicU64,
+    pub(crate) hand_offs: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) wake_migrations: AtomicU64,
+    pub(crate) switch_sum_ns: AtomicU64,
+    pub(crate) switch_samples: AtomicU64,
+}
+
+pub(crate) static RETIRED: Retired = Retired {
+    switches: AtomicU64::new(0),
+    preemptions: AtomicU64::new(0),
+    deferred: AtomicU64::new(0),
+    hand_offs: AtomicU64::new(0),
+    steals: AtomicU64::new(0),
+    wake_migrations: AtomicU64::new(0),
+    switch_sum_ns: AtomicU64::new(0),
+    switch_samples: AtomicU64::new(0),
+};
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let r = &RETIRED;
+        for w in self.workers() {
+            let (sum, n) = w.switch_samples();
+            for (total, v) in [
+                (&r.switches, w.switches()),
+                (&r.preemptions, w.preemptions()),
+                (&r.deferred, w.deferred_preemptions()),
+                (&r.hand_offs, w.hand_offs()),
+                (&r.steals, w.stolen()),
+                (&r.wake_migrations, w.wake_migrations()),
+                (&r.switch_sum_ns, sum),
+                (&r.switch_samples, n),
+            ] {
+                total.fetch_add(v, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -141,6 +141,8 @@ fn host_main(pool: Arc<Pool>, index: usize, host: usize, idle: bool) {
     // this host runs expect the default.
     crate::arch::reset_fp_env();
     w.pool.store(Arc::as_ptr(&pool).cast_mut(), Ordering::Release);
+    let _ =
+        w.watch.started_ns.compare_exchange(0, crate::runtime::clock::now_ns(), Ordering::Relaxed, Ordering::Relaxed);
     // SAFETY: gettid has no preconditions.
     me.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     // Timers fire when asked, not up to 50 µs later; this also keeps a

@@ -178,6 +178,15 @@ struct Watch {
     /// CPU, a hog does.
     probe_cpu_ns: AtomicU64,
     probe_at: AtomicU64,
+    /// Sampled switch timing (`switch.rs`): when the sampled switch began
+    /// (0: none under way), and the sum and count of the samples taken.
+    switch_t0: AtomicU64,
+    switch_sum_ns: AtomicU64,
+    switch_samples: AtomicU64,
+    /// Time the scheduling context spent waiting for work, and when the
+    /// first host started (clock::now_ns scale; 0: not yet).
+    idle_ns: AtomicU64,
+    started_ns: AtomicU64,
 }
 
 /// State only the worker's owning host touches.
@@ -244,6 +253,11 @@ impl Worker {
                 wake_migrations: AtomicU64::new(0),
                 probe_cpu_ns: AtomicU64::new(0),
                 probe_at: AtomicU64::new(0),
+                switch_t0: AtomicU64::new(0),
+                switch_sum_ns: AtomicU64::new(0),
+                switch_samples: AtomicU64::new(0),
+                idle_ns: AtomicU64::new(0),
+                started_ns: AtomicU64::new(0),
             },
             hosts: Hosts::new(),
             steal,
@@ -312,6 +326,28 @@ impl Worker {
     /// Threads this worker received from other workers' queues.
     pub(crate) fn stolen(&self) -> u64 {
         self.steal_line.stolen.load(Ordering::Relaxed)
+    }
+
+    /// Sampled context-switch timing: the sum of the samples in ns and
+    /// their number.
+    pub(crate) fn switch_samples(&self) -> (u64, u64) {
+        (self.watch.switch_sum_ns.load(Ordering::Relaxed), self.watch.switch_samples.load(Ordering::Relaxed))
+    }
+
+    /// Time spent idle, and when the worker started (clock::now_ns scale,
+    /// 0 before it did).
+    pub(crate) fn idle_and_start_ns(&self) -> (u64, u64) {
+        (self.watch.idle_ns.load(Ordering::Relaxed), self.watch.started_ns.load(Ordering::Relaxed))
+    }
+
+    /// Whether a green thread runs on it now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.bell.running.load(Ordering::Relaxed)
+    }
+
+    /// Threads in its run queue as of its last scheduling decision.
+    pub(crate) fn waiting(&self) -> usize {
+        self.steal_line.waiting.load(Ordering::Relaxed) as usize
     }
 
     pub(crate) fn wake_migrations(&self) -> u64 {

@@ -14,6 +14,7 @@ use super::{Local, Post, Worker};
 use crate::arch::{Current, FpSwitch, Isa};
 use crate::error::ThreadError;
 use crate::preempt;
+use crate::runtime::clock;
 use crate::runtime::monitor;
 use crate::runtime::numa;
 use crate::runtime::park::Commit;
@@ -23,6 +24,11 @@ use std::mem;
 use std::ptr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// One cooperative switch in `SWITCH_SAMPLE_MASK + 1` is timed, from the
+/// thread going out to the context coming in (two clock reads, about 40 ns:
+/// 0.3 ns a switch on average).
+const SWITCH_SAMPLE_MASK: u64 = 127;
 
 impl Worker {
     /// The next thread to run, with a stack, or held by its host; threads
@@ -200,6 +206,9 @@ impl Worker {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let (load_sp, restore_fp, depth, missed) = unsafe { self.with_local(switch_in) };
         self.count_switch();
+        if self.switches() & SWITCH_SAMPLE_MASK == 0 {
+            self.start_switch_sample();
+        }
         // SAFETY: `cur_exec` is valid (contract of this fn).
         unsafe { (*cur_exec).preempt_depth = preempt::switch_depth(depth) };
         if missed {
@@ -272,9 +281,32 @@ impl Worker {
         monitor::worker_started_running(slice_ns);
     }
 
-    /// Finishes what the previous context left behind.
+    /// Begins a sampled switch: ended by the context switched to, in
+    /// [`Worker::finish_post`].
+    #[cold]
+    #[inline(never)]
+    fn start_switch_sample(&self) {
+        self.watch.switch_t0.store(clock::now_ns(), Ordering::Relaxed);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_switch_sample(&self, t0: u64) {
+        let w = &self.watch;
+        w.switch_t0.store(0, Ordering::Relaxed);
+        let dt = clock::now_ns().saturating_sub(t0);
+        w.switch_sum_ns.store(w.switch_sum_ns.load(Ordering::Relaxed) + dt, Ordering::Relaxed);
+        w.switch_samples.store(w.switch_samples.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Finishes what the previous context left behind (and a sampled
+    /// switch's timing).
     #[inline(always)]
     pub(super) fn finish_post(&self) {
+        let t0 = self.watch.switch_t0.load(Ordering::Relaxed);
+        if t0 != 0 {
+            self.end_switch_sample(t0);
+        }
         // SAFETY: on this worker's owner; taking the post re-enters nothing.
         let post = unsafe {
             self.with_local(|l| match l.post {

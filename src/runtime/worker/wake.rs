@@ -17,7 +17,7 @@ use super::{AWAKE, SLEEPING, Worker};
 use crate::preempt;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::timers::TimerKind;
-use crate::runtime::{futex, monitor};
+use crate::runtime::{clock, futex, monitor};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -250,6 +250,13 @@ impl Worker {
     /// work as they do (`steal.rs`); a sleeping worker is counted, so that
     /// new work can wake it.
     pub(super) fn idle_wait(&self, deadline: Option<Instant>) {
+        let since = clock::now_ns();
+        self.idle_wait_inner(deadline);
+        let idle = &self.watch.idle_ns;
+        idle.store(idle.load(Ordering::Relaxed) + clock::now_ns().saturating_sub(since), Ordering::Relaxed);
+    }
+
+    fn idle_wait_inner(&self, deadline: Option<Instant>) {
         let pool = self.pool().filter(|_| self.has_peers());
         let spin = pool.is_none_or(|p| self.start_spinning(p));
         if spin {

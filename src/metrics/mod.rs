@@ -1,0 +1,16 @@
+//! What the runtime can tell about itself: [`SystemMetrics`], a snapshot
+//! of every scheduler's workers, always available at no cost to the hot
+//! paths (per-worker counters read on demand, one switch in 128 timed).
+//!
+//! The guide's metric table, and where each figure comes from here:
+//!
+//! | guide | field | source |
+//! |---|---|---|
+//! | context switch time < 500 ns | [`SystemMetrics::average_context_switch_time`] | one cooperative switch in 128 timed, from the thread going out to the context coming in |
+//! | CPU utilisation > 90 % | [`SystemMetrics::cpu_utilization`], [`WorkerMetrics::busy_fraction`] | time each worker's scheduling context spent waiting for work |
+//! | memory | [`SystemMetrics::memory_usage`] | resident set (`/proc/self/statm`) over the cgroup v2 `memory.max`, else `MemTotal` |
+
+mod memory;
+mod system;
+
+pub use system::{SystemMetrics, WorkerMetrics};

@@ -1,0 +1,168 @@
+use super::memory;
+use crate::runtime::clock;
+use crate::runtime::monitor;
+use crate::runtime::pool::RETIRED;
+use crate::runtime::worker::Worker;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A snapshot of the runtime: every running scheduler's workers, their
+/// switches, preemptions, hand-offs and steals, how busy they are, and the
+/// process's memory. A plain value: take two and subtract to measure a
+/// stretch of work.
+///
+/// The totals cover every scheduler whose workers have started, those
+/// dropped since included, so they only grow; [`workers`](Self::workers)
+/// lists the schedulers still alive.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{yield_now, RoundRobinScheduler, SystemMetrics};
+///
+/// let sched = RoundRobinScheduler::new().with_workers(1);
+/// sched.spawn(|| ()).unwrap().join().unwrap();
+/// let before = SystemMetrics::current();
+/// let hs: Vec<_> = (0..2).map(|_| sched.spawn(|| (0..1000).for_each(|_| { yield_now(); })).unwrap()).collect();
+/// hs.into_iter().for_each(|h| h.join().unwrap());
+/// let after = SystemMetrics::current();
+/// assert!(after.total_context_switches - before.total_context_switches >= 2000);
+/// assert!(after.memory_usage > 0.0 && after.memory_usage < 1.0);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SystemMetrics {
+    /// Context switches by all workers since they started.
+    pub total_context_switches: u64,
+    /// Mean time of a cooperative switch, from the thread going out to the
+    /// context coming in, over the switches sampled (one in 128); zero
+    /// before any was sampled.
+    pub average_context_switch_time: Duration,
+    /// Resident memory as a fraction of the memory available to the
+    /// process (its cgroup's `memory.max`, else the machine's), in [0, 1].
+    pub memory_usage: f64,
+    /// Resident memory, bytes.
+    pub memory_bytes: u64,
+    /// The memory available to the process, bytes.
+    pub memory_limit_bytes: u64,
+    /// Mean of the workers' [`busy_fraction`](WorkerMetrics::busy_fraction).
+    pub cpu_utilization: f64,
+    /// Green threads spawned and not finished.
+    pub live_threads: usize,
+    /// Green threads running or waiting in a run queue, as of each
+    /// worker's last scheduling decision.
+    pub runnable_threads: usize,
+    /// Asynchronous preemptions taken.
+    pub total_preemptions: u64,
+    /// Preemptions deferred (a preempt-disable scope, no host free).
+    pub deferred_preemptions: u64,
+    /// Threads left on their OS thread, blocked in the kernel, while the
+    /// worker went on with the others.
+    pub hand_offs: u64,
+    /// Threads taken from another worker's queue (work stealing).
+    pub steals: u64,
+    /// Threads moved to their waker's worker at a wake-up.
+    pub wake_migrations: u64,
+    /// Each worker of each running scheduler.
+    pub workers: Vec<WorkerMetrics>,
+}
+
+/// One worker's figures in a [`SystemMetrics`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkerMetrics {
+    /// Which scheduler, in the order their workers started, among those
+    /// alive.
+    pub scheduler: usize,
+    /// The worker's index in its scheduler.
+    pub index: usize,
+    /// The CPU it is pinned to.
+    pub cpu: Option<usize>,
+    /// Whether its scheduler steals work.
+    pub work_stealing: bool,
+    /// Context switches.
+    pub switches: u64,
+    /// Asynchronous preemptions taken, and deferred.
+    pub preemptions: u64,
+    /// See [`SystemMetrics::deferred_preemptions`].
+    pub deferred_preemptions: u64,
+    /// See [`SystemMetrics::hand_offs`].
+    pub hand_offs: u64,
+    /// Threads it took from other workers' queues.
+    pub steals: u64,
+    /// See [`SystemMetrics::wake_migrations`].
+    pub wake_migrations: u64,
+    /// The fraction of the time since it started that it was not waiting
+    /// for work, in [0, 1].
+    pub busy_fraction: f64,
+    /// Whether a green thread runs on it now.
+    pub running: bool,
+    /// Threads in its run queue as of its last scheduling decision.
+    pub waiting: usize,
+}
+
+impl SystemMetrics {
+    /// The figures now.
+    pub fn current() -> SystemMetrics {
+        let now = clock::now_ns();
+        let r = &RETIRED;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let mut m = SystemMetrics {
+            total_context_switches: load(&r.switches),
+            total_preemptions: load(&r.preemptions),
+            deferred_preemptions: load(&r.deferred),
+            hand_offs: load(&r.hand_offs),
+            steals: load(&r.steals),
+            wake_migrations: load(&r.wake_migrations),
+            ..SystemMetrics::default()
+        };
+        let (mut switch_ns, mut samples) = (load(&r.switch_sum_ns), load(&r.switch_samples));
+        for (scheduler, pool) in monitor::pools().iter().enumerate() {
+            m.live_threads += pool.live_threads();
+            let work_stealing = pool.is_work_stealing();
+            for w in pool.workers() {
+                let wm = worker_metrics(scheduler, w, work_stealing, now);
+                let (sum, n) = w.switch_samples();
+                switch_ns += sum;
+                samples += n;
+                m.total_context_switches += wm.switches;
+                m.total_preemptions += wm.preemptions;
+                m.deferred_preemptions += wm.deferred_preemptions;
+                m.hand_offs += wm.hand_offs;
+                m.steals += wm.steals;
+                m.wake_migrations += wm.wake_migrations;
+                m.runnable_threads += wm.waiting + usize::from(wm.running);
+                m.workers.push(wm);
+            }
+        }
+        if let Some(mean) = switch_ns.checked_div(samples) {
+            m.average_context_switch_time = Duration::from_nanos(mean);
+        }
+        if !m.workers.is_empty() {
+            m.cpu_utilization = m.workers.iter().map(|w| w.busy_fraction).sum::<f64>() / m.workers.len() as f64;
+        }
+        m.memory_bytes = memory::resident_bytes();
+        m.memory_limit_bytes = memory::limit_bytes();
+        if m.memory_limit_bytes > 0 {
+            m.memory_usage = (m.memory_bytes as f64 / m.memory_limit_bytes as f64).clamp(0.0, 1.0);
+        }
+        m
+    }
+}
+
+fn worker_metrics(scheduler: usize, w: &Worker, work_stealing: bool, now: u64) -> WorkerMetrics {
+    let (idle, started) = w.idle_and_start_ns();
+    let up = now.saturating_sub(started);
+    let busy_fraction = if started == 0 || up == 0 { 0.0 } else { (1.0 - idle as f64 / up as f64).clamp(0.0, 1.0) };
+    WorkerMetrics {
+        scheduler,
+        index: w.index,
+        cpu: w.cpu(),
+        work_stealing,
+        switches: w.switches(),
+        preemptions: w.preemptions(),
+        deferred_preemptions: w.deferred_preemptions(),
+        hand_offs: w.hand_offs(),
+        steals: w.stolen(),
+        wake_migrations: w.wake_migrations(),
+        busy_fraction,
+        running: w.is_running(),
+        waiting: w.waiting(),
+    }
+}
