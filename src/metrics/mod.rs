@@ -1,12 +1,13 @@
 //! What the runtime can tell about itself: [`SystemMetrics`], a snapshot
 //! of every scheduler's workers, always available at no cost to the hot
-//! paths (per-worker counters read on demand, one switch in 128 timed).
+//! paths (per-worker counters read on demand, one blocking switch in about
+//! 128 timed).
 //!
 //! The guide's metric table, and where each figure comes from here:
 //!
 //! | guide | field | source |
 //! |---|---|---|
-//! | context switch time < 500 ns | [`SystemMetrics::average_context_switch_time`] | one cooperative switch in 128 timed, from the thread going out to the context coming in |
+//! | context switch time < 500 ns | [`SystemMetrics::average_context_switch_time`] | one blocking switch (park, sleep, exit) in about 128 timed, from the thread going out to the context coming in; yields are not timed, as any test on their path costs them 2 ns |
 //! | CPU utilisation > 90 % | [`SystemMetrics::cpu_utilization`], [`WorkerMetrics::busy_fraction`] | time each worker's scheduling context spent waiting for work |
 //! | memory | [`SystemMetrics::memory_usage`] | resident set (`/proc/self/statm`) over the cgroup v2 `memory.max`, else `MemTotal` |
 

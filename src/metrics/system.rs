@@ -31,9 +31,9 @@ use std::time::Duration;
 pub struct SystemMetrics {
     /// Context switches by all workers since they started.
     pub total_context_switches: u64,
-    /// Mean time of a cooperative switch, from the thread going out to the
-    /// context coming in, over the switches sampled (one in 128); zero
-    /// before any was sampled.
+    /// Mean time of a blocking switch (a park, sleep or exit), from the
+    /// thread going out to the context coming in, over the switches
+    /// sampled (about one in 128 switches); zero before any was sampled.
     pub average_context_switch_time: Duration,
     /// Resident memory as a fraction of the memory available to the
     /// process (its cgroup's `memory.max`, else the machine's), in [0, 1].

@@ -178,9 +178,8 @@ struct Watch {
     /// CPU, a hog does.
     probe_cpu_ns: AtomicU64,
     probe_at: AtomicU64,
-    /// Sampled switch timing (`switch.rs`): when the sampled switch began
-    /// (0: none under way), and the sum and count of the samples taken.
-    switch_t0: AtomicU64,
+    /// Sampled switch timing (`switch.rs`): the sum and count of the
+    /// samples taken.
     switch_sum_ns: AtomicU64,
     switch_samples: AtomicU64,
     /// Time the scheduling context spent waiting for work, and when the
@@ -203,6 +202,9 @@ struct Local {
     stacks: LocalCache,
     /// Wake-ups in a row that went to the run queue's wake slot.
     wake_streak: u8,
+    /// When the switch that left `post` began, if it is a sampled one
+    /// (`switch.rs`); 0 otherwise.
+    post_t0: u64,
 }
 
 // SAFETY: `local` is only accessed by the worker's owning host (through the
@@ -253,7 +255,6 @@ impl Worker {
                 wake_migrations: AtomicU64::new(0),
                 probe_cpu_ns: AtomicU64::new(0),
                 probe_at: AtomicU64::new(0),
-                switch_t0: AtomicU64::new(0),
                 switch_sum_ns: AtomicU64::new(0),
                 switch_samples: AtomicU64::new(0),
                 idle_ns: AtomicU64::new(0),
@@ -275,6 +276,7 @@ impl Worker {
                 timers: Timers::default(),
                 stacks: LocalCache::default(),
                 wake_streak: 0,
+                post_t0: 0,
             }),
             #[cfg(debug_assertions)]
             local_borrowed: AtomicBool::new(false),

@@ -25,9 +25,11 @@ use std::ptr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// One cooperative switch in `SWITCH_SAMPLE_MASK + 1` is timed, from the
-/// thread going out to the context coming in (two clock reads, about 40 ns:
-/// 0.3 ns a switch on average).
+/// One blocking switch (park, sleep, exit) in about `SWITCH_SAMPLE_MASK +
+/// 1` switches is timed, from the thread going out to the context coming in
+/// taking over its post. Not yields: any code on the yield path, even a
+/// test of the switch count, cost it 2 ns in 11 (bench/README.md, "Sampled
+/// switch timing").
 const SWITCH_SAMPLE_MASK: u64 = 127;
 
 impl Worker {
@@ -100,6 +102,7 @@ impl Worker {
     /// Called by the running green thread of `self`, inside a runtime
     /// critical section (preemption disabled), with no borrow of local state.
     pub(super) unsafe fn switch_out(&self, next: Option<TaskRef>, post: impl FnOnce(TaskRef) -> Post) {
+        let t0 = if self.switches() & SWITCH_SAMPLE_MASK == SWITCH_SAMPLE_MASK { sample_start() } else { 0 };
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let taken = unsafe {
             self.with_local(|l| {
@@ -107,6 +110,7 @@ impl Worker {
                 // The slot is empty: the context that switched to us took it.
                 debug_assert!(matches!(l.post, Post::None));
                 l.post = post(cur);
+                l.post_t0 = t0;
                 Some((cur_exec, save_fp))
             })
         };
@@ -206,9 +210,6 @@ impl Worker {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let (load_sp, restore_fp, depth, missed) = unsafe { self.with_local(switch_in) };
         self.count_switch();
-        if self.switches() & SWITCH_SAMPLE_MASK == 0 {
-            self.start_switch_sample();
-        }
         // SAFETY: `cur_exec` is valid (contract of this fn).
         unsafe { (*cur_exec).preempt_depth = preempt::switch_depth(depth) };
         if missed {
@@ -281,41 +282,27 @@ impl Worker {
         monitor::worker_started_running(slice_ns);
     }
 
-    /// Begins a sampled switch: ended by the context switched to, in
-    /// [`Worker::finish_post`].
-    #[cold]
-    #[inline(never)]
-    fn start_switch_sample(&self) {
-        self.watch.switch_t0.store(clock::now_ns(), Ordering::Relaxed);
-    }
-
     #[cold]
     #[inline(never)]
     fn end_switch_sample(&self, t0: u64) {
         let w = &self.watch;
-        w.switch_t0.store(0, Ordering::Relaxed);
         let dt = clock::now_ns().saturating_sub(t0);
         w.switch_sum_ns.store(w.switch_sum_ns.load(Ordering::Relaxed) + dt, Ordering::Relaxed);
         w.switch_samples.store(w.switch_samples.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    /// Finishes what the previous context left behind (and a sampled
-    /// switch's timing).
+    /// Finishes what the previous context left behind.
     #[inline(always)]
     pub(super) fn finish_post(&self) {
-        let t0 = self.watch.switch_t0.load(Ordering::Relaxed);
-        if t0 != 0 {
-            self.end_switch_sample(t0);
-        }
         // SAFETY: on this worker's owner; taking the post re-enters nothing.
         let post = unsafe {
             self.with_local(|l| match l.post {
                 Post::None => None,
-                _ => Some(mem::take(&mut l.post)),
+                _ => Some((mem::take(&mut l.post), mem::take(&mut l.post_t0))),
             })
         };
-        if let Some(post) = post {
-            self.finish_post_cold(post);
+        if let Some((post, t0)) = post {
+            self.finish_post_cold(post, t0);
         }
     }
 
@@ -324,7 +311,10 @@ impl Worker {
     /// may re-enter).
     #[cold]
     #[inline(never)]
-    fn finish_post_cold(&self, post: Post) {
+    fn finish_post_cold(&self, post: Post, t0: u64) {
+        if t0 != 0 {
+            self.end_switch_sample(t0);
+        }
         match post {
             Post::None => {}
             Post::Park(t, deadline) => self.commit_park(t, deadline),
@@ -402,6 +392,13 @@ fn bind_stack(stack: &crate::stack::Stack, node: usize) {
             std::io::Error::from_raw_os_error(errno)
         );
     }
+}
+
+/// A sampled switch's start (clock::now_ns scale, never 0).
+#[cold]
+#[inline(never)]
+fn sample_start() -> u64 {
+    clock::now_ns()
 }
 
 /// Takes the running thread out of `current`, with what its switch needs:
