@@ -36,8 +36,26 @@ fn main() -> Result<(), Error> {
     preemption()?;
     heading("(i) green-aware locks and channels");
     synchronisation()?;
+    heading("(j) what the runtime tells about itself: SystemMetrics");
+    metrics();
     println!("\nTour complete.");
     Ok(())
+}
+
+fn metrics() {
+    let m = preemptive_mlthreading_rust::SystemMetrics::current();
+    println!(
+        "  {} context switches, {:?} a blocking switch (sampled), {} preemptions, {} hand-offs, {} steals",
+        m.total_context_switches, m.average_context_switch_time, m.total_preemptions, m.hand_offs, m.steals
+    );
+    println!(
+        "  {} live green threads, memory {:.2} % of {} MiB, {} workers busy {:.0} % on average",
+        m.live_threads,
+        m.memory_usage * 100.0,
+        m.memory_limit_bytes >> 20,
+        m.workers.len(),
+        m.cpu_utilization * 100.0
+    );
 }
 
 fn heading(title: &str) {
