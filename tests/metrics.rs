@@ -175,3 +175,37 @@ fn parked_threads_are_live_and_a_hog_keeps_its_worker_busy() {
     join_all(parked);
     hog.join().unwrap();
 }
+
+#[test]
+fn the_prometheus_text_is_well_formed_and_matches_the_snapshot() {
+    let sched = RoundRobinScheduler::new().with_workers(2);
+    sched.spawn(|| ()).unwrap().join().unwrap();
+    let m = SystemMetrics::current();
+    let text = m.to_prometheus();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(kind == "counter" || kind == "gauge", "{line}");
+            assert!(typed.insert(name.to_owned()), "{name} typed twice");
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        assert!(value.parse::<f64>().is_ok_and(f64::is_finite), "{line}");
+        assert!(name.starts_with("pmt_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
+    }
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(value("pmt_context_switches_total"), Some(m.total_context_switches as f64));
+    assert_eq!(value("pmt_memory_usage_ratio"), Some(m.memory_usage));
+    let workers = text.lines().filter(|l| l.starts_with("pmt_worker_switches_total{")).count();
+    assert_eq!(workers, m.workers.len());
+}

@@ -166,3 +166,73 @@ fn worker_metrics(scheduler: usize, w: &Worker, work_stealing: bool, now: u64) -
         waiting: w.waiting(),
     }
 }
+
+/// One figure of a worker, for the export.
+type WorkerFigure = fn(&WorkerMetrics) -> f64;
+
+impl SystemMetrics {
+    /// The snapshot in the Prometheus text exposition format (version
+    /// 0.0.4): totals as counters, the rest as gauges, per-worker figures
+    /// labelled `scheduler` and `worker`. Names begin `pmt_`.
+    ///
+    /// ```
+    /// let text = preemptive_mlthreading_rust::SystemMetrics::current().to_prometheus();
+    /// assert!(text.contains("# TYPE pmt_context_switches_total counter"));
+    /// assert!(text.lines().any(|l| l.starts_with("pmt_memory_usage_ratio ")));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        metric(
+            "pmt_context_switches_total",
+            "counter",
+            "Context switches by all workers.",
+            self.total_context_switches as f64,
+        );
+        metric(
+            "pmt_context_switch_seconds",
+            "gauge",
+            "Mean time of a sampled blocking switch.",
+            self.average_context_switch_time.as_secs_f64(),
+        );
+        metric("pmt_preemptions_total", "counter", "Asynchronous preemptions taken.", self.total_preemptions as f64);
+        metric("pmt_deferred_preemptions_total", "counter", "Preemptions deferred.", self.deferred_preemptions as f64);
+        metric(
+            "pmt_hand_offs_total",
+            "counter",
+            "Threads left blocked in the kernel on their OS thread.",
+            self.hand_offs as f64,
+        );
+        metric("pmt_steals_total", "counter", "Threads taken from another worker's queue.", self.steals as f64);
+        metric(
+            "pmt_wake_migrations_total",
+            "counter",
+            "Threads moved to their waker's worker.",
+            self.wake_migrations as f64,
+        );
+        metric("pmt_live_threads", "gauge", "Green threads spawned and not finished.", self.live_threads as f64);
+        metric("pmt_runnable_threads", "gauge", "Green threads running or queued.", self.runnable_threads as f64);
+        metric("pmt_memory_usage_ratio", "gauge", "Resident memory over the memory available.", self.memory_usage);
+        metric("pmt_memory_resident_bytes", "gauge", "Resident memory.", self.memory_bytes as f64);
+        metric("pmt_memory_limit_bytes", "gauge", "Memory available to the process.", self.memory_limit_bytes as f64);
+        metric("pmt_cpu_utilization_ratio", "gauge", "Mean busy fraction of the workers.", self.cpu_utilization);
+        let per_worker: [(&str, &str, &str, WorkerFigure); 4] = [
+            ("pmt_worker_switches_total", "counter", "Context switches by the worker.", |w| w.switches as f64),
+            ("pmt_worker_preemptions_total", "counter", "Preemptions taken by the worker.", |w| w.preemptions as f64),
+            ("pmt_worker_busy_ratio", "gauge", "Fraction of time the worker was not waiting for work.", |w| {
+                w.busy_fraction
+            }),
+            ("pmt_worker_waiting_threads", "gauge", "Threads in the worker's run queue.", |w| w.waiting as f64),
+        ];
+        for (name, kind, help, value) in per_worker {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for w in &self.workers {
+                let _ = writeln!(out, "{name}{{scheduler=\"{}\",worker=\"{}\"}} {}", w.scheduler, w.index, value(w));
+            }
+        }
+        out
+    }
+}
