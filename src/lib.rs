@@ -52,7 +52,7 @@ pub mod sync;
 pub mod thread;
 
 pub use cpu_set::{CpuSet, CpuSetError};
-pub use metrics::SystemMetrics;
+pub use metrics::{HealthMonitor, MonitorError, SystemMetrics};
 pub use runtime::current_cpu;
 pub use runtime::migration::MigrationPolicy;
 pub use sched::{RoundRobinScheduler, Scheduler, WorkStealingScheduler};

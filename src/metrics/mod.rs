@@ -11,7 +11,9 @@
 //! | CPU utilisation > 90 % | [`SystemMetrics::cpu_utilization`], [`WorkerMetrics::busy_fraction`] | time each worker's scheduling context spent waiting for work |
 //! | memory | [`SystemMetrics::memory_usage`] | resident set (`/proc/self/statm`) over the cgroup v2 `memory.max`, else `MemTotal` |
 
+mod health;
 mod memory;
 mod system;
 
+pub use health::{HealthAlert, HealthMonitor, MonitorError};
 pub use system::{SystemMetrics, WorkerMetrics};
