@@ -62,6 +62,11 @@ pub struct SystemMetrics {
     pub wake_migrations: u64,
     /// Each worker of each running scheduler.
     pub workers: Vec<WorkerMetrics>,
+    /// The switches behind `average_context_switch_time`: how many were
+    /// timed, and their sum in ns.
+    pub switch_samples: u64,
+    /// See `switch_samples`.
+    pub switch_samples_ns: u64,
 }
 
 /// One worker's figures in a [`SystemMetrics`].
@@ -131,6 +136,8 @@ impl SystemMetrics {
                 m.workers.push(wm);
             }
         }
+        m.switch_samples = samples;
+        m.switch_samples_ns = switch_ns;
         if let Some(mean) = switch_ns.checked_div(samples) {
             m.average_context_switch_time = Duration::from_nanos(mean);
         }

@@ -1,5 +1,6 @@
-//! Performance helpers from the tuning guide: lock-free fast paths and
-//! NUMA placement.
+//! Performance helpers from the tuning guide: the context switch's
+//! configuration and measurement ([`context_switch_opt`]), lock-free fast
+//! paths and NUMA placement.
 //!
 //! [`fast_paths`] has an unbounded or bounded lock-free MPMC queue and
 //! [`FastPaths`](fast_paths::FastPaths), single-instruction atomic helpers
@@ -17,5 +18,6 @@
 //! assert!(FastPaths::stats().fast >= 1);
 //! ```
 
+pub mod context_switch_opt;
 pub mod fast_paths;
 pub use crate::runtime::numa;

@@ -119,10 +119,22 @@ impl Default for ThreadBuilder {
     }
 }
 
+/// Whether new builders prefetch the stack by default
+/// ([`perf::context_switch_opt`](crate::perf::context_switch_opt)).
+static DEFAULT_PREFETCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the default of [`ThreadBuilder::enable_stack_prefetch`] for
+/// builders made from now on.
+pub(crate) fn set_default_stack_prefetch(on: bool) {
+    DEFAULT_PREFETCH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl ThreadBuilder {
     /// Defaults: no name, 64 KiB stack, priority 10, any CPU, the current
     /// scheduler, FP and vector registers saved, the FP control state left
-    /// at Rust's default, no stack prefetch.
+    /// at Rust's default, no stack prefetch (unless
+    /// [`perf::context_switch_opt`](crate::perf::context_switch_opt) turned
+    /// it on for every thread).
     pub fn new() -> Self {
         ThreadBuilder {
             name: None,
@@ -134,7 +146,7 @@ impl ThreadBuilder {
             fpu: true,
             vector: true,
             fp_env: false,
-            prefetch: false,
+            prefetch: DEFAULT_PREFETCH.load(std::sync::atomic::Ordering::Relaxed),
             time_slice: None,
             migration: MigrationPolicy::Allowed,
             numa_node: None,

@@ -1,7 +1,7 @@
 //! The std-shaped thread API: [`ThreadBuilder`], [`JoinHandle`], [`Thread`],
 //! and the free functions every thread (green or OS) may call.
 
-mod builder;
+pub(crate) mod builder;
 mod functions;
 mod handle;
 mod join;
