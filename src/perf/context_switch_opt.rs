@@ -19,7 +19,7 @@
 //!
 //! init_context_switch_optimization_with(OptimizationConfig { warmup_switches: 200, ..Default::default() });
 //! let stats = get_context_switch_stats().unwrap();
-//! assert!(stats.samples >= 200 && stats.average_switch_time_ns > 0);
+//! assert!(stats.samples >= 199 && stats.average_switch_time_ns > 0); // the first turn has no hand-over to time
 //! assert!(stats.p50_ns <= stats.p99_ns && stats.p99_ns <= stats.max_ns);
 //! ```
 
