@@ -253,13 +253,13 @@ pub fn spin_hint() {
 /// assert_eq!(data[32], 1);
 /// ```
 #[inline]
-pub fn prefetch_read<T>(p: *const T) {
+pub fn prefetch_read<T: ?Sized>(p: *const T) {
     Current::prefetch_read(p.cast())
 }
 
 /// Prefetches the cache line holding `p` for writing. Never faults.
 #[inline]
-pub fn prefetch_write<T>(p: *const T) {
+pub fn prefetch_write<T: ?Sized>(p: *const T) {
     Current::prefetch_write(p.cast())
 }
 

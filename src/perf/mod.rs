@@ -1,6 +1,7 @@
 //! Performance helpers from the tuning guide: the context switch's
-//! configuration and measurement ([`context_switch_opt`]), lock-free fast
-//! paths and NUMA placement.
+//! configuration and measurement ([`context_switch_opt`]), prefetches and
+//! the machine's caches ([`cache_aware`]), lock-free fast paths and NUMA
+//! placement.
 //!
 //! [`fast_paths`] has an unbounded or bounded lock-free MPMC queue and
 //! [`FastPaths`](fast_paths::FastPaths), single-instruction atomic helpers
@@ -18,6 +19,7 @@
 //! assert!(FastPaths::stats().fast >= 1);
 //! ```
 
+pub mod cache_aware;
 pub mod context_switch_opt;
 pub mod fast_paths;
 pub use crate::runtime::numa;

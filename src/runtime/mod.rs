@@ -5,6 +5,7 @@ pub(crate) mod cgroup;
 mod chunks;
 pub(crate) mod clock;
 pub(crate) mod cpu;
+pub mod cpu_cache;
 pub(crate) mod futex;
 #[cfg(all(test, loom))]
 mod handshake_model;

@@ -7,7 +7,7 @@
 //! this one come first, wrapping around, so that two idle workers do not
 //! both ask the same victim first.
 
-use super::numa::{self, NumaTopology};
+use super::numa::NumaTopology;
 use std::path::Path;
 
 /// A work-stealing pool's settings, fixed when its workers start.
@@ -68,25 +68,12 @@ pub(crate) fn victim_order(
 /// (`/sys/devices/system/cpu` on a live system); None where sysfs does
 /// not say.
 pub(crate) fn last_level_cache(root: &Path, cpu: usize) -> Option<Vec<usize>> {
-    let dir = root.join(format!("cpu{cpu}/cache"));
-    let mut best: Option<(u32, Vec<usize>)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with("index") {
-            continue;
-        }
-        let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).ok();
-        let Some(level) = read("level").and_then(|l| l.trim().parse::<u32>().ok()) else { continue };
-        let Some(shared) = read("shared_cpu_list").and_then(|l| numa::parse_cpulist(&l).ok()) else { continue };
-        if best.as_ref().is_none_or(|(b, _)| level > *b) {
-            best = Some((level, shared));
-        }
-    }
-    best.map(|(_, cpus)| cpus)
+    super::cpu_cache::caches_under(root, cpu).into_iter().max_by_key(|c| c.level).map(|c| c.shared_cpus)
 }
 
 /// [`last_level_cache`] of this machine.
 pub(crate) fn live_last_level_cache(cpu: usize) -> Option<Vec<usize>> {
-    last_level_cache(Path::new("/sys/devices/system/cpu"), cpu)
+    last_level_cache(Path::new(super::cpu_cache::SYSFS_CPU), cpu)
 }
 
 #[cfg(test)]
