@@ -168,6 +168,13 @@ pub const SCENARIOS: &[Scenario] = &[
         once: false,
     },
     Scenario {
+        id: "pool-alloc",
+        title: "(n) allocate+free of a 64-byte buffer, memory_pools against the allocators",
+        unit: "ns/pair",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
         id: "imbalance",
         title: "(l) 64 uneven CPU-bound threads spawned by one, speedup of 2 workers over 1",
         unit: "x",

@@ -22,4 +22,5 @@
 pub mod cache_aware;
 pub mod context_switch_opt;
 pub mod fast_paths;
+pub mod memory_pools;
 pub use crate::runtime::numa;

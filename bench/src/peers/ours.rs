@@ -25,6 +25,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
             context_switch_outcome(100, iterations, 1)
         }
         "floor" => Outcome::na("no bare-coroutine API (the switch is internal); compare with yield2"),
+        "pool-alloc" => pool_alloc(p),
         _ => run_on(scenario, p, |workers| RoundRobinScheduler::new().with_workers(workers).into()),
     }
 }
@@ -33,7 +34,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
 /// `WorkStealingScheduler`; the others are the same as `ours`.
 pub fn run_work_stealing(scenario: &str, p: Params) -> Outcome {
     match scenario {
-        "sleeper" | "prio-wake" | "fairness" | "rss" | "max-threads" | "floor" | "mutex-uncontended" => {
+        "sleeper" | "prio-wake" | "fairness" | "rss" | "max-threads" | "floor" | "mutex-uncontended" | "pool-alloc" => {
             Outcome::na("as ours: one thread or one worker, nothing to steal")
         }
         _ => run_on(scenario, p, |workers| WorkStealingScheduler::new().with_workers(workers).into()),
@@ -183,6 +184,45 @@ fn thread_ring(sched: &AnyScheduler, hops: u64) -> f64 {
         drop(first);
         common::ns_per_hop(t, hs.into_iter().map(|h| h.join().unwrap()), hops)
     })
+}
+
+/// Scenario `pool-alloc`: allocate+free pairs of a 64-byte buffer from
+/// `perf::memory_pools` on a green thread (the same-CPU fast path), against
+/// the system allocator and mimalloc called directly, in one process.
+fn pool_alloc(p: Params) -> Outcome {
+    use preemptive_mlthreading_rust::perf::memory_pools::{
+        MemoryPoolConfig, allocate_from_small_pool, init_memory_pools,
+    };
+    use std::alloc::{GlobalAlloc, Layout, System};
+    let n = p.lock_ops();
+    init_memory_pools(MemoryPoolConfig::default());
+    let sched: AnyScheduler = RoundRobinScheduler::new().with_workers(1).into();
+    let pool_ns = on(&sched, move || {
+        common::time_per(n, || {
+            let mut b = allocate_from_small_pool().expect("a buffer");
+            b[0] = 1;
+            std::hint::black_box(&b);
+        })
+    });
+    let layout = Layout::new::<[u8; 64]>();
+    let with = |a: &dyn GlobalAlloc| {
+        common::time_per(n, || {
+            // SAFETY: a non-zero-sized layout; the block is freed with it.
+            unsafe {
+                let q = a.alloc(layout);
+                assert!(!q.is_null());
+                q.write(1);
+                std::hint::black_box(q);
+                a.dealloc(q, layout);
+            }
+        })
+    };
+    let system_ns = with(&System);
+    let mimalloc_ns = with(&mimalloc::MiMalloc);
+    Outcome::ok(pool_ns)
+        .extra("system_ns", system_ns)
+        .extra("mimalloc_ns", mimalloc_ns)
+        .note("small_pool, per-CPU cache, one green thread; system_ns and mimalloc_ns: GlobalAlloc alloc+dealloc")
 }
 
 /// Scenario `chameneos` ([`common::broker`], [`common::creature`]).
