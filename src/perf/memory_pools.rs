@@ -43,8 +43,20 @@ use crossbeam_queue::ArrayQueue;
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A buffer of its class's size, as a thin pointer: a `Box<[u8]>` given
+/// up with `Box::into_raw`. Thin, so that a cache slot is one word: a
+/// two-word `Box<[u8]>` written as two stores and read back as one 16-byte
+/// load stalls store forwarding on every allocate (bench/README.md,
+/// "Memory pools against the allocators").
+struct Raw(NonNull<u8>);
+
+// SAFETY: a `Raw` owns its buffer, plain bytes, like the `Box<[u8]>` it
+// came from.
+unsafe impl Send for Raw {}
 
 /// Free buffers a worker keeps per class before it returns them to the
 /// shared list.
@@ -115,7 +127,7 @@ struct Class {
     capacity: usize,
     per_cpu: bool,
     existing: AtomicUsize,
-    free: ArrayQueue<Box<[u8]>>,
+    free: ArrayQueue<Raw>,
 }
 
 impl Class {
@@ -135,8 +147,8 @@ impl Class {
     /// The slow path: the shared free list, or a new buffer below the
     /// capacity.
     fn allocate(&'static self, which: usize) -> Result<PoolBuffer, PoolError> {
-        if let Some(b) = self.free.pop() {
-            return Ok(PoolBuffer { bytes: Some(b), class: self, which });
+        if let Some(raw) = self.free.pop() {
+            return Ok(PoolBuffer { raw: Some(raw), class: self, which });
         }
         let mut n = self.existing.load(Ordering::Relaxed);
         loop {
@@ -148,29 +160,22 @@ impl Class {
                 Err(now) => n = now,
             }
         }
-        let bytes = vec![0u8; self.size].into_boxed_slice();
-        Ok(PoolBuffer { bytes: Some(bytes), class: self, which })
+        Ok(PoolBuffer { raw: Some(self.new_raw()), class: self, which })
     }
 
-    /// Takes back a buffer: into the caller's cache, else the shared list,
-    /// else (neither has room) to the allocator.
-    fn give_back(&'static self, which: usize, bytes: Box<[u8]>) {
-        let bytes = if self.per_cpu {
-            match CACHE.try_with(|c| c.borrow_mut().put(self, which, bytes)) {
-                Ok(None) => return,
-                Ok(Some(b)) => b,
-                // The OS thread is exiting: its cache is gone.
-                Err(_) => return self.forget_one(),
-            }
-        } else {
-            bytes
-        };
-        if self.free.push(bytes).is_err() {
-            self.forget_one();
-        }
+    /// A new zeroed buffer of this class's size.
+    fn new_raw(&self) -> Raw {
+        let b: Box<[u8]> = vec![0u8; self.size].into_boxed_slice();
+        // `Box::into_raw` is never null (dangling but non-null when empty).
+        Raw(NonNull::new(Box::into_raw(b).cast::<u8>()).expect("Box::into_raw is non-null"))
     }
 
-    fn forget_one(&self) {
+    /// Frees `raw` to the allocator, and counts it gone.
+    fn destroy(&self, raw: Raw) {
+        // SAFETY: `raw` came from `new_raw` of this class (buffers never
+        // change class), so it is a `Box<[u8]>` of `self.size` bytes, and
+        // owning the `Raw` means nobody else holds it.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(raw.0.as_ptr(), self.size)) });
         self.existing.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -212,7 +217,15 @@ pub fn init_memory_pools(config: MemoryPoolConfig) {
     let _np = crate::preempt::disable();
     let mut g = POOLS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     GENERATION.fetch_add(1, Ordering::Relaxed);
-    *g = Some(make(&config));
+    if let Some(old) = g.replace(make(&config)) {
+        // Buffers waiting in the old pools' shared lists are freed now;
+        // those in use or cached are freed as they come back.
+        for class in [old.small, old.medium] {
+            while let Some(raw) = class.free.pop() {
+                class.destroy(raw);
+            }
+        }
+    }
 }
 
 fn class(medium: bool) -> &'static Class {
@@ -229,11 +242,13 @@ fn class(medium: bool) -> &'static Class {
 }
 
 /// A buffer of the small class (see the module docs).
+#[inline]
 pub fn allocate_from_small_pool() -> Result<PoolBuffer, PoolError> {
     allocate(0)
 }
 
 /// A buffer of the medium class (see the module docs).
+#[inline]
 pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
     allocate(1)
 }
@@ -241,23 +256,31 @@ pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
 /// Class `which` (0 small, 1 medium): the fast path takes a buffer from
 /// the calling OS thread's cache in one visit to it; otherwise the current
 /// class is looked up (and adopted by the cache) and asked.
-#[inline]
+#[inline(always)]
 fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
     let fast = CACHE.try_with(|c| {
         let mut c = c.borrow_mut();
-        let class = c.classes[which].filter(|k| is_current(k))?;
-        c.free[which].pop().map(|b| PoolBuffer { bytes: Some(b), class, which })
+        let class = c.classes[which & 1]?;
+        if !is_current(class) {
+            return None;
+        }
+        let raw = c.free[which & 1].pop()?;
+        Some(PoolBuffer { raw: Some(raw), class, which })
     });
     match fast {
         Ok(Some(buffer)) => Ok(buffer),
-        _ => {
-            let class = class(which == 1);
-            if class.per_cpu {
-                let _ = CACHE.try_with(|cache| cache.borrow_mut().adopt(class, which));
-            }
-            class.allocate(which)
-        }
+        _ => allocate_slow(which),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn allocate_slow(which: usize) -> Result<PoolBuffer, PoolError> {
+    let class = class(which == 1);
+    if class.per_cpu {
+        let _ = CACHE.try_with(|cache| cache.borrow_mut().adopt(class, which));
+    }
+    class.allocate(which)
 }
 
 /// Whether `c` is still a class of the current pools.
@@ -267,7 +290,8 @@ fn is_current(c: &Class) -> bool {
 
 /// A buffer from a pool: `[u8]` of its class's size, returned on drop.
 pub struct PoolBuffer {
-    bytes: Option<Box<[u8]>>,
+    /// None only while being dropped.
+    raw: Option<Raw>,
     /// Classes are never freed (a re-initialisation leaks the old pair's
     /// bookkeeping, a few hundred bytes), so buffers refer to them without
     /// a reference count.
@@ -277,16 +301,33 @@ pub struct PoolBuffer {
 
 impl Deref for PoolBuffer {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
-        self.bytes.as_deref().unwrap_or(&[])
+        match &self.raw {
+            // SAFETY: `raw` is a live buffer of `class.size` bytes that this
+            // handle owns; the borrow of `self` bounds the slice's.
+            Some(raw) => unsafe { std::slice::from_raw_parts(raw.0.as_ptr(), self.class.size) },
+            None => &[],
+        }
     }
 }
 
 impl DerefMut for PoolBuffer {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        self.bytes.as_deref_mut().unwrap_or(&mut [])
+        match &self.raw {
+            // SAFETY: as in `deref`, and `&mut self` makes it exclusive.
+            Some(raw) => unsafe { std::slice::from_raw_parts_mut(raw.0.as_ptr(), self.class.size) },
+            None => &mut [],
+        }
     }
 }
+
+// SAFETY: a `PoolBuffer` owns its bytes (as a `Box<[u8]>` would) and the
+// class it refers to is shared, thread-safe state.
+unsafe impl Send for PoolBuffer {}
+// SAFETY: `&PoolBuffer` gives only `&[u8]`.
+unsafe impl Sync for PoolBuffer {}
 
 impl fmt::Debug for PoolBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,22 +336,43 @@ impl fmt::Debug for PoolBuffer {
 }
 
 impl Drop for PoolBuffer {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(b) = self.bytes.take() {
-            if is_current(self.class) {
-                self.class.give_back(self.which, b);
-            } else {
-                // Its pools were replaced: it goes to the allocator.
-                self.class.forget_one();
-            }
+        let Some(raw) = self.raw.take() else { return };
+        let (class, which) = (self.class, self.which & 1);
+        let mut slot = Some(raw);
+        if class.per_cpu {
+            // The fast path: back into this OS thread's cache.
+            let _ = CACHE.try_with(|c| {
+                let mut c = c.borrow_mut();
+                if c.classes[which].is_some_and(|k| std::ptr::eq(k, class)) && c.free[which].len() < CPU_CACHE {
+                    c.free[which].extend(slot.take());
+                }
+            });
         }
+        if let Some(raw) = slot {
+            drop_slow(class, raw);
+        }
+    }
+}
+
+/// A buffer the caller's cache cannot keep: to the shared free list, or
+/// to the allocator when that is full or its pools were replaced.
+#[cold]
+#[inline(never)]
+fn drop_slow(class: &'static Class, raw: Raw) {
+    if !is_current(class) {
+        return class.destroy(raw);
+    }
+    if let Err(raw) = class.free.push(raw) {
+        class.destroy(raw);
     }
 }
 
 /// A worker's caches: the class each is for, and its free buffers.
 struct CpuCache {
     classes: [Option<&'static Class>; 2],
-    free: [Vec<Box<[u8]>>; 2],
+    free: [Vec<Raw>; 2],
 }
 
 impl CpuCache {
@@ -322,21 +384,12 @@ impl CpuCache {
     fn adopt(&mut self, class: &'static Class, which: usize) {
         if !self.classes[which].is_some_and(|c| std::ptr::eq(c, class)) {
             if let Some(old) = self.classes[which].take() {
-                for _ in self.free[which].drain(..) {
-                    old.forget_one();
+                for raw in self.free[which].drain(..) {
+                    old.destroy(raw);
                 }
             }
             self.classes[which] = Some(class);
         }
-    }
-
-    /// Keeps `b` if there is room; gives it back otherwise.
-    fn put(&mut self, class: &Class, which: usize, b: Box<[u8]>) -> Option<Box<[u8]>> {
-        if self.classes[which].is_some_and(|c| std::ptr::eq(c, class)) && self.free[which].len() < CPU_CACHE {
-            self.free[which].push(b);
-            return None;
-        }
-        Some(b)
     }
 }
 
@@ -345,10 +398,8 @@ impl Drop for CpuCache {
         // An OS thread ends: its cached buffers go back to the shared list.
         for which in 0..2 {
             if let Some(c) = self.classes[which].take() {
-                for b in self.free[which].drain(..) {
-                    if c.free.push(b).is_err() {
-                        c.forget_one();
-                    }
+                for raw in self.free[which].drain(..) {
+                    drop_slow(c, raw);
                 }
             }
         }
