@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::wait_until;
+use common::{ping_pong, wait_until};
 use preemptive_mlthreading_rust::metrics::{HealthAlert, HealthMonitor};
-use preemptive_mlthreading_rust::sync::channel;
 use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,22 +18,6 @@ fn recording() -> (HealthMonitor, Arc<Mutex<Vec<HealthAlert>>>) {
     let s = Arc::clone(&seen);
     monitor.on_alert(move |a| s.lock().unwrap().push(a.clone()));
     (monitor, seen)
-}
-
-fn ping_pong(sched: &RoundRobinScheduler, trips: u64) {
-    let (to_b, from_a) = channel::bounded::<u64>(1);
-    let (to_a, from_b) = channel::bounded::<u64>(1);
-    let b = sched.spawn(move || from_a.iter().for_each(|v| to_a.send(v).unwrap())).unwrap();
-    let a = sched
-        .spawn(move || {
-            for i in 0..trips {
-                to_b.send(i).unwrap();
-                from_b.recv().unwrap();
-            }
-        })
-        .unwrap();
-    a.join().unwrap();
-    b.join().unwrap();
 }
 
 #[test]

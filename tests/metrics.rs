@@ -5,7 +5,6 @@
 mod common;
 
 use common::{join_all, scaled};
-use preemptive_mlthreading_rust::sync::channel;
 use preemptive_mlthreading_rust::{
     RoundRobinScheduler, SystemMetrics, ThreadBuilder, WorkStealingScheduler, park, yield_now,
 };
@@ -102,20 +101,7 @@ fn switch_time_is_sampled_once_threads_block() {
     // Blocking switches (a channel ping-pong parks each side in turn) are
     // the ones sampled; yields are not.
     let sched = RoundRobinScheduler::new().with_workers(1);
-    let trips = scaled(5_000);
-    let (to_b, from_a) = channel::bounded::<u64>(1);
-    let (to_a, from_b) = channel::bounded::<u64>(1);
-    let b = sched.spawn(move || from_a.iter().for_each(|v| to_a.send(v).unwrap())).unwrap();
-    let a = sched
-        .spawn(move || {
-            for i in 0..trips {
-                to_b.send(i).unwrap();
-                assert_eq!(from_b.recv().unwrap(), i);
-            }
-        })
-        .unwrap();
-    a.join().unwrap();
-    b.join().unwrap();
+    common::ping_pong(&sched, scaled(5_000));
     let m = SystemMetrics::current();
     println!("average switch {:?} over {} switches", m.average_context_switch_time, m.total_context_switches);
     assert!(m.average_context_switch_time > std::time::Duration::ZERO, "no switch was sampled");

@@ -7,7 +7,7 @@
 //!
 //! | guide | field | source |
 //! |---|---|---|
-//! | context switch time < 500 ns | [`SystemMetrics::average_context_switch_time`] | one blocking switch (park, sleep, exit) in about 128 timed, from the thread going out to the context coming in; yields are not timed, as any test on their path costs them 2 ns |
+//! | context switch time < 500 ns | [`SystemMetrics::average_context_switch_time`] | one blocking switch (park, sleep, exit) in about 128 timed, from the thread going out to the context coming in; yields are not timed: any test on their path slows them (bench/README.md, "Sampled switch timing") |
 //! | CPU utilisation > 90 % | [`SystemMetrics::cpu_utilization`], [`WorkerMetrics::busy_fraction`] | time each worker's scheduling context spent waiting for work |
 //! | memory | [`SystemMetrics::memory_usage`] | resident set (`/proc/self/statm`) over the cgroup v2 `memory.max`, else `MemTotal` |
 

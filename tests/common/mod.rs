@@ -64,6 +64,25 @@ pub fn workers(workers: usize) -> RoundRobinScheduler {
     RoundRobinScheduler::new().with_workers(workers)
 }
 
+/// `trips` round trips of a value between two threads of `sched` over
+/// capacity-1 channels: each side parks in turn (blocking switches).
+pub fn ping_pong(sched: &RoundRobinScheduler, trips: u64) {
+    use preemptive_mlthreading_rust::sync::channel;
+    let (to_b, from_a) = channel::bounded::<u64>(1);
+    let (to_a, from_b) = channel::bounded::<u64>(1);
+    let b = sched.spawn(move || from_a.iter().for_each(|v| to_a.send(v).unwrap())).unwrap();
+    let a = sched
+        .spawn(move || {
+            for i in 0..trips {
+                to_b.send(i).unwrap();
+                assert_eq!(from_b.recv().unwrap(), i);
+            }
+        })
+        .unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+}
+
 /// Joins every handle, in order, failing on a thread's panic.
 pub fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
     handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -58,11 +58,11 @@
 //!   tokio's LIFO slot): the partner of a message runs next, on the core
 //!   whose cache holds the message. From another worker it comes only when
 //!   the waker's queue is empty, so that it runs as soon as the waker
-//!   blocks (measured on chameneos, a broker answering ten clients: moving
-//!   them behind a queue made the idle worker steal them back, 80,000
-//!   steals and 1.5 µs a meeting against 20,000 and 1.3 µs). At most [`WAKE_SLOT_LIMIT`] wake-ups
-//!   in a row use the slot; the next goes to the back of its level, so two
-//!   threads bouncing a message cannot starve the rest of the queue.
+//!   blocks: moved behind a queue it only waits, and the idle worker steals
+//!   it back (bench/README.md, "Work stealing", chameneos). At most
+//!   [`WAKE_SLOT_LIMIT`] wake-ups in a row use the slot; the next goes to
+//!   the back of its level, so two threads bouncing a message cannot starve
+//!   the rest of the queue.
 //!
 //! # Idle workers
 //! At most half the workers (at least one) spin looking for work; the

@@ -28,8 +28,8 @@ use std::time::Instant;
 /// One blocking switch (park, sleep, exit) in about `SWITCH_SAMPLE_MASK +
 /// 1` switches is timed, from the thread going out to the context coming in
 /// taking over its post. Not yields: any code on the yield path, even a
-/// test of the switch count, cost it 2 ns in 11 (bench/README.md, "Sampled
-/// switch timing").
+/// test of the switch count, slowed it measurably (bench/README.md,
+/// "Sampled switch timing").
 const SWITCH_SAMPLE_MASK: u64 = 127;
 
 impl Worker {
