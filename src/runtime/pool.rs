@@ -196,7 +196,10 @@ impl Pool {
         let placed = if self.closed.load(Ordering::SeqCst) {
             Err(ThreadError::SchedulerStopped)
         } else {
-            self.start_workers().and_then(|()| self.place(affinity))
+            // A spawn that stays on its spawner's worker needs no turn of
+            // the round-robin counter, a line every worker would write.
+            let local = (affinity.is_none() && spec.movable).then(|| Worker::local_spawn_index(self)).flatten();
+            self.start_workers().and_then(|()| local.map_or_else(|| self.place(affinity), Ok))
         };
         let index = match placed {
             Ok(i) => i,

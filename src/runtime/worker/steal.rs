@@ -103,6 +103,14 @@ impl Worker {
         self.steal.as_ref().is_some_and(|(_, victims)| !victims.is_empty())
     }
 
+    /// The index of the calling worker if it belongs to work-stealing
+    /// `pool`: where a spawn from it is queued ([`Worker::spawn_locally`]).
+    pub(crate) fn local_spawn_index(pool: &Arc<Pool>) -> Option<usize> {
+        let _g = preempt::disable();
+        let w = Worker::current()?;
+        (w.is_stealing() && w.pool().is_some_and(|p| ptr::eq(p, Arc::as_ptr(pool)))).then_some(w.index)
+    }
+
     /// A spawn from a green thread of a work-stealing `pool`: queues
     /// `task` on the spawner's worker, or on the pool's overflow queue when
     /// that is full. False, having done nothing, elsewhere (a round-robin
