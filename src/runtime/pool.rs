@@ -136,7 +136,7 @@ impl Pool {
 
     /// Whether this pool steals work.
     pub(crate) fn is_work_stealing(&self) -> bool {
-        self.config().steal.is_some()
+        self.workers().first().is_some_and(Worker::is_stealing)
     }
 
     /// Workers that still have a host OS thread running.

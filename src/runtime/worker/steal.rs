@@ -92,7 +92,7 @@ const OVERFLOW_PERIOD: u64 = 64;
 impl Worker {
     /// Whether this worker belongs to a work-stealing pool.
     #[inline(always)]
-    pub(super) fn is_stealing(&self) -> bool {
+    pub(crate) fn is_stealing(&self) -> bool {
         self.steal.is_some()
     }
 
