@@ -24,7 +24,7 @@
 //! | 9 | `perf` | the tuning guide's helpers: fast paths over `sync`; `numa` (re-exported from `runtime`, whose workers and `ThreadBuilder::numa_node` use it) |
 //! | 8 | `sync` | green-aware locks, channels, lock-free structures |
 //! | 7 | `thread` | the std-shaped API: `ThreadBuilder`, `JoinHandle`, `current` |
-//! | 7 | `metrics` | [`SystemMetrics`]: what the runtime tells about itself |
+//! | 7 | `metrics` | [`SystemMetrics`], [`ThreadMetrics`]: what the runtime tells about itself |
 //! | 6 | `sched` | scheduler handles and the default scheduler |
 //! | 5 | `runtime` | workers, run queues, hosts, timers, the monitor |
 //! | 4 | `preempt` | the signal, preempt-disable scopes, `preempt::status` |
@@ -52,7 +52,10 @@ pub mod sync;
 pub mod thread;
 
 pub use cpu_set::{CpuSet, CpuSetError};
-pub use metrics::{HealthMonitor, MonitorError, SystemMetrics};
+pub use metrics::{
+    HardwareCounters, HealthMonitor, LatencyStats, MonitorError, SwitchReason, SwitchRecord, SystemMetrics,
+    ThreadMetrics, ThreadMetricsError, ThreadProfiler,
+};
 pub use runtime::current_cpu;
 pub use runtime::migration::MigrationPolicy;
 pub use sched::{RoundRobinScheduler, Scheduler, WorkStealingScheduler};

@@ -172,7 +172,7 @@ fn the_prometheus_text_is_well_formed_and_matches_the_snapshot() {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(kind == "counter" || kind == "gauge", "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             assert!(typed.insert(name.to_owned()), "{name} typed twice");
             continue;
         }
@@ -181,7 +181,11 @@ fn the_prometheus_text_is_well_formed_and_matches_the_snapshot() {
         }
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
         let name = series.split('{').next().unwrap();
-        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "{name} has no TYPE line before it");
         assert!(value.parse::<f64>().is_ok_and(f64::is_finite), "{line}");
         assert!(name.starts_with("pmt_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
     }
@@ -194,6 +198,7 @@ fn the_prometheus_text_is_well_formed_and_matches_the_snapshot() {
     assert_eq!(value("pmt_memory_usage_ratio"), Some(m.memory_usage));
     let workers = text.lines().filter(|l| l.starts_with("pmt_worker_switches_total{")).count();
     assert_eq!(workers, m.workers.len());
+    assert_eq!(value("pmt_scheduling_latency_seconds_count"), Some(m.scheduling_latency.samples as f64));
 }
 
 // The guide's "Hardware-Assisted Switching" block as written (it builds a

@@ -1,3 +1,4 @@
+use super::latency::LatencyStats;
 use super::memory;
 use crate::runtime::clock;
 use crate::runtime::monitor;
@@ -67,6 +68,11 @@ pub struct SystemMetrics {
     pub switch_samples: u64,
     /// See `switch_samples`.
     pub switch_samples_ns: u64,
+    /// Sampled waits from runnable to running: one wake-up in 16 (an
+    /// unpark, or a timer, counted from its deadline) on each waking OS
+    /// thread, over every scheduler since the process started. Spawns are
+    /// not sampled.
+    pub scheduling_latency: LatencyStats,
 }
 
 /// One worker's figures in a [`SystemMetrics`].
@@ -118,12 +124,14 @@ impl SystemMetrics {
             ..SystemMetrics::default()
         };
         let (mut switch_ns, mut samples) = (load(&r.switch_sum_ns), load(&r.switch_samples));
+        let mut latency = r.latency.snapshot();
         for (scheduler, pool) in monitor::pools().iter().enumerate() {
             m.live_threads += pool.live_threads();
             let work_stealing = pool.is_work_stealing();
             for w in pool.workers() {
                 let wm = worker_metrics(scheduler, w, work_stealing, now);
                 let (sum, n) = w.switch_samples();
+                w.latency().add_to(&mut latency);
                 switch_ns += sum;
                 samples += n;
                 m.total_context_switches += wm.switches;
@@ -136,6 +144,7 @@ impl SystemMetrics {
                 m.workers.push(wm);
             }
         }
+        m.scheduling_latency = LatencyStats::from_snapshot(&latency);
         m.switch_samples = samples;
         m.switch_samples_ns = switch_ns;
         if let Some(mean) = switch_ns.checked_div(samples) {
@@ -226,6 +235,17 @@ impl SystemMetrics {
         metric("pmt_memory_resident_bytes", "gauge", "Resident memory.", self.memory_bytes as f64);
         metric("pmt_memory_limit_bytes", "gauge", "Memory available to the process.", self.memory_limit_bytes as f64);
         metric("pmt_cpu_utilization_ratio", "gauge", "Mean busy fraction of the workers.", self.cpu_utilization);
+        let name = "pmt_scheduling_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} Sampled waits from runnable to running.\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (upper, n) in &self.scheduling_latency.buckets {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", upper.as_secs_f64());
+        }
+        let l = &self.scheduling_latency;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", l.samples);
+        let _ = writeln!(out, "{name}_sum {}", (l.mean * l.samples.min(u32::MAX as u64) as u32).as_secs_f64());
+        let _ = writeln!(out, "{name}_count {}", l.samples);
         let per_worker: [(&str, &str, &str, WorkerFigure); 4] = [
             ("pmt_worker_switches_total", "counter", "Context switches by the worker.", |w| w.switches as f64),
             ("pmt_worker_preemptions_total", "counter", "Preemptions taken by the worker.", |w| w.preemptions as f64),

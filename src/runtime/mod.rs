@@ -11,13 +11,17 @@ pub(crate) mod futex;
 mod handshake_model;
 pub(crate) mod host;
 mod inbox;
+pub(crate) mod latency;
 pub(crate) mod locals;
 pub(crate) mod migration;
 pub(crate) mod monitor;
 pub mod numa;
 pub(crate) mod park;
+pub(crate) mod pmu;
 pub(crate) mod pool;
+pub(crate) mod profile;
 pub(crate) mod run_queue;
+pub(crate) mod sampling;
 pub(crate) mod steal;
 #[cfg(all(test, loom))]
 mod steal_model;

@@ -319,6 +319,7 @@ pub(crate) struct Retired {
     pub(crate) wake_migrations: AtomicU64,
     pub(crate) switch_sum_ns: AtomicU64,
     pub(crate) switch_samples: AtomicU64,
+    pub(crate) latency: super::latency::Histogram,
 }
 
 pub(crate) static RETIRED: Retired = Retired {
@@ -330,12 +331,14 @@ pub(crate) static RETIRED: Retired = Retired {
     wake_migrations: AtomicU64::new(0),
     switch_sum_ns: AtomicU64::new(0),
     switch_samples: AtomicU64::new(0),
+    latency: super::latency::Histogram::new(),
 };
 
 impl Drop for Pool {
     fn drop(&mut self) {
         let r = &RETIRED;
         for w in self.workers() {
+            r.latency.merge(w.latency());
             let (sum, n) = w.switch_samples();
             for (total, v) in [
                 (&r.switches, w.switches()),

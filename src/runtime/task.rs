@@ -18,6 +18,7 @@
 //! | state    | how it shows                                                                       |
 //! |----------|------------------------------------------------------------------------------------|
 //! | new      | `Exec::sp` 0, no stack; queued                                                     |
+//! | set aside| `Exec::sp` 0 with a stack (queued, parked or sleeping): see `Exec::aside`          |
 //! | queued   | on its worker's run queue or inbox (`Doorbell::inject`)                            |
 //! | running  | in its worker's `current` slot (`Exec::sp` is stale)                               |
 //! | parked   | park token `PARKED`, on no queue; a `ParkTimeout` timer if the park is timed       |
@@ -80,6 +81,7 @@
 use super::block_pool;
 use super::park::ParkState;
 use super::pool::Pool;
+use super::profile::ThreadProfile;
 use crate::error::ThreadError;
 use crate::runtime::thread_id::ThreadId;
 use crate::stack::Stack;
@@ -107,7 +109,9 @@ pub(crate) const NO_NUMA_NODE: u16 = u16::MAX;
 
 /// What a thread asked for at spawn.
 pub(crate) struct TaskSpec {
-    pub(crate) name: Option<Box<str>>,
+    /// Its name and profile, boxed together: most threads have neither,
+    /// and the pair would take two words of the control block.
+    pub(crate) extra: Option<Box<TaskExtra>>,
     pub(crate) priority: u8,
     pub(crate) stack_size: usize,
     /// Whether its switches save FP state ([`crate::arch::keeps_fp`]).
@@ -128,8 +132,29 @@ pub(crate) struct TaskSpec {
     /// usual limit).
     pub(crate) numa_node: u16,
     pub(crate) prefetch_stack: bool,
+    /// It records a [`ThreadProfile`] (`extra` holds it): tested where the
+    /// thread switches out, one byte beside `save_fp`.
+    pub(crate) profiled: bool,
     /// Time slice in ns; 0 = the scheduler's.
     pub(crate) slice_ns: u64,
+}
+
+/// What few threads have (see [`TaskSpec::extra`]).
+pub(crate) struct TaskExtra {
+    pub(crate) name: Option<String>,
+    pub(crate) profile: Option<Arc<ThreadProfile>>,
+}
+
+impl TaskSpec {
+    /// The name it was given.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.extra.as_deref().and_then(|e| e.name.as_deref())
+    }
+
+    /// Its profile, when spawned with profiling on.
+    pub(crate) fn profile(&self) -> Option<&ThreadProfile> {
+        self.extra.as_deref().and_then(|e| e.profile.as_deref())
+    }
 }
 
 /// A green thread. Shared through [`TaskRef`]s between its `Thread`
@@ -155,7 +180,9 @@ pub(crate) struct Task {
     exec: UnsafeCell<Exec>,
 }
 
-/// Execution state; see the ownership rule on [`Task`].
+/// Execution state; see the ownership rule on [`Task`]. `repr(C)`: `aside`
+/// follows `sp`, so a switch picks either without a branch.
+#[repr(C)]
 pub(crate) struct Exec {
     /// Saved stack pointer while switched out; 0 before the first run;
     /// while its host keeps it, the host's address with the top bit set
@@ -163,14 +190,20 @@ pub(crate) struct Exec {
     /// switch can resume the thread exactly when `sp` is positive as an
     /// `isize`, one comparison on the yield path.
     pub(crate) sp: usize,
+    /// The saved stack pointer while `sp` is 0 for a thread that ran: it is
+    /// profiled, or its next switch in is sampled. Whoever picks it takes
+    /// the path of a thread that never ran, which puts it back
+    /// (`Worker::first_run`). Bit 0 set: a sampled wake-up, stamped just
+    /// below the saved stack pointer (`runtime::sampling`).
+    pub(crate) aside: usize,
     pub(crate) stack: Option<Stack>,
-    /// The body has been run or failed (it is used at most once).
-    body_used: bool,
-    /// Preempt-disable depth at the switch-out point.
-    pub(crate) preempt_depth: u32,
-    pub(crate) finished: bool,
     /// Link to the next task in the run-queue level holding this one.
     pub(crate) next: *const Task,
+    /// Preempt-disable depth at the switch-out point.
+    pub(crate) preempt_depth: u32,
+    /// The body has been run or failed (it is used at most once).
+    body_used: bool,
+    pub(crate) finished: bool,
 }
 
 /// The top bit of [`Exec::sp`]: set while a host keeps the thread.
@@ -318,12 +351,22 @@ impl Task {
     /// The execution state as a raw pointer, for a switch that must keep
     /// it past moving the task's reference elsewhere. Same rules as [`Task::exec`].
     #[inline]
+    /// The task whose execution state is at `exec`.
+    ///
+    /// # Safety
+    /// `exec` came from [`Task::exec_ptr`] of a task that is alive for `'a`.
+    pub(crate) unsafe fn of_exec<'a>(exec: *mut Exec) -> &'a Task {
+        // SAFETY: `Exec` is the `exec` field of its task (`UnsafeCell` is
+        // `repr(transparent)`), alive for 'a (the caller's contract).
+        unsafe { &*exec.byte_sub(std::mem::offset_of!(Task, exec)).cast::<Task>() }
+    }
+
     pub(crate) fn exec_ptr(&self) -> *mut Exec {
         self.exec.get()
     }
 
     pub(crate) fn name_bytes(&self) -> &[u8] {
-        self.spec.name.as_deref().unwrap_or("<unnamed>").as_bytes()
+        self.spec.name().unwrap_or("<unnamed>").as_bytes()
     }
 
     /// Runs the body, unless it already ran or failed.
@@ -362,7 +405,7 @@ impl Task {
 /// worker, in general), and then every thread queued there.
 #[cold]
 fn abort_dropping(task: &Task, what: &str) -> ! {
-    let whose = match task.spec.name.as_deref() {
+    let whose = match task.spec.name() {
         Some(name) => format!("green thread '{name}'"),
         None => "an unnamed green thread".to_owned(),
     };
@@ -408,12 +451,20 @@ impl TaskRef {
             (&raw mut (*t).locals).write(Default::default());
             (&raw mut (*t).exec).write(UnsafeCell::new(Exec {
                 sp: 0,
+                aside: 0,
                 stack: None,
                 body_used: false,
                 preempt_depth: 0,
                 finished: false,
                 next: std::ptr::null(),
             }));
+        }
+        // SAFETY: written just above.
+        let task = unsafe { &(*cell.as_ptr()).task };
+        if let Some(extra) = task.spec.extra.as_deref()
+            && let Some(prof) = &extra.profile
+        {
+            super::profile::register(task.id, prof);
         }
         // A field added to `Task` must be written above: this pattern stops
         // compiling until it is listed here too.
@@ -463,6 +514,12 @@ impl TaskRef {
     unsafe fn destroy(p: NonNull<Task>) {
         // SAFETY: no reference is left, so this code owns the task outright.
         let task = unsafe { p.as_ref() };
+        if let Some(prof) = task.spec.profile()
+            && prof.finished_ns.load(Ordering::Relaxed) == 0
+        {
+            // It never ran to its end (no stack, or dropped parked).
+            super::profile::finished(prof);
+        }
         // SAFETY: as above.
         if !unsafe { task.exec() }.finished {
             // Dropped before it finished: parked forever with nobody left to
@@ -554,7 +611,8 @@ pub(crate) mod test_tasks {
     /// its time-slice field: only a worker running the task reads that.
     pub(crate) fn tagged(pool: &Arc<Pool>, priority: u8, tag: u64) -> TaskRef {
         let spec = TaskSpec {
-            name: None,
+            extra: None,
+            profiled: false,
             priority,
             stack_size: 0,
             save_fp: false,

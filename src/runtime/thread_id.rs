@@ -23,6 +23,11 @@ impl ThreadId {
         ThreadId(NonZeroU64::new(id).expect("thread id counter overflowed"))
     }
 
+    /// The id `n` stands for, if it could be one.
+    pub(crate) fn from_u64(n: u64) -> Option<Self> {
+        NonZeroU64::new(n).map(ThreadId)
+    }
+
     /// The id as a number.
     pub fn as_u64(self) -> NonZeroU64 {
         self.0

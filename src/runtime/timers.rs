@@ -91,11 +91,11 @@ impl Timers {
 
     /// Removes the earliest timer due at `now`, if one is; called in a loop,
     /// it takes every due timer in deadline order.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, TaskRef)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKind, TaskRef, Instant)> {
         if self.heap.peek()?.0.deadline > now {
             return None;
         }
-        self.heap.pop().map(|Reverse(e)| (e.kind, e.task))
+        self.heap.pop().map(|Reverse(e)| (e.kind, e.task, e.deadline))
     }
 }
 
@@ -111,7 +111,7 @@ mod tests {
 
     /// Every timer due at `now`, as `(kind, tag)`, in the order they come.
     fn pop_all_due(timers: &mut Timers, now: Instant) -> Vec<(TimerKind, u64)> {
-        std::iter::from_fn(|| timers.pop_due(now)).map(|(k, t)| (k, tag(&t))).collect()
+        std::iter::from_fn(|| timers.pop_due(now)).map(|(k, t, _)| (k, tag(&t))).collect()
     }
 
     #[test]

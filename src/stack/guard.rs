@@ -96,7 +96,7 @@ mod tests {
                 let range = line.split_whitespace().next().unwrap();
                 let (lo, hi) = range.split_once('-').unwrap();
                 let (lo, hi) = (usize::from_str_radix(lo, 16).unwrap(), usize::from_str_radix(hi, 16).unwrap());
-                stacks.iter().any(|s| (s.base as usize) < hi && lo < s.top() as usize)
+                stacks.iter().any(|s| (s.base.as_ptr() as usize) < hi && lo < s.top() as usize)
             })
             .count()
     }

@@ -100,7 +100,9 @@ pub(crate) struct Bottom {
 /// A mapped stack: `[guard | signal reserve | usable]`, growing down from
 /// `top()`.
 pub(crate) struct Stack {
-    base: *mut u8,
+    /// Never null, so that `Option<Stack>` costs no word in a thread's
+    /// control block.
+    base: ptr::NonNull<u8>,
     len: usize,
 }
 
@@ -151,19 +153,20 @@ impl Stack {
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
         let len = mapped_len(usable);
         if guard_regions_supported() {
-            return Ok(Stack { base: slab::carve(len, usable)?, len });
+            return Ok(Stack { base: non_null(slab::carve(len, usable)?), len });
         }
-        let base = map_for_stacks(len, usable)?;
+        let base = non_null(map_for_stacks(len, usable)?);
         // From here on, dropping the stack gives its maps back.
         let stack = Stack { base, len };
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
-        unsafe { guard::install(base.cast(), page_size()) }.map_err(|e| StackError::from_map_failure(usable, e))?;
+        unsafe { guard::install(base.as_ptr().cast(), page_size()) }
+            .map_err(|e| StackError::from_map_failure(usable, e))?;
         Ok(stack)
     }
 
     /// Exclusive upper end, 16-byte aligned (mappings are page aligned).
     pub(crate) fn top(&self) -> *mut u8 {
-        self.base.wrapping_add(self.len)
+        self.base.as_ptr().wrapping_add(self.len)
     }
 
     /// Bytes the thread's code may use: the size it asked for, rounded
@@ -179,7 +182,7 @@ impl Stack {
 
     /// The guard page and the signal reserve above it.
     pub(crate) fn bottom(&self) -> Bottom {
-        let lo = self.base as usize;
+        let lo = self.base.as_ptr() as usize;
         let guard_end = lo + page_size();
         Bottom { lo, guard_end, reserve_end: guard_end + signal_reserve() }
     }
@@ -210,16 +213,21 @@ fn map_for_stacks(len: usize, usable: usize) -> Result<*mut u8, StackError> {
     Ok(base.cast())
 }
 
+/// A mapping's address: mmap never returns null on success.
+fn non_null(p: *mut u8) -> ptr::NonNull<u8> {
+    ptr::NonNull::new(p).expect("mmap returned a null mapping")
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         if guard_regions_supported() {
             // SAFETY: carved by `map` with this length (the answer of
             // guard_regions_supported never changes); nothing runs on it.
-            unsafe { slab::release(self.base, self.len) };
+            unsafe { slab::release(self.base.as_ptr(), self.len) };
             return;
         }
         // SAFETY: we own the whole mapping and nothing runs on it any more.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
         budget::give_back();
     }
 }

@@ -5,8 +5,9 @@ use crate::error::ThreadError;
 use crate::runtime::migration::MigrationPolicy;
 use crate::runtime::numa;
 use crate::runtime::pool::Pool;
+use crate::runtime::profile::ThreadProfile;
 use crate::runtime::run_queue::MAX_PRIORITY;
-use crate::runtime::task::{NO_NUMA_NODE, TaskSpec};
+use crate::runtime::task::{NO_NUMA_NODE, TaskExtra, TaskSpec};
 use crate::runtime::worker::Worker;
 use crate::sched::sealed::Sealed;
 use crate::sched::{RoundRobinScheduler, Scheduler};
@@ -92,6 +93,7 @@ pub struct ThreadBuilder {
     time_slice: Option<Duration>,
     migration: MigrationPolicy,
     numa_node: Option<usize>,
+    profiling: bool,
 }
 
 impl std::fmt::Debug for ThreadBuilder {
@@ -109,6 +111,7 @@ impl std::fmt::Debug for ThreadBuilder {
             .field("time_slice", &self.time_slice)
             .field("migration_policy", &self.migration)
             .field("numa_node", &self.numa_node)
+            .field("profiling", &self.profiling)
             .finish()
     }
 }
@@ -147,6 +150,7 @@ impl ThreadBuilder {
             vector: true,
             fp_env: false,
             prefetch: DEFAULT_PREFETCH.load(std::sync::atomic::Ordering::Relaxed),
+            profiling: false,
             time_slice: None,
             migration: MigrationPolicy::Allowed,
             numa_node: None,
@@ -341,6 +345,35 @@ impl ThreadBuilder {
         self
     }
 
+    /// Records the thread's [`ThreadMetrics`](crate::ThreadMetrics): its
+    /// switches in and out and why, run time, how long it waited to run
+    /// each time it was runnable, its migrations between workers, and,
+    /// with a [`ThreadProfiler`](crate::ThreadProfiler) tracking them, its
+    /// hardware cache and branch counts and its last 64 switches. Readable
+    /// with [`ThreadMetrics::for_thread`](crate::ThreadMetrics::for_thread)
+    /// while it runs and after it finished (the last 4096 profiled threads
+    /// to finish are kept).
+    ///
+    /// Each of its switches reads the clock (tens of ns; see
+    /// `bench/README.md`, "Profiling cost"); threads without it pay nothing.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{yield_now, ThreadBuilder, ThreadMetrics};
+    ///
+    /// let h = ThreadBuilder::new()
+    ///     .enable_profiling(true)
+    ///     .spawn(|| (0..10).for_each(|_| { yield_now(); }))
+    ///     .unwrap();
+    /// let id = h.thread().id();
+    /// h.join().unwrap();
+    /// let m = ThreadMetrics::for_thread(id).unwrap();
+    /// assert!(m.switches_in >= 1 && m.run_time > std::time::Duration::ZERO);
+    /// ```
+    pub fn enable_profiling(mut self, enabled: bool) -> Self {
+        self.profiling = enabled;
+        self
+    }
+
     /// This thread's time slice, instead of its scheduler's: how long it
     /// may run while another thread of its priority waits on its worker
     /// before it is preempted. Zero makes `spawn` fail; beyond `u64::MAX`
@@ -390,7 +423,9 @@ impl ThreadBuilder {
             }
         };
         let spec = TaskSpec {
-            name: self.name.map(String::into_boxed_str),
+            extra: (self.name.is_some() || self.profiling)
+                .then(|| Box::new(TaskExtra { name: self.name, profile: self.profiling.then(ThreadProfile::new) })),
+            profiled: self.profiling,
             priority: self.priority,
             stack_size,
             save_fp: crate::arch::keeps_fp(self.fpu || self.vector, self.fp_env),

@@ -39,7 +39,7 @@ impl Thread {
     /// The name given at spawn (for OS threads, the std thread's name).
     pub fn name(&self) -> Option<&str> {
         match &self.0 {
-            Repr::Green(t) => t.spec.name.as_deref(),
+            Repr::Green(t) => t.spec.name(),
             Repr::Os(t) => t.std.name(),
         }
     }

@@ -135,6 +135,8 @@ where
                 Err(_) => log::error!("a GreenLocal destructor panicked after the thread itself had"),
             }
         }
+        // Its profile is final before its joiner can read it.
+        crate::runtime::worker::profile_exit_current();
         self.packet.complete(result);
     }
 

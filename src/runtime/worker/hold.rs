@@ -23,6 +23,7 @@ use crate::arch::preempt_word;
 use crate::preempt::{self, NoPreempt};
 use crate::runtime::host::{self, Held, Host, HostState};
 use crate::runtime::monitor;
+use crate::runtime::profile::{self, SwitchOut};
 use crate::runtime::task::TaskRef;
 use crate::runtime::timers::TimerKind;
 use std::mem;
@@ -91,6 +92,10 @@ impl Worker {
         debug_assert!(unsafe { self.with_local(|l| matches!(l.post, Post::None)) }, "a hand-over leaves no post");
         debug_assert_eq!(t.worker(), self.index, "a held thread stays on its worker");
         t.set_held(false);
+        if let Some(p) = t.spec.profile() {
+            // Maybe in a signal handler: no opening of counters.
+            profile::switched_in(p, self.index, false);
+        }
         let priority = t.spec.priority;
         self.publish_running(&t);
         // SAFETY: as above.
@@ -270,7 +275,7 @@ impl Worker {
             Ok((to, first)) => {
                 self.watch.preemptions.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: we own the worker and the running thread is its current.
-                unsafe { self.hold(to, first, Hold::Requeue) }
+                unsafe { self.hold(to, first, Hold::Requeue, true) }
             }
             Err(next) => {
                 // No host free: the thread runs on until the monitor, which
@@ -332,7 +337,7 @@ impl Worker {
         match self.pick_or_start_host(next).or_else(|next| self.held_instead(next, min)) {
             Ok((to, first)) => {
                 // SAFETY: the caller's contract.
-                unsafe { self.hold(to, first, what) };
+                unsafe { self.hold(to, first, what, false) };
                 true
             }
             Err(next) => {
@@ -357,14 +362,24 @@ impl Worker {
     /// thread, hands the worker to `to` (to start with `first`), and sleeps
     /// until the thread is picked again; returns with the worker owned
     /// again and the thread running. Async-signal-safe for `Hold::Requeue`.
+    /// `preempted`: the thread did not ask to switch (its profile says so).
     ///
     /// # Safety
     /// The caller owns the worker, its running thread is the caller, and no
     /// post-switch work is pending.
-    unsafe fn hold(&self, to: &Host, first: Option<TaskRef>, what: Hold) {
+    unsafe fn hold(&self, to: &Host, first: Option<TaskRef>, what: Hold, preempted: bool) {
         let me = self.owner();
         // SAFETY: the caller's contract; one-statement borrows.
         let cur = unsafe { self.with_local(|l| l.current.take()) }.expect("a held thread is the running one");
+        if let Some(p) = cur.spec.profile() {
+            let why = match what {
+                Hold::Requeue if preempted => SwitchOut::Preempted,
+                Hold::Requeue => SwitchOut::Yield,
+                Hold::Park(_) => SwitchOut::Park,
+                Hold::Sleep(_) => SwitchOut::Sleep,
+            };
+            profile::switched_out(p, self.index, why);
+        }
         // Step 4: before the thread can be found and handed back to us. A
         // requeued thread may have been stopped anywhere (inside malloc,
         // say): the monitor may release it. A parked or sleeping one is

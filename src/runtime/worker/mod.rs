@@ -33,11 +33,12 @@ mod wake;
 mod watch;
 
 pub(crate) use host_loop::spawn_host;
-pub(crate) use ops::{clear_current_locals, park, sleep, take_pending, yield_now};
+pub(crate) use ops::{clear_current_locals, park, profile_exit_current, sleep, take_pending, yield_now};
 pub(crate) use signal::{guard_lookup, on_preempt_signal};
 
 use super::host::{self, Host, Hosts};
 use super::inbox::Inbox;
+use super::latency::Histogram;
 use super::pool::Pool;
 use super::steal::StealConfig;
 use super::task::{Task, TaskRef};
@@ -182,6 +183,9 @@ struct Watch {
     /// samples taken.
     switch_sum_ns: AtomicU64,
     switch_samples: AtomicU64,
+    /// Sampled scheduling latencies of the threads this worker switched
+    /// in (`runtime::sampling`).
+    latency: Histogram,
     /// Time the scheduling context spent waiting for work, and when the
     /// first host started (clock::now_ns scale; 0: not yet).
     idle_ns: AtomicU64,
@@ -257,6 +261,7 @@ impl Worker {
                 probe_at: AtomicU64::new(0),
                 switch_sum_ns: AtomicU64::new(0),
                 switch_samples: AtomicU64::new(0),
+                latency: Histogram::default(),
                 idle_ns: AtomicU64::new(0),
                 started_ns: AtomicU64::new(0),
             },
@@ -334,6 +339,11 @@ impl Worker {
     /// their number.
     pub(crate) fn switch_samples(&self) -> (u64, u64) {
         (self.watch.switch_sum_ns.load(Ordering::Relaxed), self.watch.switch_samples.load(Ordering::Relaxed))
+    }
+
+    /// Sampled scheduling latencies of the threads it switched in.
+    pub(crate) fn latency(&self) -> &Histogram {
+        &self.watch.latency
     }
 
     /// Time spent idle, and when the worker started (clock::now_ns scale,

@@ -12,6 +12,7 @@
 use super::hold::{self, Hold};
 use super::{Post, Worker};
 use crate::preempt::{self, NoPreempt};
+use crate::runtime::profile;
 use std::time::{Duration, Instant};
 
 pub(super) fn exit_current() -> ! {
@@ -84,6 +85,19 @@ fn yield_inner(np: NoPreempt<'_>) -> bool {
         None => w.count_switch(),
     }
     true
+}
+
+/// The calling green thread's code is done: if it is profiled, its profile
+/// records its exit (the switch out that follows is not recorded again)
+/// and is final from now on.
+pub(crate) fn profile_exit_current() {
+    let g = preempt::disable();
+    if let Some((w, cur)) = hold::attached(g.token())
+        && let Some(p) = cur.spec.profile()
+    {
+        profile::switched_out(p, w.index, profile::SwitchOut::Exit);
+        profile::finished(p);
+    }
 }
 
 /// Drops the calling green thread's `GreenLocal` values.

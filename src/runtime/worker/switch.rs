@@ -18,6 +18,8 @@ use crate::runtime::clock;
 use crate::runtime::monitor;
 use crate::runtime::numa;
 use crate::runtime::park::Commit;
+use crate::runtime::profile::{self, SwitchOut};
+use crate::runtime::sampling;
 use crate::runtime::task::{Exec, NO_NUMA_NODE, Task, TaskRef};
 use crate::runtime::timers::TimerKind;
 use std::mem;
@@ -67,6 +69,11 @@ impl Worker {
             if exec.sp != 0 {
                 return Some(next);
             }
+            if exec.stack.is_some() {
+                // It ran: its stack pointer was set aside.
+                self.take_aside(&next, exec);
+                return Some(next);
+            }
             // SAFETY: as above; the borrow of the stack cache ends here.
             match unsafe { self.with_local(|l| l.stacks.take(next.spec.stack_size)) } {
                 Ok(stack) => {
@@ -78,6 +85,9 @@ impl Worker {
                     exec.sp = unsafe { Current::init_stack(stack.top(), task_entry, TaskRef::as_ptr(&next) as usize) };
                     exec.stack = Some(stack);
                     exec.preempt_depth = 1;
+                    if let Some(p) = next.spec.profile() {
+                        profile::switched_in(p, self.index, true);
+                    }
                     return Some(next);
                 }
                 Err(e) => {
@@ -93,6 +103,45 @@ impl Worker {
         }
     }
 
+    /// Puts back the stack pointer of `next`, which was set aside
+    /// (`Exec::aside`), recording its switch in: it is profiled, or its
+    /// wake-up was sampled.
+    #[cold]
+    fn take_aside(&self, next: &Task, exec: &mut crate::runtime::task::Exec) {
+        let aside = mem::take(&mut exec.aside);
+        exec.sp = aside & !sampling::STAMPED;
+        if aside & sampling::STAMPED != 0 {
+            // SAFETY: stamped by `sampling::set_aside` below this saved
+            // stack pointer, on the thread's stack, which we own.
+            let ns = unsafe { sampling::take_stamp(exec.sp) };
+            self.watch.latency.record(clock::now_ns().saturating_sub(ns));
+        }
+        if let Some(p) = next.spec.profile() {
+            profile::switched_in(p, self.index, true);
+        }
+    }
+
+    /// The running thread, profiled, switches out: records why (the post
+    /// it left says; none is a yield), and leaves `sp` 0 (its switch saves
+    /// the stack pointer aside: see `Exec::aside`).
+    #[cold]
+    #[inline(never)]
+    fn profiled_out(&self, l: &Local, task: &Task) {
+        let why = match &l.post {
+            Post::Park(t, _) if ptr::eq(&**t, task) => Some(SwitchOut::Park),
+            Post::Sleep(t, _) if ptr::eq(&**t, task) => Some(SwitchOut::Sleep),
+            // Recorded when its code ended (`profile_exit_current`).
+            Post::Exit(t) if ptr::eq(&**t, task) => None,
+            _ => Some(SwitchOut::Yield),
+        };
+        if let (Some(p), Some(why)) = (task.spec.profile(), why) {
+            profile::switched_out(p, self.index, why);
+        }
+        // SAFETY: the thread is switching out, on this worker: its state
+        // is ours.
+        unsafe { task.exec() }.sp = 0;
+    }
+
     /// Switches the running green thread out for `next` (or the scheduling
     /// context), leaving `post(itself)` for whoever runs next. Returns when
     /// the thread is resumed, possibly by another host: callers must
@@ -106,18 +155,22 @@ impl Worker {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let taken = unsafe {
             self.with_local(|l| {
-                let (cur, cur_exec, save_fp) = take_current(l)?;
+                let (cur, cur_exec, out) = take_current(l)?;
                 // The slot is empty: the context that switched to us took it.
                 debug_assert!(matches!(l.post, Post::None));
                 l.post = post(cur);
                 l.post_t0 = t0;
-                Some((cur_exec, save_fp))
+                if out.profiled {
+                    // SAFETY: the post keeps the task alive.
+                    self.profiled_out(l, Task::of_exec(cur_exec));
+                }
+                Some((cur_exec, out))
             })
         };
-        let Some((cur_exec, save_fp)) = taken else { return };
+        let Some((cur_exec, out)) = taken else { return };
         // SAFETY: the task is kept alive by the post, and nobody touches it
         // before the next context has finished the post; caller's contract.
-        unsafe { self.switch_from(cur_exec, save_fp, next) }
+        unsafe { self.switch_from(cur_exec, out, next) }
     }
 
     /// A yield: puts the running thread at the back of its level and
@@ -132,15 +185,18 @@ impl Worker {
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let taken = unsafe {
             self.with_local(|l| {
-                let (cur, cur_exec, save_fp) = take_current(l)?;
+                let (cur, cur_exec, out) = take_current(l)?;
+                if out.profiled {
+                    self.profiled_out(l, &cur);
+                }
                 l.runq.push(cur);
-                Some((cur_exec, save_fp))
+                Some((cur_exec, out))
             })
         };
-        let Some((cur_exec, save_fp)) = taken else { return };
+        let Some((cur_exec, out)) = taken else { return };
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see above); caller's contract.
-        unsafe { self.switch_from(cur_exec, save_fp, Some(next)) }
+        unsafe { self.switch_from(cur_exec, out, Some(next)) }
     }
 
     /// A yield among threads of one priority, the common case: swaps the
@@ -155,10 +211,16 @@ impl Worker {
     #[inline(always)]
     pub(super) unsafe fn rotate_and_switch(&self) -> bool {
         let rotate = |l: &mut Local| {
-            let (cur, cur_exec, save_fp) = take_current(l)?;
+            let (cur, cur_exec, out) = take_current(l)?;
             // SAFETY: tasks in our run queue are ours to read.
             match l.runq.rotate(cur, |next| unsafe { next.exec() }.switchable()) {
-                Ok(next) => Some((next, cur_exec, save_fp)),
+                Ok(next) => {
+                    if out.profiled {
+                        // SAFETY: the run queue keeps the task alive.
+                        self.profiled_out(l, unsafe { Task::of_exec(cur_exec) });
+                    }
+                    Some((next, cur_exec, out))
+                }
                 Err(cur) => {
                     l.current = Some(cur);
                     None
@@ -167,11 +229,11 @@ impl Worker {
         };
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let rotated = unsafe { self.with_local(rotate) };
-        let Some((next, cur_exec, save_fp)) = rotated else { return false };
+        let Some((next, cur_exec, out)) = rotated else { return false };
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see `requeue_and_switch`); caller's
         // contract.
-        unsafe { self.switch_from(cur_exec, save_fp, Some(next)) };
+        unsafe { self.switch_from(cur_exec, out, Some(next)) };
         true
     }
 
@@ -183,7 +245,7 @@ impl Worker {
     /// As [`Worker::switch_out`]; `cur_exec` stays valid until this thread
     /// is resumed, and only this call touches it meanwhile.
     #[inline(always)]
-    pub(super) unsafe fn switch_from(&self, cur_exec: *mut Exec, save_fp: bool, next: Option<TaskRef>) {
+    pub(super) unsafe fn switch_from(&self, cur_exec: *mut Exec, out: Out, next: Option<TaskRef>) {
         let switch_in = |l: &mut Local| match next {
             // SAFETY: `next` came off our run queue: we own its state.
             Some(next) if !unsafe { next.exec() }.is_held() => {
@@ -216,16 +278,15 @@ impl Worker {
             // For the context switched in: look at the queue first thing.
             preempt::set_pending();
         }
+        // A profiled thread's stack pointer goes to `aside`, the word after
+        // `sp`, without a branch (see `Exec::aside`).
+        // SAFETY: `cur_exec` is valid (contract of this fn).
+        let save_to = unsafe { (&raw mut (*cur_exec).sp).add(usize::from(out.profiled)) };
         // SAFETY: `cur_exec` is valid (contract); `load_sp` was saved by a
         // context that is switched out (a queued task or the scheduling
         // context), and FP flags follow each context's own setting.
         let resumed_by = unsafe {
-            Current::switch(
-                &raw mut (*cur_exec).sp,
-                load_sp,
-                FpSwitch::new(save_fp, restore_fp),
-                self as *const Worker as usize,
-            )
+            Current::switch(save_to, load_sp, FpSwitch::new(out.save_fp, restore_fp), self as *const Worker as usize)
         };
         // Resumed, by the worker now running us, which handed itself over:
         // no thread-local lookup.
@@ -350,6 +411,11 @@ impl Worker {
 
     #[inline]
     fn requeue_woken(&self, task: TaskRef) {
+        if task.spec.profiled || sampling::tick() {
+            // SAFETY: the thread's park was just committed by us: it is
+            // on no queue yet.
+            unsafe { sampling::woken_now(&task) };
+        }
         // SAFETY: on this worker's owner; queueing re-enters nothing.
         unsafe {
             self.with_local(|l| {
@@ -401,14 +467,23 @@ fn sample_start() -> u64 {
     clock::now_ns()
 }
 
+/// What the switch of the thread going out needs to know of it.
+#[derive(Clone, Copy)]
+pub(super) struct Out {
+    /// It keeps FP state.
+    save_fp: bool,
+    /// It records a profile: its stack pointer goes aside.
+    profiled: bool,
+}
+
 /// Takes the running thread out of `current`, with what its switch needs:
-/// its execution state and whether it keeps FP state.
+/// its execution state, and [`Out`].
 #[inline(always)]
-fn take_current(l: &mut Local) -> Option<(TaskRef, *mut Exec, bool)> {
+fn take_current(l: &mut Local) -> Option<(TaskRef, *mut Exec, Out)> {
     let cur = l.current.take()?;
     check_fp_env(&cur);
-    let (exec, save_fp) = (cur.exec_ptr(), cur.spec.save_fp);
-    Some((cur, exec, save_fp))
+    let (exec, out) = (cur.exec_ptr(), Out { save_fp: cur.spec.save_fp, profiled: cur.spec.profiled });
+    Some((cur, exec, out))
 }
 
 /// Debug builds: a thread whose switches keep no FP control state must not
@@ -435,7 +510,7 @@ fn report_fp_env(task: &Task, env: u64) {
     log::error!(
         "green thread {:?} changed the FP control state ({env:#x}) and yielded, locked or slept without \
          ThreadBuilder::preserve_fp_env(true): its neighbours would run under it; reset to the default",
-        task.spec.name.as_deref().unwrap_or("<unnamed>")
+        task.spec.name().unwrap_or("<unnamed>")
     );
     crate::arch::reset_fp_env();
 }

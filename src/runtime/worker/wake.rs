@@ -17,7 +17,7 @@ use super::{AWAKE, SLEEPING, Worker};
 use crate::preempt;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::timers::TimerKind;
-use crate::runtime::{clock, futex, monitor};
+use crate::runtime::{clock, futex, monitor, sampling};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -60,6 +60,12 @@ impl Worker {
     }
 
     fn schedule_on(task: TaskRef, kind: Wake) {
+        // A spawn has no stack to stamp: not sampled (and `kind` is a
+        // constant where this is inlined).
+        if task.spec.profiled || (kind != Wake::New && sampling::tick()) {
+            // SAFETY: the woken thread is ours until queued below.
+            unsafe { sampling::woken_now(&task) };
+        }
         let may_move = kind != Wake::New;
         let index = task.worker();
         // Before asking which worker this is: a green thread switched out
@@ -204,15 +210,29 @@ impl Worker {
             // the borrow (it may be its thread's last).
             let stale = unsafe {
                 self.with_local(|l| {
-                    let (kind, t) = l.timers.pop_due(now)?;
+                    let (kind, t, deadline) = l.timers.pop_due(now)?;
+                    let woken = |t: &TaskRef| {
+                        if t.spec.profiled || sampling::tick() {
+                            // The timer held the sleeping or parked thread,
+                            // and it is queued only below: ours (the
+                            // enclosing block's contract covers the call).
+                            sampling::woken(t, clock::ns_of(deadline));
+                        }
+                    };
                     // A thread whose timer fires goes to the front of its
                     // level: it waited its time already, and must not wait
                     // behind every other thread's full slice too.
                     match kind {
-                        TimerKind::Sleep => l.runq.push_front(t),
+                        TimerKind::Sleep => {
+                            woken(&t);
+                            l.runq.push_front(t)
+                        }
                         // Parked threads are woken here, so they join this
                         // run queue.
-                        TimerKind::ParkTimeout if t.park.unpark() => l.runq.push_front(t),
+                        TimerKind::ParkTimeout if t.park.unpark() => {
+                            woken(&t);
+                            l.runq.push_front(t)
+                        }
                         // Already woken: the timer's reference goes.
                         TimerKind::ParkTimeout => return Some(Some(t)),
                     }
