@@ -312,6 +312,8 @@ fn sampled_wake_ups_feed_the_system_scheduling_latency() {
         .collect();
     join_all(hs);
     common::ping_pong(&sched, scaled(2000));
+    // Each wake-up below is sampled at the waker and recorded where the
+    // woken thread runs next: all of them have run by now.
     let t = Instant::now();
     let l = SystemMetrics::current().scheduling_latency;
     println!(
@@ -323,7 +325,10 @@ fn sampled_wake_ups_feed_the_system_scheduling_latency() {
         l.max,
         t.elapsed()
     );
-    assert!(l.samples >= before + 8, "400 timer wakes and 4000 unparks give at least 25 samples");
+    // One wake-up in 64 per waking OS thread is sampled; half of that
+    // leaves room for wake-ups that found their thread not yet parked.
+    let wakes = 4 * scaled(100) + 2 * scaled(2000);
+    assert!(l.samples - before >= (wakes / 64 / 2).max(1), "{wakes} wake-ups gave {} samples", l.samples - before);
     assert!(l.p50 <= l.p99 && l.p99 <= l.max);
     assert!(l.buckets.iter().map(|b| b.1).sum::<u64>() == l.samples);
     let text = SystemMetrics::current().to_prometheus();

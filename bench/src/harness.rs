@@ -105,7 +105,11 @@ pub fn run(cfg: &Config) -> Results {
                 continue;
             }
             let launcher = &launchers[cfg.peers.iter().position(|&p| p == cell.peer).unwrap()];
+            let ours = matches!(cell.peer, Peer::Ours | Peer::OursWs);
             let outcome = match launcher.command(cell.scenario.id, cell.peer, cfg.params) {
+                _ if !ours && crate::scenario::OURS_ONLY.contains(&cell.scenario.id) => {
+                    Outcome::na("measures this runtime's own feature")
+                }
                 Ok(cmd) => run_child(cmd, timeout(cell.scenario, cfg.params)),
                 Err(why) => Outcome::na(why),
             };

@@ -53,6 +53,10 @@ pub struct Scenario {
     pub once: bool,
 }
 
+/// Scenarios that measure this runtime's own features: the other peers
+/// answer "not applicable" without being started.
+pub const OURS_ONLY: &[&str] = &["pool-alloc", "profiling"];
+
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         id: "yield2",
@@ -171,6 +175,13 @@ pub const SCENARIOS: &[Scenario] = &[
         id: "pool-alloc",
         title: "(n) allocate+free of a 64-byte buffer, memory_pools against the allocators",
         unit: "ns/pair",
+        lower_is_better: true,
+        once: false,
+    },
+    Scenario {
+        id: "profiling",
+        title: "(o) yield, 2 profiled threads (ThreadBuilder::enable_profiling), 1 worker",
+        unit: "ns/switch",
         lower_is_better: true,
         once: false,
     },

@@ -16,6 +16,7 @@
 //! [`ThreadBuilder::enable_profiling`](crate::ThreadBuilder::enable_profiling):
 //! every switch of theirs is recorded, and only theirs pay for it.
 
+mod dump;
 mod health;
 mod latency;
 mod memory;
@@ -23,6 +24,9 @@ mod profiler;
 mod system;
 mod thread;
 
+pub use dump::{
+    ThreadDump, ThreadInfo, ThreadState, dump_threads_on_signal, enable_thread_dumps, signal_dumps_printed,
+};
 pub use health::{HealthAlert, HealthMonitor, MonitorError};
 pub use latency::LatencyStats;
 pub use profiler::{HardwareCounters, ThreadProfiler};

@@ -237,10 +237,12 @@ impl SystemMetrics {
         metric("pmt_cpu_utilization_ratio", "gauge", "Mean busy fraction of the workers.", self.cpu_utilization);
         let name = "pmt_scheduling_latency_seconds";
         let _ = writeln!(out, "# HELP {name} Sampled waits from runnable to running.\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (upper, n) in &self.scheduling_latency.buckets {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", upper.as_secs_f64());
+        // The same bounds in every scrape: powers of two from 64 ns to
+        // 2^38 ns, each a bucket boundary of the histogram, so exact.
+        for shift in 6..=38 {
+            let bound = std::time::Duration::from_nanos(1 << shift);
+            let below: u64 = self.scheduling_latency.buckets.iter().filter(|b| b.0 <= bound).map(|b| b.1).sum();
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {below}", bound.as_secs_f64());
         }
         let l = &self.scheduling_latency;
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", l.samples);

@@ -20,6 +20,7 @@ pub(crate) mod park;
 pub(crate) mod pmu;
 pub(crate) mod pool;
 pub(crate) mod profile;
+pub(crate) mod registry;
 pub(crate) mod run_queue;
 pub(crate) mod sampling;
 pub(crate) mod steal;

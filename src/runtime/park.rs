@@ -61,6 +61,11 @@ impl ParkState {
         ParkState(AtomicU8::new(EMPTY))
     }
 
+    /// Committed to a park (for thread dumps: a snapshot, stale at once).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == PARKED
+    }
+
     /// Consumes a pending token; true means "do not park at all". A plain
     /// load first: most parks find no token, and a token that this load
     /// misses is caught by the commit, which answers `Runnable`.

@@ -88,6 +88,8 @@ pub(crate) struct ThreadProfile {
     pub(crate) run_ns: AtomicU64,
     /// When it was last switched in; 0 while off the CPU.
     in_at: AtomicU64,
+    /// When it last left the CPU.
+    pub(crate) out_at: AtomicU64,
     /// When it last became runnable (spawned, woken, requeued); 0: not
     /// since it last ran.
     runnable_at: AtomicU64,
@@ -133,6 +135,7 @@ impl ThreadProfile {
             out: Default::default(),
             run_ns: AtomicU64::new(0),
             in_at: AtomicU64::new(0),
+            out_at: AtomicU64::new(0),
             runnable_at: AtomicU64::new(0),
             latency: Histogram::default(),
             migrations: AtomicU64::new(0),
@@ -154,6 +157,11 @@ impl ThreadProfile {
             0 => done,
             t => done + clock::now_ns().saturating_sub(t),
         }
+    }
+
+    /// Whether it is on a CPU now.
+    pub(crate) fn is_on_cpu(&self) -> bool {
+        self.in_at.load(Ordering::Relaxed) != 0
     }
 
     /// The kept switches, oldest first.
@@ -180,6 +188,10 @@ fn bump(a: &AtomicU64, by: u64) {
 /// signal handler (the first switch in on an OS thread opens its hardware
 /// counters).
 pub(crate) fn switched_in(p: &ThreadProfile, worker: usize, may_open: bool) {
+    if p.finished_ns.load(Ordering::Relaxed) != 0 {
+        // Its code ended: what the runtime does for it since is not its.
+        return;
+    }
     let now = clock::now_ns();
     if p.in_at.load(Ordering::Relaxed) != 0 {
         // It never left: it ran on without a worker (detached while
@@ -213,8 +225,12 @@ pub(crate) fn switched_in(p: &ThreadProfile, worker: usize, may_open: bool) {
 /// `p`'s thread leaves the CPU of `worker` now, for `why`.
 /// Async-signal-safe.
 pub(crate) fn switched_out(p: &ThreadProfile, worker: usize, why: SwitchOut) {
+    if p.finished_ns.load(Ordering::Relaxed) != 0 {
+        return;
+    }
     let now = clock::now_ns();
     let since = p.in_at.swap(0, Ordering::Relaxed);
+    p.out_at.store(now, Ordering::Relaxed);
     let ran = if since != 0 { now.saturating_sub(since) } else { 0 };
     bump(&p.run_ns, ran);
     bump(&p.out[why as usize], 1);

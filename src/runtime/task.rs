@@ -93,7 +93,7 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{self, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{self, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 /// The body of a green thread: what it runs, stored inline after its
 /// [`Task`] header.
@@ -171,10 +171,9 @@ pub(crate) struct Task {
     /// that it packs with `park`: the header fits two cache lines).
     worker: AtomicU32,
     pub(crate) park: ParkState,
-    /// Its host keeps it (see [`Exec::hold`]): unlike `Exec`, readable by
-    /// any thread, so that a waker on another worker never moves it (only
-    /// that host can resume it, and the host belongs to this worker).
-    held: AtomicBool,
+    /// `HELD` (see [`Exec::hold`]) and `SLEEPING`: unlike `Exec`, readable
+    /// by any thread.
+    flags: AtomicU8,
     /// `GreenLocal` values; only the thread itself touches them.
     pub(crate) locals: super::locals::LocalMap,
     exec: UnsafeCell<Exec>,
@@ -205,6 +204,13 @@ pub(crate) struct Exec {
     body_used: bool,
     pub(crate) finished: bool,
 }
+
+/// [`Task`]'s flags: its host keeps it (readable by any thread, so that a
+/// waker on another worker never moves it: only that host can resume it,
+/// and the host belongs to this worker), and it sleeps (for dumps).
+const HELD: u8 = 1;
+const SLEEPING: u8 = 2;
+const FINISHED: u8 = 4;
 
 /// The top bit of [`Exec::sp`]: set while a host keeps the thread.
 const HELD_BIT: usize = 1 << (usize::BITS - 1);
@@ -326,14 +332,43 @@ impl Task {
     /// Whether its host keeps it, from any thread.
     #[inline]
     pub(crate) fn is_held(&self) -> bool {
-        self.held.load(Ordering::Acquire)
+        self.flags.load(Ordering::Acquire) & HELD != 0
     }
 
     /// Sets [`Task::is_held`]; by the task's owner, before the task can be
-    /// found by wakers (and cleared once it runs again).
+    /// found by wakers (and cleared once it runs again). Async-signal-safe.
     #[inline]
     pub(crate) fn set_held(&self, held: bool) {
-        self.held.store(held, Ordering::Release)
+        if held {
+            self.flags.fetch_or(HELD, Ordering::Release);
+        } else {
+            self.flags.fetch_and(!HELD, Ordering::Release);
+        }
+    }
+
+    /// Whether its code has ended (for thread dumps only).
+    pub(crate) fn has_finished(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & FINISHED != 0
+    }
+
+    /// Sets [`Task::has_finished`], where `Exec::finished` is set.
+    pub(crate) fn set_finished(&self) {
+        self.flags.fetch_or(FINISHED, Ordering::Relaxed);
+    }
+
+    /// Whether it waits for a sleep's timer (for thread dumps only).
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & SLEEPING != 0
+    }
+
+    /// Sets [`Task::is_sleeping`]: by its worker's owner, when its sleep's
+    /// timer is added and when it fires (cold paths).
+    pub(crate) fn set_sleeping(&self, sleeping: bool) {
+        if sleeping {
+            self.flags.fetch_or(SLEEPING, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!SLEEPING, Ordering::Relaxed);
+        }
     }
 
     /// The execution state.
@@ -447,7 +482,7 @@ impl TaskRef {
             (&raw mut (*t).pool).write(pool);
             (&raw mut (*t).worker).write(AtomicU32::new(0));
             (&raw mut (*t).park).write(ParkState::new());
-            (&raw mut (*t).held).write(AtomicBool::new(false));
+            (&raw mut (*t).flags).write(AtomicU8::new(0));
             (&raw mut (*t).locals).write(Default::default());
             (&raw mut (*t).exec).write(UnsafeCell::new(Exec {
                 sp: 0,
@@ -461,6 +496,7 @@ impl TaskRef {
         }
         // SAFETY: written just above.
         let task = unsafe { &(*cell.as_ptr()).task };
+        super::registry::add(task);
         if let Some(extra) = task.spec.extra.as_deref()
             && let Some(prof) = &extra.profile
         {
@@ -469,7 +505,8 @@ impl TaskRef {
         // A field added to `Task` must be written above: this pattern stops
         // compiling until it is listed here too.
         let _ = |t: Task| {
-            let Task { refs: _, body: _, id: _, spec: _, pool: _, worker: _, park: _, held: _, locals: _, exec: _ } = t;
+            let Task { refs: _, body: _, id: _, spec: _, pool: _, worker: _, park: _, flags: _, locals: _, exec: _ } =
+                t;
         };
         // SAFETY: a field of the cell just allocated; it lives as long as the cell.
         let body = unsafe { NonNull::new_unchecked(&raw mut (*cell.as_ptr()).body) };
@@ -514,6 +551,7 @@ impl TaskRef {
     unsafe fn destroy(p: NonNull<Task>) {
         // SAFETY: no reference is left, so this code owns the task outright.
         let task = unsafe { p.as_ref() };
+        super::registry::remove(task);
         if let Some(prof) = task.spec.profile()
             && prof.finished_ns.load(Ordering::Relaxed) == 0
         {

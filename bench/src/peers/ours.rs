@@ -9,6 +9,7 @@ use preemptive_mlthreading_rust::sync::{Mutex, channel};
 use preemptive_mlthreading_rust::{
     JoinHandle, RoundRobinScheduler, Scheduler, ThreadBuilder, WorkStealingScheduler, park, sleep, spawn, yield_now,
 };
+use preemptive_mlthreading_rust::{LatencyStats, SystemMetrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         }
         "floor" => Outcome::na("no bare-coroutine API (the switch is internal); compare with yield2"),
         "pool-alloc" => pool_alloc(p),
+        "profiling" => profiling(p),
         _ => run_on(scenario, p, |workers| RoundRobinScheduler::new().with_workers(workers).into()),
     }
 }
@@ -34,9 +36,8 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
 /// `WorkStealingScheduler`; the others are the same as `ours`.
 pub fn run_work_stealing(scenario: &str, p: Params) -> Outcome {
     match scenario {
-        "sleeper" | "prio-wake" | "fairness" | "rss" | "max-threads" | "floor" | "mutex-uncontended" | "pool-alloc" => {
-            Outcome::na("as ours: one thread or one worker, nothing to steal")
-        }
+        "sleeper" | "prio-wake" | "fairness" | "rss" | "max-threads" | "floor" | "mutex-uncontended" | "pool-alloc"
+        | "profiling" => Outcome::na("as ours: one thread or one worker, nothing to steal"),
         _ => run_on(scenario, p, |workers| WorkStealingScheduler::new().with_workers(workers).into()),
     }
 }
@@ -110,18 +111,59 @@ fn on<T: Send + 'static>(sched: &impl Scheduler, f: impl FnOnce() -> T + Send + 
 }
 
 fn yields(sched: &AnyScheduler, threads: u64, total: u64, fp_env: bool) -> f64 {
+    yields_with(sched, threads, total, move || ThreadBuilder::new().preserve_fp_env(fp_env))
+}
+
+fn yields_with(
+    sched: &AnyScheduler,
+    threads: u64,
+    total: u64,
+    builder: impl Fn() -> ThreadBuilder + Send + 'static,
+) -> f64 {
     let per = total / threads;
     let elapsed = on(sched, move || {
         let t = Instant::now();
-        let hs: Vec<_> = (0..threads)
-            .map(|_| {
-                ThreadBuilder::new().preserve_fp_env(fp_env).spawn(move || (0..per).for_each(|_| yield_now())).unwrap()
-            })
-            .collect();
+        let hs: Vec<_> =
+            (0..threads).map(|_| builder().spawn(move || (0..per).for_each(|_| yield_now())).unwrap()).collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         t.elapsed()
     });
     elapsed.as_nanos() as f64 / (per * threads) as f64
+}
+
+/// Scenario `profiling`: what `ThreadBuilder::enable_profiling` costs a
+/// switch and a spawn, against the same work unprofiled in the same run.
+fn profiling(p: Params) -> Outcome {
+    use preemptive_mlthreading_rust::ThreadProfiler;
+    let one = || -> AnyScheduler { RoundRobinScheduler::new().with_workers(1).into() };
+    let plain = yields_with(&one(), 2, p.yields(), ThreadBuilder::new);
+    let profiled = yields_with(&one(), 2, p.yields(), || ThreadBuilder::new().enable_profiling(true));
+    let spawn_plain = spawn_join(&one(), p.spawns());
+    let spawn_profiled = on(&one(), {
+        let n = p.spawns();
+        move || {
+            let t = Instant::now();
+            let hs: Vec<_> =
+                (0..n).map(|i| ThreadBuilder::new().enable_profiling(true).spawn(move || i).unwrap()).collect();
+            hs.into_iter().for_each(|h| {
+                h.join().unwrap();
+            });
+            common::ns_per(t, n)
+        }
+    });
+    ThreadProfiler::new().enable_context_switch_tracking();
+    let tracked = yields_with(&one(), 2, p.yields(), || ThreadBuilder::new().enable_profiling(true));
+    ThreadProfiler::new().disable_all();
+    Outcome::ok(profiled)
+        .extra("unprofiled_ns", plain)
+        .extra("per_switch_ns", profiled - plain)
+        .extra("tracking_ns", tracked)
+        .extra("spawn_ns", spawn_plain)
+        .extra("spawn_profiled_ns", spawn_profiled)
+        .note(
+            "yield2 with both threads profiled; unprofiled_ns: the same unprofiled in this run; tracking_ns: \
+             profiled with context-switch tracking; spawn*: spawn+join of 1 thread, 1 worker",
+        )
 }
 
 fn spawn_join(sched: &AnyScheduler, n: u64) -> f64 {
@@ -288,10 +330,42 @@ fn sleeper(p: Params) -> Outcome {
     let hs: Vec<_> = (0..2).map(|i| hog(&sched, 10, &hogs, i)).collect();
     let dog = hogs.watchdog(deadline);
     let h2 = hogs.clone();
+    let before = SystemMetrics::current().scheduling_latency;
     let late = on(&sched, move || common::sleeper_loop(&h2, n, sleep));
+    let after = SystemMetrics::current().scheduling_latency;
     hs.into_iter().for_each(|h| h.join().unwrap());
     dog.join().unwrap();
-    common::lateness_outcome(late, n, deadline, &hogs).note("1 worker, 1 ms slices")
+    with_metrics_latency(common::lateness_outcome(late, n, deadline, &hogs), &before, &after).note(
+        "1 worker, 1 ms slices; metrics_*: SystemMetrics::scheduling_latency over the same sleeps (one wake-up in 64 \
+         sampled)",
+    )
+}
+
+/// Adds what `SystemMetrics::scheduling_latency` recorded between two
+/// snapshots (its samples, p50 and p99 in µs), to set beside what the
+/// scenario measured itself.
+fn with_metrics_latency(o: Outcome, before: &LatencyStats, after: &LatencyStats) -> Outcome {
+    let mut buckets: Vec<(Duration, u64)> = after.buckets.clone();
+    for (ub, n) in &before.buckets {
+        if let Some(b) = buckets.iter_mut().find(|b| b.0 == *ub) {
+            b.1 -= n;
+        }
+    }
+    let samples: u64 = buckets.iter().map(|b| b.1).sum();
+    let quantile = |q: f64| {
+        let rank = ((q * samples as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        buckets
+            .iter()
+            .find(|b| {
+                seen += b.1;
+                seen >= rank
+            })
+            .map_or(f64::NAN, |b| b.0.as_secs_f64() * 1e6)
+    };
+    o.extra("metrics_samples", samples as f64)
+        .extra("metrics_p50_us", quantile(0.5))
+        .extra("metrics_p99_us", quantile(0.99))
 }
 
 /// Scenario `fairness`: the sibling and a hog on one worker, 1 ms slices.
@@ -327,7 +401,10 @@ fn prio_wake(p: Params) -> Outcome {
     };
     let pinned = priority_wakeup(n, Waker::GreenToPinned, c0, c1);
     let os = priority_wakeup(n, Waker::OsToPinned, c0, c1);
-    common::latency_outcome(priority_wakeup(n, Waker::Green, c0, c1))
+    let before = SystemMetrics::current().scheduling_latency;
+    let green = priority_wakeup(n, Waker::Green, c0, c1);
+    let after = SystemMetrics::current().scheduling_latency;
+    with_metrics_latency(common::latency_outcome(green), &before, &after)
         .extra("pinned_p50_us", pct(pinned.clone(), 50))
         .extra("pinned_p99_us", pct(pinned, 99))
         .extra("os_waker_p50_us", pct(os.clone(), 50))
@@ -335,7 +412,8 @@ fn prio_wake(p: Params) -> Outcome {
         .note(
             "priority-20 thread unparked by a priority-10 thread on the other worker, 2 priority-5 hogs on the \
              first, 10 ms slices: it runs at once on the waker's worker; pinned_*: the woken thread pinned to \
-             the hogs' CPU, so a signal interrupts them; os_waker_*: the same, woken from an OS thread",
+             the hogs' CPU, so a signal interrupts them; os_waker_*: the same, woken from an OS thread; metrics_*: \
+             SystemMetrics::scheduling_latency over the first case's wake-ups and the waker's sleeps (one in 64)",
         )
 }
 

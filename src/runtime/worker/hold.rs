@@ -403,7 +403,10 @@ impl Worker {
                 })
             },
             Hold::Park(deadline) => self.commit_park(cur, deadline),
-            Hold::Sleep(deadline) => self.add_timer(deadline, TimerKind::Sleep, cur),
+            Hold::Sleep(deadline) => {
+                cur.set_sleeping(true);
+                self.add_timer(deadline, TimerKind::Sleep, cur)
+            }
         }
         self.bell.running.store(false, Ordering::SeqCst);
         // A stray signal on a held host finds no worker to act on.

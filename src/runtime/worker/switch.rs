@@ -92,6 +92,7 @@ impl Worker {
                 }
                 Err(e) => {
                     exec.finished = true;
+                    next.set_finished();
                     // SAFETY: the task came off our run queue, so we own it.
                     unsafe { next.fail_body(ThreadError::Stack(e)) };
                     next.pool.thread_ended();
@@ -379,11 +380,15 @@ impl Worker {
         match post {
             Post::None => {}
             Post::Park(t, deadline) => self.commit_park(t, deadline),
-            Post::Sleep(t, d) => self.add_timer(d, TimerKind::Sleep, t),
+            Post::Sleep(t, d) => {
+                t.set_sleeping(true);
+                self.add_timer(d, TimerKind::Sleep, t)
+            }
             Post::Exit(t) => {
                 // SAFETY: the exited thread is switched out for good; we own it.
                 let exec = unsafe { t.exec() };
                 exec.finished = true;
+                t.set_finished();
                 if let Some(stack) = exec.stack.take() {
                     if t.spec.numa_node != NO_NUMA_NODE {
                         // The cache hands it to any thread next.

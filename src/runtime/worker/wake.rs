@@ -224,6 +224,7 @@ impl Worker {
                     // behind every other thread's full slice too.
                     match kind {
                         TimerKind::Sleep => {
+                            t.set_sleeping(false);
                             woken(&t);
                             l.runq.push_front(t)
                         }
