@@ -5,8 +5,8 @@
 mod common;
 
 use common::{ping_pong, wait_until};
-use preemptive_mlthreading_rust::metrics::{HealthAlert, HealthMonitor};
-use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler};
+use preemptive_mlthreading_rust::metrics::{HealthAlert, HealthMonitor, enable_thread_dumps};
+use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, ThreadBuilder, preempt, sleep};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -48,7 +48,7 @@ fn each_threshold_crossed_raises_its_alert_once() {
                 HealthAlert::HighMemoryUsage { .. } => k[1] += 1,
                 HealthAlert::HighCpuUsage { .. } => k[2] += 1,
                 HealthAlert::LongRun { .. } => k[3] += 1,
-                HealthAlert::HandOffs { .. } => {}
+                _ => {}
             }
         }
         k
@@ -138,4 +138,113 @@ mod guide {
 #[test]
 fn guide_real_time_monitoring_runs() {
     guide::start_performance_monitoring().unwrap();
+}
+
+/// Waits for an alert `pick` accepts, and returns it.
+fn alert_where(seen: &Mutex<Vec<HealthAlert>>, pick: impl Fn(&HealthAlert) -> bool) -> HealthAlert {
+    wait_until(
+        Duration::from_secs(30),
+        || seen.lock().unwrap().iter().any(&pick),
+        || format!("{:?}", seen.lock().unwrap()),
+    );
+    let a = seen.lock().unwrap().iter().find(|a| pick(a)).unwrap().clone();
+    println!("alert: {a}");
+    a
+}
+
+fn spinner(stop: &Arc<AtomicBool>, in_scope: bool) -> impl FnOnce() + Send + 'static {
+    let stop = Arc::clone(stop);
+    move || {
+        let _g = in_scope.then(preempt::disable);
+        while !stop.load(Ordering::Relaxed) {
+            std::hint::spin_loop()
+        }
+    }
+}
+
+#[test]
+fn a_long_run_names_the_thread() {
+    enable_thread_dumps();
+    let sched = common::preemptive(1, Duration::from_millis(1));
+    let (monitor, seen) = recording();
+    monitor.set_long_run_threshold(Duration::from_millis(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = ThreadBuilder::new().name("long-runner").scheduler(sched.clone()).spawn(spinner(&stop, false)).unwrap();
+    let id = h.thread().id();
+    let a = alert_where(&seen, |a| matches!(a, HealthAlert::LongRun { thread: Some(t), .. } if *t == id));
+    let HealthAlert::LongRun { name, preemption_disabled, .. } = &a else { unreachable!() };
+    assert_eq!(name.as_deref(), Some("long-runner"));
+    assert!(!preemption_disabled);
+    assert!(a.to_string().contains("\"long-runner\""), "{a}");
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+}
+
+#[test]
+fn a_thread_that_cannot_be_preempted_is_reported_so() {
+    let sched = common::preemptive(1, Duration::from_millis(1));
+    let (monitor, seen) = recording();
+    monitor.set_long_run_threshold(Duration::from_millis(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    // A sibling waits, so the monitor signals the worker every slice.
+    let sibling = sched.spawn(spinner(&stop, false)).unwrap();
+    let stuck = sched.spawn(spinner(&stop, true)).unwrap();
+    let a = alert_where(&seen, |a| matches!(a, HealthAlert::LongRun { preemption_disabled: true, .. }));
+    assert!(a.to_string().contains("preempt-disable scope"), "{a}");
+    stop.store(true, Ordering::Relaxed);
+    stuck.join().unwrap();
+    sibling.join().unwrap();
+}
+
+#[test]
+fn woken_threads_starved_behind_a_hog_raise_starvation() {
+    // Sleepers of priority 5 whose 50 ms timers come due while a hog of
+    // priority 15 runs (from 20 ms to 220 ms) wait until it ends; one
+    // wake-up in 64 is sampled, so 128 sleepers give samples.
+    let sched = common::preemptive(1, Duration::from_millis(1));
+    let (monitor, seen) = recording();
+    monitor.set_starvation_threshold(Duration::from_millis(20));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU64::new(0));
+    let sleepers: Vec<_> = (0..128)
+        .map(|_| {
+            let started = Arc::clone(&started);
+            ThreadBuilder::new()
+                .priority(5)
+                .scheduler(sched.clone())
+                .spawn(move || {
+                    started.fetch_add(1, Ordering::Relaxed);
+                    sleep(Duration::from_millis(50))
+                })
+                .unwrap()
+        })
+        .collect();
+    wait_until(Duration::from_secs(30), || started.load(Ordering::Relaxed) == 128, || "sleepers not started".into());
+    let hog = ThreadBuilder::new().priority(15).scheduler(sched.clone()).spawn(spinner(&stop, false)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    sleepers.into_iter().for_each(|h| h.join().unwrap());
+    let a = alert_where(&seen, |a| matches!(a, HealthAlert::Starvation { .. }));
+    let HealthAlert::Starvation { waited, threshold } = a else { unreachable!() };
+    assert!(waited > threshold);
+}
+
+#[test]
+fn a_hand_off_names_the_blocked_thread() {
+    enable_thread_dumps();
+    // Alone on its worker, a thread blocked in the kernel is not worth
+    // preempting (nothing else waits) but is handed off, so that threads
+    // woken later can run.
+    let sched = common::preemptive(1, Duration::from_millis(1));
+    let (_monitor, seen) = recording();
+    let blocked = ThreadBuilder::new()
+        .name("in-the-kernel")
+        .scheduler(sched.clone())
+        .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+        .unwrap();
+    let id = blocked.thread().id();
+    let a = alert_where(&seen, |a| matches!(a, HealthAlert::HandOffs { last: Some((t, _)), .. } if *t == id));
+    assert!(a.to_string().contains("\"in-the-kernel\""), "{a}");
+    blocked.join().unwrap();
 }

@@ -1,5 +1,7 @@
 use super::system::SystemMetrics;
 use crate::error::ThreadError;
+use crate::runtime::registry;
+use crate::runtime::thread_id::ThreadId;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -18,7 +20,13 @@ use std::time::Duration;
 ///
 /// Defaults: every second; a sampled switch slower than 1 µs; memory above
 /// 90 %; workers busier than 95 % on average; a worker running one thread
-/// for 1 s without a switch.
+/// for 1 s without a switch (named when known); a sampled wake-up waiting
+/// over 100 ms; any thread handed off its worker; any preemption put off
+/// for want of a spare OS thread.
+///
+/// Not watched: how close a stack is to its guard page (a stack's depth
+/// is not recorded as it runs; an overflow is reported by the guard page
+/// itself, naming the thread).
 ///
 /// ```
 /// use preemptive_mlthreading_rust::metrics::{HealthAlert, HealthMonitor};
@@ -26,11 +34,13 @@ use std::time::Duration;
 /// use std::sync::{Arc, Mutex};
 ///
 /// let monitor = HealthMonitor::new();
-/// monitor.set_update_interval(Duration::from_millis(10));
-/// monitor.set_memory_usage_threshold(0.0); // any memory at all
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let s = Arc::clone(&seen);
+/// // Before the thresholds: an alert raised with no callback yet goes to
+/// // the log only.
 /// monitor.on_alert(move |a| s.lock().unwrap().push(a.clone()));
+/// monitor.set_update_interval(Duration::from_millis(10));
+/// monitor.set_memory_usage_threshold(0.0); // any memory at all
 /// while seen.lock().unwrap().is_empty() {
 ///     std::thread::sleep(Duration::from_millis(5));
 /// }
@@ -75,11 +85,36 @@ pub enum HealthAlert {
         worker: usize,
         /// How long, at least.
         running_for: Duration,
+        /// The thread, when known ([`WorkerMetrics::running_thread`](super::WorkerMetrics::running_thread)).
+        thread: Option<ThreadId>,
+        /// Its name, when it has one and thread dumps are enabled
+        /// ([`enable_thread_dumps`](super::enable_thread_dumps)).
+        name: Option<String>,
+        /// It was found in a preempt-disable scope: it cannot be preempted
+        /// until the scope ends.
+        preemption_disabled: bool,
     },
     /// Threads blocked in the kernel were left on their OS thread while
     /// their worker went on (a `std` lock, blocking I/O).
     HandOffs {
         /// How many since the last look.
+        count: u64,
+        /// The last of them, and its name as for `LongRun`.
+        last: Option<(ThreadId, Option<String>)>,
+    },
+    /// A sampled wake-up waited this long to run
+    /// ([`SystemMetrics::scheduling_latency`]): threads starve behind
+    /// others (of higher priority, or hogs on a non-preemptive scheduler).
+    Starvation {
+        /// The longest new wait, rounded up to its histogram bucket.
+        waited: Duration,
+        /// The threshold it crossed.
+        threshold: Duration,
+    },
+    /// Preemptions were put off because a worker has as many OS threads as
+    /// it may, every one keeping a preempted or blocked thread.
+    SparesExhausted {
+        /// How many since the last look, over all workers.
         count: u64,
     },
 }
@@ -96,15 +131,37 @@ impl fmt::Display for HealthAlert {
             HealthAlert::HighCpuUsage { utilization, threshold } => {
                 write!(f, "workers busy {:.1} % on average, above {:.1} %", utilization * 100.0, threshold * 100.0)
             }
-            HealthAlert::LongRun { scheduler, worker, running_for } => write!(
-                f,
-                "worker {worker} of scheduler {scheduler} has run one thread for {running_for:?} without a switch"
-            ),
-            HealthAlert::HandOffs { count } => {
-                write!(f, "{count} thread(s) blocked in the kernel were handed off their worker")
+            HealthAlert::LongRun { scheduler, worker, running_for, thread, name, preemption_disabled } => {
+                write!(f, "worker {worker} of scheduler {scheduler} has run ")?;
+                match thread {
+                    Some(id) => write!(f, "thread {}{}", id.as_u64(), named(name))?,
+                    None => write!(f, "one thread")?,
+                }
+                write!(f, " for {running_for:?} without a switch")?;
+                if *preemption_disabled {
+                    write!(f, ", in a preempt-disable scope")?;
+                }
+                Ok(())
+            }
+            HealthAlert::HandOffs { count, last } => {
+                write!(f, "{count} thread(s) blocked in the kernel were handed off their worker")?;
+                if let Some((id, name)) = last {
+                    write!(f, ", the last thread {}{}", id.as_u64(), named(name))?;
+                }
+                Ok(())
+            }
+            HealthAlert::Starvation { waited, threshold } => {
+                write!(f, "a woken thread waited {waited:?} to run, above {threshold:?}")
+            }
+            HealthAlert::SparesExhausted { count } => {
+                write!(f, "{count} preemption(s) put off: no OS thread free to take the worker over")
             }
         }
     }
+}
+
+fn named(name: &Option<String>) -> String {
+    name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default()
 }
 
 /// Why monitoring could not be set up: the error type of the guide's
@@ -145,6 +202,7 @@ struct Settings {
     memory: f64,
     cpu: f64,
     long_run: Duration,
+    starvation: Duration,
     stop: bool,
 }
 
@@ -171,6 +229,7 @@ impl HealthMonitor {
                 memory: 0.9,
                 cpu: 0.95,
                 long_run: Duration::from_secs(1),
+                starvation: Duration::from_millis(100),
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -216,8 +275,15 @@ impl HealthMonitor {
         self.set(|s| s.long_run = threshold);
     }
 
+    /// Alert when a sampled wake-up waits longer than `threshold` to run.
+    pub fn set_starvation_threshold(&self, threshold: Duration) {
+        self.set(|s| s.starvation = threshold);
+    }
+
     /// Calls `f` with every alert raised from now on, on the monitor's
-    /// thread (keep it short).
+    /// thread (keep it short). Register it before changing thresholds: a
+    /// condition that starts before `f` is registered is raised (and
+    /// logged) without it, and not raised again until it clears.
     pub fn on_alert(&self, f: impl Fn(&HealthAlert) + Send + Sync + 'static) {
         self.shared.callbacks.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(f));
     }
@@ -255,16 +321,19 @@ struct Seen {
 fn watch(shared: &Shared) {
     let mut active = [false; 3];
     let mut workers: std::collections::HashMap<(usize, usize), Seen> = Default::default();
-    let mut hand_offs = SystemMetrics::current().hand_offs;
+    let first = SystemMetrics::current();
+    let mut hand_offs = first.hand_offs;
+    let mut no_spare: u64 = first.workers.iter().map(|w| w.preemptions_without_spare).sum();
+    let mut latency = first.scheduling_latency;
     loop {
-        let (switch, memory, cpu, long_run) = {
+        let (switch, memory, cpu, long_run, starvation) = {
             let g = shared.settings.lock().unwrap_or_else(PoisonError::into_inner);
             let interval = g.interval;
             let (g, _) = shared.wake.wait_timeout(g, interval).unwrap_or_else(PoisonError::into_inner);
             if g.stop {
                 return;
             }
-            (g.switch, g.memory, g.cpu, g.long_run)
+            (g.switch, g.memory, g.cpu, g.long_run, g.starvation)
         };
         let m = SystemMetrics::current();
         let mut alerts = Vec::new();
@@ -289,13 +358,44 @@ fn watch(shared: &Shared) {
             let running_for = now.duration_since(since);
             if running_for >= long_run && !seen.alerted {
                 seen.alerted = true;
-                alerts.push(HealthAlert::LongRun { scheduler: w.scheduler, worker: w.index, running_for });
+                let name = w.running_thread.and_then(|id| registry::name_of(id.as_u64().get()));
+                alerts.push(HealthAlert::LongRun {
+                    scheduler: w.scheduler,
+                    worker: w.index,
+                    running_for,
+                    thread: w.running_thread,
+                    name,
+                    preemption_disabled: w.preemption_disabled,
+                });
             }
         }
         if m.hand_offs > hand_offs {
-            alerts.push(HealthAlert::HandOffs { count: m.hand_offs - hand_offs });
+            let last = m
+                .workers
+                .iter()
+                .filter_map(|w| w.last_handed_off)
+                .max()
+                .map(|id| (id, registry::name_of(id.as_u64().get())));
+            alerts.push(HealthAlert::HandOffs { count: m.hand_offs - hand_offs, last });
         }
         hand_offs = m.hand_offs;
+        // The highest histogram bucket that gained waits since the last look.
+        let newest = m
+            .scheduling_latency
+            .buckets
+            .iter()
+            .rev()
+            .find(|(ub, n)| latency.buckets.iter().find(|b| b.0 == *ub).is_none_or(|b| b.1 < *n))
+            .map(|b| b.0);
+        if let Some(waited) = newest.filter(|w| *w > starvation) {
+            alerts.push(HealthAlert::Starvation { waited, threshold: starvation });
+        }
+        latency = m.scheduling_latency.clone();
+        let spare: u64 = m.workers.iter().map(|w| w.preemptions_without_spare).sum();
+        if spare > no_spare {
+            alerts.push(HealthAlert::SparesExhausted { count: spare - no_spare });
+        }
+        no_spare = spare;
         if alerts.is_empty() {
             continue;
         }

@@ -1,8 +1,10 @@
 use super::latency::LatencyStats;
 use super::memory;
 use crate::runtime::clock;
+use crate::runtime::contention;
 use crate::runtime::monitor;
 use crate::runtime::pool::RETIRED;
+use crate::runtime::thread_id::ThreadId;
 use crate::runtime::worker::Worker;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -73,6 +75,17 @@ pub struct SystemMetrics {
     /// thread, over every scheduler since the process started. Spawns are
     /// not sampled.
     pub scheduling_latency: LatencyStats,
+    /// Acquisitions of the crate's `Mutex` and `RwLock` that had to park
+    /// (spins that won are not counted), since the process started.
+    pub lock_waits: u64,
+    /// Their total time from first parking to holding the lock: over an
+    /// interval, divided by the interval times the threads that use the
+    /// locks, the guide's "lock contention".
+    pub lock_wait_time: Duration,
+    /// Address space held by green threads' stacks, running and cached,
+    /// guard pages included (resident memory is far less: a stack's pages
+    /// are committed as it grows).
+    pub stack_bytes: u64,
 }
 
 /// One worker's figures in a [`SystemMetrics`].
@@ -106,6 +119,24 @@ pub struct WorkerMetrics {
     pub running: bool,
     /// Threads in its run queue as of its last scheduling decision.
     pub waiting: usize,
+    /// The thread running on it, when known: the last preemption signal
+    /// found it there and the worker has not switched since (a thread
+    /// that runs past its time slice is signalled, so one that runs long
+    /// is known).
+    pub running_thread: Option<ThreadId>,
+    /// The last signal found the running thread in a preempt-disable
+    /// scope, and it has not switched since: it cannot be preempted.
+    pub preemption_disabled: bool,
+    /// The last thread handed off this worker while blocked in the kernel.
+    pub last_handed_off: Option<ThreadId>,
+    /// OS threads the worker has (its owner, those keeping preempted or
+    /// blocked threads, and idle spares).
+    pub os_threads: usize,
+    /// Preemptions deferred because the worker has as many OS threads as
+    /// it may (1024), every one keeping a preempted or blocked thread.
+    /// (A preemption that waits while the monitor starts a spare is not
+    /// counted.)
+    pub preemptions_without_spare: u64,
 }
 
 impl SystemMetrics {
@@ -145,6 +176,10 @@ impl SystemMetrics {
             }
         }
         m.scheduling_latency = LatencyStats::from_snapshot(&latency);
+        let (waits, wait_ns) = contention::totals();
+        m.lock_waits = waits;
+        m.lock_wait_time = Duration::from_nanos(wait_ns);
+        m.stack_bytes = crate::stack::mapped_bytes() as u64;
         m.switch_samples = samples;
         m.switch_samples_ns = switch_ns;
         if let Some(mean) = switch_ns.checked_div(samples) {
@@ -166,6 +201,8 @@ fn worker_metrics(scheduler: usize, w: &Worker, work_stealing: bool, now: u64) -
     let (idle, started) = w.idle_and_start_ns();
     let up = now.saturating_sub(started);
     let busy_fraction = if started == 0 || up == 0 { 0.0 } else { (1.0 - idle as f64 / up as f64).clamp(0.0, 1.0) };
+    let (running_id, preemption_disabled) = w.running_thread();
+    let (no_host, os_threads) = w.spare_pressure();
     WorkerMetrics {
         scheduler,
         index: w.index,
@@ -180,6 +217,11 @@ fn worker_metrics(scheduler: usize, w: &Worker, work_stealing: bool, now: u64) -
         busy_fraction,
         running: w.is_running(),
         waiting: w.waiting(),
+        running_thread: ThreadId::from_u64(running_id),
+        preemption_disabled,
+        last_handed_off: ThreadId::from_u64(w.last_handed_off()),
+        os_threads,
+        preemptions_without_spare: no_host,
     }
 }
 
@@ -235,6 +277,14 @@ impl SystemMetrics {
         metric("pmt_memory_resident_bytes", "gauge", "Resident memory.", self.memory_bytes as f64);
         metric("pmt_memory_limit_bytes", "gauge", "Memory available to the process.", self.memory_limit_bytes as f64);
         metric("pmt_cpu_utilization_ratio", "gauge", "Mean busy fraction of the workers.", self.cpu_utilization);
+        metric("pmt_stack_bytes", "gauge", "Address space held by green threads' stacks.", self.stack_bytes as f64);
+        metric("pmt_lock_waits_total", "counter", "Lock acquisitions that had to park.", self.lock_waits as f64);
+        metric(
+            "pmt_lock_wait_seconds_total",
+            "counter",
+            "Time lock waiters spent parked.",
+            self.lock_wait_time.as_secs_f64(),
+        );
         let name = "pmt_scheduling_latency_seconds";
         let _ = writeln!(out, "# HELP {name} Sampled waits from runnable to running.\n# TYPE {name} histogram");
         // The same bounds in every scrape: powers of two from 64 ns to
@@ -248,13 +298,20 @@ impl SystemMetrics {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", l.samples);
         let _ = writeln!(out, "{name}_sum {}", (l.mean * l.samples.min(u32::MAX as u64) as u32).as_secs_f64());
         let _ = writeln!(out, "{name}_count {}", l.samples);
-        let per_worker: [(&str, &str, &str, WorkerFigure); 4] = [
+        let per_worker: [(&str, &str, &str, WorkerFigure); 6] = [
             ("pmt_worker_switches_total", "counter", "Context switches by the worker.", |w| w.switches as f64),
             ("pmt_worker_preemptions_total", "counter", "Preemptions taken by the worker.", |w| w.preemptions as f64),
             ("pmt_worker_busy_ratio", "gauge", "Fraction of time the worker was not waiting for work.", |w| {
                 w.busy_fraction
             }),
             ("pmt_worker_waiting_threads", "gauge", "Threads in the worker's run queue.", |w| w.waiting as f64),
+            ("pmt_worker_os_threads", "gauge", "OS threads the worker has.", |w| w.os_threads as f64),
+            (
+                "pmt_worker_preemptions_without_spare_total",
+                "counter",
+                "Preemptions deferred for want of a free OS thread.",
+                |w| w.preemptions_without_spare as f64,
+            ),
         ];
         for (name, kind, help, value) in per_worker {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

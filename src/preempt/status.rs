@@ -131,6 +131,11 @@ pub(crate) fn check() -> bool {
 
 /// Reports, once, a health the monitor found that was not reported yet.
 pub(crate) fn report_change() {
+    // Whoever reports holds the lock until the message is out, so that a
+    // caller of `status` that finds the change reported already waits for
+    // the message (a program that exits on the answer still shows it).
+    static REPORTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = REPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let health = HEALTH.load(Ordering::Relaxed);
     if REPORTED.swap(health, Ordering::Relaxed) != health {
         report(health);

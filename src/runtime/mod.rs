@@ -4,6 +4,7 @@ mod block_pool;
 pub(crate) mod cgroup;
 mod chunks;
 pub(crate) mod clock;
+pub(crate) mod contention;
 pub(crate) mod cpu;
 pub mod cpu_cache;
 pub(crate) mod futex;

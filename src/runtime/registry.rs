@@ -81,3 +81,14 @@ pub(crate) fn for_each(mut f: impl FnMut(&Task)) {
         }
     })
 }
+
+/// The name of listed thread `id`, if it has one.
+pub(crate) fn name_of(id: u64) -> Option<String> {
+    if !is_enabled() {
+        return None;
+    }
+    with(|m| {
+        // SAFETY: listed, so alive while we hold the lock.
+        m.get(&id).and_then(|e| unsafe { &*e.0 }.spec.name().map(str::to_owned))
+    })
+}

@@ -153,11 +153,14 @@ impl Stack {
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
         let len = mapped_len(usable);
         if guard_regions_supported() {
-            return Ok(Stack { base: non_null(slab::carve(len, usable)?), len });
+            let stack = Stack { base: non_null(slab::carve(len, usable)?), len };
+            MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            return Ok(stack);
         }
         let base = non_null(map_for_stacks(len, usable)?);
         // From here on, dropping the stack gives its maps back.
         let stack = Stack { base, len };
+        MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
         unsafe { guard::install(base.as_ptr().cast(), page_size()) }
             .map_err(|e| StackError::from_map_failure(usable, e))?;
@@ -218,8 +221,19 @@ fn non_null(p: *mut u8) -> ptr::NonNull<u8> {
     ptr::NonNull::new(p).expect("mmap returned a null mapping")
 }
 
+/// Bytes of address space held by stacks (running threads' and cached
+/// ones), guard pages included: most of it is never touched, so resident
+/// memory is far less.
+static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// See [`MAPPED`].
+pub(crate) fn mapped_bytes() -> usize {
+    MAPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
+        MAPPED.fetch_sub(self.len, std::sync::atomic::Ordering::Relaxed);
         if guard_regions_supported() {
             // SAFETY: carved by `map` with this length (the answer of
             // guard_regions_supported never changes); nothing runs on it.

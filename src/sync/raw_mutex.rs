@@ -108,12 +108,22 @@ impl RawMutex {
         }
     }
 
+    /// Takes the lock against contention; a wait that parked is counted
+    /// (`runtime::contention`).
     #[cold]
     fn lock_slow(&self, deadline: Option<Instant>) -> bool {
+        let mut first_park = None;
+        let got = self.lock_contended(deadline, &mut first_park);
+        if got && let Some(since) = first_park {
+            crate::runtime::contention::waited(since);
+        }
+        got
+    }
+
+    fn lock_contended(&self, deadline: Option<Instant>, first_park: &mut Option<Instant>) -> bool {
         let mut spins = 0;
         let max_spins = spin_rounds();
         let mut waiter: Option<Waiter> = None;
-        let mut first_park: Option<Instant> = None;
         let mut front = false;
         loop {
             let s = self.state.load(Ordering::Relaxed);

@@ -186,7 +186,9 @@ impl RawRwLock {
             // or we do, below.
             unsafe { list.push(&waiter, false) };
         }
+        let parked_at = Instant::now();
         if waiter.park_until(deadline).is_some() {
+            crate::runtime::contention::waited(parked_at);
             return true;
         }
         let mut wakes = Wakes::default();
@@ -194,6 +196,7 @@ impl RawRwLock {
         let list = if kind == Kind::Read { &mut lists.readers } else { &mut lists.writers };
         if !list.remove_if_waiting(&waiter) {
             // Granted as we gave up: it is ours.
+            crate::runtime::contention::waited(parked_at);
             return true;
         }
         // Our leaving may unblock others (readers queued behind a writer

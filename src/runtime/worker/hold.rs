@@ -301,6 +301,9 @@ impl Worker {
         if self.hosts.live() < host::MAX_HOSTS_PER_WORKER {
             self.hosts.want();
             monitor::urgent();
+        } else {
+            // Every OS thread the worker may have is taken.
+            self.watch.no_host.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -447,6 +450,7 @@ impl Worker {
         let me = self.owner();
         // SAFETY: as above; checked above.
         let cur = unsafe { self.with_local(|l| l.current.take()) }.expect("checked above");
+        self.watch.handed_off_id.store(cur.id.as_u64().get(), Ordering::Relaxed);
         // SAFETY: the handler runs on this host's own OS thread.
         unsafe { me.keep(cur) };
         me.set_state(HostState::Detached);

@@ -186,6 +186,16 @@ struct Watch {
     /// Sampled scheduling latencies of the threads this worker switched
     /// in (`runtime::sampling`).
     latency: Histogram,
+    /// The running thread's id as the signal handler last found it, and
+    /// the switch count then (it still runs while the count is the same):
+    /// for the health monitor, which names a thread that runs long.
+    running_id: AtomicU64,
+    running_id_at: AtomicU64,
+    /// The last thread handed off its worker (blocked in the kernel).
+    handed_off_id: AtomicU64,
+    /// Preemptions deferred because the worker has as many OS threads as
+    /// it may, none free (`defer_for_host`).
+    no_host: AtomicU64,
     /// Time the scheduling context spent waiting for work, and when the
     /// first host started (clock::now_ns scale; 0: not yet).
     idle_ns: AtomicU64,
@@ -262,6 +272,10 @@ impl Worker {
                 switch_sum_ns: AtomicU64::new(0),
                 switch_samples: AtomicU64::new(0),
                 latency: Histogram::default(),
+                running_id: AtomicU64::new(0),
+                running_id_at: AtomicU64::new(u64::MAX),
+                handed_off_id: AtomicU64::new(0),
+                no_host: AtomicU64::new(0),
                 idle_ns: AtomicU64::new(0),
                 started_ns: AtomicU64::new(0),
             },
@@ -339,6 +353,28 @@ impl Worker {
     /// their number.
     pub(crate) fn switch_samples(&self) -> (u64, u64) {
         (self.watch.switch_sum_ns.load(Ordering::Relaxed), self.watch.switch_samples.load(Ordering::Relaxed))
+    }
+
+    /// The thread running now, as the last preemption signal found it,
+    /// if it has not switched since: its id (0: unknown), and whether it
+    /// was in a preempt-disable scope then (when the handler cannot look).
+    pub(crate) fn running_thread(&self) -> (u64, bool) {
+        let now = self.switches();
+        let w = &self.watch;
+        let in_scope = w.deferred_at.load(Ordering::Relaxed) == now && w.deferred.load(Ordering::Relaxed) > 0;
+        let id = if w.running_id_at.load(Ordering::Relaxed) == now { w.running_id.load(Ordering::Relaxed) } else { 0 };
+        (id, in_scope)
+    }
+
+    /// Preemptions deferred for want of a free OS thread, and the OS
+    /// threads (hosts) the worker has now.
+    pub(crate) fn spare_pressure(&self) -> (u64, usize) {
+        (self.watch.no_host.load(Ordering::Relaxed), self.hosts.live())
+    }
+
+    /// The last thread handed off this worker (0: none yet).
+    pub(crate) fn last_handed_off(&self) -> u64 {
+        self.watch.handed_off_id.load(Ordering::Relaxed)
     }
 
     /// Sampled scheduling latencies of the threads it switched in.

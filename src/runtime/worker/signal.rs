@@ -67,6 +67,12 @@ pub(crate) fn on_preempt_signal() {
         return;
     }
     preempt::set_depth(1);
+    // SAFETY: on the owner, at depth 1: the interrupted code was in no
+    // runtime critical section, so nothing borrows the local state.
+    if let Some(id) = unsafe { w.with_local(|l| l.current.as_ref().map(|c| c.id.as_u64().get())) } {
+        w.watch.running_id.store(id, Ordering::Relaxed);
+        w.watch.running_id_at.store(w.switches(), Ordering::Relaxed);
+    }
     w.serve_steal(true);
     w.offer_work();
     // A detach asked for a stall that has ended since (the worker switched)
