@@ -436,13 +436,14 @@ impl ThreadBuilder {
             slice_ns,
         };
         super::panic_note::install();
-        let (task, body) = pool.spawn(spec, cpus.as_ref(), Spawned::new(f)).map_err(|e| match (e, self.mask) {
-            // `cpu_affinity` reports as it always has, naming the mask.
-            (ThreadError::InvalidCpuSet { worker_cpus, .. }, Some(mask)) => {
-                ThreadError::InvalidAffinity { mask, worker_cpus: worker_cpus.low_mask() }
-            }
-            (e, _) => e,
-        })?;
+        let (task, body) =
+            pool.spawn(spec, cpus.as_ref(), Spawned::new(f, self.profiling)).map_err(|e| match (e, self.mask) {
+                // `cpu_affinity` reports as it always has, naming the mask.
+                (ThreadError::InvalidCpuSet { worker_cpus, .. }, Some(mask)) => {
+                    ThreadError::InvalidAffinity { mask, worker_cpus: worker_cpus.low_mask() }
+                }
+                (e, _) => e,
+            })?;
         Ok(JoinHandle::new(Thread::green(task), body))
     }
 }

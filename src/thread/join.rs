@@ -22,6 +22,9 @@ pub(crate) struct Packet<T> {
     result: UnsafeCell<Option<Result<T, Box<ThreadError>>>>,
     /// Written by a green joiner before `WAITING`; taken by the thread after.
     waiter: UnsafeCell<Option<Thread>>,
+    /// The thread records a profile, which its end makes final (beside
+    /// `state`, in what would be padding).
+    profiled: bool,
 }
 
 const EMPTY: u32 = 0;
@@ -29,8 +32,8 @@ const WAITING: u32 = 1;
 const DONE: u32 = 2;
 
 impl<T> Packet<T> {
-    pub(crate) fn new() -> Self {
-        Packet { state: AtomicU32::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None) }
+    pub(crate) fn new(profiled: bool) -> Self {
+        Packet { state: AtomicU32::new(EMPTY), result: UnsafeCell::new(None), waiter: UnsafeCell::new(None), profiled }
     }
 
     /// Publishes the result; called once, by the thread (or for it when it
@@ -96,8 +99,8 @@ pub(crate) struct Spawned<F, T> {
 }
 
 impl<F, T> Spawned<F, T> {
-    pub(crate) fn new(f: F) -> Self {
-        Spawned { packet: Packet::new(), f: UnsafeCell::new(Some(f)) }
+    pub(crate) fn new(f: F, profiled: bool) -> Self {
+        Spawned { packet: Packet::new(profiled), f: UnsafeCell::new(Some(f)) }
     }
 
     fn take(&self) -> Option<F> {
@@ -135,8 +138,10 @@ where
                 Err(_) => log::error!("a GreenLocal destructor panicked after the thread itself had"),
             }
         }
-        // Its profile is final before its joiner can read it.
-        crate::runtime::worker::profile_exit_current();
+        if self.packet.profiled {
+            // Its profile is final before its joiner can read it.
+            crate::runtime::worker::profile_exit_current();
+        }
         self.packet.complete(result);
     }
 

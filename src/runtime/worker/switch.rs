@@ -123,11 +123,11 @@ impl Worker {
     }
 
     /// The running thread, profiled, switches out: records why (the post
-    /// it left says; none is a yield), and leaves `sp` 0 (its switch saves
-    /// the stack pointer aside: see `Exec::aside`).
+    /// it left says; none is a yield), leaves `sp` 0 and returns where its
+    /// switch saves the stack pointer instead (`Exec::aside`).
     #[cold]
     #[inline(never)]
-    fn profiled_out(&self, l: &Local, task: &Task) {
+    fn profiled_out(&self, l: &Local, task: &Task) -> *mut usize {
         let why = match &l.post {
             Post::Park(t, _) if ptr::eq(&**t, task) => Some(SwitchOut::Park),
             Post::Sleep(t, _) if ptr::eq(&**t, task) => Some(SwitchOut::Sleep),
@@ -140,7 +140,9 @@ impl Worker {
         }
         // SAFETY: the thread is switching out, on this worker: its state
         // is ours.
-        unsafe { task.exec() }.sp = 0;
+        let exec = unsafe { task.exec() };
+        exec.sp = 0;
+        &raw mut exec.aside
     }
 
     /// Switches the running green thread out for `next` (or the scheduling
@@ -161,17 +163,16 @@ impl Worker {
                 debug_assert!(matches!(l.post, Post::None));
                 l.post = post(cur);
                 l.post_t0 = t0;
-                if out.profiled {
-                    // SAFETY: the post keeps the task alive.
-                    self.profiled_out(l, Task::of_exec(cur_exec));
-                }
-                Some((cur_exec, out))
+                // SAFETY: the post keeps the task alive.
+                let save_to =
+                    if out.profiled { self.profiled_out(l, Task::of_exec(cur_exec)) } else { &raw mut (*cur_exec).sp };
+                Some((cur_exec, save_to, out.save_fp))
             })
         };
-        let Some((cur_exec, out)) = taken else { return };
+        let Some((cur_exec, save_to, save_fp)) = taken else { return };
         // SAFETY: the task is kept alive by the post, and nobody touches it
         // before the next context has finished the post; caller's contract.
-        unsafe { self.switch_from(cur_exec, out, next) }
+        unsafe { self.switch_from(cur_exec, save_to, save_fp, next) }
     }
 
     /// A yield: puts the running thread at the back of its level and
@@ -187,17 +188,15 @@ impl Worker {
         let taken = unsafe {
             self.with_local(|l| {
                 let (cur, cur_exec, out) = take_current(l)?;
-                if out.profiled {
-                    self.profiled_out(l, &cur);
-                }
+                let save_to = if out.profiled { self.profiled_out(l, &cur) } else { &raw mut (*cur_exec).sp };
                 l.runq.push(cur);
-                Some((cur_exec, out))
+                Some((cur_exec, save_to, out.save_fp))
             })
         };
-        let Some((cur_exec, out)) = taken else { return };
+        let Some((cur_exec, save_to, save_fp)) = taken else { return };
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see above); caller's contract.
-        unsafe { self.switch_from(cur_exec, out, Some(next)) }
+        unsafe { self.switch_from(cur_exec, save_to, save_fp, Some(next)) }
     }
 
     /// A yield among threads of one priority, the common case: swaps the
@@ -216,11 +215,16 @@ impl Worker {
             // SAFETY: tasks in our run queue are ours to read.
             match l.runq.rotate(cur, |next| unsafe { next.exec() }.switchable()) {
                 Ok(next) => {
-                    if out.profiled {
-                        // SAFETY: the run queue keeps the task alive.
-                        self.profiled_out(l, unsafe { Task::of_exec(cur_exec) });
-                    }
-                    Some((next, cur_exec, out))
+                    // SAFETY: the run queue keeps the task alive; the
+                    // place of `sp` is only computed.
+                    let save_to = unsafe {
+                        if out.profiled {
+                            self.profiled_out(l, Task::of_exec(cur_exec))
+                        } else {
+                            &raw mut (*cur_exec).sp
+                        }
+                    };
+                    Some((next, cur_exec, save_to, out.save_fp))
                 }
                 Err(cur) => {
                     l.current = Some(cur);
@@ -230,11 +234,11 @@ impl Worker {
         };
         // SAFETY: contract of this fn; the borrow ends before the switch.
         let rotated = unsafe { self.with_local(rotate) };
-        let Some((next, cur_exec, out)) = rotated else { return false };
+        let Some((next, cur_exec, save_to, save_fp)) = rotated else { return false };
         // SAFETY: the run queue keeps the task alive, and nothing pops it
         // before this switch is over (see `requeue_and_switch`); caller's
         // contract.
-        unsafe { self.switch_from(cur_exec, out, Some(next)) };
+        unsafe { self.switch_from(cur_exec, save_to, save_fp, Some(next)) };
         true
     }
 
@@ -246,7 +250,13 @@ impl Worker {
     /// As [`Worker::switch_out`]; `cur_exec` stays valid until this thread
     /// is resumed, and only this call touches it meanwhile.
     #[inline(always)]
-    pub(super) unsafe fn switch_from(&self, cur_exec: *mut Exec, out: Out, next: Option<TaskRef>) {
+    pub(super) unsafe fn switch_from(
+        &self,
+        cur_exec: *mut Exec,
+        save_to: *mut usize,
+        save_fp: bool,
+        next: Option<TaskRef>,
+    ) {
         let switch_in = |l: &mut Local| match next {
             // SAFETY: `next` came off our run queue: we own its state.
             Some(next) if !unsafe { next.exec() }.is_held() => {
@@ -279,15 +289,11 @@ impl Worker {
             // For the context switched in: look at the queue first thing.
             preempt::set_pending();
         }
-        // A profiled thread's stack pointer goes to `aside`, the word after
-        // `sp`, without a branch (see `Exec::aside`).
-        // SAFETY: `cur_exec` is valid (contract of this fn).
-        let save_to = unsafe { (&raw mut (*cur_exec).sp).add(usize::from(out.profiled)) };
         // SAFETY: `cur_exec` is valid (contract); `load_sp` was saved by a
         // context that is switched out (a queued task or the scheduling
         // context), and FP flags follow each context's own setting.
         let resumed_by = unsafe {
-            Current::switch(save_to, load_sp, FpSwitch::new(out.save_fp, restore_fp), self as *const Worker as usize)
+            Current::switch(save_to, load_sp, FpSwitch::new(save_fp, restore_fp), self as *const Worker as usize)
         };
         // Resumed, by the worker now running us, which handed itself over:
         // no thread-local lookup.
