@@ -104,6 +104,10 @@ pub(crate) trait TaskMain: Send + Sync + 'static {
     fn fail(&self, err: ThreadError);
 }
 
+/// Bit 0 of [`TaskSpec::stack_size`]: the stack goes on huge pages
+/// (`ThreadBuilder::use_huge_pages`).
+pub(crate) const HUGE_STACK: usize = 1;
+
 /// [`TaskSpec::numa_node`] of a thread bound to no node.
 pub(crate) const NO_NUMA_NODE: u16 = u16::MAX;
 
@@ -113,6 +117,8 @@ pub(crate) struct TaskSpec {
     /// and the pair would take two words of the control block.
     pub(crate) extra: Option<Box<TaskExtra>>,
     pub(crate) priority: u8,
+    /// Usable stack bytes, page-rounded, with [`HUGE_STACK`] in bit 0 for
+    /// a stack on huge pages.
     pub(crate) stack_size: usize,
     /// Whether its switches save FP state ([`crate::arch::keeps_fp`]).
     pub(crate) save_fp: bool,

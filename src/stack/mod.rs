@@ -22,6 +22,7 @@
 mod budget;
 mod error;
 mod guard;
+pub(crate) mod huge;
 pub(crate) mod overflow;
 pub(crate) mod pool;
 mod slab;
@@ -103,8 +104,14 @@ pub(crate) struct Stack {
     /// Never null, so that `Option<Stack>` costs no word in a thread's
     /// control block.
     base: ptr::NonNull<u8>,
-    len: usize,
+    /// Bytes mapped (a multiple of the page size), with [`OWN_MAPPING`] in
+    /// bit 0 for a stack that is a mapping of its own even where stacks are
+    /// carved from slabs (a huge-page stack, see `huge`).
+    len_bits: usize,
 }
+
+/// Bit 0 of [`Stack::len_bits`].
+const OWN_MAPPING: usize = 1;
 
 // SAFETY: a Stack is plain memory owned by one green thread at a time; it is
 // moved between OS threads only while that thread is not running on it.
@@ -153,13 +160,13 @@ impl Stack {
     pub(crate) fn map(usable: usize) -> Result<Stack, StackError> {
         let len = mapped_len(usable);
         if guard_regions_supported() {
-            let stack = Stack { base: non_null(slab::carve(len, usable)?), len };
+            let stack = Stack { base: non_null(slab::carve(len, usable)?), len_bits: len };
             MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
             return Ok(stack);
         }
         let base = non_null(map_for_stacks(len, usable)?);
         // From here on, dropping the stack gives its maps back.
-        let stack = Stack { base, len };
+        let stack = Stack { base, len_bits: len };
         MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: the first page of our own fresh mapping; nothing uses it.
         unsafe { guard::install(base.as_ptr().cast(), page_size()) }
@@ -167,20 +174,37 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A stack of its own mapping `[base, base + len)`, laid out as `map`
+    /// lays one out; guard page installed by the caller.
+    fn own(base: ptr::NonNull<u8>, len: usize) -> Stack {
+        MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        Stack { base, len_bits: len | OWN_MAPPING }
+    }
+
+    fn len(&self) -> usize {
+        self.len_bits & !OWN_MAPPING
+    }
+
+    /// A stack on huge pages: never recycled for other threads, which did
+    /// not ask for them.
+    pub(crate) fn is_huge(&self) -> bool {
+        self.len_bits & OWN_MAPPING != 0
+    }
+
     /// Exclusive upper end, 16-byte aligned (mappings are page aligned).
     pub(crate) fn top(&self) -> *mut u8 {
-        self.base.as_ptr().wrapping_add(self.len)
+        self.base.as_ptr().wrapping_add(self.len())
     }
 
     /// Bytes the thread's code may use: the size it asked for, rounded
     /// (the signal reserve and the guard page lie below).
     pub(crate) fn usable(&self) -> usize {
-        self.len - stack_overhead().0
+        self.len() - stack_overhead().0
     }
 
     /// Bytes mapped in all.
     pub(crate) fn mapped(&self) -> usize {
-        self.len
+        self.len()
     }
 
     /// The guard page and the signal reserve above it.
@@ -233,15 +257,15 @@ pub(crate) fn mapped_bytes() -> usize {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        MAPPED.fetch_sub(self.len, std::sync::atomic::Ordering::Relaxed);
-        if guard_regions_supported() {
+        MAPPED.fetch_sub(self.len(), std::sync::atomic::Ordering::Relaxed);
+        if guard_regions_supported() && !self.is_huge() {
             // SAFETY: carved by `map` with this length (the answer of
             // guard_regions_supported never changes); nothing runs on it.
-            unsafe { slab::release(self.base.as_ptr(), self.len) };
+            unsafe { slab::release(self.base.as_ptr(), self.len()) };
             return;
         }
         // SAFETY: we own the whole mapping and nothing runs on it any more.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len()) };
         budget::give_back();
     }
 }

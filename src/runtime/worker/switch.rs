@@ -20,7 +20,7 @@ use crate::runtime::numa;
 use crate::runtime::park::Commit;
 use crate::runtime::profile::{self, SwitchOut};
 use crate::runtime::sampling;
-use crate::runtime::task::{Exec, NO_NUMA_NODE, Task, TaskRef};
+use crate::runtime::task::{Exec, HUGE_STACK, NO_NUMA_NODE, Task, TaskRef};
 use crate::runtime::timers::TimerKind;
 use std::mem;
 use std::ptr;
@@ -74,8 +74,14 @@ impl Worker {
                 self.take_aside(&next, exec);
                 return Some(next);
             }
-            // SAFETY: as above; the borrow of the stack cache ends here.
-            match unsafe { self.with_local(|l| l.stacks.take(next.spec.stack_size)) } {
+            let size = next.spec.stack_size;
+            let stack = if size & HUGE_STACK != 0 {
+                crate::stack::huge::map(size & !HUGE_STACK).map(|(stack, _)| stack)
+            } else {
+                // SAFETY: as above; the borrow of the stack cache ends here.
+                unsafe { self.with_local(|l| l.stacks.take(size)) }
+            };
+            match stack {
                 Ok(stack) => {
                     debug_assert!(stack.usable() > <Current as Isa>::INIT_FRAME_BYTES);
                     if next.spec.numa_node != NO_NUMA_NODE {
@@ -400,9 +406,14 @@ impl Worker {
                         // The cache hands it to any thread next.
                         let _ = numa::unbind(stack.top().wrapping_sub(stack.usable()), stack.usable());
                     }
-                    // SAFETY: on this worker's owner; recycling a stack
-                    // re-enters nothing.
-                    unsafe { self.with_local(|l| l.stacks.give(stack)) };
+                    if stack.is_huge() {
+                        // Not for threads that did not ask for huge pages.
+                        drop(stack);
+                    } else {
+                        // SAFETY: on this worker's owner; recycling a stack
+                        // re-enters nothing.
+                        unsafe { self.with_local(|l| l.stacks.give(stack)) };
+                    }
                 }
                 t.pool.thread_ended();
                 drop(t);
