@@ -50,7 +50,12 @@ fn run_on(scenario: &str, p: Params, make: fn(usize) -> AnyScheduler) -> Outcome
         "yield2" => Outcome::ok(yields(&one(), 2, p.yields(), false))
             .extra("fp_env_ns", yields(&one(), 2, p.yields(), true))
             .note("fp_env_ns: preserve_fp_env(true), MXCSR and x87 control word kept per thread"),
-        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), false)),
+        "yield100" => Outcome::ok(yields(&one(), 100, p.yields(), false))
+            .extra(
+                "prefetch_ns",
+                yields_with(&one(), 100, p.yields(), || ThreadBuilder::new().enable_stack_prefetch(true)),
+            )
+            .note("prefetch_ns: enable_stack_prefetch(true) on every thread"),
         "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
         "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
         "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
