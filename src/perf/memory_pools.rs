@@ -19,6 +19,10 @@
 //! few buffers sit in another worker's cache (at most
 //! [`CPU_CACHE`] per worker and class).
 //!
+//! **Contents**: a new buffer is zeroed; a reused one holds what its last
+//! user left, except its first word (a cache links free buffers through
+//! it).
+//!
 //! **Initialisation**: allocating before [`init_memory_pools`] uses
 //! [`MemoryPoolConfig::default`]. A later `init_memory_pools` replaces the
 //! pools: buffers of the old ones still in use are freed to the allocator
@@ -35,22 +39,25 @@
 //! small[0] = 7;
 //! let medium = allocate_from_medium_pool().unwrap();
 //! assert_eq!(medium.len(), 1024);
+//! let at = small.as_ptr();
 //! drop(small); // back to this worker's cache
-//! assert_eq!(allocate_from_small_pool().unwrap()[0], 7, "reused, not zeroed");
+//! assert_eq!(allocate_from_small_pool().unwrap().as_ptr(), at, "reused");
 //! ```
 
 use crossbeam_queue::ArrayQueue;
-use std::cell::RefCell;
+use std::alloc::Layout;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// A buffer of its class's size, as a thin pointer: a `Box<[u8]>` given
-/// up with `Box::into_raw`. Thin, so that a cache slot is one word: a
-/// two-word `Box<[u8]>` written as two stores and read back as one 16-byte
-/// load stalls store forwarding on every allocate (bench/README.md,
+/// A buffer of its class's size, as a thin pointer, allocated with the
+/// class's layout (at least a word, word aligned: a free buffer holds the
+/// link of its cache's list). Thin, so that handing one out is one word:
+/// a two-word `Box<[u8]>` written as two stores and read back as one
+/// 16-byte load stalls store forwarding on every allocate (bench/README.md,
 /// "Memory pools against the allocators").
 struct Raw(NonNull<u8>);
 
@@ -121,6 +128,8 @@ impl std::error::Error for PoolError {}
 struct Class {
     /// Which `init_memory_pools` made it ([`GENERATION`]).
     generation: u64,
+    /// 0 small, 1 medium: its cache's index.
+    which: usize,
     name: &'static str,
     field: &'static str,
     size: usize,
@@ -131,10 +140,11 @@ struct Class {
 }
 
 impl Class {
-    fn new(name: &'static str, field: &'static str, size: usize, capacity: usize, per_cpu: bool) -> Class {
+    fn new(which: usize, field: &'static str, size: usize, capacity: usize, per_cpu: bool) -> Class {
         Class {
             generation: GENERATION.load(Ordering::Relaxed),
-            name,
+            which,
+            name: if which == 0 { "small" } else { "medium" },
             field,
             size,
             capacity,
@@ -146,9 +156,9 @@ impl Class {
 
     /// The slow path: the shared free list, or a new buffer below the
     /// capacity.
-    fn allocate(&'static self, which: usize) -> Result<PoolBuffer, PoolError> {
+    fn allocate(&'static self) -> Result<PoolBuffer, PoolError> {
         if let Some(raw) = self.free.pop() {
-            return Ok(PoolBuffer { raw: Some(raw), class: self, which });
+            return Ok(PoolBuffer { raw: Some(raw), class: self });
         }
         let mut n = self.existing.load(Ordering::Relaxed);
         loop {
@@ -160,22 +170,29 @@ impl Class {
                 Err(now) => n = now,
             }
         }
-        Ok(PoolBuffer { raw: Some(self.new_raw()), class: self, which })
+        Ok(PoolBuffer { raw: Some(self.new_raw()), class: self })
+    }
+
+    /// How a buffer of this class is allocated: at least a word, word
+    /// aligned, so that a free one can hold the link of a cache's list.
+    fn layout(&self) -> Layout {
+        Layout::from_size_align(self.size.max(size_of::<usize>()), align_of::<usize>()).expect("a buffer's layout")
     }
 
     /// A new zeroed buffer of this class's size.
     fn new_raw(&self) -> Raw {
-        let b: Box<[u8]> = vec![0u8; self.size].into_boxed_slice();
-        // `Box::into_raw` is never null (dangling but non-null when empty).
-        Raw(NonNull::new(Box::into_raw(b).cast::<u8>()).expect("Box::into_raw is non-null"))
+        let layout = self.layout();
+        // SAFETY: the layout is at least a word, never zero-sized.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        Raw(NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout)))
     }
 
     /// Frees `raw` to the allocator, and counts it gone.
     fn destroy(&self, raw: Raw) {
         // SAFETY: `raw` came from `new_raw` of this class (buffers never
-        // change class), so it is a `Box<[u8]>` of `self.size` bytes, and
-        // owning the `Raw` means nobody else holds it.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(raw.0.as_ptr(), self.size)) });
+        // change class), so it was allocated with this layout, and owning
+        // the `Raw` means nobody else holds it.
+        unsafe { std::alloc::dealloc(raw.0.as_ptr(), self.layout()) };
         self.existing.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -196,14 +213,14 @@ fn make(config: &MemoryPoolConfig) -> Pools {
     let c = config;
     Pools {
         small: Box::leak(Box::new(Class::new(
-            "small",
+            0,
             "small_pool_capacity",
             c.small_object_size,
             c.small_pool_capacity,
             c.enable_per_cpu_pools,
         ))),
         medium: Box::leak(Box::new(Class::new(
-            "medium",
+            1,
             "medium_pool_capacity",
             c.medium_object_size,
             c.medium_pool_capacity,
@@ -254,22 +271,36 @@ pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
 }
 
 /// Class `which` (0 small, 1 medium): the fast path takes a buffer from
-/// the calling OS thread's cache in one visit to it; otherwise the current
-/// class is looked up (and adopted by the cache) and asked.
+/// the calling OS thread's cache (a pop off an intrusive list, no shared
+/// memory but the generation word); otherwise the current class is looked
+/// up (and adopted by the cache) and asked.
 #[inline(always)]
 fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
-    let fast = CACHE.try_with(|c| {
-        let mut c = c.borrow_mut();
-        let class = c.classes[which & 1]?;
+    let which = which & 1;
+    let fast = FAST.with(|f| {
+        let f = &f[which];
+        let head = f.head.get();
+        if head.is_null() {
+            return None;
+        }
+        // SAFETY: a cache's class is set with its first buffer and classes
+        // are never freed.
+        let class = unsafe { &*f.class.get() };
         if !is_current(class) {
             return None;
         }
-        let raw = c.free[which & 1].pop()?;
-        Some(PoolBuffer { raw: Some(raw), class, which })
+        // SAFETY: a free buffer of this cache, word aligned and at least a
+        // word long: its first word holds the next one's address.
+        f.head.set(unsafe { head.cast::<*mut u8>().read() });
+        f.len.set(f.len.get() - 1);
+        // SAFETY: `head` is not null (checked above).
+        Some((unsafe { NonNull::new_unchecked(head) }, class))
     });
+    // Two words out of the cache, in registers: a `PoolBuffer` built in
+    // there would go through memory.
     match fast {
-        Ok(Some(buffer)) => Ok(buffer),
-        _ => allocate_slow(which),
+        Some((raw, class)) => Ok(PoolBuffer { raw: Some(Raw(raw)), class }),
+        None => allocate_slow(which),
     }
 }
 
@@ -278,12 +309,13 @@ fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
 fn allocate_slow(which: usize) -> Result<PoolBuffer, PoolError> {
     let class = class(which == 1);
     if class.per_cpu {
-        let _ = CACHE.try_with(|cache| cache.borrow_mut().adopt(class, which));
+        adopt(class, which);
     }
-    class.allocate(which)
+    class.allocate()
 }
 
 /// Whether `c` is still a class of the current pools.
+#[inline(always)]
 fn is_current(c: &Class) -> bool {
     c.generation == GENERATION.load(Ordering::Relaxed)
 }
@@ -296,7 +328,6 @@ pub struct PoolBuffer {
     /// bookkeeping, a few hundred bytes), so buffers refer to them without
     /// a reference count.
     class: &'static Class,
-    which: usize,
 }
 
 impl Deref for PoolBuffer {
@@ -339,18 +370,22 @@ impl Drop for PoolBuffer {
     #[inline]
     fn drop(&mut self) {
         let Some(raw) = self.raw.take() else { return };
-        let (class, which) = (self.class, self.which & 1);
-        let mut slot = Some(raw);
-        if class.per_cpu {
-            // The fast path: back into this OS thread's cache.
-            let _ = CACHE.try_with(|c| {
-                let mut c = c.borrow_mut();
-                if c.classes[which].is_some_and(|k| std::ptr::eq(k, class)) && c.free[which].len() < CPU_CACHE {
-                    c.free[which].extend(slot.take());
+        let (class, which) = (self.class, self.class.which & 1);
+        let cached = class.per_cpu
+            && FAST.with(|f| {
+                let f = &f[which];
+                let n = f.len.get();
+                if !std::ptr::eq(f.class.get(), class) || n >= CPU_CACHE {
+                    return false;
                 }
+                // SAFETY: our own buffer, word aligned and at least a word
+                // long; from now on the cache owns it.
+                unsafe { raw.0.as_ptr().cast::<*mut u8>().write(f.head.get()) };
+                f.head.set(raw.0.as_ptr());
+                f.len.set(n + 1);
+                true
             });
-        }
-        if let Some(raw) = slot {
+        if !cached {
             drop_slow(class, raw);
         }
     }
@@ -369,43 +404,72 @@ fn drop_slow(class: &'static Class, raw: Raw) {
     }
 }
 
-/// A worker's caches: the class each is for, and its free buffers.
-struct CpuCache {
-    classes: [Option<&'static Class>; 2],
-    free: [Vec<Raw>; 2],
+/// The calling OS thread's cache of one class: an intrusive list of free
+/// buffers (each holds the next one's address in its first word), its
+/// length and its class (null before the first buffer). No destructor, so
+/// that reaching it is one thread-pointer-relative address; [`Flush`]
+/// empties it when the OS thread ends.
+struct Fast {
+    head: Cell<*mut u8>,
+    len: Cell<usize>,
+    class: Cell<*const Class>,
 }
 
-impl CpuCache {
+impl Fast {
     const fn new() -> Self {
-        CpuCache { classes: [None, None], free: [Vec::new(), Vec::new()] }
+        Fast { head: Cell::new(std::ptr::null_mut()), len: Cell::new(0), class: Cell::new(std::ptr::null()) }
     }
 
-    /// Starts caching for `class`; buffers of a replaced class are freed.
-    fn adopt(&mut self, class: &'static Class, which: usize) {
-        if !self.classes[which].is_some_and(|c| std::ptr::eq(c, class)) {
-            if let Some(old) = self.classes[which].take() {
-                for raw in self.free[which].drain(..) {
-                    old.destroy(raw);
-                }
-            }
-            self.classes[which] = Some(class);
+    /// Takes every buffer off the list.
+    fn drain(&self, mut each: impl FnMut(Raw)) {
+        let mut p = self.head.replace(std::ptr::null_mut());
+        self.len.set(0);
+        while let Some(raw) = NonNull::new(p) {
+            // SAFETY: a free buffer of this list: its first word is the link.
+            p = unsafe { raw.as_ptr().cast::<*mut u8>().read() };
+            each(Raw(raw));
         }
     }
 }
 
-impl Drop for CpuCache {
+/// Empties the calling OS thread's caches when it ends: their buffers go
+/// back to the shared lists. Registered by the first [`adopt`].
+struct Flush;
+
+impl Drop for Flush {
     fn drop(&mut self) {
-        // An OS thread ends: its cached buffers go back to the shared list.
-        for which in 0..2 {
-            if let Some(c) = self.classes[which].take() {
-                for raw in self.free[which].drain(..) {
-                    drop_slow(c, raw);
+        let _ = FAST.try_with(|f| {
+            for cache in f {
+                let class = cache.class.replace(std::ptr::null());
+                if !class.is_null() {
+                    // SAFETY: classes are never freed.
+                    let class = unsafe { &*class };
+                    cache.drain(|raw| drop_slow(class, raw));
                 }
             }
-        }
+        });
     }
+}
+
+/// Starts caching class `which` on this OS thread for `class`; buffers of
+/// a replaced class are freed.
+fn adopt(class: &'static Class, which: usize) {
+    let _ = FLUSH.try_with(|_| ());
+    let _ = FAST.try_with(|f| {
+        let f = &f[which];
+        let old = f.class.get();
+        if !std::ptr::eq(old, class) {
+            if !old.is_null() {
+                // SAFETY: classes are never freed.
+                let old = unsafe { &*old };
+                f.drain(|raw| old.destroy(raw));
+            }
+            f.class.set(class);
+        }
+    });
 }
 
 thread_local! {
-    static CACHE: RefCell<CpuCache> = const { RefCell::new(CpuCache::new()) };
+    static FAST: [Fast; 2] = const { [Fast::new(), Fast::new()] };
+    static FLUSH: Flush = const { Flush };
 }
