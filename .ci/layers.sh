@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # Bottom up; keep in step with src/lib.rs.
-declare -A L=([arch]=1 [cpu_set]=1 [stack]=2 [error]=3 [preempt]=4 [runtime]=5 [sched]=6 [thread]=7 [metrics]=7 [sync]=8 [perf]=9)
+declare -A L=([arch]=1 [cpu_set]=1 [stack]=2 [error]=3 [preempt]=4 [runtime]=5 [sched]=6 [thread]=7 [metrics]=7 [sync]=8 [net]=8 [perf]=9)
 bad=0
 for f in $(find src -name '*.rs' | sort); do
   [ "$f" = src/lib.rs ] && continue

@@ -23,6 +23,7 @@
 //! |---|---|---|
 //! | 9 | `perf` | the tuning guide's helpers: fast paths over `sync`; `numa` (re-exported from `runtime`, whose workers and `ThreadBuilder::numa_node` use it) |
 //! | 8 | `sync` | green-aware locks, channels, lock-free structures |
+//! | 8 | `net` | waiting for file descriptors without blocking the worker |
 //! | 7 | `thread` | the std-shaped API: `ThreadBuilder`, `JoinHandle`, `current` |
 //! | 7 | `metrics` | [`SystemMetrics`], [`ThreadMetrics`]: what the runtime tells about itself |
 //! | 6 | `sched` | scheduler handles and the default scheduler |
@@ -43,6 +44,7 @@ pub mod arch;
 pub mod cpu_set;
 mod error;
 pub mod metrics;
+pub mod net;
 pub mod perf;
 pub mod preempt;
 mod runtime;
