@@ -34,8 +34,15 @@
 //! A waiter is woken by a poller thread of its own (`pmt-netpoll`, see
 //! `poller.rs`) for now; one reader and one writer may wait on a
 //! descriptor at once (a second reader is an error, not a lost wake-up).
+//!
+//! [`TcpListener`] and [`TcpStream`] are shaped like `std::net`'s and
+//! built on these waits. Not yet: UDP and Unix-domain sockets, and the
+//! poll folded into idle workers (issue 17).
 
 mod poller;
+mod tcp;
+
+pub use tcp::{TcpListener, TcpStream};
 
 use poller::{Interest, Waiter};
 use std::io;

@@ -1,0 +1,387 @@
+//! TCP shaped like `std::net`, on non-blocking sockets: a call that would
+//! block waits for readiness ([`super::wait_readable`]), which parks a
+//! green thread (its worker runs others) and blocks a plain OS thread.
+
+use super::{wait_readable, wait_writable};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
+/// write with it.
+#[derive(Default)]
+struct Timeout(AtomicU64);
+
+impl Timeout {
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    fn set(&self, t: Option<Duration>) -> io::Result<()> {
+        let ns = match t {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                // std refuses a zero timeout the same way.
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+            }
+            Some(d) => d.as_nanos().clamp(1, u64::MAX as u128) as u64,
+        };
+        self.0.store(ns, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Runs `op` until it does not say `WouldBlock`, waiting for `fd` in
+/// between (unless the caller asked for non-blocking behaviour).
+fn retry<T>(
+    fd: BorrowedFd<'_>,
+    nonblocking: bool,
+    timeout: Option<Duration>,
+    write: bool,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
+                let waited = if write { wait_writable(fd, timeout) } else { wait_readable(fd, timeout) };
+                if let Err(e) = waited {
+                    // std reports a read or write timeout as WouldBlock
+                    // (EAGAIN from SO_RCVTIMEO); so do we.
+                    return Err(if e.kind() == io::ErrorKind::TimedOut {
+                        io::Error::new(io::ErrorKind::WouldBlock, "timed out")
+                    } else {
+                        e
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// A TCP listening socket, as `std::net::TcpListener`, whose `accept`
+/// parks a green thread instead of blocking its worker.
+///
+/// ```
+/// use preemptive_mlthreading_rust::net::{TcpListener, TcpStream};
+/// use preemptive_mlthreading_rust::spawn;
+/// use std::io::{Read, Write};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let server = spawn(move || {
+///     let (mut s, _) = listener.accept().unwrap();
+///     let mut buf = [0u8; 4];
+///     s.read_exact(&mut buf).unwrap();
+///     s.write_all(&buf).unwrap();
+/// })
+/// .unwrap();
+/// let client = spawn(move || {
+///     let mut c = TcpStream::connect(addr).unwrap();
+///     c.write_all(b"ping").unwrap();
+///     let mut buf = [0u8; 4];
+///     c.read_exact(&mut buf).unwrap();
+///     buf
+/// })
+/// .unwrap();
+/// server.join().unwrap();
+/// assert_eq!(&client.join().unwrap(), b"ping");
+/// ```
+pub struct TcpListener {
+    inner: std::net::TcpListener,
+    nonblocking: AtomicBool,
+}
+
+impl TcpListener {
+    /// Binds to the first of `addr`'s addresses that works (std's rule).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Takes over a std listener (made non-blocking underneath).
+    pub fn from_std(inner: std::net::TcpListener) -> io::Result<TcpListener> {
+        inner.set_nonblocking(true)?;
+        Ok(TcpListener { inner, nonblocking: AtomicBool::new(false) })
+    }
+
+    /// The std listener, in blocking mode again.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.inner.set_nonblocking(false)?;
+        Ok(self.inner)
+    }
+
+    /// The next connection and its peer's address, waiting for one. An
+    /// error (`EMFILE` when out of descriptors, a connection reset before
+    /// it was accepted) ends this call only: the listener goes on.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, peer) =
+            retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), None, false, || self.inner.accept())?;
+        Ok((TcpStream::from_std(s)?, peer))
+    }
+
+    /// Connections as they come (never ends; errors are items).
+    pub fn incoming(&self) -> impl Iterator<Item = io::Result<TcpStream>> + '_ {
+        std::iter::from_fn(move || Some(self.accept().map(|(s, _)| s)))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: self.inner.try_clone()?,
+            nonblocking: AtomicBool::new(self.nonblocking.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// `accept` answers `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener").field("addr", &self.inner.local_addr().ok()).finish()
+    }
+}
+
+/// A TCP connection, as `std::net::TcpStream`, whose reads, writes and
+/// connect park a green thread instead of blocking its worker. `Read`
+/// and `Write` work on `&TcpStream` too, so one thread may read while
+/// another writes.
+pub struct TcpStream {
+    inner: std::net::TcpStream,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+    nonblocking: AtomicBool,
+}
+
+impl TcpStream {
+    /// Connects to the first of `addr`'s addresses that accepts.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_inner(&a, None) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")))
+    }
+
+    /// Connects to `addr`, giving up after `timeout` (`TimedOut`).
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+        }
+        TcpStream::connect_inner(addr, Some(timeout))
+    }
+
+    fn connect_inner(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let socket = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        match socket.connect(&SockAddr::from(*addr)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
+                wait_writable(&socket, timeout)?;
+                if let Some(err) = socket.take_error()? {
+                    return Err(err);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        TcpStream::from_std(socket.into())
+    }
+
+    /// Takes over a std stream (made non-blocking underneath; its std
+    /// timeouts are not carried over: set them here).
+    pub fn from_std(inner: std::net::TcpStream) -> io::Result<TcpStream> {
+        inner.set_nonblocking(true)?;
+        Ok(TcpStream {
+            inner,
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+
+    /// The std stream, in blocking mode again.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.inner.set_nonblocking(false)?;
+        Ok(self.inner)
+    }
+
+    /// Another handle to the same connection (timeouts copied).
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let t = TcpStream {
+            inner: self.inner.try_clone()?,
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
+            nonblocking: AtomicBool::new(self.nonblocking.load(Ordering::Relaxed)),
+        };
+        t.read_timeout.set(self.read_timeout.get())?;
+        t.write_timeout.set(self.write_timeout.get())?;
+        Ok(t)
+    }
+
+    /// How long a read waits before `WouldBlock` (as std); None: forever.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(t)
+    }
+
+    /// How long a write waits before `WouldBlock`; None: forever.
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(t)
+    }
+
+    /// See [`set_read_timeout`](Self::set_read_timeout).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.read_timeout.get())
+    }
+
+    /// See [`set_write_timeout`](Self::set_write_timeout).
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout.get())
+    }
+
+    /// Reads and writes answer `WouldBlock` instead of waiting.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Shuts down the read half, the write half or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.set_nodelay(nodelay)
+    }
+
+    /// See [`set_nodelay`](Self::set_nodelay).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.nodelay()
+    }
+
+    /// Reads without consuming, waiting for data as `read` does.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, || {
+            self.inner.peek(buf)
+        })
+    }
+
+    fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, || {
+            (&self.inner).read(buf)
+        })
+    }
+
+    fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
+        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.write_timeout.get(), true, || {
+            (&self.inner).write(buf)
+        })
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_inner(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_inner(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.inner.local_addr().ok())
+            .field("peer", &self.inner.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(s)
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
