@@ -21,7 +21,7 @@ use polling::{Event, Events, PollMode, Poller};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// What a waiter waits for.
@@ -58,6 +58,8 @@ pub(crate) struct Reactor {
     poller: Poller,
     entries: Mutex<HashMap<RawFd, Entry>>,
     generation: AtomicU32,
+    /// Descriptors with a waiter: an idle worker polls only when some are.
+    waited: AtomicUsize,
 }
 
 fn key(fd: RawFd, generation: u32) -> usize {
@@ -69,18 +71,43 @@ pub(crate) fn reactor() -> io::Result<&'static Reactor> {
     static REACTOR: OnceLock<Result<&'static Reactor, String>> = OnceLock::new();
     let r = REACTOR.get_or_init(|| {
         let poller = Poller::new().map_err(|e| format!("cannot create the epoll instance: {e}"))?;
-        let reactor: &'static Reactor =
-            Box::leak(Box::new(Reactor { poller, entries: Mutex::new(HashMap::new()), generation: AtomicU32::new(1) }));
+        let reactor: &'static Reactor = Box::leak(Box::new(Reactor {
+            poller,
+            entries: Mutex::new(HashMap::new()),
+            generation: AtomicU32::new(1),
+            waited: AtomicUsize::new(0),
+        }));
         std::thread::Builder::new()
             .name("pmt-netpoll".into())
             .spawn(move || reactor.run())
             .map_err(|e| format!("cannot start the poller thread: {e}"))?;
+        crate::runtime::io_hook::install(poll_ready);
         Ok(reactor)
     });
     match r {
         Ok(r) => Ok(r),
         Err(e) => Err(io::Error::other(e.clone())),
     }
+}
+
+/// For idle workers ([`crate::runtime::io_hook`]): dispatches whatever is
+/// ready now, without waiting; true when it woke a thread.
+fn poll_ready() -> bool {
+    thread_local! {
+        static EVENTS: std::cell::RefCell<Events> = std::cell::RefCell::new(Events::new());
+    }
+    let Ok(reactor) = reactor() else { return false };
+    if reactor.waited.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    EVENTS.with(|events| {
+        let Ok(mut events) = events.try_borrow_mut() else { return false };
+        events.clear();
+        match reactor.poller.wait(&mut events, Some(std::time::Duration::ZERO)) {
+            Ok(n) if n > 0 => events.iter().fold(false, |woke, ev| reactor.dispatch(ev) | woke),
+            _ => false,
+        }
+    })
 }
 
 impl Reactor {
@@ -102,17 +129,18 @@ impl Reactor {
         }
     }
 
-    /// An event: wakes the waiters it satisfies, re-arms for the others.
-    fn dispatch(&self, ev: Event) {
+    /// An event: wakes the waiters it satisfies, re-arms for the others;
+    /// true when it woke one.
+    fn dispatch(&self, ev: Event) -> bool {
         let fd = ev.key as u32 as RawFd;
         let generation = (ev.key >> 32) as u32;
         let mut woken = Vec::new();
         {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(entry) = entries.get_mut(&fd) else { return };
+            let Some(entry) = entries.get_mut(&fd) else { return false };
             if entry.generation != generation {
                 // For a descriptor closed and reused since: not ours.
-                return;
+                return false;
             }
             // Hang-ups and errors come as both: the call that follows
             // reports them.
@@ -131,10 +159,12 @@ impl Reactor {
                 let _ = self.poller.modify_with_mode(fd, interest, PollMode::Oneshot);
             }
         }
+        let any = !woken.is_empty();
         for w in woken {
             w.ready.store(true, Ordering::Release);
             w.thread.unpark();
         }
+        any
     }
 
     /// Registers `waiter` for `interest` on `fd`, which stays open until
@@ -142,6 +172,9 @@ impl Reactor {
     pub(crate) fn arm(&self, fd: RawFd, interest: Interest, waiter: &Arc<Waiter>) -> io::Result<()> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = !entries.contains_key(&fd);
+        if fresh {
+            self.waited.fetch_add(1, Ordering::Relaxed);
+        }
         let entry = entries.entry(fd).or_insert_with(|| Entry {
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             reader: None,
@@ -176,6 +209,7 @@ impl Reactor {
             }
             if entry.reader.is_none() && entry.writer.is_none() {
                 entries.remove(&fd);
+                self.waited.fetch_sub(1, Ordering::Relaxed);
             }
             return Err(e);
         }
@@ -196,6 +230,7 @@ impl Reactor {
         }
         if entry.reader.is_none() && entry.writer.is_none() {
             entries.remove(&fd);
+            self.waited.fetch_sub(1, Ordering::Relaxed);
             // SAFETY: still open: our caller has not closed it yet.
             let _ = self.poller.delete(unsafe { BorrowedFd::borrow_raw(fd) });
         }

@@ -66,6 +66,19 @@ fn retry<T>(
     }
 }
 
+fn bind_one(addr: &SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    // As std does: a restarted server can bind while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&SockAddr::from(*addr))?;
+    let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(4096);
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
 /// A TCP listening socket, as `std::net::TcpListener`, whose `accept`
 /// parks a green thread instead of blocking its worker.
 ///
@@ -100,9 +113,19 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to the first of `addr`'s addresses that works (std's rule).
+    /// Binds to the first of `addr`'s addresses that works (std's rule),
+    /// with the system's largest accept backlog (`net.core.somaxconn`, as
+    /// Go does): std's 128 makes a burst of connections wait for SYN
+    /// retransmissions, a second each.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match bind_one(&a) {
+                Ok(l) => return TcpListener::from_std(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to bind to")))
     }
 
     /// Takes over a std listener (made non-blocking underneath).

@@ -12,6 +12,7 @@ pub(crate) mod futex;
 mod handshake_model;
 pub(crate) mod host;
 mod inbox;
+pub(crate) mod io_hook;
 pub(crate) mod latency;
 pub(crate) mod locals;
 pub(crate) mod migration;

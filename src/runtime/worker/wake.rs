@@ -17,7 +17,7 @@ use super::{AWAKE, SLEEPING, Worker};
 use crate::preempt;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::timers::TimerKind;
-use crate::runtime::{clock, futex, monitor, sampling};
+use crate::runtime::{clock, futex, io_hook, monitor, sampling};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -278,6 +278,11 @@ impl Worker {
     }
 
     fn idle_wait_inner(&self, deadline: Option<Instant>) {
+        // Threads waiting on descriptors that are ready already: run them
+        // rather than sleep until the poller thread wakes us for them.
+        if io_hook::poll_ready() {
+            return;
+        }
         let pool = self.pool().filter(|_| self.has_peers());
         let spin = pool.is_none_or(|p| self.start_spinning(p));
         if spin {
