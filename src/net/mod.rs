@@ -35,14 +35,20 @@
 //! `poller.rs`) for now; one reader and one writer may wait on a
 //! descriptor at once (a second reader is an error, not a lost wake-up).
 //!
-//! [`TcpListener`] and [`TcpStream`] are shaped like `std::net`'s and
-//! built on these waits. Not yet: UDP and Unix-domain sockets, and the
-//! poll folded into idle workers (issue 17).
+//! [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`] and
+//! [`UnixStream`] are shaped like std's and built on these waits. Not yet:
+//! the poll folded fully into idle workers (issue 17).
 
+#[macro_use]
+mod impls;
 mod poller;
 mod tcp;
+mod udp;
+mod unix;
 
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
 
 use poller::{Interest, Waiter};
 use std::io;

@@ -6,24 +6,24 @@ use super::{wait_readable, wait_writable};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
 /// write with it.
 #[derive(Default)]
-struct Timeout(AtomicU64);
+pub(super) struct Timeout(AtomicU64);
 
 impl Timeout {
-    fn get(&self) -> Option<Duration> {
+    pub(super) fn get(&self) -> Option<Duration> {
         match self.0.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(Duration::from_nanos(ns)),
         }
     }
 
-    fn set(&self, t: Option<Duration>) -> io::Result<()> {
+    pub(super) fn set(&self, t: Option<Duration>) -> io::Result<()> {
         let ns = match t {
             None => 0,
             Some(d) if d.is_zero() => {
@@ -39,7 +39,7 @@ impl Timeout {
 
 /// Runs `op` until it does not say `WouldBlock`, waiting for `fd` in
 /// between (unless the caller asked for non-blocking behaviour).
-fn retry<T>(
+pub(super) fn retry<T>(
     fd: BorrowedFd<'_>,
     nonblocking: bool,
     timeout: Option<Duration>,
@@ -171,18 +171,6 @@ impl TcpListener {
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
         Ok(())
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
     }
 }
 
@@ -342,50 +330,6 @@ impl TcpStream {
     }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_inner(buf)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_inner(buf)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_inner(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_inner(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream")
@@ -408,3 +352,8 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
         TcpListener::from_std(l)
     }
 }
+
+super::impls::fd_impls!(TcpListener);
+
+super::impls::fd_impls!(TcpStream);
+super::impls::stream_io!(TcpStream);
