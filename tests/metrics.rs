@@ -234,6 +234,7 @@ fn guide_hardware_assisted_switching() {
 
 #[test]
 fn context_switch_optimization_measures_its_warm_up_and_judges_the_target() {
+    let _one_at_a_time = OPTIMIZATION.lock().unwrap_or_else(|e| e.into_inner());
     use preemptive_mlthreading_rust::perf::context_switch_opt::{
         OptimizationConfig, get_context_switch_stats, init_context_switch_optimization_with,
     };
@@ -333,8 +334,13 @@ fn stack_memory_covers_every_live_thread() {
 // not items), `do_work_batch` is a stand-in the guide never defines, and
 // the imports it leaves out come from the crate root and
 // `perf::context_switch_opt`.
+/// The context-switch statistics are process-wide: the tests that
+/// (re)initialise them take turns.
+static OPTIMIZATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn guide_high_context_switch_overhead() {
+    let _one_at_a_time = OPTIMIZATION.lock().unwrap_or_else(|e| e.into_inner());
     use preemptive_mlthreading_rust::perf::context_switch_opt::init_context_switch_optimization;
     use preemptive_mlthreading_rust::{Duration, RoundRobinScheduler, yield_now};
     static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
