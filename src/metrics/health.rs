@@ -323,6 +323,8 @@ fn watch(shared: &Shared) {
     let mut workers: std::collections::HashMap<(usize, usize), Seen> = Default::default();
     let first = SystemMetrics::current();
     let mut hand_offs = first.hand_offs;
+    let mut worker_hand_offs: std::collections::HashMap<(usize, usize), u64> =
+        first.workers.iter().map(|w| ((w.scheduler, w.index), w.hand_offs)).collect();
     let mut no_spare: u64 = first.workers.iter().map(|w| w.preemptions_without_spare).sum();
     let mut latency = first.scheduling_latency;
     loop {
@@ -370,15 +372,17 @@ fn watch(shared: &Shared) {
             }
         }
         if m.hand_offs > hand_offs {
+            // The last thread handed off by a worker whose count moved.
             let last = m
                 .workers
                 .iter()
-                .filter_map(|w| w.last_handed_off)
-                .max()
+                .filter(|w| worker_hand_offs.get(&(w.scheduler, w.index)).is_none_or(|&n| w.hand_offs > n))
+                .find_map(|w| w.last_handed_off)
                 .map(|id| (id, registry::name_of(id.as_u64().get())));
             alerts.push(HealthAlert::HandOffs { count: m.hand_offs - hand_offs, last });
         }
         hand_offs = m.hand_offs;
+        worker_hand_offs = m.workers.iter().map(|w| ((w.scheduler, w.index), w.hand_offs)).collect();
         // The highest histogram bucket that gained waits since the last look.
         let newest = m
             .scheduling_latency
