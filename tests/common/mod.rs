@@ -32,7 +32,41 @@ pub fn run_child_unset(name: &str, env: &[(&str, &str)], unset: &[&str]) -> Outp
     for k in unset {
         cmd.env_remove(k);
     }
-    cmd.output().unwrap()
+    // qemu-user now and then hangs a forked child of a multithreaded
+    // process before it execs (a lock of the emulator's held across the
+    // fork): such a child is killed after a bound no real child test comes
+    // near, and started once more, loudly.
+    let emulated = std::env::var_os("PMT_TEST_RUNNER").is_some();
+    let limit = std::time::Duration::from_secs(if emulated { 240 } else { 120 });
+    match output_within(&mut cmd, limit) {
+        Some(out) => out,
+        None => {
+            eprintln!("!! child test {name} did not finish in {limit:?}; killed and started once more");
+            output_within(&mut cmd, limit).unwrap_or_else(|| panic!("child test {name} hung twice"))
+        }
+    }
+}
+
+/// Runs `cmd` to completion with its output captured; None, having
+/// killed it, when it takes longer than `limit`.
+fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Option<Output> {
+    use std::process::Stdio;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => Some(out.unwrap()),
+        Err(_) => {
+            // SAFETY: signalling our own child, which has not been reaped
+            // (the waiting thread reaps it after this kill).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = rx.recv();
+            None
+        }
+    }
 }
 
 /// Whether this process is the child started by [`run_child`] for `name`.
