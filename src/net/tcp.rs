@@ -37,6 +37,68 @@ impl Timeout {
     }
 }
 
+/// A stream's waiting behaviour: its read and write timeouts, and whether
+/// calls answer `WouldBlock` instead of waiting.
+#[derive(Default)]
+pub(super) struct Waits {
+    pub(super) read: Timeout,
+    pub(super) write: Timeout,
+    pub(super) nonblocking: AtomicBool,
+}
+
+impl Waits {
+    /// `op`, a read, retried after waiting until `fd` is readable.
+    pub(super) fn read<T>(&self, fd: BorrowedFd<'_>, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        retry(fd, self.nonblocking.load(Ordering::Relaxed), self.read.get(), false, op)
+    }
+
+    /// `op`, a write, retried after waiting until `fd` is writable.
+    pub(super) fn write<T>(&self, fd: BorrowedFd<'_>, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        retry(fd, self.nonblocking.load(Ordering::Relaxed), self.write.get(), true, op)
+    }
+
+    /// The same settings, for a cloned handle.
+    pub(super) fn copy(&self) -> io::Result<Waits> {
+        let w = Waits::default();
+        w.read.set(self.read.get())?;
+        w.write.set(self.write.get())?;
+        w.nonblocking.store(self.nonblocking.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(w)
+    }
+}
+
+/// The public settings of [`Waits`], for a type with a `waits` field.
+macro_rules! wait_settings {
+    () => {
+        /// How long a read waits before `WouldBlock` (as std); None: forever.
+        pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.waits.read.set(t)
+        }
+
+        /// How long a write waits before `WouldBlock`; None: forever.
+        pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+            self.waits.write.set(t)
+        }
+
+        /// See [`set_read_timeout`](Self::set_read_timeout).
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.waits.read.get())
+        }
+
+        /// See [`set_write_timeout`](Self::set_write_timeout).
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.waits.write.get())
+        }
+
+        /// Calls answer `WouldBlock` instead of waiting.
+        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+            self.waits.nonblocking.store(nonblocking, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    };
+}
+pub(super) use wait_settings;
+
 /// Runs `op` until it does not say `WouldBlock`, waiting for `fd` in
 /// between (unless the caller asked for non-blocking behaviour).
 pub(super) fn retry<T>(
@@ -186,9 +248,7 @@ impl std::fmt::Debug for TcpListener {
 /// another writes.
 pub struct TcpStream {
     inner: std::net::TcpStream,
-    read_timeout: Timeout,
-    write_timeout: Timeout,
-    nonblocking: AtomicBool,
+    waits: Waits,
 }
 
 impl TcpStream {
@@ -232,12 +292,7 @@ impl TcpStream {
     /// timeouts are not carried over: set them here).
     pub fn from_std(inner: std::net::TcpStream) -> io::Result<TcpStream> {
         inner.set_nonblocking(true)?;
-        Ok(TcpStream {
-            inner,
-            read_timeout: Timeout::default(),
-            write_timeout: Timeout::default(),
-            nonblocking: AtomicBool::new(false),
-        })
+        Ok(TcpStream { inner, waits: Waits::default() })
     }
 
     /// The std stream, in blocking mode again.
@@ -248,42 +303,10 @@ impl TcpStream {
 
     /// Another handle to the same connection (timeouts copied).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let t = TcpStream {
-            inner: self.inner.try_clone()?,
-            read_timeout: Timeout::default(),
-            write_timeout: Timeout::default(),
-            nonblocking: AtomicBool::new(self.nonblocking.load(Ordering::Relaxed)),
-        };
-        t.read_timeout.set(self.read_timeout.get())?;
-        t.write_timeout.set(self.write_timeout.get())?;
-        Ok(t)
+        Ok(TcpStream { inner: self.inner.try_clone()?, waits: self.waits.copy()? })
     }
 
-    /// How long a read waits before `WouldBlock` (as std); None: forever.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(t)
-    }
-
-    /// How long a write waits before `WouldBlock`; None: forever.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(t)
-    }
-
-    /// See [`set_read_timeout`](Self::set_read_timeout).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// See [`set_write_timeout`](Self::set_write_timeout).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
-    }
-
-    /// Reads and writes answer `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
-        Ok(())
-    }
+    wait_settings!();
 
     /// Shuts down the read half, the write half or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -312,21 +335,15 @@ impl TcpStream {
 
     /// Reads without consuming, waiting for data as `read` does.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, || {
-            self.inner.peek(buf)
-        })
+        self.waits.read(self.inner.as_fd(), || self.inner.peek(buf))
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, || {
-            (&self.inner).read(buf)
-        })
+        self.waits.read(self.inner.as_fd(), || (&self.inner).read(buf))
     }
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.write_timeout.get(), true, || {
-            (&self.inner).write(buf)
-        })
+        self.waits.write(self.inner.as_fd(), || (&self.inner).write(buf))
     }
 }
 

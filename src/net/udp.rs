@@ -1,12 +1,10 @@
 //! UDP shaped like `std::net::UdpSocket`, on a non-blocking socket: a
 //! send or receive that would block waits for readiness.
 
-use super::tcp::{Timeout, retry};
+use super::tcp::{Waits, wait_settings};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// A UDP socket, as `std::net::UdpSocket`, whose receives (and sends,
 /// when the buffer is full) park a green thread instead of blocking its
@@ -30,9 +28,7 @@ use std::time::Duration;
 /// ```
 pub struct UdpSocket {
     inner: std::net::UdpSocket,
-    read_timeout: Timeout,
-    write_timeout: Timeout,
-    nonblocking: AtomicBool,
+    waits: Waits,
 }
 
 impl UdpSocket {
@@ -44,12 +40,7 @@ impl UdpSocket {
     /// Takes over a std socket (made non-blocking underneath).
     pub fn from_std(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
         inner.set_nonblocking(true)?;
-        Ok(UdpSocket {
-            inner,
-            read_timeout: Timeout::default(),
-            write_timeout: Timeout::default(),
-            nonblocking: AtomicBool::new(false),
-        })
+        Ok(UdpSocket { inner, waits: Waits::default() })
     }
 
     /// The std socket, in blocking mode again.
@@ -59,11 +50,11 @@ impl UdpSocket {
     }
 
     fn recv_op<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, op)
+        self.waits.read(self.inner.as_fd(), op)
     }
 
     fn send_op<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.write_timeout.get(), true, op)
+        self.waits.write(self.inner.as_fd(), op)
     }
 
     /// Receives a datagram and its sender, waiting for one.
@@ -110,31 +101,7 @@ impl UdpSocket {
         self.inner.peer_addr()
     }
 
-    /// How long a receive waits before `WouldBlock`; None: forever.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(t)
-    }
-
-    /// How long a send waits before `WouldBlock`; None: forever.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(t)
-    }
-
-    /// See [`set_read_timeout`](Self::set_read_timeout).
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// See [`set_write_timeout`](Self::set_write_timeout).
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
-    }
-
-    /// Calls answer `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
-        Ok(())
-    }
+    wait_settings!();
 
     /// `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
@@ -143,11 +110,9 @@ impl UdpSocket {
 
     /// Another handle to the same socket (timeouts copied).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let s = UdpSocket::from_std(self.inner.try_clone()?)?;
-        s.read_timeout.set(self.read_timeout.get())?;
-        s.write_timeout.set(self.write_timeout.get())?;
-        s.nonblocking.store(self.nonblocking.load(Ordering::Relaxed), Ordering::Relaxed);
-        Ok(s)
+        let inner = self.inner.try_clone()?;
+        inner.set_nonblocking(true)?;
+        Ok(UdpSocket { inner, waits: self.waits.copy()? })
     }
 }
 

@@ -1,14 +1,13 @@
 //! Unix-domain stream sockets shaped like `std::os::unix::net`, on
 //! non-blocking sockets: a call that would block waits for readiness.
 
-use super::tcp::{Timeout, retry};
+use super::tcp::{Waits, retry, wait_settings};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// A Unix-domain listening socket, as `std::os::unix::net::UnixListener`,
 /// whose `accept` parks a green thread instead of blocking its worker.
@@ -91,9 +90,7 @@ impl std::fmt::Debug for UnixListener {
 /// reads and writes park a green thread instead of blocking its worker.
 pub struct UnixStream {
     inner: std::os::unix::net::UnixStream,
-    read_timeout: Timeout,
-    write_timeout: Timeout,
-    nonblocking: AtomicBool,
+    waits: Waits,
 }
 
 impl UnixStream {
@@ -112,12 +109,7 @@ impl UnixStream {
     /// Takes over a std stream (made non-blocking underneath).
     pub fn from_std(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         inner.set_nonblocking(true)?;
-        Ok(UnixStream {
-            inner,
-            read_timeout: Timeout::default(),
-            write_timeout: Timeout::default(),
-            nonblocking: AtomicBool::new(false),
-        })
+        Ok(UnixStream { inner, waits: Waits::default() })
     }
 
     /// The std stream, in blocking mode again.
@@ -126,21 +118,7 @@ impl UnixStream {
         Ok(self.inner)
     }
 
-    /// How long a read waits before `WouldBlock`; None: forever.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.set(t)
-    }
-
-    /// How long a write waits before `WouldBlock`; None: forever.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.set(t)
-    }
-
-    /// Reads and writes answer `WouldBlock` instead of waiting.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
-        Ok(())
-    }
+    wait_settings!();
 
     /// Shuts down the read half, the write half or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -159,23 +137,17 @@ impl UnixStream {
 
     /// Another handle to the same connection (timeouts copied).
     pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let s = UnixStream::from_std(self.inner.try_clone()?)?;
-        s.read_timeout.set(self.read_timeout.get())?;
-        s.write_timeout.set(self.write_timeout.get())?;
-        s.nonblocking.store(self.nonblocking.load(Ordering::Relaxed), Ordering::Relaxed);
-        Ok(s)
+        let inner = self.inner.try_clone()?;
+        inner.set_nonblocking(true)?;
+        Ok(UnixStream { inner, waits: self.waits.copy()? })
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.read_timeout.get(), false, || {
-            (&self.inner).read(buf)
-        })
+        self.waits.read(self.inner.as_fd(), || (&self.inner).read(buf))
     }
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {
-        retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), self.write_timeout.get(), true, || {
-            (&self.inner).write(buf)
-        })
+        self.waits.write(self.inner.as_fd(), || (&self.inner).write(buf))
     }
 }
 
