@@ -8,9 +8,10 @@
 //! no shared memory; beyond it, and without per-CPU pools, buffers go
 //! through a lock-free shared free list. A buffer freed on another worker
 //! than the one it came from simply joins that worker's cache: buffers of a
-//! class are interchangeable. (A green thread's OS thread is its worker's
-//! host, and a preempted thread keeps its OS thread, so the per-thread
-//! cache is never used by two threads at once.)
+//! class are interchangeable. The cache is the OS thread's, and a green
+//! thread preempted between reading and writing it could resume on
+//! another worker's OS thread: the fast paths run with preemption
+//! disabled (a counter increment, and a test when it drops).
 //!
 //! **Capacity** is the most buffers of a class that exist at once, in use
 //! or cached: `allocate_*` makes a new one only below it, and is then an
@@ -277,6 +278,10 @@ pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
 #[inline(always)]
 fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
     let which = which & 1;
+    // Not preemptible from the load of the head to its store: a thread
+    // preempted in between may resume on another worker's OS thread, and
+    // would store this cache's next buffer as that cache's head.
+    let np = crate::preempt::disable();
     let fast = FAST.with(|f| {
         let f = &f[which];
         let head = f.head.get();
@@ -296,6 +301,7 @@ fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
         // SAFETY: `head` is not null (checked above).
         Some((unsafe { NonNull::new_unchecked(head) }, class))
     });
+    drop(np);
     // Two words out of the cache, in registers: a `PoolBuffer` built in
     // there would go through memory.
     match fast {
@@ -371,6 +377,8 @@ impl Drop for PoolBuffer {
     fn drop(&mut self) {
         let Some(raw) = self.raw.take() else { return };
         let (class, which) = (self.class, self.class.which & 1);
+        // As in `allocate`: one cache from the head's load to its store.
+        let np = crate::preempt::disable();
         let cached = class.per_cpu
             && FAST.with(|f| {
                 let f = &f[which];
@@ -385,6 +393,7 @@ impl Drop for PoolBuffer {
                 f.len.set(n + 1);
                 true
             });
+        drop(np);
         if !cached {
             drop_slow(class, raw);
         }
