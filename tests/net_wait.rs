@@ -73,7 +73,7 @@ fn a_wait_times_out_with_timed_out() {
 }
 
 #[test]
-fn a_reader_and_a_writer_wait_on_one_socket_and_a_second_reader_is_refused() {
+fn readers_and_a_writer_wait_on_one_socket_and_all_are_woken() {
     let sched = workers(2);
     let (a, b) = UnixStream::pair().unwrap();
     b.set_nonblocking(true).unwrap();
@@ -87,18 +87,19 @@ fn a_reader_and_a_writer_wait_on_one_socket_and_a_second_reader_is_refused() {
             Err(e) => panic!("{e}"),
         }
     }
-    let (rb, wb) = (Arc::clone(&b), Arc::clone(&b));
-    let reader = sched.spawn(move || wait_readable(&*rb, Some(Duration::from_secs(30))).map_err(|e| e.kind())).unwrap();
+    // Two readers on one descriptor (the second waits through a duplicate
+    // of it), and a writer.
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let rb = Arc::clone(&b);
+            sched.spawn(move || wait_readable(&*rb, Some(Duration::from_secs(30))).map_err(|e| e.kind())).unwrap()
+        })
+        .collect();
+    let wb = Arc::clone(&b);
     let writer = sched.spawn(move || wait_writable(&*wb, Some(Duration::from_secs(30))).map_err(|e| e.kind())).unwrap();
-    // A second reader on the same descriptor, once the first waits (an
-    // emulator runs twenty times slower).
     let settle = if std::env::var_os("PMT_TEST_RUNNER").is_some() { 1000 } else { 50 };
     std::thread::sleep(std::time::Duration::from_millis(settle));
-    let sb = Arc::clone(&b);
-    let second =
-        sched.spawn(move || wait_readable(&*sb, Some(Duration::from_millis(200))).map_err(|e| e.kind())).unwrap();
-    assert_eq!(second.join().unwrap(), Err(ErrorKind::ResourceBusy));
-    // Wake both: data for the reader, room for the writer.
+    // Wake all: data for the readers, room for the writer.
     let mut a = a;
     a.write_all(b"x").unwrap();
     a.set_nonblocking(true).unwrap();
@@ -111,8 +112,38 @@ fn a_reader_and_a_writer_wait_on_one_socket_and_a_second_reader_is_refused() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(reader.join().unwrap(), Ok(()));
+    for r in readers {
+        assert_eq!(r.join().unwrap(), Ok(()));
+    }
     assert_eq!(writer.join().unwrap(), Ok(()));
+}
+
+#[test]
+fn a_descriptor_closed_under_a_waiter_ends_its_wait_with_an_error() {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+    let sched = workers(1);
+    let (_a, b) = UnixStream::pair().unwrap();
+    let raw = b.into_raw_fd();
+    let h = sched
+        .spawn(move || {
+            // SAFETY: `raw` stays open until the main thread closes
+            // it, which is what this test is about.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+            wait_readable(fd, Some(Duration::from_secs(60)))
+        })
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // SAFETY: the descriptor is ours; the waiter must cope.
+    drop(unsafe { OwnedFd::from_raw_fd(raw) });
+    // The number is reused at once by a new socket: the waiter must not
+    // mistake it for the old one.
+    let (c, _d) = UnixStream::pair().unwrap();
+    println!("closed {raw}; reused as {}", c.as_raw_fd());
+    let t = std::time::Instant::now();
+    let e = h.join().unwrap().expect_err("a closed descriptor is an error, not a hang or a success");
+    println!("the waiter saw: {e} after {:?}", t.elapsed());
+    assert_ne!(e.kind(), ErrorKind::TimedOut);
+    assert!(e.to_string().contains("closed"), "{e}");
 }
 
 #[test]

@@ -49,6 +49,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: bench-go SCENARIO [--quick]")
 		os.Exit(2)
 	}
+	if os.Args[1] == "http-server" {
+		httpServer()
+		return
+	}
 	p := params{quick: len(os.Args) > 2 && os.Args[2] == "--quick"}
 	all := runtime.NumCPU()
 	var o outcome

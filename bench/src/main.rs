@@ -5,11 +5,14 @@
 //! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)
 //! - `bench context-switch [--threads N] [--iterations N] [--workers N]`
 //! - `bench regress [--quick] [--runs N] [--baseline FILE]`
+//! - `bench http [--quick] [--peers x,y] [--out DIR]` (HTTP servers under wrk)
+//! - `bench serve-http PEER WORKERS HOGS [--slice-ms N]` (one server, for `bench http`)
 //! - `bench list`
 
 mod common;
 mod fairness;
 mod harness;
+mod http;
 mod outcome;
 mod peers;
 mod plot;
@@ -68,6 +71,8 @@ fn main() -> ExitCode {
         "run-one" => run_one(&opts),
         "context-switch" => context_switch(&opts),
         "regress" => regress(&opts),
+        "http" => http_all(&opts),
+        "serve-http" => serve_http(&opts),
         "list" => {
             SCENARIOS.iter().for_each(|s| println!("{:<18} {} [{}]", s.id, s.title, s.unit));
             Ok(ExitCode::SUCCESS)
@@ -127,6 +132,44 @@ fn all(opts: &Opts) -> Result<ExitCode, String> {
     for f in plot::all(&results, &out) {
         println!("wrote {}", f.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn http_all(opts: &Opts) -> Result<ExitCode, String> {
+    let peers = match opts.value("--peers") {
+        None => http::PEERS.iter().map(|p| p.to_string()).collect(),
+        Some(list) => list.split(',').map(str::to_owned).collect::<Vec<_>>(),
+    };
+    if let Some(bad) = peers.iter().find(|p| !http::PEERS.contains(&p.as_str())) {
+        return Err(format!("no HTTP server for peer {bad:?} (have {})", http::PEERS.join(", ")));
+    }
+    let target_dir =
+        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
+    let rows = http::run(&http::Config { quick: opts.flag("--quick"), peers, target_dir: &target_dir });
+    if rows.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    print!("{}", http::table(&rows));
+    let out = opts.value("--out").map_or_else(results_dir, PathBuf::from);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let file = out.join("http.json");
+    let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("wrote {}", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_http(opts: &Opts) -> Result<ExitCode, String> {
+    let pos = opts.positional();
+    let [peer, workers, hogs] = pos[..] else {
+        return Err("usage: bench serve-http PEER WORKERS HOGS [--slice-ms N]".into());
+    };
+    let workers = workers.parse().map_err(|_| format!("WORKERS: {workers:?}"))?;
+    let hogs = hogs.parse().map_err(|_| format!("HOGS: {hogs:?}"))?;
+    let slice =
+        opts.value("--slice-ms").map(|v| v.parse::<u64>().map_err(|_| format!("--slice-ms: {v:?}"))).transpose()?;
+    http::servers::serve(peer, workers, hogs, slice)?;
     Ok(ExitCode::SUCCESS)
 }
 

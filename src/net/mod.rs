@@ -31,30 +31,37 @@
 //! assert_eq!(reader.join().unwrap(), b"hello");
 //! ```
 //!
-//! A waiter is woken by a poller thread of its own (`pmt-netpoll`, see
-//! `poller.rs`) for now; one reader and one writer may wait on a
-//! descriptor at once (a second reader is an error, not a lost wake-up).
+//! Our own socket types register their descriptor with the poller once,
+//! at their first wait, and leave it when dropped; `wait_readable` on any
+//! other descriptor registers it for the length of the wait. Any number
+//! of threads may wait on one descriptor; an event wakes all of them.
+//! The poller runs in idle workers (see `reactor/mod.rs`).
 //!
 //! [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`] and
-//! [`UnixStream`] are shaped like std's and built on these waits. Not yet:
-//! the poll folded fully into idle workers (issue 17).
+//! [`UnixStream`] are shaped like std's and built on these waits.
+//!
+//! A descriptor closed by another thread while a thread waits on it
+//! through `wait_readable` ends that wait with an error within a second
+//! (the wait checks that the descriptor still names the same file).
+//! Our socket types own their descriptors: while a thread reads one,
+//! another can [`shutdown`](TcpStream::shutdown) it (the reader sees the
+//! end of the stream), not close it.
 
 #[macro_use]
 mod impls;
-mod poller;
+mod reactor;
 mod tcp;
 mod udp;
 mod unix;
+mod waits;
 
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 
-use poller::{Interest, Waiter};
+use reactor::{READ_BIT, Registration};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Parks the calling thread until `fd` is readable (data, end of file,
@@ -62,51 +69,72 @@ use std::time::{Duration, Instant};
 /// passes (`ErrorKind::TimedOut`). Green threads park and their worker
 /// runs others; OS threads block in `poll(2)`.
 pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd.as_fd().as_raw_fd(), Interest::Read, timeout)
+    wait(fd.as_fd().as_raw_fd(), READ_BIT, timeout)
 }
 
 /// [`wait_readable`] for writing: until `fd` has room (or is hung up, or
 /// failed).
 pub fn wait_writable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait(fd.as_fd().as_raw_fd(), Interest::Write, timeout)
+    wait(fd.as_fd().as_raw_fd(), reactor::WRITE_BIT, timeout)
 }
 
-fn wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let me = crate::thread::current();
-    if !me.is_green() {
-        return poll_blocking(fd, interest, timeout);
+/// What a descriptor names: a closed and reused number names another.
+fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: fstat writes into the zeroed struct and reads nothing else.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let reactor = poller::reactor()?;
-    let waiter = Arc::new(Waiter { thread: me, ready: AtomicBool::new(false) });
-    reactor.arm(fd, interest, &waiter)?;
-    let outcome = loop {
-        if waiter.ready.load(Ordering::Acquire) {
-            break Ok(());
-        }
-        match deadline {
-            None => crate::thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    break Err(io::Error::new(io::ErrorKind::TimedOut, "the descriptor did not become ready in time"));
-                }
-                crate::thread::park_timeout(d - now);
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+fn wait(fd: RawFd, bit: u8, timeout: Option<Duration>) -> io::Result<()> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    if !crate::runtime::worker::Worker::is_green() {
+        return poll_blocking(fd, bit, deadline);
+    }
+    let id = identity(fd)?;
+    // A descriptor registered already (one of our sockets, or a wait on
+    // it in another thread) is waited on through a duplicate: epoll keys
+    // registrations by descriptor number and file.
+    let (registration, dup) = match Registration::new(fd) {
+        Ok(r) => (r, None),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
+            let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if d < 0 {
+                return Err(io::Error::last_os_error());
             }
+            // SAFETY: `d` is ours alone.
+            let dup = unsafe { OwnedFd::from_raw_fd(d) };
+            (Registration::new(d)?, Some(dup))
         }
+        Err(e) => return Err(e),
     };
-    reactor.forget(fd, interest, &waiter);
-    // Readiness that came as we timed out is still readiness.
-    if waiter.ready.load(Ordering::Acquire) { Ok(()) } else { outcome }
+    let closed = std::cell::Cell::new(false);
+    let check = || {
+        if identity(fd).ok() == Some(id) {
+            return Ok(());
+        }
+        closed.set(true);
+        Err(io::Error::other(format!("descriptor {fd} was closed while a thread waited on it")))
+    };
+    let outcome = registration.wait(bit, deadline, Some(&check));
+    if closed.get() && dup.is_none() {
+        // Its number may name another file now: not ours to delete.
+        registration.abandon();
+    } else {
+        drop(registration);
+    }
+    // Only now: the registration left the poller first.
+    drop(dup);
+    outcome
 }
 
 /// `poll(2)` on a plain OS thread.
-fn poll_blocking(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let events = match interest {
-        Interest::Read => libc::POLLIN,
-        Interest::Write => libc::POLLOUT,
-    };
-    let deadline = timeout.map(|t| Instant::now() + t);
+fn poll_blocking(fd: RawFd, bit: u8, deadline: Option<Instant>) -> io::Result<()> {
+    let events = if bit == READ_BIT { libc::POLLIN } else { libc::POLLOUT };
     loop {
         let ms = match deadline {
             None => -1,

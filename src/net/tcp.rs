@@ -2,131 +2,13 @@
 //! block waits for readiness ([`super::wait_readable`]), which parks a
 //! green thread (its worker runs others) and blocks a plain OS thread.
 
-use super::{wait_readable, wait_writable};
+use super::wait_writable;
+use super::waits::{Waits, wait_settings};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::os::fd::AsFd;
 use std::time::Duration;
-
-/// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
-/// write with it.
-#[derive(Default)]
-pub(super) struct Timeout(AtomicU64);
-
-impl Timeout {
-    pub(super) fn get(&self) -> Option<Duration> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            ns => Some(Duration::from_nanos(ns)),
-        }
-    }
-
-    pub(super) fn set(&self, t: Option<Duration>) -> io::Result<()> {
-        let ns = match t {
-            None => 0,
-            Some(d) if d.is_zero() => {
-                // std refuses a zero timeout the same way.
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
-            }
-            Some(d) => d.as_nanos().clamp(1, u64::MAX as u128) as u64,
-        };
-        self.0.store(ns, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// A stream's waiting behaviour: its read and write timeouts, and whether
-/// calls answer `WouldBlock` instead of waiting.
-#[derive(Default)]
-pub(super) struct Waits {
-    pub(super) read: Timeout,
-    pub(super) write: Timeout,
-    pub(super) nonblocking: AtomicBool,
-}
-
-impl Waits {
-    /// `op`, a read, retried after waiting until `fd` is readable.
-    pub(super) fn read<T>(&self, fd: BorrowedFd<'_>, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        retry(fd, self.nonblocking.load(Ordering::Relaxed), self.read.get(), false, op)
-    }
-
-    /// `op`, a write, retried after waiting until `fd` is writable.
-    pub(super) fn write<T>(&self, fd: BorrowedFd<'_>, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-        retry(fd, self.nonblocking.load(Ordering::Relaxed), self.write.get(), true, op)
-    }
-
-    /// The same settings, for a cloned handle.
-    pub(super) fn copy(&self) -> io::Result<Waits> {
-        let w = Waits::default();
-        w.read.set(self.read.get())?;
-        w.write.set(self.write.get())?;
-        w.nonblocking.store(self.nonblocking.load(Ordering::Relaxed), Ordering::Relaxed);
-        Ok(w)
-    }
-}
-
-/// The public settings of [`Waits`], for a type with a `waits` field.
-macro_rules! wait_settings {
-    () => {
-        /// How long a read waits before `WouldBlock` (as std); None: forever.
-        pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
-            self.waits.read.set(t)
-        }
-
-        /// How long a write waits before `WouldBlock`; None: forever.
-        pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
-            self.waits.write.set(t)
-        }
-
-        /// See [`set_read_timeout`](Self::set_read_timeout).
-        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            Ok(self.waits.read.get())
-        }
-
-        /// See [`set_write_timeout`](Self::set_write_timeout).
-        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
-            Ok(self.waits.write.get())
-        }
-
-        /// Calls answer `WouldBlock` instead of waiting.
-        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-            self.waits.nonblocking.store(nonblocking, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        }
-    };
-}
-pub(super) use wait_settings;
-
-/// Runs `op` until it does not say `WouldBlock`, waiting for `fd` in
-/// between (unless the caller asked for non-blocking behaviour).
-pub(super) fn retry<T>(
-    fd: BorrowedFd<'_>,
-    nonblocking: bool,
-    timeout: Option<Duration>,
-    write: bool,
-    mut op: impl FnMut() -> io::Result<T>,
-) -> io::Result<T> {
-    loop {
-        match op() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !nonblocking => {
-                let waited = if write { wait_writable(fd, timeout) } else { wait_readable(fd, timeout) };
-                if let Err(e) = waited {
-                    // std reports a read or write timeout as WouldBlock
-                    // (EAGAIN from SO_RCVTIMEO); so do we.
-                    return Err(if e.kind() == io::ErrorKind::TimedOut {
-                        io::Error::new(io::ErrorKind::WouldBlock, "timed out")
-                    } else {
-                        e
-                    });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
 
 fn bind_one(addr: &SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
@@ -170,8 +52,8 @@ fn bind_one(addr: &SocketAddr) -> io::Result<std::net::TcpListener> {
 /// assert_eq!(&client.join().unwrap(), b"ping");
 /// ```
 pub struct TcpListener {
+    waits: Waits,
     inner: std::net::TcpListener,
-    nonblocking: AtomicBool,
 }
 
 impl TcpListener {
@@ -193,21 +75,22 @@ impl TcpListener {
     /// Takes over a std listener (made non-blocking underneath).
     pub fn from_std(inner: std::net::TcpListener) -> io::Result<TcpListener> {
         inner.set_nonblocking(true)?;
-        Ok(TcpListener { inner, nonblocking: AtomicBool::new(false) })
+        Ok(TcpListener { waits: Waits::default(), inner })
     }
 
     /// The std listener, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        self.inner.set_nonblocking(false)?;
-        Ok(self.inner)
+        let TcpListener { waits, inner } = self;
+        drop(waits);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
     }
 
     /// The next connection and its peer's address, waiting for one. An
     /// error (`EMFILE` when out of descriptors, a connection reset before
     /// it was accepted) ends this call only: the listener goes on.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, peer) =
-            retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), None, false, || self.inner.accept())?;
+        let (s, peer) = self.waits.read(self.inner.as_fd(), || self.inner.accept())?;
         Ok((TcpStream::from_std(s)?, peer))
     }
 
@@ -223,15 +106,12 @@ impl TcpListener {
 
     /// Another handle to the same socket.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.try_clone()?,
-            nonblocking: AtomicBool::new(self.nonblocking.load(Ordering::Relaxed)),
-        })
+        Ok(TcpListener { waits: self.waits.copy()?, inner: self.inner.try_clone()? })
     }
 
     /// `accept` answers `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        self.waits.nonblocking.store(nonblocking, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -247,8 +127,8 @@ impl std::fmt::Debug for TcpListener {
 /// and `Write` work on `&TcpStream` too, so one thread may read while
 /// another writes.
 pub struct TcpStream {
-    inner: std::net::TcpStream,
     waits: Waits,
+    inner: std::net::TcpStream,
 }
 
 impl TcpStream {
@@ -292,18 +172,20 @@ impl TcpStream {
     /// timeouts are not carried over: set them here).
     pub fn from_std(inner: std::net::TcpStream) -> io::Result<TcpStream> {
         inner.set_nonblocking(true)?;
-        Ok(TcpStream { inner, waits: Waits::default() })
+        Ok(TcpStream { waits: Waits::default(), inner })
     }
 
     /// The std stream, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        self.inner.set_nonblocking(false)?;
-        Ok(self.inner)
+        let TcpStream { waits, inner } = self;
+        drop(waits);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
     }
 
     /// Another handle to the same connection (timeouts copied).
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream { inner: self.inner.try_clone()?, waits: self.waits.copy()? })
+        Ok(TcpStream { waits: self.waits.copy()?, inner: self.inner.try_clone()? })
     }
 
     wait_settings!();

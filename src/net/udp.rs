@@ -1,7 +1,7 @@
 //! UDP shaped like `std::net::UdpSocket`, on a non-blocking socket: a
 //! send or receive that would block waits for readiness.
 
-use super::tcp::{Waits, wait_settings};
+use super::waits::{Waits, wait_settings};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
@@ -27,8 +27,8 @@ use std::os::fd::AsFd;
 /// assert_eq!(rx.join().unwrap(), (b"datagram".to_vec(), a_addr));
 /// ```
 pub struct UdpSocket {
-    inner: std::net::UdpSocket,
     waits: Waits,
+    inner: std::net::UdpSocket,
 }
 
 impl UdpSocket {
@@ -40,13 +40,15 @@ impl UdpSocket {
     /// Takes over a std socket (made non-blocking underneath).
     pub fn from_std(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
         inner.set_nonblocking(true)?;
-        Ok(UdpSocket { inner, waits: Waits::default() })
+        Ok(UdpSocket { waits: Waits::default(), inner })
     }
 
     /// The std socket, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        self.inner.set_nonblocking(false)?;
-        Ok(self.inner)
+        let UdpSocket { waits, inner } = self;
+        drop(waits);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
     }
 
     fn recv_op<T>(&self, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
@@ -112,7 +114,7 @@ impl UdpSocket {
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         let inner = self.inner.try_clone()?;
         inner.set_nonblocking(true)?;
-        Ok(UdpSocket { inner, waits: self.waits.copy()? })
+        Ok(UdpSocket { waits: self.waits.copy()?, inner })
     }
 }
 

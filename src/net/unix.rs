@@ -1,13 +1,12 @@
 //! Unix-domain stream sockets shaped like `std::os::unix::net`, on
 //! non-blocking sockets: a call that would block waits for readiness.
 
-use super::tcp::{Waits, retry, wait_settings};
+use super::waits::{Waits, wait_settings};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A Unix-domain listening socket, as `std::os::unix::net::UnixListener`,
 /// whose `accept` parks a green thread instead of blocking its worker.
@@ -34,8 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// std::fs::remove_file(&path).unwrap();
 /// ```
 pub struct UnixListener {
+    waits: Waits,
     inner: std::os::unix::net::UnixListener,
-    nonblocking: AtomicBool,
 }
 
 impl UnixListener {
@@ -47,19 +46,20 @@ impl UnixListener {
     /// Takes over a std listener (made non-blocking underneath).
     pub fn from_std(inner: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         inner.set_nonblocking(true)?;
-        Ok(UnixListener { inner, nonblocking: AtomicBool::new(false) })
+        Ok(UnixListener { waits: Waits::default(), inner })
     }
 
     /// The std listener, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        self.inner.set_nonblocking(false)?;
-        Ok(self.inner)
+        let UnixListener { waits, inner } = self;
+        drop(waits);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
     }
 
     /// The next connection and its peer's address, waiting for one.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, peer) =
-            retry(self.inner.as_fd(), self.nonblocking.load(Ordering::Relaxed), None, false, || self.inner.accept())?;
+        let (s, peer) = self.waits.read(self.inner.as_fd(), || self.inner.accept())?;
         Ok((UnixStream::from_std(s)?, peer))
     }
 
@@ -75,7 +75,7 @@ impl UnixListener {
 
     /// `accept` answers `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        self.waits.nonblocking.store(nonblocking, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -89,8 +89,8 @@ impl std::fmt::Debug for UnixListener {
 /// A Unix-domain stream, as `std::os::unix::net::UnixStream`, whose
 /// reads and writes park a green thread instead of blocking its worker.
 pub struct UnixStream {
-    inner: std::os::unix::net::UnixStream,
     waits: Waits,
+    inner: std::os::unix::net::UnixStream,
 }
 
 impl UnixStream {
@@ -109,13 +109,15 @@ impl UnixStream {
     /// Takes over a std stream (made non-blocking underneath).
     pub fn from_std(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         inner.set_nonblocking(true)?;
-        Ok(UnixStream { inner, waits: Waits::default() })
+        Ok(UnixStream { waits: Waits::default(), inner })
     }
 
     /// The std stream, in blocking mode again.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        self.inner.set_nonblocking(false)?;
-        Ok(self.inner)
+        let UnixStream { waits, inner } = self;
+        drop(waits);
+        inner.set_nonblocking(false)?;
+        Ok(inner)
     }
 
     wait_settings!();
@@ -139,7 +141,7 @@ impl UnixStream {
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         let inner = self.inner.try_clone()?;
         inner.set_nonblocking(true)?;
-        Ok(UnixStream { inner, waits: self.waits.copy()? })
+        Ok(UnixStream { waits: self.waits.copy()?, inner })
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -24,7 +24,7 @@ pub mod rcu;
 pub(crate) mod reclaim;
 mod rwlock;
 mod semaphore;
-mod spin;
+pub(crate) mod spin;
 mod wait_group;
 mod waiter;
 

@@ -61,14 +61,13 @@ impl Thread {
     /// Makes a [`park`](crate::park)ed thread runnable, or, if it is not
     /// parked, makes its next `park` return at once.
     pub fn unpark(&self) {
-        match &self.0 {
-            Repr::Green(t) => {
-                if t.park.unpark() {
-                    Worker::schedule(t.clone());
-                }
-            }
-            Repr::Os(t) => t.std.unpark(),
-        }
+        self.unpark_by(Worker::schedule)
+    }
+
+    /// [`unpark`](Self::unpark) for a thread whose descriptor became ready
+    /// (`net`): see `Wake::Io`.
+    pub(crate) fn unpark_io(&self) {
+        self.unpark_by(Worker::schedule_io)
     }
 
     /// [`unpark`](Self::unpark) from a thread that finished, for the thread
@@ -77,10 +76,15 @@ impl Thread {
     /// spawner joining many children runs once they are done, not between
     /// each two.
     pub(crate) fn unpark_joiner(&self) {
+        self.unpark_by(Worker::schedule_joiner)
+    }
+
+    #[inline(always)]
+    fn unpark_by(&self, schedule: fn(TaskRef)) {
         match &self.0 {
             Repr::Green(t) => {
                 if t.park.unpark() {
-                    Worker::schedule_joiner(t.clone());
+                    schedule(t.clone());
                 }
             }
             Repr::Os(t) => t.std.unpark(),

@@ -54,6 +54,9 @@ use std::time::Instant;
 
 const AWAKE: u32 = 0;
 const SLEEPING: u32 = 1;
+/// Idle in the network poller's `epoll_wait` (`io_hook`): woken through
+/// its eventfd, not the futex.
+const POLLING: u32 = 2;
 
 /// What the previous context left for the next one to finish.
 #[derive(Default)]
@@ -137,6 +140,13 @@ struct Watch {
     /// A thread that outranks the running one was queued from elsewhere;
     /// the monitor keeps signalling until the worker has looked at its queue.
     urgent: AtomicBool,
+    /// Threads woken by descriptor readiness wait in the inbox while a
+    /// thread runs: the monitor preempts it once it has run
+    /// [`watch::IO_WAKE_GRANULARITY_NS`].
+    io_waiting: AtomicBool,
+    /// Until the worker's switch count reaches this, threads woken by
+    /// readiness wait in its run queue (see `take_inbox`).
+    io_until: AtomicU64,
     /// Preemption checks that found nothing else to run: the running
     /// thread got a new slice without a switch.
     renewals: AtomicU64,
@@ -251,6 +261,8 @@ impl Worker {
                 slice_ns: AtomicU64::new(0),
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
+                io_waiting: AtomicBool::new(false),
+                io_until: AtomicU64::new(0),
                 renewals: AtomicU64::new(0),
                 seen_progress: AtomicU64::new(0),
                 progress_at: AtomicU64::new(0),
@@ -493,8 +505,20 @@ impl Worker {
             return false;
         }
         self.watch.urgent.store(false, Ordering::Relaxed);
+        self.watch.io_waiting.store(false, Ordering::Relaxed);
+        let mut io_behind = 0;
         for t in self.bell.inject.take_all() {
+            let io = t.take_io_woken();
             runq.push(t);
+            if io {
+                io_behind = runq.len();
+            }
+        }
+        if io_behind > 0 {
+            // Threads woken by readiness wait behind `io_behind - 1` others:
+            // those run short slices too, until the switch that reaches
+            // the last of them.
+            self.watch.io_until.store(self.switches().wrapping_add(io_behind as u64), Ordering::Relaxed);
         }
         self.publish_waiting(runq);
         true

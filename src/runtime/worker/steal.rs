@@ -69,7 +69,7 @@
 //! others sleep on their futex at once and cost no CPU. A worker that
 //! queues a second waiting thread wakes a sleeper when nobody spins.
 
-use super::{SLEEPING, Worker};
+use super::{AWAKE, Worker};
 use crate::preempt;
 use crate::runtime::pool::Pool;
 use crate::runtime::task::{Task, TaskRef};
@@ -432,8 +432,7 @@ fn wake_thief(pool: &Pool) {
         return;
     }
     let me = Worker::current().map(|w| w.index);
-    if let Some(w) =
-        pool.workers().iter().find(|w| Some(w.index) != me && w.bell.wake.load(Ordering::Relaxed) == SLEEPING)
+    if let Some(w) = pool.workers().iter().find(|w| Some(w.index) != me && w.bell.wake.load(Ordering::Relaxed) != AWAKE)
     {
         w.notify();
     }

@@ -13,7 +13,7 @@
 //! it fences and takes its inbox (`Worker::missed_wake_up`), so either the
 //! waker saw the new state or the worker sees the woken thread.
 
-use super::{AWAKE, SLEEPING, Worker};
+use super::{AWAKE, POLLING, SLEEPING, Worker};
 use crate::preempt;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::timers::TimerKind;
@@ -33,6 +33,12 @@ enum Wake {
     /// Woken by a thread it joins, which finished: it may move, but waits
     /// its turn.
     Joiner,
+    /// Woken by descriptor readiness (`net`): as `Woken`, and queued on
+    /// another worker it has the thread running there preempted early
+    /// (`IO_WAKE_GRANULARITY_NS`). Not ahead of its level: tried, and a
+    /// server's threads overtaking each other made its tail latency 30
+    /// times worse (bench/README.md, "Network poller").
+    Io,
 }
 
 /// How long an idle worker polls for remote wake-ups before it sleeps.
@@ -51,6 +57,12 @@ impl Worker {
     /// not in the wake slot.
     pub(crate) fn schedule_joiner(task: TaskRef) {
         Worker::schedule_on(task, Wake::Joiner)
+    }
+
+    /// [`Worker::schedule`] for a thread woken because a descriptor it
+    /// waits on became ready (see [`Wake::Io`]).
+    pub(crate) fn schedule_io(task: TaskRef) {
+        Worker::schedule_on(task, Wake::Io)
     }
 
     /// Makes a new `task` runnable on the worker placement chose for it
@@ -78,14 +90,14 @@ impl Worker {
             let same = ptr::eq(w, target);
             if may_move && w.is_stealing() {
                 if same {
-                    w.push_local(task, kind == Wake::Woken);
+                    w.push_local(task, kind != Wake::Joiner);
                     return;
                 }
                 if w.takes_wake(&task, target) {
                     task.set_worker(w.index);
                     let moved = &w.watch.wake_migrations;
                     moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                    w.push_local(task, kind == Wake::Woken);
+                    w.push_local(task, kind != Wake::Joiner);
                     return;
                 }
             }
@@ -120,7 +132,23 @@ impl Worker {
         // SAFETY: alive until the end of this function, as argued above.
         let pool = unsafe { &*Arc::as_ptr(&task.pool) };
         if let Some(target) = pool.worker(index) {
-            target.inject(task);
+            if kind == Wake::Io {
+                task.mark_io_woken();
+                target.inject(task);
+                target.io_woken_queued();
+            } else {
+                target.inject(task);
+            }
+        }
+    }
+
+    /// A thread woken by readiness was queued here from another OS thread:
+    /// if a thread runs, the monitor preempts it once it has run
+    /// `IO_WAKE_GRANULARITY_NS` (it is told once per look at the inbox).
+    #[cold]
+    fn io_woken_queued(&self) {
+        if self.bell.running.load(Ordering::SeqCst) && !self.watch.io_waiting.swap(true, Ordering::SeqCst) {
+            monitor::urgent();
         }
     }
 
@@ -164,13 +192,16 @@ impl Worker {
             && self.pool().is_some_and(|pool| ptr::eq(pool, Arc::as_ptr(&task.pool)))
     }
 
-    /// Wakes the scheduling context if it sleeps. Async-signal-safe.
+    /// Wakes the scheduling context if it sleeps, on its futex or in the
+    /// network poller. Async-signal-safe.
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
-        if self.bell.wake.load(Ordering::Relaxed) == SLEEPING
-            && self.bell.wake.swap(AWAKE, Ordering::SeqCst) == SLEEPING
-        {
-            futex::wake_one(&self.bell.wake);
+        if self.bell.wake.load(Ordering::Relaxed) != AWAKE {
+            match self.bell.wake.swap(AWAKE, Ordering::SeqCst) {
+                SLEEPING => futex::wake_one(&self.bell.wake),
+                POLLING => io_hook::wake(),
+                _ => {}
+            }
         }
     }
 
@@ -279,8 +310,8 @@ impl Worker {
 
     fn idle_wait_inner(&self, deadline: Option<Instant>) {
         // Threads waiting on descriptors that are ready already: run them
-        // rather than sleep until the poller thread wakes us for them.
-        if io_hook::poll_ready() {
+        // rather than spin (a loopback peer's write made them ready).
+        if io_hook::poll_now() {
             return;
         }
         let pool = self.pool().filter(|_| self.has_peers());
@@ -297,7 +328,10 @@ impl Worker {
         if let Some(p) = pool {
             p.idle.sleepers.fetch_add(1, Ordering::SeqCst);
         }
-        self.bell.wake.store(SLEEPING, Ordering::SeqCst);
+        // With descriptors registered, one idle worker sleeps in the poller
+        // (`io_hook`), so that what becomes ready runs here at once.
+        let poller = io_hook::active().filter(|h| (h.claim)());
+        self.bell.wake.store(if poller.is_some() { POLLING } else { SLEEPING }, Ordering::SeqCst);
         // After announcing the sleep, one more look at the peers: a worker
         // that queued a thread before seeing `SLEEPING` is found here, and
         // one that queues after it sees `SLEEPING` and wakes us. Neither
@@ -313,11 +347,20 @@ impl Worker {
         }
         if self.bell.inject.is_empty() && pool.is_none_or(|p| p.overflow.is_empty()) {
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if timeout != Some(Duration::ZERO) {
+            if let Some(h) = poller {
+                // Woken (`notify`) before it got here, it finds the eventfd
+                // set and returns at once.
+                if self.bell.wake.load(Ordering::SeqCst) == POLLING {
+                    (h.poll)(timeout);
+                }
+            } else if timeout != Some(Duration::ZERO) {
                 futex::wait(&self.bell.wake, SLEEPING, timeout);
             }
         }
         self.bell.wake.store(AWAKE, Ordering::SeqCst);
+        if let Some(h) = poller {
+            (h.release)();
+        }
         if let Some(p) = pool {
             p.idle.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
@@ -340,6 +383,11 @@ impl Worker {
                     return true;
                 }
                 crate::arch::spin_hint();
+            }
+            // Descriptors that became ready while we spin: a system call
+            // a round, only while some are registered.
+            if io_hook::poll_now() {
+                return true;
             }
             now = Instant::now();
             if now >= until {

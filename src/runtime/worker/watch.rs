@@ -141,7 +141,11 @@ impl Worker {
         let since = w.progress_at.load(Ordering::Relaxed);
         let deadline = w.next_deadline.load(Ordering::Relaxed);
         let urgent = w.urgent.load(Ordering::SeqCst);
-        let preempt = urgent || now.saturating_sub(since) >= slice || deadline <= now;
+        // Threads woken by readiness wait: the running one gets a short
+        // slice (Linux's wake-up granularity, for the same reason).
+        let io = w.io_waiting.load(Ordering::SeqCst) || switches < w.io_until.load(Ordering::Relaxed);
+        let io_slice = if io { IO_WAKE_GRANULARITY_NS.min(slice) } else { slice };
+        let preempt = urgent || now.saturating_sub(since) >= io_slice || deadline <= now;
         // A steal request waits for an answer: a signal that only has the
         // worker look at it.
         let steal = self.steal_line.request.load(Ordering::Relaxed) != 0;
@@ -153,16 +157,25 @@ impl Worker {
             // no host was free): repeat, backing off so that a syscall the
             // signal interrupts still makes progress.
             let retry = match w.retry_ns.load(Ordering::Relaxed) {
-                0 if urgent => min_tick,
+                // After a readiness preemption, look again soon: the next
+                // thread gets a short slice too while woken ones wait.
+                0 if urgent || io => min_tick,
                 0 => tick,
                 r => r.saturating_mul(2).min(max_tick),
             };
             w.retry_ns.store(retry, Ordering::Relaxed);
             return Some(now.saturating_add(retry));
         }
-        Some(since.saturating_add(slice).min(deadline))
+        Some(since.saturating_add(io_slice).min(deadline))
     }
 }
+
+/// How long a thread runs, at least, before threads woken by descriptor
+/// readiness on its worker preempt it (`Wake::Io`): short enough that a
+/// server's tail latency survives CPU-bound threads beside it, long
+/// enough that those keep most of their slice (bench/README.md, "Network
+/// poller").
+pub(crate) const IO_WAKE_GRANULARITY_NS: u64 = 500_000;
 
 #[cfg(test)]
 mod tests {
