@@ -5,7 +5,8 @@
 //! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)
 //! - `bench context-switch [--threads N] [--iterations N] [--workers N]`
 //! - `bench regress [--quick] [--runs N] [--baseline FILE]`
-//! - `bench http [--quick] [--peers x,y] [--out DIR]` (HTTP servers under wrk)
+//! - `bench http [--quick] [--peers x,y] [--hogs 0,2] [--workers 1,2] [--slice-ms N] [--out DIR]`
+//!   (HTTP servers under wrk; `--slice-ms` adds ours with that time slice)
 //! - `bench serve-http PEER WORKERS HOGS [--slice-ms N]` (one server, for `bench http`)
 //! - `bench list`
 
@@ -145,7 +146,23 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     }
     let target_dir =
         std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
-    let rows = http::run(&http::Config { quick: opts.flag("--quick"), peers, target_dir: &target_dir });
+    let list = |name: &str, default: &[usize]| -> Result<Vec<usize>, String> {
+        match opts.value(name) {
+            None => Ok(default.to_vec()),
+            Some(v) => v.split(',').map(|n| n.parse().map_err(|_| format!("{name}: {n:?}"))).collect(),
+        }
+    };
+    let (hogs, workers) = (list("--hogs", &[0, 2])?, list("--workers", &[1, 2])?);
+    let slice_ms =
+        opts.value("--slice-ms").map(|v| v.parse::<u64>().map_err(|_| format!("--slice-ms: {v:?}"))).transpose()?;
+    let rows = http::run(&http::Config {
+        quick: opts.flag("--quick"),
+        hogs,
+        workers,
+        slice_ms,
+        peers,
+        target_dir: &target_dir,
+    });
     if rows.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

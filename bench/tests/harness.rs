@@ -101,3 +101,47 @@ fn quick_cross_worker_scenarios_for_ours_report_their_extras() {
         }
     }
 }
+
+/// `bench serve-http` starts each Rust peer's server, which answers a
+/// keep-alive GET with the same body (what `bench http` loads with wrk).
+#[test]
+fn every_rust_http_server_answers_hello() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    /// Killed however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    for peer in ["ours", "tokio", "may", "os"] {
+        let mut child = Server(
+            Command::new(env!("CARGO_BIN_EXE_bench"))
+                .args(["serve-http", peer, "1", "0"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect(&line);
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        // Two requests on one connection: keep-alive.
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buf = [0u8; 512];
+            let start = got.len();
+            while !String::from_utf8_lossy(&got[start..]).contains("Hello, world!") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "{peer}: closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        // may_minihttp says "200 Ok".
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        assert_eq!(text.matches("http/1.1 200 ok").count(), 2, "{peer}: {text}");
+    }
+}

@@ -69,6 +69,16 @@ fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Option<Output
     }
 }
 
+/// [`run_child`], failing unless the child succeeded and printed
+/// `marker`; its standard output, printed too.
+pub fn child_passes(name: &str, marker: &str) -> String {
+    let out = run_child(name, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    assert!(out.status.success() && stdout.contains(marker), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
 /// Whether this process is the child started by [`run_child`] for `name`.
 pub fn is_child(name: &str) -> bool {
     std::env::var("PMT_CHILD").as_deref() == Ok(name)

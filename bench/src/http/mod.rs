@@ -31,6 +31,12 @@ pub struct Row {
 
 pub struct Config<'a> {
     pub quick: bool,
+    /// The hog counts to run (0 and 2 by default).
+    pub hogs: Vec<usize>,
+    /// The worker counts to run (1 and 2 by default).
+    pub workers: Vec<usize>,
+    /// Also run ours with this time slice (ms).
+    pub slice_ms: Option<u64>,
     pub peers: Vec<String>,
     pub target_dir: &'a Path,
 }
@@ -147,7 +153,12 @@ fn wrk(port: u16, conns: usize, secs: u64) -> Result<(f64, f64, f64, String), St
             .find_map(|l| l.strip_prefix(prefix))
             .map(|r| r.split_whitespace().next().unwrap_or(""))
     };
-    let rps = field("Requests/sec:").and_then(|v| v.parse().ok()).ok_or(format!("wrk said: {text}"))?;
+    let rps: f64 = match field("Requests/sec:").and_then(|v| v.parse().ok()) {
+        Some(r) => r,
+        // No request answered at all: wrk prints no rate.
+        None if text.contains("requests in") => 0.0,
+        None => return Err(format!("wrk said: {} {}", text.trim(), String::from_utf8_lossy(&out.stderr).trim())),
+    };
     let p50 = field("50%").and_then(micros).unwrap_or(f64::NAN);
     let p99 = field("99%").and_then(micros).unwrap_or(f64::NAN);
     let mut errors = String::new();
@@ -174,12 +185,12 @@ pub fn run(cfg: &Config) -> Vec<Row> {
     let secs = if cfg.quick { 1 } else { 3 };
     let mut rows = Vec::new();
     let start = Instant::now();
-    for hogs in [0, 2] {
-        for workers in [1, 2] {
+    for &hogs in &cfg.hogs {
+        for &workers in &cfg.workers {
             for conns in [64, 1000] {
                 let mut variants: Vec<(String, Option<u64>)> = cfg.peers.iter().map(|p| (p.clone(), None)).collect();
-                if hogs > 0 && cfg.peers.iter().any(|p| p == "ours") {
-                    variants.push(("ours".into(), Some(1)));
+                if let Some(ms) = cfg.slice_ms.filter(|_| cfg.peers.iter().any(|p| p == "ours")) {
+                    variants.push(("ours".into(), Some(ms)));
                 }
                 for (peer, slice_ms) in variants {
                     let mut row = Row {
@@ -226,6 +237,11 @@ fn start_and_load(
     secs: u64,
 ) -> Result<(f64, f64, f64, String), String> {
     let server = start(peer, workers, hogs, slice_ms, go)?;
+    // A second of load first, not counted: connections made, threads and
+    // buffers allocated, every peer at its steady state.
+    // (A server that stalls answers nothing, and wrk then prints no rate:
+    // the measured run says so.)
+    let _ = wrk(server.port, conns, 1);
     let r = wrk(server.port, conns, secs);
     drop(server);
     r
@@ -285,6 +301,7 @@ pub fn table(rows: &[Row]) -> String {
                         .iter()
                         .find(|r| &label(r) == l && r.workers == workers && r.conns == conns && r.hogs == hogs);
                     let cell = match r {
+                        Some(Row { rps: Some(rps), .. }) if *rps < 1.0 => "stalled (0 req/s)".into(),
                         Some(Row { rps: Some(rps), p99_us: Some(p99), peer, slice_ms, .. }) => {
                             let ratio = match ours {
                                 Some(Row { rps: Some(o), p99_us: Some(op), .. })
@@ -317,13 +334,18 @@ pub fn table(rows: &[Row]) -> String {
             let _ = writeln!(out, "  1w {conns}c no hogs: req/s >= 1.5x Go's: {:.2}x -> {}", o / g, met(o >= 1.5 * g));
         }
     }
-    for slice in [None, Some(1)] {
+    let slices: Vec<Option<u64>> =
+        std::iter::once(None).chain(rows.iter().filter_map(|r| r.slice_ms).take(1).map(Some)).collect();
+    for slice in slices {
         for workers in [1, 2] {
             for conns in [64, 1000] {
                 let free = find(rows, "ours", None, workers, conns, 0).and_then(|r| r.p99_us);
                 let hog = find(rows, "ours", slice, workers, conns, 2).and_then(|r| r.p99_us);
                 let go = find(rows, "go", None, workers, conns, 2).and_then(|r| r.p99_us);
-                let name = if slice.is_some() { "ours (1 ms slice)" } else { "ours" };
+                let name = match slice {
+                    Some(ms) => format!("ours ({ms} ms slice)"),
+                    None => "ours".into(),
+                };
                 if let (Some(f), Some(h)) = (free, hog) {
                     let _ = writeln!(
                         out,

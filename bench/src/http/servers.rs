@@ -50,6 +50,28 @@ fn ours(workers: usize, hogs: usize, slice_ms: Option<u64>) -> Result<(), String
     }
     http_hello::serve(&sched, listener);
     announce(port);
+    if std::env::var_os("PMT_HTTP_STATS").is_some() {
+        // Per second, to stderr: what the scheduler did (for diagnosis).
+        let s = sched.clone();
+        std::thread::spawn(move || {
+            let mut last = (0, 0, 0);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = (
+                    s.total_preemptions(),
+                    s.worker_hand_offs().iter().sum::<u64>(),
+                    s.worker_switches().iter().sum::<u64>(),
+                );
+                eprintln!(
+                    "preemptions/s {} hand-offs/s {} switches/s {}",
+                    now.0 - last.0,
+                    now.1 - last.1,
+                    now.2 - last.2
+                );
+                last = now;
+            }
+        });
+    }
     loop {
         std::thread::park();
     }

@@ -12,9 +12,10 @@
 //!   claim; the others sleep on their futexes as before. Every idle
 //!   worker also polls without waiting before it spins.
 //! - **A monitor thread (`pmt-netpoll`)** for when no worker is idle (Go's
-//!   sysmon polls when nobody has for 10 ms): it polls without waiting,
-//!   every 50 µs while it finds events, backing off to 5 ms after 2 ms
-//!   without any, and injects what it finds into the threads' workers,
+//!   sysmon polls when nobody has for 10 ms): when nobody has polled for
+//!   0.2 ms it polls without waiting, looking every 0.1 ms while it
+//!   finds events and backing off to 5 ms after 2 ms without any, and
+//!   injects what it finds into the threads' workers,
 //!   whose running thread is then preempted after 0.5 ms
 //!   (`IO_WAKE_GRANULARITY_NS`) rather than at the end of its slice. It
 //!   sleeps on a futex while nothing is registered.
@@ -29,13 +30,14 @@
 mod epoll;
 mod slot;
 
+use crate::runtime::clock;
 use epoll::{Epoll, READABLE, WAKE_KEY, WRITABLE};
 use slot::{READ, Slot, Table, WRITE, Waiter};
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub(in crate::net) use slot::{READ as READ_BIT, WRITE as WRITE_BIT};
@@ -54,7 +56,13 @@ struct Reactor {
     events: UnsafeCell<[libc::epoll_event; BATCH]>,
     /// The monitor thread, parked while nothing is registered.
     monitor: OnceLock<std::thread::Thread>,
+    /// When a poll last ended (`clock::now_ns`): the monitor polls only
+    /// when nobody has for [`STALE_NS`].
+    last_poll_ns: AtomicU64,
 }
+
+/// How long events may wait for a poll before the monitor thread polls.
+const STALE_NS: u64 = 200_000;
 
 // SAFETY: `events` is touched only by the holder of `claimed`.
 unsafe impl Sync for Reactor {}
@@ -69,6 +77,7 @@ fn reactor() -> io::Result<&'static Reactor> {
             claimed: AtomicBool::new(false),
             events: UnsafeCell::new([libc::epoll_event { events: 0, u64: 0 }; BATCH]),
             monitor: OnceLock::new(),
+            last_poll_ns: AtomicU64::new(0),
         }));
         let monitor = std::thread::Builder::new()
             .name("pmt-netpoll".into())
@@ -118,6 +127,7 @@ fn poll(timeout: Option<Duration>) -> bool {
             return false;
         }
     };
+    r.last_poll_ns.store(clock::now_ns(), Ordering::Relaxed);
     let mut woke = false;
     for ev in &events[..n] {
         let (key, flags) = (ev.u64, ev.events);
@@ -136,12 +146,12 @@ fn poll(timeout: Option<Duration>) -> bool {
 impl Reactor {
     /// The monitor thread's loop (module docs).
     fn monitor(&self) {
-        const MIN: Duration = Duration::from_micros(50);
+        const MIN: Duration = Duration::from_micros(100);
         const MAX: Duration = Duration::from_millis(5);
         // Empty polls at the shortest pause before backing off: a busy
         // server's threads may all sit in run queues for a while (nothing
         // to poll for), and a long pause then delays every next request.
-        const PATIENCE: u32 = 40;
+        const PATIENCE: u32 = 20;
         let (mut delay, mut empty) = (MIN, 0);
         loop {
             if self.registered.load(Ordering::Acquire) == 0 {
@@ -150,7 +160,11 @@ impl Reactor {
                 continue;
             }
             std::thread::sleep(delay);
-            let found = claim() && {
+            // A worker polled lately (or waits in the poller): nothing for
+            // us to do, and a poll from here would move the threads it
+            // finds to their workers through their inboxes, the slow way.
+            let recent = clock::now_ns().saturating_sub(self.last_poll_ns.load(Ordering::Relaxed)) < STALE_NS;
+            let found = !recent && claim() && {
                 let woke = poll(Some(Duration::ZERO));
                 release();
                 woke

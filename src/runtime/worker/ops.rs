@@ -19,6 +19,7 @@ pub(super) fn exit_current() -> ! {
     let g = preempt::disable();
     let (w, _) = hold::attached(g.token()).expect("a green thread always runs on a worker");
     w.poll();
+    w.poll_io_now_and_then();
     let next = w.next_ready(None);
     // SAFETY: we are the running thread of `w`, preemption is disabled.
     unsafe { w.switch_out(next, Post::Exit) };
@@ -145,6 +146,7 @@ pub(crate) fn park(timeout: Option<Duration>) -> bool {
         None => None,
     };
     w.poll();
+    w.poll_io_now_and_then();
     // SAFETY: we are the running thread of `w`, preemption is disabled.
     if std::thread::panicking() && unsafe { w.hold_switch(Hold::Park(deadline)) } {
         return true;

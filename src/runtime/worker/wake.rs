@@ -41,6 +41,9 @@ enum Wake {
     Io,
 }
 
+/// See [`Worker::poll_io_now_and_then`].
+const IO_POLL_EVERY: u64 = 32;
+
 /// How long an idle worker polls for remote wake-ups before it sleeps.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
 
@@ -91,6 +94,9 @@ impl Worker {
             if may_move && w.is_stealing() {
                 if same {
                     w.push_local(task, kind != Wake::Joiner);
+                    if kind == Wake::Io {
+                        w.io_queued_here();
+                    }
                     return;
                 }
                 if w.takes_wake(&task, target) {
@@ -139,6 +145,20 @@ impl Worker {
             } else {
                 target.inject(task);
             }
+        }
+    }
+
+    /// A thread woken by readiness was queued on this worker by its own
+    /// poll: the threads ahead of it in the run queue (a CPU-bound one,
+    /// say) get short slices until it has run (see `take_inbox`).
+    #[cold]
+    fn io_queued_here(&self) {
+        // SAFETY: on the owner, outside any `with_local` (see `schedule`).
+        let ahead = unsafe { self.with_local(|l| l.runq.len()) } as u64;
+        let until = self.switches().wrapping_add(ahead + 1);
+        if self.watch.io_until.swap(until, Ordering::Relaxed) <= self.switches() && ahead > 0 {
+            // The monitor may be asleep for a whole slice: have it look.
+            monitor::urgent();
         }
     }
 
@@ -219,6 +239,20 @@ impl Worker {
         // SAFETY: on this worker's owner.
         let timers = !unsafe { self.with_local(|l| l.timers.is_empty()) };
         (timers || !self.bell.inject.is_empty()) && self.poll_slow()
+    }
+
+    /// At every [`IO_POLL_EVERY`]th switch, from a park or an exit: polls
+    /// the network without waiting, so that a worker too busy to go idle
+    /// runs the threads whose descriptors became ready itself, rather than
+    /// have them come through its inbox from the poller's monitor thread
+    /// (a wake-up across OS threads each, and a preemption of whatever
+    /// runs: `Wake::Io`). One system call per 32 parks while descriptors
+    /// are registered; a load and a test otherwise.
+    #[inline(always)]
+    pub(super) fn poll_io_now_and_then(&self) {
+        if self.switches().is_multiple_of(IO_POLL_EVERY) {
+            io_hook::poll_now();
+        }
     }
 
     #[cold]

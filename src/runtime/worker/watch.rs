@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 impl Worker {
     /// Whether this worker has run one thread, without a switch, for so
-    /// long that it may be stuck in the OS: at least two slices and 2 ms.
+    /// long that it may be stuck in the OS: [`stuck_after`] its slice.
     pub(crate) fn is_stuck(&self, now: u64, pool_slice: u64) -> bool {
         let w = &self.watch;
         if !self.bell.running.load(Ordering::SeqCst)
@@ -26,7 +26,7 @@ impl Worker {
         let since = w.seen_at.load(Ordering::Relaxed);
         since != 0
             && w.seen_switches.load(Ordering::Relaxed) == self.switches()
-            && now.saturating_sub(since) >= slice.saturating_mul(2).max(2_000_000)
+            && now.saturating_sub(since) >= stuck_after(slice)
     }
 
     /// For a stuck worker, given its owner's CPU clock `cpu_ns` now:
@@ -166,8 +166,22 @@ impl Worker {
             w.retry_ns.store(retry, Ordering::Relaxed);
             return Some(now.saturating_add(retry));
         }
-        Some(since.saturating_add(io_slice).min(deadline))
+        // And in time to see it stuck in the OS (`is_stuck`).
+        let stuck_check = w.seen_at.load(Ordering::Relaxed).saturating_add(stuck_after(slice));
+        Some(since.saturating_add(io_slice).min(deadline).min(stuck_check.max(now + min_tick)))
     }
+}
+
+/// How long a worker may go without a switch before the monitor asks
+/// whether its host is blocked in the kernel (asleep there, its CPU clock
+/// still): 2 ms, or a fifth of a slice longer than 10 ms. It was two
+/// slices (20 ms by default): a 10 ms blocking call stalled every other
+/// thread of its worker for its whole length (bench/README.md, "A
+/// blocking call's stall"). Go hands a P off a syscall after 20 µs to
+/// 10 ms; a thread that only looks blocked loses nothing but a host
+/// switch, and is recalled when it runs.
+pub(crate) fn stuck_after(slice: u64) -> u64 {
+    (slice / 5).max(2_000_000)
 }
 
 /// How long a thread runs, at least, before threads woken by descriptor
