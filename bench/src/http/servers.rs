@@ -45,8 +45,28 @@ fn ours(workers: usize, hogs: usize, slice_ms: Option<u64>) -> Result<(), String
     }
     let listener = preemptive_mlthreading_rust::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let stats = std::env::var_os("PMT_HTTP_STATS").is_some();
+    static LONGEST_RUN_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     for _ in 0..hogs {
-        sched.spawn(spin).map_err(|e| e.to_string())?;
+        if stats {
+            // Diagnosis: the hog times its own stretches on the CPU.
+            sched
+                .spawn(|| {
+                    let (mut start, mut last) = (std::time::Instant::now(), std::time::Instant::now());
+                    loop {
+                        let now = std::time::Instant::now();
+                        if now - last > std::time::Duration::from_micros(50) {
+                            let ran = (last - start).as_nanos() as u64;
+                            LONGEST_RUN_NS.fetch_max(ran, std::sync::atomic::Ordering::Relaxed);
+                            start = now;
+                        }
+                        last = now;
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+        } else {
+            sched.spawn(spin).map_err(|e| e.to_string())?;
+        }
     }
     http_hello::serve(&sched, listener);
     announce(port);
@@ -63,10 +83,11 @@ fn ours(workers: usize, hogs: usize, slice_ms: Option<u64>) -> Result<(), String
                     s.worker_switches().iter().sum::<u64>(),
                 );
                 eprintln!(
-                    "preemptions/s {} hand-offs/s {} switches/s {}",
+                    "preemptions/s {} hand-offs/s {} switches/s {} longest hog run {:?}",
                     now.0 - last.0,
                     now.1 - last.1,
-                    now.2 - last.2
+                    now.2 - last.2,
+                    std::time::Duration::from_nanos(LONGEST_RUN_NS.swap(0, std::sync::atomic::Ordering::Relaxed))
                 );
                 last = now;
             }

@@ -14,8 +14,10 @@
 //! - **A monitor thread (`pmt-netpoll`)** for when no worker is idle (Go's
 //!   sysmon polls when nobody has for 10 ms): when nobody has polled for
 //!   0.2 ms it polls without waiting, looking every 0.1 ms while it
-//!   finds events and backing off to 5 ms after 2 ms without any, and
-//!   injects what it finds into the threads' workers,
+//!   finds events (or while workers poll themselves, from the time their
+//!   last poll goes stale) and backing off to 5 ms after 2 ms without
+//!   any (or while a worker waits in the poller), and injects what it
+//!   finds into the threads' workers,
 //!   whose running thread is then preempted after 0.5 ms
 //!   (`IO_WAKE_GRANULARITY_NS`) rather than at the end of its slice. It
 //!   sleeps on a futex while nothing is registered.
@@ -160,11 +162,19 @@ impl Reactor {
                 continue;
             }
             std::thread::sleep(delay);
-            // A worker polled lately (or waits in the poller): nothing for
-            // us to do, and a poll from here would move the threads it
-            // finds to their workers through their inboxes, the slow way.
-            let recent = clock::now_ns().saturating_sub(self.last_poll_ns.load(Ordering::Relaxed)) < STALE_NS;
-            let found = !recent && claim() && {
+            // A worker polled lately: nothing for us to do (a poll from
+            // here would move the threads it finds to their workers through
+            // their inboxes, the slow way), but look again as soon as its
+            // poll is stale: a worker that polls now may run a CPU-bound
+            // thread next, for a whole slice.
+            let since = clock::now_ns().saturating_sub(self.last_poll_ns.load(Ordering::Relaxed));
+            if since < STALE_NS {
+                (delay, empty) = (Duration::from_nanos(STALE_NS - since).max(MIN), 0);
+                continue;
+            }
+            // A worker waits in the poller (it holds the claim): events go
+            // to it. Otherwise poll.
+            let found = claim() && {
                 let woke = poll(Some(Duration::ZERO));
                 release();
                 woke
