@@ -8,10 +8,10 @@
 //! no shared memory; beyond it, and without per-CPU pools, buffers go
 //! through a lock-free shared free list. A buffer freed on another worker
 //! than the one it came from simply joins that worker's cache: buffers of a
-//! class are interchangeable. The cache is the OS thread's, and a green
-//! thread preempted between reading and writing it could resume on
-//! another worker's OS thread: the fast paths run with preemption
-//! disabled (a counter increment, and a test when it drops).
+//! class are interchangeable. The cache is the OS thread's: the fast
+//! paths touch it only inside functions never inlined, so that no
+//! thread-local address outlives a cooperative switch (see
+//! `take_cached`), and a preempted thread keeps its OS thread.
 //!
 //! **Capacity** is the most buffers of a class that exist at once, in use
 //! or cached: `allocate_*` makes a new one only below it, and is then an
@@ -277,12 +277,26 @@ pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
 /// up (and adopted by the cache) and asked.
 #[inline(always)]
 fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
-    let which = which & 1;
-    // Not preemptible from the load of the head to its store: a thread
-    // preempted in between may resume on another worker's OS thread, and
-    // would store this cache's next buffer as that cache's head.
-    let np = crate::preempt::disable();
-    let fast = FAST.with(|f| {
+    // Two words out of the cache, in registers: a `PoolBuffer` built in
+    // there would go through memory.
+    match take_cached(which & 1) {
+        Some((raw, class)) => Ok(PoolBuffer { raw: Some(Raw(raw)), class }),
+        None => allocate_slow(which & 1),
+    }
+}
+
+/// The fast path's access to the OS thread's cache, in a function of its
+/// own that is never inlined: inlined into a caller that also frees a
+/// buffer after a cooperative switch (`yield_now`), the compiler computed
+/// the thread-local's address once, before the switch, and the free went
+/// to the cache of the OS thread the green thread had left, while another
+/// thread used it (`cargo test --release --test memory_pools` crashed on a
+/// free-list link overwritten by a buffer's user). An asynchronous
+/// preemption keeps the thread on its OS thread (README, "Preemption"),
+/// so nothing else is needed.
+#[inline(never)]
+fn take_cached(which: usize) -> Option<(NonNull<u8>, &'static Class)> {
+    FAST.with(|f| {
         let f = &f[which];
         let head = f.head.get();
         if head.is_null() {
@@ -300,14 +314,7 @@ fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
         f.len.set(f.len.get() - 1);
         // SAFETY: `head` is not null (checked above).
         Some((unsafe { NonNull::new_unchecked(head) }, class))
-    });
-    drop(np);
-    // Two words out of the cache, in registers: a `PoolBuffer` built in
-    // there would go through memory.
-    match fast {
-        Some((raw, class)) => Ok(PoolBuffer { raw: Some(Raw(raw)), class }),
-        None => allocate_slow(which),
-    }
+    })
 }
 
 #[cold]
@@ -377,27 +384,29 @@ impl Drop for PoolBuffer {
     fn drop(&mut self) {
         let Some(raw) = self.raw.take() else { return };
         let (class, which) = (self.class, self.class.which & 1);
-        // As in `allocate`: one cache from the head's load to its store.
-        let np = crate::preempt::disable();
-        let cached = class.per_cpu
-            && FAST.with(|f| {
-                let f = &f[which];
-                let n = f.len.get();
-                if !std::ptr::eq(f.class.get(), class) || n >= CPU_CACHE {
-                    return false;
-                }
-                // SAFETY: our own buffer, word aligned and at least a word
-                // long; from now on the cache owns it.
-                unsafe { raw.0.as_ptr().cast::<*mut u8>().write(f.head.get()) };
-                f.head.set(raw.0.as_ptr());
-                f.len.set(n + 1);
-                true
-            });
-        drop(np);
-        if !cached {
+        if !(class.per_cpu && put_cached(which, class, &raw)) {
             drop_slow(class, raw);
         }
     }
+}
+
+/// The free's fast path: into the OS thread's cache, if it has room. Never
+/// inlined, for the reason `take_cached` gives.
+#[inline(never)]
+fn put_cached(which: usize, class: &'static Class, raw: &Raw) -> bool {
+    FAST.with(|f| {
+        let f = &f[which];
+        let n = f.len.get();
+        if !std::ptr::eq(f.class.get(), class) || n >= CPU_CACHE {
+            return false;
+        }
+        // SAFETY: our own buffer, word aligned and at least a word long;
+        // from now on the cache owns it.
+        unsafe { raw.0.as_ptr().cast::<*mut u8>().write(f.head.get()) };
+        f.head.set(raw.0.as_ptr());
+        f.len.set(n + 1);
+        true
+    })
 }
 
 /// A buffer the caller's cache cannot keep: to the shared free list, or
