@@ -2,7 +2,7 @@
 //! instead of on its futex: the poller installs these hooks when it
 //! starts. Until then an idle worker pays one load.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
 
 /// The poller's side.
@@ -21,6 +21,17 @@ pub(crate) struct Hooks {
 }
 
 static HOOKS: AtomicPtr<Hooks> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Set by the poller's monitor thread when nobody has polled lately: the
+/// next worker to park polls (rather than the monitor thread, whose finds
+/// reach their workers through inboxes). Cleared by every poll.
+pub(crate) static POLL_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a poll is wanted (see [`POLL_WANTED`]): one relaxed load.
+#[inline(always)]
+pub(crate) fn poll_wanted() -> bool {
+    POLL_WANTED.load(Ordering::Relaxed)
+}
 
 /// Installs `hooks` (once; later calls are ignored).
 pub(crate) fn install(hooks: &'static Hooks) {

@@ -130,6 +130,9 @@ fn poll(timeout: Option<Duration>) -> bool {
         }
     };
     r.last_poll_ns.store(clock::now_ns(), Ordering::Relaxed);
+    if crate::runtime::io_hook::poll_wanted() {
+        crate::runtime::io_hook::POLL_WANTED.store(false, Ordering::Relaxed);
+    }
     let mut woke = false;
     for ev in &events[..n] {
         let (key, flags) = (ev.u64, ev.events);
@@ -154,6 +157,8 @@ impl Reactor {
         // server's threads may all sit in run queues for a while (nothing
         // to poll for), and a long pause then delays every next request.
         const PATIENCE: u32 = 20;
+        // The longest pause while workers poll themselves.
+        const RECENT_MAX: Duration = Duration::from_millis(1);
         let (mut delay, mut empty) = (MIN, 0);
         loop {
             if self.registered.load(Ordering::Acquire) == 0 {
@@ -169,7 +174,19 @@ impl Reactor {
             // thread next, for a whole slice.
             let since = clock::now_ns().saturating_sub(self.last_poll_ns.load(Ordering::Relaxed));
             if since < STALE_NS {
-                (delay, empty) = (Duration::from_nanos(STALE_NS - since).max(MIN), 0);
+                // Workers keep up: look less often (each look is a sleep
+                // and a wake-up, which a loaded machine's CPU pays for),
+                // up to every RECENT_MAX.
+                delay = (delay * 2).clamp(Duration::from_nanos(STALE_NS - since), RECENT_MAX);
+                empty = 0;
+                continue;
+            }
+            // First ask the workers: the next one to park polls, and runs
+            // what it finds itself. Only if none does (they run CPU-bound
+            // threads), poll from here.
+            if !crate::runtime::io_hook::poll_wanted() {
+                crate::runtime::io_hook::POLL_WANTED.store(true, Ordering::Relaxed);
+                delay = MIN;
                 continue;
             }
             // A worker waits in the poller (it holds the claim): events go

@@ -241,7 +241,8 @@ impl Worker {
         (timers || !self.bell.inject.is_empty()) && self.poll_slow()
     }
 
-    /// At every [`IO_POLL_EVERY`]th switch, from a park or an exit: polls
+    /// At every [`IO_POLL_EVERY`]th switch, and when the poller's monitor
+    /// thread asks (`io_hook::POLL_WANTED`), from a park or an exit: polls
     /// the network without waiting, so that a worker too busy to go idle
     /// runs the threads whose descriptors became ready itself, rather than
     /// have them come through its inbox from the poller's monitor thread
@@ -250,7 +251,7 @@ impl Worker {
     /// are registered; a load and a test otherwise.
     #[inline(always)]
     pub(super) fn poll_io_now_and_then(&self) {
-        if self.switches().is_multiple_of(IO_POLL_EVERY) {
+        if self.switches().is_multiple_of(IO_POLL_EVERY) || io_hook::poll_wanted() {
             io_hook::poll_now();
         }
     }
