@@ -74,17 +74,19 @@ fn ours(workers: usize, hogs: usize, slice_ms: Option<u64>) -> Result<(), String
         // Per second, to stderr: what the scheduler did (for diagnosis).
         let s = sched.clone();
         std::thread::spawn(move || {
-            let mut last = (0, 0, 0);
+            let mut last = (0, 0, 0, 0);
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
                 let now = (
                     s.total_preemptions(),
                     s.worker_hand_offs().iter().sum::<u64>(),
                     s.worker_switches().iter().sum::<u64>(),
+                    s.worker_deferred_preemptions().iter().sum::<u64>(),
                 );
                 eprintln!(
-                    "preemptions/s {} hand-offs/s {} switches/s {} longest hog run {:?}",
+                    "preemptions/s {} deferred/s {} hand-offs/s {} switches/s {} longest hog run {:?}",
                     now.0 - last.0,
+                    now.3 - last.3,
                     now.1 - last.1,
                     now.2 - last.2,
                     std::time::Duration::from_nanos(LONGEST_RUN_NS.swap(0, std::sync::atomic::Ordering::Relaxed))

@@ -144,9 +144,10 @@ struct Watch {
     /// thread runs: the monitor preempts it once it has run
     /// [`watch::IO_WAKE_GRANULARITY_NS`].
     io_waiting: AtomicBool,
-    /// Until the worker's switch count reaches this, threads woken by
-    /// readiness wait in its run queue (see `take_inbox`).
-    io_until: AtomicU64,
+    /// When a thread woken by readiness was last queued here
+    /// (`clock::now_ns`): for [`watch::IO_RECENT_NS`] after, while threads
+    /// wait in the run queue, the running one gets a short slice.
+    io_at: AtomicU64,
     /// Preemption checks that found nothing else to run: the running
     /// thread got a new slice without a switch.
     renewals: AtomicU64,
@@ -262,7 +263,7 @@ impl Worker {
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
                 io_waiting: AtomicBool::new(false),
-                io_until: AtomicU64::new(0),
+                io_at: AtomicU64::new(0),
                 renewals: AtomicU64::new(0),
                 seen_progress: AtomicU64::new(0),
                 progress_at: AtomicU64::new(0),
@@ -506,19 +507,15 @@ impl Worker {
         }
         self.watch.urgent.store(false, Ordering::Relaxed);
         self.watch.io_waiting.store(false, Ordering::Relaxed);
-        let mut io_behind = 0;
+        let mut io = false;
         for t in self.bell.inject.take_all() {
-            let io = t.take_io_woken();
+            io |= t.take_io_woken();
             runq.push(t);
-            if io {
-                io_behind = runq.len();
-            }
         }
-        if io_behind > 0 {
-            // Threads woken by readiness wait behind `io_behind - 1` others:
-            // those run short slices too, until the switch that reaches
-            // the last of them.
-            self.watch.io_until.store(self.switches().wrapping_add(io_behind as u64), Ordering::Relaxed);
+        if io {
+            // Threads woken by readiness wait behind others: those run
+            // short slices for a while (`watch::IO_RECENT_NS`).
+            self.watch.io_at.store(crate::runtime::clock::now_ns(), Ordering::Relaxed);
         }
         self.publish_waiting(runq);
         true

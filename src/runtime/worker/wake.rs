@@ -150,13 +150,14 @@ impl Worker {
 
     /// A thread woken by readiness was queued on this worker by its own
     /// poll: the threads ahead of it in the run queue (a CPU-bound one,
-    /// say) get short slices until it has run (see `take_inbox`).
+    /// say) get short slices for a while (see `take_inbox`).
     #[cold]
     fn io_queued_here(&self) {
         // SAFETY: on the owner, outside any `with_local` (see `schedule`).
-        let ahead = unsafe { self.with_local(|l| l.runq.len()) } as u64;
-        let until = self.switches().wrapping_add(ahead + 1);
-        if self.watch.io_until.swap(until, Ordering::Relaxed) <= self.switches() && ahead > 0 {
+        let ahead = unsafe { self.with_local(|l| l.runq.len()) };
+        let now = clock::now_ns();
+        let before = self.watch.io_at.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(before) >= super::watch::IO_RECENT_NS && ahead > 0 {
             // The monitor may be asleep for a whole slice: have it look.
             monitor::urgent();
         }

@@ -143,7 +143,9 @@ impl Worker {
         let urgent = w.urgent.load(Ordering::SeqCst);
         // Threads woken by readiness wait: the running one gets a short
         // slice (Linux's wake-up granularity, for the same reason).
-        let io = w.io_waiting.load(Ordering::SeqCst) || switches < w.io_until.load(Ordering::Relaxed);
+        let io = w.io_waiting.load(Ordering::SeqCst)
+            || (now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS
+                && self.steal_line.waiting.load(Ordering::Relaxed) > 0);
         let io_slice = if io { IO_WAKE_GRANULARITY_NS.min(slice) } else { slice };
         let preempt = urgent || now.saturating_sub(since) >= io_slice || deadline <= now;
         // A steal request waits for an answer: a signal that only has the
@@ -190,6 +192,14 @@ pub(crate) fn stuck_after(slice: u64) -> u64 {
 /// enough that those keep most of their slice (bench/README.md, "Network
 /// poller").
 pub(crate) const IO_WAKE_GRANULARITY_NS: u64 = 500_000;
+
+/// How long after a thread woken by readiness was queued on a worker its
+/// running threads keep the short slice, while others wait. Counting
+/// switches until the woken threads had run was tried first: threads
+/// woken meanwhile (in the wake slot, ahead of the queue) used the count
+/// up, and a CPU-bound thread then ran its whole slice with 65 threads
+/// waiting (bench/README.md, "Network poller").
+pub(crate) const IO_RECENT_NS: u64 = 5_000_000;
 
 #[cfg(test)]
 mod tests {
