@@ -67,6 +67,12 @@ pub(crate) fn on_preempt_signal() {
         return;
     }
     preempt::set_depth(1);
+    // Outside any scope now: an earlier deferral of this thread (one that
+    // landed in its first instructions, say) no longer describes it, for
+    // `running_thread` (a LongRun alert said "in a preempt-disable scope"
+    // of a plain spinning thread under qemu), and this signal is taken
+    // here rather than at that scope's end.
+    w.watch.deferred_at.store(u64::MAX, Ordering::Relaxed);
     // SAFETY: on the owner, at depth 1: the interrupted code was in no
     // runtime critical section, so nothing borrows the local state.
     if let Some(id) = unsafe { w.with_local(|l| l.current.as_ref().map(|c| c.id.as_u64().get())) } {
