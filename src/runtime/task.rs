@@ -217,9 +217,6 @@ pub(crate) struct Exec {
 const HELD: u8 = 1;
 const SLEEPING: u8 = 2;
 const FINISHED: u8 = 4;
-/// Woken by descriptor readiness and queued on another worker's inbox
-/// (`Worker::take_inbox` counts it).
-const IO_WOKEN: u8 = 8;
 
 /// The top bit of [`Exec::sp`]: set while a host keeps the thread.
 const HELD_BIT: usize = 1 << (usize::BITS - 1);
@@ -363,19 +360,6 @@ impl Task {
     /// Sets [`Task::has_finished`], where `Exec::finished` is set.
     pub(crate) fn set_finished(&self) {
         self.flags.fetch_or(FINISHED, Ordering::Relaxed);
-    }
-
-    /// Marks it woken by descriptor readiness, before its waker queues it
-    /// on another worker's inbox.
-    pub(crate) fn mark_io_woken(&self) {
-        self.flags.fetch_or(IO_WOKEN, Ordering::Relaxed);
-    }
-
-    /// Takes the mark of [`Task::mark_io_woken`].
-    #[inline]
-    pub(crate) fn take_io_woken(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & IO_WOKEN != 0
-            && self.flags.fetch_and(!IO_WOKEN, Ordering::Relaxed) & IO_WOKEN != 0
     }
 
     /// Whether it waits for a sleep's timer (for thread dumps only).

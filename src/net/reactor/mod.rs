@@ -191,11 +191,7 @@ impl Reactor {
             }
             // A worker waits in the poller (it holds the claim): events go
             // to it. Otherwise poll.
-            let found = claim() && {
-                let woke = poll(Some(Duration::ZERO));
-                release();
-                woke
-            };
+            let found = crate::runtime::io_hook::poll_now();
             if found {
                 (delay, empty) = (MIN, 0);
             } else {

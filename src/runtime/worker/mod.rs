@@ -140,13 +140,10 @@ struct Watch {
     /// A thread that outranks the running one was queued from elsewhere;
     /// the monitor keeps signalling until the worker has looked at its queue.
     urgent: AtomicBool,
-    /// Threads woken by descriptor readiness wait in the inbox while a
-    /// thread runs: the monitor preempts it once it has run
-    /// [`watch::IO_WAKE_GRANULARITY_NS`].
-    io_waiting: AtomicBool,
     /// When a thread woken by readiness was last queued here
     /// (`clock::now_ns`): for [`watch::IO_RECENT_NS`] after, while threads
-    /// wait in the run queue, the running one gets a short slice.
+    /// wait in the run queue or the inbox, the running one gets a short
+    /// slice.
     io_at: AtomicU64,
     /// Preemption checks that found nothing else to run: the running
     /// thread got a new slice without a switch.
@@ -262,7 +259,6 @@ impl Worker {
                 slice_ns: AtomicU64::new(0),
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
-                io_waiting: AtomicBool::new(false),
                 io_at: AtomicU64::new(0),
                 renewals: AtomicU64::new(0),
                 seen_progress: AtomicU64::new(0),
@@ -506,16 +502,8 @@ impl Worker {
             return false;
         }
         self.watch.urgent.store(false, Ordering::Relaxed);
-        self.watch.io_waiting.store(false, Ordering::Relaxed);
-        let mut io = false;
         for t in self.bell.inject.take_all() {
-            io |= t.take_io_woken();
             runq.push(t);
-        }
-        if io {
-            // Threads woken by readiness wait behind others: those run
-            // short slices for a while (`watch::IO_RECENT_NS`).
-            self.watch.io_at.store(crate::runtime::clock::now_ns(), Ordering::Relaxed);
         }
         self.publish_waiting(runq);
         true

@@ -33,11 +33,11 @@ enum Wake {
     /// Woken by a thread it joins, which finished: it may move, but waits
     /// its turn.
     Joiner,
-    /// Woken by descriptor readiness (`net`): as `Woken`, and queued on
-    /// another worker it has the thread running there preempted early
-    /// (`IO_WAKE_GRANULARITY_NS`). Not ahead of its level: tried, and a
-    /// server's threads overtaking each other made its tail latency 30
-    /// times worse (bench/README.md, "Network poller").
+    /// Woken by descriptor readiness (`net`): as `Woken`, and it has the
+    /// threads ahead of it preempted early (`IO_WAKE_GRANULARITY_NS`). Not
+    /// ahead of its level: tried, and a server's threads overtaking each
+    /// other made its tail latency 30 times worse (bench/README.md,
+    /// "Network poller").
     Io,
 }
 
@@ -95,7 +95,7 @@ impl Worker {
                 if same {
                     w.push_local(task, kind != Wake::Joiner);
                     if kind == Wake::Io {
-                        w.io_queued_here();
+                        w.io_woken_queued();
                     }
                     return;
                 }
@@ -138,37 +138,23 @@ impl Worker {
         // SAFETY: alive until the end of this function, as argued above.
         let pool = unsafe { &*Arc::as_ptr(&task.pool) };
         if let Some(target) = pool.worker(index) {
+            target.inject(task);
             if kind == Wake::Io {
-                task.mark_io_woken();
-                target.inject(task);
                 target.io_woken_queued();
-            } else {
-                target.inject(task);
             }
         }
     }
 
-    /// A thread woken by readiness was queued on this worker by its own
-    /// poll: the threads ahead of it in the run queue (a CPU-bound one,
-    /// say) get short slices for a while (see `take_inbox`).
-    #[cold]
-    fn io_queued_here(&self) {
-        // SAFETY: on the owner, outside any `with_local` (see `schedule`).
-        let ahead = unsafe { self.with_local(|l| l.runq.len()) };
-        let now = clock::now_ns();
-        let before = self.watch.io_at.swap(now, Ordering::Relaxed);
-        if now.saturating_sub(before) >= super::watch::IO_RECENT_NS && ahead > 0 {
-            // The monitor may be asleep for a whole slice: have it look.
-            monitor::urgent();
-        }
-    }
-
-    /// A thread woken by readiness was queued here from another OS thread:
-    /// if a thread runs, the monitor preempts it once it has run
-    /// `IO_WAKE_GRANULARITY_NS` (it is told once per look at the inbox).
+    /// A thread woken by readiness was queued here (by this worker's poll,
+    /// or from another OS thread into the inbox): the threads it waits
+    /// behind get short slices for a while (`watch::IO_RECENT_NS`). The
+    /// first such wake in a while has the monitor look at once, which may
+    /// be asleep for a whole slice.
     #[cold]
     fn io_woken_queued(&self) {
-        if self.bell.running.load(Ordering::SeqCst) && !self.watch.io_waiting.swap(true, Ordering::SeqCst) {
+        let now = clock::now_ns();
+        let before = self.watch.io_at.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(before) >= super::watch::IO_RECENT_NS && self.bell.running.load(Ordering::SeqCst) {
             monitor::urgent();
         }
     }

@@ -143,9 +143,8 @@ impl Worker {
         let urgent = w.urgent.load(Ordering::SeqCst);
         // Threads woken by readiness wait: the running one gets a short
         // slice (Linux's wake-up granularity, for the same reason).
-        let io = w.io_waiting.load(Ordering::SeqCst)
-            || (now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS
-                && self.steal_line.waiting.load(Ordering::Relaxed) > 0);
+        let io = now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS
+            && (self.steal_line.waiting.load(Ordering::Relaxed) > 0 || !self.bell.inject.is_empty());
         let io_slice = if io { IO_WAKE_GRANULARITY_NS.min(slice) } else { slice };
         let preempt = urgent || now.saturating_sub(since) >= io_slice || deadline <= now;
         // A steal request waits for an answer: a signal that only has the
