@@ -87,3 +87,9 @@ if ! timeout -k 30 "$test_timeout" cargo test --target "$target" --lib --tests "
     timeout -k 30 "$test_timeout" cargo test --target "$target" --lib --tests "$@"
     echo "!! FLAKY under qemu: the $arch tests passed on the second run" >&2
 fi
+
+# Optimised code is where a thread's address kept across a switch showed
+# (tests/memory_pools.rs), and where riscv64's naked functions lost the A
+# extension: the unit tests and the pools once more, in release.
+cargo test --release --target "$target" --lib --test memory_pools --no-run
+timeout -k 30 "$test_timeout" cargo test --release --target "$target" --lib --test memory_pools

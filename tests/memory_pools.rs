@@ -126,6 +126,34 @@ fn reinitialising_replaces_the_pools() {
     assert!(allocate_from_small_pool().is_ok());
 }
 
+/// One OS thread frees 100 buffers: its cache keeps `CPU_CACHE` of them
+/// and the rest go to the shared list, which is all another OS thread can
+/// then have (the documented cost of per-CPU caches). Objects of one byte
+/// (less than the two words a free buffer needs) survive the round trip.
+fn a_cache_keeps_at_most_cpu_cache_buffers() {
+    use preemptive_mlthreading_rust::perf::memory_pools::CPU_CACHE;
+    init_memory_pools(MemoryPoolConfig {
+        small_object_size: 1,
+        small_pool_capacity: 100,
+        ..MemoryPoolConfig::default()
+    });
+    let mut held: Vec<_> = (0..100).map(|_| allocate_from_small_pool().unwrap()).collect();
+    for (i, b) in held.iter_mut().enumerate() {
+        assert_eq!(b.len(), 1);
+        b[0] = i as u8;
+    }
+    assert!(allocate_from_small_pool().is_err());
+    drop(held);
+    // The other thread's buffers come back here, held until the end.
+    let elsewhere = std::thread::spawn(|| std::iter::from_fn(|| allocate_from_small_pool().ok()).collect::<Vec<_>>())
+        .join()
+        .unwrap();
+    assert_eq!(elsewhere.len(), 100 - CPU_CACHE, "the freeing thread's cache keeps exactly CPU_CACHE");
+    let here: Vec<_> = std::iter::from_fn(|| allocate_from_small_pool().ok()).collect();
+    assert_eq!(here.len(), CPU_CACHE, "and hands them back to its own thread");
+    assert!(here.iter().all(|b| b.len() == 1));
+}
+
 #[test]
 fn memory_pools_in_order() {
     guide_memory_pool_optimization().unwrap();
@@ -133,6 +161,7 @@ fn memory_pools_in_order() {
     capacity_is_the_most_buffers_in_existence(false);
     concurrent_buffers_never_alias();
     reinitialising_replaces_the_pools();
+    a_cache_keeps_at_most_cpu_cache_buffers();
 }
 
 #[test]

@@ -23,6 +23,7 @@
 mod features;
 #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
 mod leaf_word;
+pub(crate) mod os_thread_area;
 pub(crate) mod preempt_word;
 mod torture;
 pub use features::{ArchFeatures, Feature, Support, features};

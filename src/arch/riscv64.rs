@@ -34,9 +34,10 @@
 //! whether or not its owner filled it in.
 //!
 //! Assembly that names FP registers enables the D extension itself with
-//! `.option arch, +d` inside `.option push`/`.option pop`: naked functions
-//! and inline asm are assembled without the target's `+d` in some builds
-//! (release with LTO, rust-lang/rust#80608), although `riscv64gc` has it.
+//! `.option arch, +d` inside `.option push`/`.option pop`, and atomics the
+//! A extension with `+a`: naked functions and inline asm are assembled
+//! without the target's features in some builds (release, and release with
+//! LTO, rust-lang/rust#80608), although `riscv64gc` has them.
 
 use super::{Entry, Feature, FpSwitch, Isa, Support};
 use core::arch::{asm, naked_asm};
@@ -383,7 +384,7 @@ pub(super) unsafe extern "C" fn word_load() -> u64 {
 /// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
-    naked_asm!(word_address!(), "amoswap.d a0, a0, (t0)", "ret",)
+    naked_asm!(word_address!(), ".option push", ".option arch, +a", "amoswap.d a0, a0, (t0)", ".option pop", "ret",)
 }
 
 /// a0 = delta; see `word_swap`.
@@ -392,7 +393,15 @@ pub(super) unsafe extern "C" fn word_swap(_word: u64) -> u64 {
 /// No precondition (see [`word_load`]).
 #[unsafe(naked)]
 pub(super) unsafe extern "C" fn word_add(_delta: u64) -> u64 {
-    naked_asm!(word_address!(), "amoadd.d t1, a0, (t0)", "add a0, t1, a0", "ret",)
+    naked_asm!(
+        word_address!(),
+        ".option push",
+        ".option arch, +a",
+        "amoadd.d t1, a0, (t0)",
+        ".option pop",
+        "add a0, t1, a0",
+        "ret",
+    )
 }
 
 /// a0 = half (0 or 1), a1 = value.

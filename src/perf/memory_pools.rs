@@ -8,10 +8,10 @@
 //! no shared memory; beyond it, and without per-CPU pools, buffers go
 //! through a lock-free shared free list. A buffer freed on another worker
 //! than the one it came from simply joins that worker's cache: buffers of a
-//! class are interchangeable. The cache is the OS thread's: the fast
-//! paths touch it only inside functions never inlined, so that no
-//! thread-local address outlives a cooperative switch (see
-//! `take_cached`), and a preempted thread keeps its OS thread.
+//! class are interchangeable. The cache is the OS thread's, reached through
+//! an address formed anew at each allocate and free, so that none outlives
+//! a cooperative switch (see `cache`); a preempted thread keeps its OS
+//! thread.
 //!
 //! **Capacity** is the most buffers of a class that exist at once, in use
 //! or cached: `allocate_*` makes a new one only below it, and is then an
@@ -21,8 +21,11 @@
 //! [`CPU_CACHE`] per worker and class).
 //!
 //! **Contents**: a new buffer is zeroed; a reused one holds what its last
-//! user left, except its first word (a cache links free buffers through
-//! it).
+//! user left, except its first two words (a cache links free buffers
+//! through them).
+//!
+//! **Size**: a buffer derefs to exactly its class's object size, but takes
+//! at least two words of memory.
 //!
 //! **Initialisation**: allocating before [`init_memory_pools`] uses
 //! [`MemoryPoolConfig::default`]. A later `init_memory_pools` replaces the
@@ -47,16 +50,15 @@
 
 use crossbeam_queue::ArrayQueue;
 use std::alloc::Layout;
-use std::cell::Cell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A buffer of its class's size, as a thin pointer, allocated with the
-/// class's layout (at least a word, word aligned: a free buffer holds the
-/// link of its cache's list). Thin, so that handing one out is one word:
+/// class's layout (at least two words, word aligned: a free buffer holds
+/// the link and depth of its cache's list). Thin, so that handing one out is one word:
 /// a two-word `Box<[u8]>` written as two stores and read back as one
 /// 16-byte load stalls store forwarding on every allocate (bench/README.md,
 /// "Memory pools against the allocators").
@@ -127,8 +129,9 @@ impl std::error::Error for PoolError {}
 
 /// One class: its size, capacity, count and shared free list.
 struct Class {
-    /// Which `init_memory_pools` made it ([`GENERATION`]).
-    generation: u64,
+    /// Set when `init_memory_pools` replaces it: checked on the class's
+    /// own cache line, where a global generation cost a load of its own.
+    retired: AtomicBool,
     /// 0 small, 1 medium: its cache's index.
     which: usize,
     name: &'static str,
@@ -143,7 +146,7 @@ struct Class {
 impl Class {
     fn new(which: usize, field: &'static str, size: usize, capacity: usize, per_cpu: bool) -> Class {
         Class {
-            generation: GENERATION.load(Ordering::Relaxed),
+            retired: AtomicBool::new(false),
             which,
             name: if which == 0 { "small" } else { "medium" },
             field,
@@ -174,16 +177,16 @@ impl Class {
         Ok(PoolBuffer { raw: Some(self.new_raw()), class: self })
     }
 
-    /// How a buffer of this class is allocated: at least a word, word
-    /// aligned, so that a free one can hold the link of a cache's list.
+    /// How a buffer of this class is allocated: at least two words, word
+    /// aligned, so that a free one can hold a cache list's link and depth.
     fn layout(&self) -> Layout {
-        Layout::from_size_align(self.size.max(size_of::<usize>()), align_of::<usize>()).expect("a buffer's layout")
+        Layout::from_size_align(self.size.max(2 * size_of::<usize>()), align_of::<usize>()).expect("a buffer's layout")
     }
 
     /// A new zeroed buffer of this class's size.
     fn new_raw(&self) -> Raw {
         let layout = self.layout();
-        // SAFETY: the layout is at least a word, never zero-sized.
+        // SAFETY: the layout is at least two words, never zero-sized.
         let p = unsafe { std::alloc::alloc_zeroed(layout) };
         Raw(NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout)))
     }
@@ -205,10 +208,6 @@ struct Pools {
 }
 
 static POOLS: RwLock<Option<Pools>> = RwLock::new(None);
-
-/// Bumped by every `init_memory_pools`: a class of an older generation is
-/// no longer current, checked without the lock.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 fn make(config: &MemoryPoolConfig) -> Pools {
     let c = config;
@@ -234,11 +233,11 @@ fn make(config: &MemoryPoolConfig) -> Pools {
 pub fn init_memory_pools(config: MemoryPoolConfig) {
     let _np = crate::preempt::disable();
     let mut g = POOLS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    GENERATION.fetch_add(1, Ordering::Relaxed);
     if let Some(old) = g.replace(make(&config)) {
         // Buffers waiting in the old pools' shared lists are freed now;
         // those in use or cached are freed as they come back.
         for class in [old.small, old.medium] {
+            class.retired.store(true, Ordering::Relaxed);
             while let Some(raw) = class.free.pop() {
                 class.destroy(raw);
             }
@@ -273,7 +272,7 @@ pub fn allocate_from_medium_pool() -> Result<PoolBuffer, PoolError> {
 
 /// Class `which` (0 small, 1 medium): the fast path takes a buffer from
 /// the calling OS thread's cache (a pop off an intrusive list, no shared
-/// memory but the generation word); otherwise the current class is looked
+/// memory but the class's retired flag); otherwise the current class is looked
 /// up (and adopted by the cache) and asked.
 #[inline(always)]
 fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
@@ -285,36 +284,30 @@ fn allocate(which: usize) -> Result<PoolBuffer, PoolError> {
     }
 }
 
-/// The fast path's access to the OS thread's cache, in a function of its
-/// own that is never inlined: inlined into a caller that also frees a
-/// buffer after a cooperative switch (`yield_now`), the compiler computed
-/// the thread-local's address once, before the switch, and the free went
-/// to the cache of the OS thread the green thread had left, while another
-/// thread used it (`cargo test --release --test memory_pools` crashed on a
-/// free-list link overwritten by a buffer's user). An asynchronous
-/// preemption keeps the thread on its OS thread (README, "Preemption"),
-/// so nothing else is needed.
-#[inline(never)]
+/// The fast path: a pop off the calling OS thread's cache, reached
+/// through [`caches`], whose address is formed anew at each call (see
+/// there for why).
+#[inline(always)]
 fn take_cached(which: usize) -> Option<(NonNull<u8>, &'static Class)> {
-    FAST.with(|f| {
-        let f = &f[which];
-        let head = f.head.get();
-        if head.is_null() {
-            return None;
-        }
-        // SAFETY: a cache's class is set with its first buffer and classes
-        // are never freed.
-        let class = unsafe { &*f.class.get() };
-        if !is_current(class) {
-            return None;
-        }
-        // SAFETY: a free buffer of this cache, word aligned and at least a
-        // word long: its first word holds the next one's address.
-        f.head.set(unsafe { head.cast::<*mut u8>().read() });
-        f.len.set(f.len.get() - 1);
-        // SAFETY: `head` is not null (checked above).
-        Some((unsafe { NonNull::new_unchecked(head) }, class))
-    })
+    let f = cache(which);
+    // SAFETY: `cache` gives this OS thread's cache, which only this
+    // module touches, only on this OS thread, and never across a switch.
+    let head = unsafe { (*f).head };
+    if head.is_null() {
+        return None;
+    }
+    // SAFETY: a cache's class is set with its first buffer and classes
+    // are never freed.
+    let class = unsafe { &*(*f).class };
+    if !is_current(class) {
+        return None;
+    }
+    // SAFETY: `f` as above; `head` is a free buffer of this cache, word
+    // aligned and at least two words long: its first word holds the next
+    // one's address.
+    unsafe { (*f).head = head.cast::<*mut u8>().read() };
+    // SAFETY: `head` is not null (checked above).
+    Some((unsafe { NonNull::new_unchecked(head) }, class))
 }
 
 #[cold]
@@ -330,7 +323,7 @@ fn allocate_slow(which: usize) -> Result<PoolBuffer, PoolError> {
 /// Whether `c` is still a class of the current pools.
 #[inline(always)]
 fn is_current(c: &Class) -> bool {
-    c.generation == GENERATION.load(Ordering::Relaxed)
+    !c.retired.load(Ordering::Relaxed)
 }
 
 /// A buffer from a pool: `[u8]` of its class's size, returned on drop.
@@ -384,29 +377,45 @@ impl Drop for PoolBuffer {
     fn drop(&mut self) {
         let Some(raw) = self.raw.take() else { return };
         let (class, which) = (self.class, self.class.which & 1);
-        if !(class.per_cpu && put_cached(which, class, &raw)) {
+        // A class without per-CPU pools is never adopted by a cache, so
+        // `put_cached` refuses its buffers.
+        if !put_cached(which, class, &raw) {
             drop_slow(class, raw);
         }
     }
 }
 
-/// The free's fast path: into the OS thread's cache, if it has room. Never
-/// inlined, for the reason `take_cached` gives.
-#[inline(never)]
+/// The free's fast path: into the calling OS thread's cache, if it has
+/// room.
+#[inline(always)]
 fn put_cached(which: usize, class: &'static Class, raw: &Raw) -> bool {
-    FAST.with(|f| {
-        let f = &f[which];
-        let n = f.len.get();
-        if !std::ptr::eq(f.class.get(), class) || n >= CPU_CACHE {
-            return false;
-        }
-        // SAFETY: our own buffer, word aligned and at least a word long;
-        // from now on the cache owns it.
-        unsafe { raw.0.as_ptr().cast::<*mut u8>().write(f.head.get()) };
-        f.head.set(raw.0.as_ptr());
-        f.len.set(n + 1);
-        true
-    })
+    let f = cache(which);
+    // SAFETY: as in `take_cached`.
+    let (head, own) = unsafe { ((*f).head, std::ptr::eq((*f).class, class)) };
+    if !own {
+        return false;
+    }
+    // The list's length is kept in its head: a word less to update per
+    // allocate, where a count in the cache was a load and a store more on
+    // each side.
+    let depth = if head.is_null() {
+        0
+    } else {
+        // SAFETY: a free buffer of this cache: its second word is its depth.
+        unsafe { head.cast::<usize>().add(1).read() }
+    };
+    if depth >= CPU_CACHE {
+        return false;
+    }
+    // SAFETY: `f` as in `take_cached`; `raw` is our own buffer, word
+    // aligned and at least two words long; from now on the cache owns it.
+    unsafe {
+        let p = raw.0.as_ptr().cast::<usize>();
+        p.write(head as usize);
+        p.add(1).write(depth + 1);
+        (*f).head = raw.0.as_ptr();
+    }
+    true
 }
 
 /// A buffer the caller's cache cannot keep: to the shared free list, or
@@ -423,25 +432,44 @@ fn drop_slow(class: &'static Class, raw: Raw) {
 }
 
 /// The calling OS thread's cache of one class: an intrusive list of free
-/// buffers (each holds the next one's address in its first word), its
-/// length and its class (null before the first buffer). No destructor, so
-/// that reaching it is one thread-pointer-relative address; [`Flush`]
-/// empties it when the OS thread ends.
+/// buffers (each holds the next one's address in its first word and the
+/// list's length from it on in its second) and its class (null before the
+/// first buffer). All zero is an empty cache, which is how an OS thread's
+/// block starts.
+#[repr(C)]
 struct Fast {
-    head: Cell<*mut u8>,
-    len: Cell<usize>,
-    class: Cell<*const Class>,
+    head: *mut u8,
+    class: *const Class,
+}
+
+const _: () = assert!(2 * size_of::<Fast>() <= crate::arch::os_thread_area::AREA_BYTES);
+
+/// The calling OS thread's cache of class `which` (0 or 1), in the block
+/// `arch::os_thread_area` gives each OS thread.
+///
+/// Why not a `thread_local!`: inlined into a caller that also frees a
+/// buffer after a cooperative switch (`yield_now`), the compiler computed
+/// the thread-local's address once, before the switch, and the free went to
+/// the cache of the OS thread the green thread had left, while another
+/// thread used it (`cargo test --release --test memory_pools` crashed on a
+/// free-list link overwritten by a buffer's user). Hiding the access in a
+/// function never inlined fixed that at the cost of a call each way; the
+/// area's address is formed by an `asm!` block the compiler must run where
+/// it stands, so it is both inlined and never stale. The pointer must not
+/// be kept across a switch; an asynchronous preemption keeps the thread
+/// on its OS thread (README, "Preemption"), so only the code's own calls
+/// could switch, and no function here makes one.
+#[inline(always)]
+fn cache(which: usize) -> *mut Fast {
+    // SAFETY: the area is AREA_BYTES long and 16-aligned (asserted above
+    // to hold two `Fast`), and `which & 1` keeps the index in it.
+    unsafe { crate::arch::os_thread_area::area().cast::<Fast>().add(which & 1) }
 }
 
 impl Fast {
-    const fn new() -> Self {
-        Fast { head: Cell::new(std::ptr::null_mut()), len: Cell::new(0), class: Cell::new(std::ptr::null()) }
-    }
-
     /// Takes every buffer off the list.
-    fn drain(&self, mut each: impl FnMut(Raw)) {
-        let mut p = self.head.replace(std::ptr::null_mut());
-        self.len.set(0);
+    fn drain(&mut self, mut each: impl FnMut(Raw)) {
+        let mut p = std::mem::replace(&mut self.head, std::ptr::null_mut());
         while let Some(raw) = NonNull::new(p) {
             // SAFETY: a free buffer of this list: its first word is the link.
             p = unsafe { raw.as_ptr().cast::<*mut u8>().read() };
@@ -451,43 +479,46 @@ impl Fast {
 }
 
 /// Empties the calling OS thread's caches when it ends: their buffers go
-/// back to the shared lists. Registered by the first [`adopt`].
+/// back to the shared lists. Registered by the first [`adopt`]; the block
+/// itself outlives the thread's TLS destructors.
 struct Flush;
 
 impl Drop for Flush {
     fn drop(&mut self) {
-        let _ = FAST.try_with(|f| {
-            for cache in f {
-                let class = cache.class.replace(std::ptr::null());
-                if !class.is_null() {
-                    // SAFETY: classes are never freed.
-                    let class = unsafe { &*class };
-                    cache.drain(|raw| drop_slow(class, raw));
-                }
+        for which in 0..2 {
+            // SAFETY: this OS thread's cache (see `cache`); an exiting
+            // thread runs nothing else.
+            let f = unsafe { &mut *cache(which) };
+            let class = std::mem::replace(&mut f.class, std::ptr::null());
+            if !class.is_null() {
+                // SAFETY: classes are never freed.
+                let class = unsafe { &*class };
+                f.drain(|raw| drop_slow(class, raw));
             }
-        });
+        }
     }
 }
 
 /// Starts caching class `which` on this OS thread for `class`; buffers of
 /// a replaced class are freed.
 fn adopt(class: &'static Class, which: usize) {
-    let _ = FLUSH.try_with(|_| ());
-    let _ = FAST.try_with(|f| {
-        let f = &f[which];
-        let old = f.class.get();
-        if !std::ptr::eq(old, class) {
-            if !old.is_null() {
-                // SAFETY: classes are never freed.
-                let old = unsafe { &*old };
-                f.drain(|raw| old.destroy(raw));
-            }
-            f.class.set(class);
+    if FLUSH.try_with(|_| ()).is_err() {
+        // The thread is exiting: caching now would strand the buffers.
+        return;
+    }
+    // SAFETY: this OS thread's cache (see `cache`); nothing below switches.
+    let f = unsafe { &mut *cache(which) };
+    let old = f.class;
+    if !std::ptr::eq(old, class) {
+        if !old.is_null() {
+            // SAFETY: classes are never freed.
+            let old = unsafe { &*old };
+            f.drain(|raw| old.destroy(raw));
         }
-    });
+        f.class = class;
+    }
 }
 
 thread_local! {
-    static FAST: [Fast; 2] = const { [Fast::new(), Fast::new()] };
     static FLUSH: Flush = const { Flush };
 }
