@@ -75,6 +75,16 @@ pub fn pin_to(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The spawn scenarios' figure: the second of two equal bursts in one
+/// process, for every peer. The first, in a fresh process, runs on memory
+/// new to the process, whose cost is the kernel's and, under a VM, the
+/// host's (bench/README.md, "Spawn bursts: the first against the second");
+/// it is reported as `first_burst_ns`.
+pub fn second_burst(mut burst: impl FnMut() -> f64) -> crate::outcome::Outcome {
+    let first = burst();
+    crate::outcome::Outcome::ok(burst()).extra("first_burst_ns", first)
+}
+
 pub fn ns_per(start: Instant, n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }

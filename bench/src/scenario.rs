@@ -74,14 +74,14 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         id: "spawn1",
-        title: "(b) spawn+join 10^5, 1 worker",
+        title: "(b) spawn+join 10^5, 1 worker, second burst",
         unit: "ns/thread",
         lower_is_better: true,
         once: false,
     },
     Scenario {
         id: "spawn-all",
-        title: "(b) spawn+join 10^5, all workers",
+        title: "(b) spawn+join 10^5, all workers, second burst",
         unit: "ns/thread",
         lower_is_better: true,
         once: false,

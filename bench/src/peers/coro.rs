@@ -14,8 +14,10 @@ const NO_SCHEDULER: &str = "no scheduler: single-threaded coroutines resumed by 
 pub fn run(scenario: &str, p: Params) -> Outcome {
     match scenario {
         "floor" => Outcome::ok(round_trips(p.floor_trips())).note("resume + suspend (two switches)"),
-        "spawn1" => match create_run(p.spawns()) {
-            Ok(ns) => Outcome::ok(ns).note("create + run to completion; a fresh 64 KiB mmap stack each (no pool)"),
+        "spawn1" => match create_run(p.spawns()).and_then(|first| Ok((first, create_run(p.spawns())?))) {
+            Ok((first, ns)) => Outcome::ok(ns)
+                .extra("first_burst_ns", first)
+                .note("create + run to completion; a fresh 64 KiB mmap stack each (no pool); the second of two runs"),
             Err(e) => Outcome::failed(format!("stack: {e}")),
         },
         "rss" => rss(p),

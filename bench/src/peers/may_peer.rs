@@ -24,7 +24,7 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "spawn1" | "spawn-all" => {
             // All live at once, two maps a stack; past the limit may aborts.
             let n = p.spawns().min(common::map_capacity(2) as u64);
-            let o = Outcome::ok(spawn_join(n)).extra("workers", workers as f64).extra("threads", n as f64);
+            let o = common::second_burst(|| spawn_join(n)).extra("workers", workers as f64).extra("threads", n as f64);
             if n < p.spawns() { o.note(format!("{n} coroutines: vm.max_map_count allows no more")) } else { o }
         }
         "pingpong1" => Outcome::ok(ping_pong(p.trips())).note("mpsc::channel (may has no bounded channel)"),

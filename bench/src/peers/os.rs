@@ -21,11 +21,11 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
         "yield100" => Outcome::ok(yields(c0, 100, p.yields())).note("sched_yield, threads pinned to one CPU"),
         "spawn1" => {
             let n = p.spawns().min(OS_SPAWNS);
-            Outcome::ok(spawn_join(Some(c0), n)).note(format!("{n} threads (pid_max), pinned to one CPU"))
+            common::second_burst(|| spawn_join(Some(c0), n)).note(format!("{n} threads (pid_max), pinned to one CPU"))
         }
         "spawn-all" => {
             let n = p.spawns().min(OS_SPAWNS);
-            Outcome::ok(spawn_join(None, n)).note(format!("{n} threads (pid_max)"))
+            common::second_burst(|| spawn_join(None, n)).note(format!("{n} threads (pid_max)"))
         }
         "pingpong1" => Outcome::ok(ping_pong(c0, c0, p.trips())).note("sync_channel(1), both pinned to one CPU"),
         "pingpong-cross" => match c1 {

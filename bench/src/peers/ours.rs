@@ -56,8 +56,14 @@ fn run_on(scenario: &str, p: Params, make: fn(usize) -> AnyScheduler) -> Outcome
                 yields_with(&one(), 100, p.yields(), || ThreadBuilder::new().enable_stack_prefetch(true)),
             )
             .note("prefetch_ns: enable_stack_prefetch(true) on every thread"),
-        "spawn1" => Outcome::ok(spawn_join(&one(), p.spawns())),
-        "spawn-all" => Outcome::ok(spawn_join(&all(), p.spawns())).extra("workers", all().workers() as f64),
+        "spawn1" => {
+            let sched = one();
+            common::second_burst(|| spawn_join(&sched, p.spawns()))
+        }
+        "spawn-all" => {
+            let sched = all();
+            common::second_burst(|| spawn_join(&sched, p.spawns())).extra("workers", sched.workers() as f64)
+        }
         "pingpong1" => Outcome::ok(ping_pong(&one(), None, p.trips())),
         "pingpong-cross" => match common::allowed_cpus()[..] {
             [a, b, ..] => Outcome::ok(ping_pong(&all(), None, p.trips()))

@@ -27,9 +27,13 @@ pub fn run(scenario: &str, p: Params) -> Outcome {
     match scenario {
         "yield2" => Outcome::ok(yields(2, p.yields())).note("current_thread"),
         "yield100" => Outcome::ok(yields(100, p.yields())).note("current_thread"),
-        "spawn1" => Outcome::ok(one().block_on(spawn_join(p.spawns()))).note("current_thread"),
+        "spawn1" => {
+            let rt = one();
+            common::second_burst(|| rt.block_on(spawn_join(p.spawns()))).note("current_thread")
+        }
         "spawn-all" => {
-            Outcome::ok(all().block_on(spawn_join(p.spawns()))).note(format!("multi_thread, {cpus} workers"))
+            let rt = all();
+            common::second_burst(|| rt.block_on(spawn_join(p.spawns()))).note(format!("multi_thread, {cpus} workers"))
         }
         "pingpong1" => Outcome::ok(one().block_on(ping_pong(p.trips()))).note("mpsc::channel(1), current_thread"),
         "pingpong-cross" if cpus > 1 => Outcome::ok(all().block_on(ping_pong(p.trips())))
