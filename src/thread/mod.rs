@@ -7,6 +7,7 @@ mod handle;
 mod join;
 mod local;
 mod panic_note;
+mod scope;
 
 pub use crate::error::{Panic, ThreadError};
 pub use crate::runtime::cpu::num_cpus;
@@ -17,3 +18,4 @@ pub use functions::{park, park_timeout, sleep, yield_now};
 pub use handle::{Thread, current};
 pub use join::JoinHandle;
 pub use local::GreenLocal;
+pub use scope::{Scope, ScopedJoinHandle, scope};
