@@ -8,7 +8,9 @@ use std::sync::Mutex;
 /// Everything that can go wrong spawning or joining a green thread.
 ///
 /// It is `Send + Sync + 'static`, so `?` converts it into
-/// `Box<dyn Error + Send + Sync>`.
+/// `Box<dyn Error + Send + Sync>`. An OS error behind it is its
+/// [`source`](std::error::Error::source), not part of its message, so
+/// that chain printers (anyhow, eyre) show each cause once.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::{ThreadBuilder, ThreadError};
@@ -113,9 +115,12 @@ impl fmt::Display for ThreadError {
             ThreadError::SchedulerStopped => {
                 write!(f, "the scheduler was shut down and accepts no new threads; spawn on another scheduler")
             }
+            // Transparent: the stack error's message, and its source as ours.
             ThreadError::Stack(e) => e.fmt(f),
             ThreadError::Config(msg) => f.write_str(msg),
-            ThreadError::Os(e) => write!(f, "cannot start a scheduler worker thread: {e}"),
+            // The OS's reason is the source, not repeated here (an error
+            // chain printer such as anyhow's would show it twice).
+            ThreadError::Os(_) => f.write_str("cannot start a scheduler worker thread"),
             ThreadError::JoinSelf => write!(
                 f,
                 "a thread joins itself, which would wait forever; join it from another thread, or \
@@ -128,7 +133,7 @@ impl fmt::Display for ThreadError {
 impl std::error::Error for ThreadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ThreadError::Stack(e) => Some(e),
+            ThreadError::Stack(e) => e.source(),
             ThreadError::Os(e) => Some(e),
             _ => None,
         }

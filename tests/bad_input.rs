@@ -556,3 +556,32 @@ fn pmt_preempt_signal_is_checked_like_set_signal() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("CHILD: preemption through {max}")), "{stdout}");
 }
+
+/// Each error of a chain says its own part once: no cause's message is
+/// repeated in the message of the error it explains (anyhow and eyre
+/// print every link of `source()`).
+#[test]
+fn error_sources_are_not_repeated_in_messages() {
+    use std::error::Error;
+    let io = || std::io::Error::from_raw_os_error(libc::EAGAIN);
+    let chains: Vec<Box<dyn Error>> = vec![
+        Box::new(ThreadError::Os(io())),
+        Box::new(ThreadError::Stack(StackError::Os(io()))),
+        Box::new(StackError::Os(io())),
+        Box::new(preemptive_mlthreading_rust::metrics::MonitorError::Spawn(ThreadError::Os(io()))),
+    ];
+    for top in chains {
+        let mut links = vec![top.to_string()];
+        let mut cause = top.source();
+        while let Some(c) = cause {
+            links.push(c.to_string());
+            cause = c.source();
+        }
+        assert!(links.len() >= 2, "the OS error is reachable as a source: {links:?}");
+        assert_eq!(links.last().unwrap(), &io().to_string(), "the chain ends at the OS error: {links:?}");
+        for pair in links.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "{:?} repeats its source {:?}", pair[0], pair[1]);
+        }
+        println!("{}", links.join(" <- "));
+    }
+}

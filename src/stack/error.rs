@@ -73,12 +73,20 @@ impl fmt::Display for StackError {
                 "cannot map a {requested}-byte thread stack: the kernel is out of memory; use a \
                  smaller stack_size or fewer threads"
             ),
-            StackError::Os(e) => write!(f, "cannot map a thread stack: {e}"),
+            // The OS's reason is the source, not repeated here.
+            StackError::Os(_) => f.write_str("cannot map a thread stack"),
         }
     }
 }
 
-impl std::error::Error for StackError {}
+impl std::error::Error for StackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StackError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// `RLIMIT_AS`, or `None` when unlimited.
 pub(crate) fn address_space_limit() -> Option<u64> {
