@@ -40,6 +40,14 @@
 //! module graph does not. `arch` and the run queue use `core` only where
 //! that costs nothing, for a later `no_std` core.
 
+// Signals, futexes, epoll, /proc and the ELF TLS model are Linux's: say so
+// once instead of a page of libc errors.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "preemptive_mlthreading_rust runs on Linux only (x86_64, aarch64, riscv64): it is built on Linux signals, \
+     futexes, epoll and /proc"
+);
+
 pub mod arch;
 pub mod cpu_set;
 mod error;
