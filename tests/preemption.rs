@@ -578,6 +578,43 @@ fn block_signals(signals: &[i32]) {
 }
 
 #[test]
+fn child_stripped_copy() {
+    if !is_child("child_stripped_copy") {
+        return;
+    }
+    monitor_still_preempts("a stripped copy of this test binary");
+    assert!(matches!(preempt::status(), preempt::PreemptStatus::Active { .. }), "{:?}", preempt::status());
+    println!("stripped child done");
+}
+
+/// Asynchronous preemption needs no symbols: a copy of this test binary
+/// with its symbol table stripped still preempts spinning threads and
+/// reports `Active`.
+#[test]
+fn a_stripped_binary_still_preempts() {
+    let copy = std::env::temp_dir().join(format!("pmt-stripped-{}", std::process::id()));
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    // Under qemu the binary is another ISA's: binutils' cross strip.
+    let strip = match std::env::var_os("PMT_TEST_RUNNER") {
+        None => "strip".to_owned(),
+        Some(_) => format!("{}-linux-gnu-strip", std::env::consts::ARCH),
+    };
+    let status = std::process::Command::new(&strip).arg(&copy).status();
+    assert!(matches!(status, Ok(s) if s.success()), "{strip} {}: {status:?}", copy.display());
+    let sections = std::process::Command::new("readelf").arg("-S").arg(&copy).output().unwrap();
+    assert!(!String::from_utf8_lossy(&sections.stdout).contains(".symtab"), "the copy still has a symbol table");
+    let out = common::run_child_of(&copy, "child_stripped_copy", &[], &[]);
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("stripped child done"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn child_signals_blocked_before_the_first_spawn() {
     if !is_child("child_signals_blocked_before_the_first_spawn") {
         return;

@@ -14,16 +14,21 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) -> Output {
 /// [`run_child`], with the variables `unset` removed from the child's
 /// environment.
 pub fn run_child_unset(name: &str, env: &[(&str, &str)], unset: &[&str]) -> Output {
-    let exe = std::env::current_exe().unwrap();
+    run_child_of(&std::env::current_exe().unwrap(), name, env, unset)
+}
+
+/// [`run_child_unset`], running the test binary `exe` (a copy of this
+/// one, say) instead of the current one.
+pub fn run_child_of(exe: &std::path::Path, name: &str, env: &[(&str, &str)], unset: &[&str]) -> Output {
     let runner = std::env::var("PMT_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     let mut cmd = match words.next() {
         Some(emulator) => {
             let mut c = Command::new(emulator);
-            c.args(words).arg(&exe);
+            c.args(words).arg(exe);
             c
         }
-        None => Command::new(&exe),
+        None => Command::new(exe),
     };
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env("PMT_CHILD", name);
     for (k, v) in env {
