@@ -628,3 +628,58 @@ fn an_os_thread_blocked_in_select_is_woken_by_green_senders() {
     assert_eq!(first, (0, Ok(3)));
     assert_eq!(second, (1, Err(channel::RecvError)));
 }
+
+/// Two channels that are always ready: each select takes from either, so
+/// a busy first channel no longer starves the second (it got nothing when
+/// the select always tried the receivers in the order given).
+#[test]
+fn select_is_fair_among_ready_receivers() {
+    let (tx_a, rx_a) = channel::unbounded::<u8>();
+    let (tx_b, rx_b) = channel::unbounded::<u8>();
+    let rounds = 10_000;
+    let mut picked = [0u32; 2];
+    for _ in 0..rounds {
+        tx_a.send(0).unwrap();
+        tx_b.send(1).unwrap();
+        let (i, v) = channel::select(&[&rx_a, &rx_b]);
+        assert_eq!(v, Ok(i as u8));
+        picked[i] += 1;
+        // The other one's value stays for the next round: both stay ready.
+    }
+    println!("of {rounds} selects over two ready channels: {picked:?}");
+    assert!(picked.iter().all(|&n| n > rounds / 10), "{picked:?}");
+    assert_eq!(rx_a.len() as u32, picked[1], "every value not selected is still there");
+    assert_eq!(rx_b.len() as u32, picked[0]);
+}
+
+/// `is_full`, `same_channel` and the deadline forms.
+#[test]
+fn is_full_same_channel_and_deadlines() {
+    use std::time::Instant;
+    let (tx, rx) = channel::bounded::<u32>(2);
+    assert!(!tx.is_full());
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(tx.is_full() && rx.is_full());
+    assert!(tx.same_channel(&tx.clone()) && rx.same_channel(&rx.clone()));
+    assert!(!rx.same_channel(&channel::bounded::<u32>(2).1));
+    let soon = || Instant::now() + Duration::from_millis(2);
+    assert_eq!(tx.send_deadline(3, soon()), Err(channel::SendTimeoutError::Timeout(3)));
+    assert_eq!(rx.recv_deadline(soon()), Ok(1));
+    assert_eq!(channel::select_deadline(&[&rx], soon()), Ok((0, Ok(2))));
+    assert_eq!(rx.recv_deadline(soon()), Err(channel::RecvTimeoutError::Timeout));
+    assert_eq!(channel::select_deadline(&[&rx], soon()), Err(preemptive_mlthreading_rust::sync::TimedOut));
+    // A deadline already past: a ready value is still taken, nothing waits.
+    tx.send(4).unwrap();
+    assert_eq!(rx.recv_deadline(Instant::now() - Duration::from_millis(1)), Ok(4));
+    drop(tx);
+    assert_eq!(rx.recv_deadline(soon()), Err(channel::RecvTimeoutError::Disconnected));
+    // Handles cross catch_unwind without AssertUnwindSafe.
+    let (tx, rx) = channel::unbounded::<u8>();
+    let r = std::panic::catch_unwind(|| {
+        tx.send(9).unwrap();
+        panic!("after a send");
+    });
+    assert!(r.is_err());
+    assert_eq!(rx.try_recv(), Ok(9));
+}

@@ -393,9 +393,40 @@ impl<T> Chan<T> {
     }
 }
 
-/// Receives from the first of `chans` that has a value or is disconnected
-/// (`None`), trying them in order, and waiting on all of them if none is.
-/// Returns the index of the channel.
+/// Where a select starts looking: a rotation of its channels that changes
+/// at every select, so that a channel that is always ready does not starve
+/// the ones after it (crossbeam shuffles for the same reason). A xorshift
+/// per OS thread: read and written with no switch in between.
+#[cfg(not(loom))]
+fn select_start(n: usize) -> usize {
+    std::thread_local! {
+        static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        if x == 0 {
+            // Seeded from the state's own address: distinct per OS thread.
+            x = (s as *const _ as u64) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
+}
+
+/// Loom needs every run of a model to be the same: the last channel first,
+/// so that the models cover the wrap-around.
+#[cfg(loom)]
+fn select_start(n: usize) -> usize {
+    n - 1
+}
+
+/// Receives from one of `chans` that has a value or is disconnected
+/// (`None`), trying them from a varying start (see [`select_start`]), and
+/// waiting on all of them if none is ready. Returns the index of the
+/// channel.
 pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
     assert!(!chans.is_empty(), "a select needs at least one receiver");
     assert!(chans.len() < ABANDONED as usize, "a select over {} receivers", chans.len());
@@ -423,18 +454,20 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
     };
     // Declared after what the entries point to, so dropped (unlinking
     // them) before any of it, on return and on a panic alike.
-    let mut linked = Linked { chans, waiters: &waiters, count: 0 };
+    let start = select_start(chans.len());
+    let mut linked = Linked { chans, waiters: &waiters, start, count: 0 };
     let mut ready = None;
-    for (i, chan) in chans.iter().enumerate() {
+    for k in 0..chans.len() {
+        let i = (start + k) % chans.len();
         // SAFETY: `waiters[i]` points to `entries[i]`; both and `selection`
         // stay on this frame, unmoved, until `linked` has unlinked every
         // linked entry.
-        match unsafe { chan.select_step(waiters.get(i), &entries[i]) } {
+        match unsafe { chans[i].select_step(waiters.get(i), &entries[i]) } {
             Step::Ready(v) => {
                 ready = Some((i, v));
                 break;
             }
-            Step::Pending => linked.count = i + 1,
+            Step::Pending => linked.count = k + 1,
             Step::Lost => break,
         }
     }
@@ -463,19 +496,24 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
     result
 }
 
-/// The first `count` entries of a select, linked into the receivers' lists
-/// of the first `count` channels; unlinked from each (unless a waker
-/// already did) when this is dropped.
+/// The `count` entries of a select from `start` on (wrapping around),
+/// linked into the receivers' lists of their channels; unlinked from each
+/// (unless a waker already did) when this is dropped.
 struct Linked<'a, T> {
     chans: &'a [&'a Chan<T>],
     waiters: &'a [Waiter],
+    start: usize,
     count: usize,
 }
 
 impl<T> Drop for Linked<'_, T> {
     fn drop(&mut self) {
-        for (chan, w) in self.chans.iter().zip(self.waiters).take(self.count) {
-            chan.unlink(w);
+        // A select that may not wait links nothing (`waiters` is empty).
+        for k in 0..self.count {
+            let i = (self.start + k) % self.chans.len();
+            if let Some(w) = self.waiters.get(i) {
+                self.chans[i].unlink(w);
+            }
         }
     }
 }

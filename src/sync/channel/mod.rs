@@ -28,7 +28,8 @@
 //! # Select
 //!
 //! [`select`] receives from whichever of several receivers (of one value
-//! type) is ready first; [`try_select`] and [`select_timeout`] are its
+//! type) is ready first, choosing fairly among several ready ones;
+//! [`try_select`], [`select_timeout`] and [`select_deadline`] are its
 //! non-waiting and timed forms.
 //!
 //! A timed operation either completes or fails with nothing transferred:
@@ -65,7 +66,7 @@ use chan::{Chan, Fail, Wait};
 pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A channel holding at most `cap` values; `cap == 0` makes a rendezvous
 /// channel, whose sends wait for a receiver to take the value.
@@ -101,11 +102,13 @@ fn pair<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: Arc::clone(&chan) }, Receiver { chan })
 }
 
-/// Receives from the first of `receivers` that is ready, waiting on all of
-/// them until one is. Returns its index in `receivers` with the value, or
-/// with [`RecvError`] if that channel is empty and disconnected (a
-/// disconnected channel is always ready). Receivers are tried in the order
-/// given; a value goes to the select or to another receiver, never both.
+/// Receives from one of `receivers` that is ready, waiting on all of them
+/// until one is. Returns its index in `receivers` with the value, or with
+/// [`RecvError`] if that channel is empty and disconnected (a disconnected
+/// channel is always ready). When several are ready, each select starts
+/// looking at a different one (a random rotation), so that a channel that
+/// is always ready cannot starve the others; a value goes to the select or
+/// to another receiver, never both.
 ///
 /// # Panics
 /// If `receivers` is empty.
@@ -115,9 +118,13 @@ fn pair<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
 ///
 /// let (tx_a, rx_a) = channel::bounded::<&str>(0);
 /// let (tx_b, rx_b) = channel::bounded(0);
-/// let h = spawn(move || tx_b.send("b").unwrap()).unwrap();
+/// let h = spawn(move || {
+///     tx_b.send("b").unwrap();
+///     tx_b // kept open: only `rx_a` disconnects below
+/// })
+/// .unwrap();
 /// assert_eq!(channel::select(&[&rx_a, &rx_b]), (1, Ok("b")));
-/// h.join().unwrap();
+/// let _tx_b = h.join().unwrap();
 /// drop(tx_a);
 /// assert_eq!(channel::select(&[&rx_a, &rx_b]), (0, Err(channel::RecvError)));
 /// ```
@@ -157,6 +164,23 @@ pub fn select_timeout<T>(
     timeout: Duration,
 ) -> Result<(usize, Result<T, RecvError>), TimedOut> {
     select_with(receivers, Wait::Until(deadline_after(timeout))).map_err(|_| TimedOut)
+}
+
+/// Like [`select`], giving up at `deadline`.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{Duration, sync::{TimedOut, channel}};
+/// use std::time::Instant;
+///
+/// let (_tx, rx) = channel::bounded::<u8>(1);
+/// let deadline = Instant::now() + Duration::from_millis(1);
+/// assert_eq!(channel::select_deadline(&[&rx], deadline), Err(TimedOut));
+/// ```
+pub fn select_deadline<T>(
+    receivers: &[&Receiver<T>],
+    deadline: Instant,
+) -> Result<(usize, Result<T, RecvError>), TimedOut> {
+    select_with(receivers, Wait::Until(Some(deadline))).map_err(|_| TimedOut)
 }
 
 fn select_with<T>(receivers: &[&Receiver<T>], wait: Wait) -> Result<(usize, Result<T, RecvError>), Fail<()>> {
@@ -249,8 +273,49 @@ macro_rules! common_methods {
         pub fn is_disconnected(&self) -> bool {
             self.chan.is_disconnected()
         }
+
+        /// Whether a send would have to wait now: the buffer is at its
+        /// capacity. A rendezvous channel is always full (and empty);
+        /// an unbounded one never is.
+        ///
+        /// ```
+        /// use preemptive_mlthreading_rust::sync::channel;
+        ///
+        /// let (tx, rx) = channel::bounded(1);
+        /// assert!(!tx.is_full());
+        /// tx.send(1).unwrap();
+        /// assert!(tx.is_full() && rx.is_full());
+        /// assert!(channel::bounded::<u8>(0).0.is_full());
+        /// assert!(!channel::unbounded::<u8>().0.is_full());
+        /// ```
+        pub fn is_full(&self) -> bool {
+            self.chan.capacity().is_some_and(|cap| self.len() >= cap)
+        }
+
+        /// Whether `other` is a handle of the same channel.
+        ///
+        /// ```
+        /// use preemptive_mlthreading_rust::sync::channel;
+        ///
+        /// let (tx, _rx) = channel::unbounded::<u8>();
+        /// let (other, _orx) = channel::unbounded::<u8>();
+        /// assert!(tx.same_channel(&tx.clone()));
+        /// assert!(!tx.same_channel(&other));
+        /// ```
+        pub fn same_channel(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.chan, &other.chan)
+        }
     };
 }
+
+// A panic never leaves a channel half-updated: its lock is held only over
+// the channel's own bookkeeping, never over user code (values are dropped
+// after it is released), so a handle observed across `catch_unwind` is
+// consistent, as std's mpsc handles are.
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
 
 impl<T> Sender<T> {
     /// Sends `value`, waiting for room as long as it takes (for a receiver
@@ -298,6 +363,24 @@ impl<T> Sender<T> {
     /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.chan.send(value, Wait::Until(deadline_after(timeout))).map_err(|f| match f {
+            Fail::Disconnected(v) => SendTimeoutError::Disconnected(v),
+            Fail::WouldBlock(v) | Fail::Timeout(v) => SendTimeoutError::Timeout(v),
+        })
+    }
+
+    /// Like [`send`](Self::send), giving up at `deadline`; the value comes
+    /// back in the error.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{Duration, sync::channel::{self, SendTimeoutError}};
+    /// use std::time::Instant;
+    ///
+    /// let (tx, _rx) = channel::bounded(0);
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// assert_eq!(tx.send_deadline('x', deadline), Err(SendTimeoutError::Timeout('x')));
+    /// ```
+    pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(value, Wait::Until(Some(deadline))).map_err(|f| match f {
             Fail::Disconnected(v) => SendTimeoutError::Disconnected(v),
             Fail::WouldBlock(v) | Fail::Timeout(v) => SendTimeoutError::Timeout(v),
         })
@@ -352,6 +435,23 @@ impl<T> Receiver<T> {
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.chan.recv(Wait::Until(deadline_after(timeout))).map_err(|f| match f {
+            Fail::Disconnected(()) => RecvTimeoutError::Disconnected,
+            Fail::WouldBlock(()) | Fail::Timeout(()) => RecvTimeoutError::Timeout,
+        })
+    }
+
+    /// Like [`recv`](Self::recv), giving up at `deadline`.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::{Duration, sync::channel::{self, RecvTimeoutError}};
+    /// use std::time::Instant;
+    ///
+    /// let (_tx, rx) = channel::unbounded::<u8>();
+    /// let deadline = Instant::now() + Duration::from_millis(1);
+    /// assert_eq!(rx.recv_deadline(deadline), Err(RecvTimeoutError::Timeout));
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Wait::Until(Some(deadline))).map_err(|f| match f {
             Fail::Disconnected(()) => RecvTimeoutError::Disconnected,
             Fail::WouldBlock(()) | Fail::Timeout(()) => RecvTimeoutError::Timeout,
         })
