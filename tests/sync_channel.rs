@@ -683,3 +683,86 @@ fn is_full_same_channel_and_deadlines() {
     assert!(r.is_err());
     assert_eq!(rx.try_recv(), Ok(9));
 }
+
+/// A `Select` over channels of two value types, fed by green senders,
+/// drained by an OS thread with timed selects: every value arrives once,
+/// in order per channel, and each channel's disconnection is seen.
+#[test]
+fn select_over_mixed_types_loses_nothing() {
+    use channel::Select;
+    let n = scaled(5_000);
+    let (tx_n, rx_n) = channel::bounded::<u64>(4);
+    let (tx_s, rx_s) = channel::bounded::<String>(0);
+    let a = spawn(move || (0..n).for_each(|i| tx_n.send(i).unwrap())).unwrap();
+    let b = spawn(move || (0..n).for_each(|i| tx_s.send(i.to_string()).unwrap())).unwrap();
+    let (mut numbers, mut words) = (Vec::new(), Vec::new());
+    let (mut n_open, mut s_open, mut timeouts) = (true, true, 0);
+    while n_open || s_open {
+        let mut sel = Select::new();
+        let i_n = n_open.then(|| sel.recv(&rx_n));
+        let i_s = s_open.then(|| sel.recv(&rx_s));
+        let Ok(op) = sel.select_timeout(Duration::from_millis(1)) else {
+            timeouts += 1;
+            continue;
+        };
+        if Some(op.index()) == i_n {
+            match op.recv(&rx_n) {
+                Ok(v) => numbers.push(v),
+                Err(_) => n_open = false,
+            }
+        } else {
+            match op.recv(&rx_s) {
+                Ok(v) => words.push(v),
+                Err(_) => s_open = false,
+            }
+        }
+        let _ = i_s;
+    }
+    a.join().unwrap();
+    b.join().unwrap();
+    println!("{} numbers and {} words through one Select; {timeouts} timed out", numbers.len(), words.len());
+    assert_eq!(numbers, (0..n).collect::<Vec<_>>());
+    assert_eq!(words, (0..n).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+/// `try_select`, the chosen arm's checks, and fairness through the builder.
+#[test]
+fn select_builder_edges() {
+    use channel::Select;
+    let (tx_a, rx_a) = channel::unbounded::<u8>();
+    let (tx_b, rx_b) = channel::unbounded::<&str>();
+    let mut picked = [0u32; 2];
+    for _ in 0..2000 {
+        tx_a.send(1).unwrap();
+        tx_b.send("b").unwrap();
+        let mut sel = Select::new();
+        let ia = sel.recv(&rx_a);
+        let ib = sel.recv(&rx_b);
+        let op = sel.try_select().expect("both are ready");
+        let i = op.index();
+        if i == ia {
+            assert_eq!(op.recv(&rx_a), Ok(1));
+        } else {
+            assert_eq!(i, ib);
+            assert_eq!(op.recv(&rx_b), Ok("b"));
+        }
+        picked[i] += 1;
+    }
+    assert!(picked.iter().all(|&p| p > 200), "{picked:?}");
+    // Given the wrong receiver, `recv` panics instead of reading a slot of
+    // another type.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sel = Select::new();
+        sel.recv(&rx_a);
+        let op = sel.try_select().unwrap();
+        let _ = op.recv(&rx_b);
+    }));
+    assert!(r.is_err());
+    // A disconnected arm is ready, with RecvError.
+    let (tx_c, rx_c) = channel::bounded::<u8>(1);
+    drop(tx_c);
+    let mut sel = Select::new();
+    sel.recv(&rx_c);
+    let op = sel.select();
+    assert_eq!(op.recv(&rx_c), Err(channel::RecvError));
+}

@@ -13,8 +13,11 @@
 //! owner finds the transfer complete once it sees the outcome (or, after a
 //! timeout, once it holds the lock again and finds itself unlinked).
 //!
-//! A [`select`](super::select) links one entry (`flag` set) into the
-//! receivers' list of each of its channels; they share one [`Selection`].
+//! A select (see [`select_arms`]) links one entry (`flag` set) into the
+//! receivers' list of each of its channels; they share one [`Selection`],
+//! and each has a value slot of its own, typed by its channel, in the
+//! select's [`RecvArm`] for that channel (so one select may wait on
+//! channels of different value types).
 //! A waker must first *claim* the selection for its entry (one CAS, under
 //! its channel's lock); an entry whose selection was claimed elsewhere is
 //! unlinked as [`SKIPPED`], without a wake-up. The selecting thread unlinks
@@ -44,24 +47,25 @@ const UNCLAIMED: u32 = u32::MAX;
 const ABANDONED: u32 = u32::MAX - 1;
 
 /// What the entries of one select share, on the selecting thread's stack.
-struct Selection<T> {
+struct Selection {
     /// [`UNCLAIMED`], the index of the entry whose channel completes the
     /// select, or [`ABANDONED`]. Set once, by a CAS. A selecting OS thread
     /// sleeps on it (a futex word) until it is set.
     token: AtomicU32,
-    /// The value, written by the waker that claimed the token.
-    slot: UnsafeCell<Option<T>>,
 }
 
 /// A select entry's payload (its `Waiter::data` points here).
-struct SelectEntry<T> {
-    selection: *const Selection<T>,
+pub(crate) struct SelectEntry {
+    selection: *const Selection,
     index: u32,
+    /// The entry's value slot: an `Option<T>` of its channel's `T`, in its
+    /// arm, written by the waker that claimed the selection for it.
+    slot: usize,
 }
 
-impl<T> Selection<T> {
+impl Selection {
     fn new() -> Self {
-        Selection { token: AtomicU32::new(UNCLAIMED), slot: UnsafeCell::new(None) }
+        Selection { token: AtomicU32::new(UNCLAIMED) }
     }
 
     /// Makes entry `index` the one that completes the select, unless
@@ -72,9 +76,10 @@ impl<T> Selection<T> {
 }
 
 /// One channel's step of a select, see [`Chan::select_step`].
-enum Step<T> {
-    /// The select completed here: a value, or `None` if disconnected.
-    Ready(Option<T>),
+pub(crate) enum Step {
+    /// The select completed here: the value is in the entry's slot, which
+    /// is empty if the channel is disconnected.
+    Ready,
     /// Nothing ready; the entry was linked (when one was given).
     Pending,
     /// Another channel already claimed the selection.
@@ -125,10 +130,11 @@ pub(crate) struct Chan<T> {
 /// must have claimed the selection for it.
 unsafe fn slot_of<T>(w: &Waiter) -> *mut Option<T> {
     if w.flag.get() {
-        let entry = w.data.get() as *const SelectEntry<T>;
-        // SAFETY: a linked select entry's payload and selection live until
-        // the selecting thread has unlinked all its entries.
-        unsafe { (*(*entry).selection).slot.get() }
+        let entry = w.data.get() as *const SelectEntry;
+        // SAFETY: a linked select entry's payload and its arm live until
+        // the selecting thread has unlinked all its entries; the entry was
+        // linked into this channel's list by its arm for this `T`.
+        unsafe { (*entry).slot as *mut Option<T> }
     } else {
         w.data.get() as *mut Option<T>
     }
@@ -158,11 +164,11 @@ unsafe fn put_into<T>(w: &Waiter, value: Option<T>) {
 /// Decides `outcome` for the first entry of `list` that may be decided for:
 /// a plain entry, or a select entry whose selection it claims. Select
 /// entries claimed elsewhere are unlinked on the way as [`SKIPPED`].
-fn wake_first<T>(list: &mut WaitList, outcome: u8, before: impl FnOnce(&Waiter)) -> Option<Wake> {
+fn wake_first(list: &mut WaitList, outcome: u8, before: impl FnOnce(&Waiter)) -> Option<Wake> {
     loop {
         let w = list.front()?;
         let claimed = !w.flag.get() || {
-            let entry = w.data.get() as *const SelectEntry<T>;
+            let entry = w.data.get() as *const SelectEntry;
             // SAFETY: `w` is linked, so its payload and selection are alive
             // (see `slot_of`).
             unsafe { (*(*entry).selection).claim((*entry).index) }
@@ -242,7 +248,7 @@ impl<T> Chan<T> {
         // Hand it straight to the longest-waiting receiver (the buffer is
         // empty then, so nothing sent earlier is overtaken).
         let mut value = Some(value);
-        let wake = wake_first::<T>(receivers_q, DONE, |w| {
+        let wake = wake_first(receivers_q, DONE, |w| {
             // SAFETY: `w` is linked in our receivers' list, claimed, and we
             // hold the lock.
             unsafe { put_into(w, value.take()) };
@@ -327,7 +333,7 @@ impl<T> Chan<T> {
     /// `w` must point to `entry`, and `w`, `entry` and its selection must
     /// stay alive and unmoved until `w` is unlinked, by a waker or by
     /// [`unlink`](Self::unlink).
-    unsafe fn select_step(&self, w: Option<&Waiter>, entry: &SelectEntry<T>) -> Step<T> {
+    unsafe fn select_step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step {
         let mut st = self.state.lock();
         let ready = !st.buf.is_empty() || !st.senders_q.is_empty() || st.senders == 0;
         if !ready {
@@ -345,9 +351,13 @@ impl<T> Chan<T> {
             Some((v, wake)) => {
                 drop(st);
                 unpark(wake);
-                Step::Ready(Some(v))
+                // SAFETY: the entry's slot is an `Option<T>` of this
+                // channel's `T`, alive (our contract) and ours: we claimed
+                // the selection, so no waker writes it.
+                unsafe { *(entry.slot as *mut Option<T>) = Some(v) };
+                Step::Ready
             }
-            None => Step::Ready(None),
+            None => Step::Ready,
         }
     }
 
@@ -381,7 +391,7 @@ impl<T> Chan<T> {
             return;
         }
         let mut wakes = Wakes::default();
-        while let Some(w) = wake_first::<T>(others, DISCONNECTED, |_| {}) {
+        while let Some(w) = wake_first(others, DISCONNECTED, |_| {}) {
             wakes.push(w);
         }
         st.disconnected = true;
@@ -423,16 +433,65 @@ fn select_start(n: usize) -> usize {
     n - 1
 }
 
-/// Receives from one of `chans` that has a value or is disconnected
-/// (`None`), trying them from a varying start (see [`select_start`]), and
-/// waiting on all of them if none is ready. Returns the index of the
-/// channel.
-pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
-    assert!(!chans.is_empty(), "a select needs at least one receiver");
-    assert!(chans.len() < ABANDONED as usize, "a select over {} receivers", chans.len());
+/// One receive arm of a select: a channel and the slot its value lands
+/// in. Arms of different value types are selected over together through
+/// [`SelectArm`].
+pub(crate) struct RecvArm<'a, T> {
+    pub(crate) chan: &'a Chan<T>,
+    pub(crate) slot: UnsafeCell<Option<T>>,
+}
+
+impl<'a, T> RecvArm<'a, T> {
+    pub(crate) fn new(chan: &'a Chan<T>) -> Self {
+        RecvArm { chan, slot: UnsafeCell::new(None) }
+    }
+}
+
+/// A select arm with its value type erased.
+pub(crate) trait SelectArm {
+    /// See [`Chan::select_step`], whose contract this has; the value, if
+    /// any, lands in the arm's own slot, which `entry.slot` must name.
+    ///
+    /// # Safety
+    /// As for [`Chan::select_step`].
+    unsafe fn step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step;
+    /// See [`Chan::unlink`].
+    fn unlink(&self, w: &Waiter);
+    /// The address of the arm's value slot.
+    fn slot(&self) -> usize;
+}
+
+impl<T> SelectArm for RecvArm<'_, T> {
+    unsafe fn step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step {
+        // SAFETY: forwarded contract.
+        unsafe { self.chan.select_step(w, entry) }
+    }
+
+    fn unlink(&self, w: &Waiter) {
+        self.chan.unlink(w);
+    }
+
+    fn slot(&self) -> usize {
+        self.slot.get() as usize
+    }
+}
+
+/// Completes a select over `arms`: one that has a value (now in its slot)
+/// or is disconnected (its slot empty), tried from a varying start (see
+/// [`select_start`]), waiting on all of them if none is ready. Returns the
+/// index of that arm.
+///
+/// # Panics
+/// If `arms` is empty.
+pub(crate) fn select_arms(arms: &[&dyn SelectArm], wait: Wait) -> Result<usize, Fail<()>> {
+    assert!(!arms.is_empty(), "a select needs at least one receiver");
+    assert!(arms.len() < ABANDONED as usize, "a select over {} receivers", arms.len());
     let selection = Selection::new();
-    let entries: Vec<SelectEntry<T>> =
-        (0..chans.len() as u32).map(|index| SelectEntry { selection: &selection, index }).collect();
+    let entries: Vec<SelectEntry> = arms
+        .iter()
+        .enumerate()
+        .map(|(index, arm)| SelectEntry { selection: &selection, index: index as u32, slot: arm.slot() })
+        .collect();
     let deadline = match wait {
         Wait::Never => None,
         Wait::Until(d) => Some(d),
@@ -446,7 +505,7 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
             .map(|e| {
                 let w = Waiter::new();
                 w.flag.set(true);
-                w.data.set(e as *const SelectEntry<T> as usize);
+                w.data.set(e as *const SelectEntry as usize);
                 w.wake_also(&selection.token);
                 w
             })
@@ -454,17 +513,17 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
     };
     // Declared after what the entries point to, so dropped (unlinking
     // them) before any of it, on return and on a panic alike.
-    let start = select_start(chans.len());
-    let mut linked = Linked { chans, waiters: &waiters, start, count: 0 };
+    let start = select_start(arms.len());
+    let mut linked = Linked { arms, waiters: &waiters, start, count: 0 };
     let mut ready = None;
-    for k in 0..chans.len() {
-        let i = (start + k) % chans.len();
-        // SAFETY: `waiters[i]` points to `entries[i]`; both and `selection`
-        // stay on this frame, unmoved, until `linked` has unlinked every
-        // linked entry.
-        match unsafe { chans[i].select_step(waiters.get(i), &entries[i]) } {
-            Step::Ready(v) => {
-                ready = Some((i, v));
+    for k in 0..arms.len() {
+        let i = (start + k) % arms.len();
+        // SAFETY: `waiters[i]` points to `entries[i]`, whose slot is arm
+        // `i`'s; they, the arms and `selection` stay where they are until
+        // `linked` has unlinked every linked entry.
+        match unsafe { arms[i].step(waiters.get(i), &entries[i]) } {
+            Step::Ready => {
+                ready = Some(i);
                 break;
             }
             Step::Pending => linked.count = k + 1,
@@ -472,7 +531,7 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
         }
     }
     let result = match (ready, deadline) {
-        (Some(r), _) => Ok(r),
+        (Some(i), _) => Ok(i),
         (None, None) => Err(Fail::WouldBlock(())),
         (None, Some(deadline)) => {
             let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
@@ -481,14 +540,12 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
                 Err(Fail::Timeout(()))
             } else {
                 // A waker claimed entry `i` and decides for it under its
-                // channel's lock, publishing the outcome last.
+                // channel's lock, publishing the outcome last: once it is
+                // published, the arm's slot holds the value (DONE) or
+                // nothing (DISCONNECTED).
                 let i = selection.token.load(Ordering::Acquire) as usize;
-                match waiters[i].park_until(None) {
-                    // SAFETY: the waker filled the slot before publishing
-                    // DONE, and nobody touches it any more.
-                    Some(DONE) => Ok((i, unsafe { (*selection.slot.get()).take() })),
-                    _ => Ok((i, None)),
-                }
+                waiters[i].park_until(None);
+                Ok(i)
             }
         }
     };
@@ -496,23 +553,35 @@ pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option
     result
 }
 
+/// Receives from one of `chans` (of one value type): [`select_arms`] over
+/// an arm for each. Returns the index of the channel with its value, or
+/// `None` if it is disconnected.
+pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
+    let arms: Vec<RecvArm<'_, T>> = chans.iter().map(|c| RecvArm::new(c)).collect();
+    let dyns: Vec<&dyn SelectArm> = arms.iter().map(|a| a as &dyn SelectArm).collect();
+    let i = select_arms(&dyns, wait)?;
+    drop(dyns);
+    let mut arms = arms;
+    Ok((i, arms.swap_remove(i).slot.into_inner()))
+}
+
 /// The `count` entries of a select from `start` on (wrapping around),
 /// linked into the receivers' lists of their channels; unlinked from each
 /// (unless a waker already did) when this is dropped.
-struct Linked<'a, T> {
-    chans: &'a [&'a Chan<T>],
+struct Linked<'a, 'b> {
+    arms: &'a [&'b dyn SelectArm],
     waiters: &'a [Waiter],
     start: usize,
     count: usize,
 }
 
-impl<T> Drop for Linked<'_, T> {
+impl Drop for Linked<'_, '_> {
     fn drop(&mut self) {
         // A select that may not wait links nothing (`waiters` is empty).
         for k in 0..self.count {
-            let i = (self.start + k) % self.chans.len();
+            let i = (self.start + k) % self.arms.len();
             if let Some(w) = self.waiters.get(i) {
-                self.chans[i].unlink(w);
+                self.arms[i].unlink(w);
             }
         }
     }

@@ -30,7 +30,8 @@
 //! [`select`] receives from whichever of several receivers (of one value
 //! type) is ready first, choosing fairly among several ready ones;
 //! [`try_select`], [`select_timeout`] and [`select_deadline`] are its
-//! non-waiting and timed forms.
+//! non-waiting and timed forms. [`Select`] waits on receivers of
+//! different value types.
 //!
 //! A timed operation either completes or fails with nothing transferred:
 //! a value is never lost nor delivered twice, and a send that times out
@@ -60,10 +61,12 @@ mod chan;
 mod error;
 #[cfg(all(test, loom))]
 mod loom_tests;
+mod select;
 
 use super::error::{TimedOut, WouldBlock, deadline_after};
 use chan::{Chan, Fail, Wait};
 pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use select::{Select, SelectedOperation};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
