@@ -20,6 +20,7 @@ mod plot;
 mod regress;
 mod report;
 mod scenario;
+mod setup;
 
 use scenario::{Params, Peer, SCENARIOS};
 use std::path::{Path, PathBuf};
@@ -113,9 +114,7 @@ fn all(opts: &Opts) -> Result<ExitCode, String> {
     };
     let out = opts.value("--out").map_or_else(results_dir, PathBuf::from);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let target_dir =
-        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
-    let cfg = harness::Config { params: p, runs, scenarios, peers, target_dir };
+    let cfg = harness::Config { params: p, runs, scenarios, peers };
     let results = harness::run(&cfg);
     println!();
     print!("{}", report::table(&results));
@@ -152,8 +151,6 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     if peers.is_empty() {
         return Err(format!("no HTTP server for these peers (have {})", http::PEERS.join(", ")));
     }
-    let target_dir =
-        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
     let list = |name: &str, default: &[usize]| -> Result<Vec<usize>, String> {
         match opts.value(name) {
             None => Ok(default.to_vec()),
@@ -163,14 +160,7 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     let (hogs, workers) = (list("--hogs", &[0, 2])?, list("--workers", &[1, 2])?);
     let slice_ms =
         opts.value("--slice-ms").map(|v| v.parse::<u64>().map_err(|_| format!("--slice-ms: {v:?}"))).transpose()?;
-    let rows = http::run(&http::Config {
-        quick: opts.flag("--quick"),
-        hogs,
-        workers,
-        slice_ms,
-        peers,
-        target_dir: &target_dir,
-    });
+    let rows = http::run(&http::Config { quick: opts.flag("--quick"), hogs, workers, slice_ms, peers });
     if rows.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
