@@ -1,5 +1,9 @@
-//! Where the bench builds, and the outside tools it installs when they
-//! are missing (`go` for the Go peer, `wrk` for `bench http`).
+//! Where the bench builds and writes, and the outside tools it installs
+//! when they are missing (`go` for the Go peer, `wrk` for `bench http`).
+//!
+//! Results go under the target directory, never into the tracked
+//! `bench/results/` (the reference snapshot the READMEs link to), unless
+//! `--out` says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +12,21 @@ use std::process::Command;
 /// `<target>/debug`); the Go peer is built beside it.
 pub fn build_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir)
+}
+
+/// The workspace's target directory: `CARGO_TARGET_DIR` when it is set,
+/// else the parent of [`build_dir`].
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let build = build_dir();
+    build.parent().map_or(build.clone(), Path::to_path_buf)
+}
+
+/// Where results are written without `--out`: `<target>/bench-results`.
+pub fn results_dir() -> PathBuf {
+    target_dir().join("bench-results")
 }
 
 /// Whether `cmd` is on PATH.
