@@ -15,8 +15,6 @@ pub struct Config {
     pub runs: usize,
     pub scenarios: Vec<&'static Scenario>,
     pub peers: Vec<Peer>,
-    /// Where the Go program is built.
-    pub target_dir: PathBuf,
 }
 
 /// Every outcome of one (scenario, peer) pair, one per run.
@@ -82,7 +80,7 @@ pub fn run(cfg: &Config) -> Results {
         .peers
         .iter()
         .map(|&peer| match peer {
-            Peer::Go => match peers::go::build(&cfg.target_dir) {
+            Peer::Go => match peers::go::build() {
                 Ok(path) => Launcher::Go(path),
                 Err(why) => {
                     eprintln!("{why}");

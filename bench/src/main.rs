@@ -4,11 +4,15 @@
 //! - `bench [all] [--quick] [--runs N] [--scenarios a,b] [--peers x,y] [--out DIR] [--no-http]`
 //! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)
 //! - `bench context-switch [--threads N] [--iterations N] [--workers N]`
-//! - `bench regress [--quick] [--runs N] [--baseline FILE]`
+//! - `bench regress [--quick] [--runs N] [--baseline FILE] [--out DIR]`
 //! - `bench http [--quick] [--peers x,y] [--hogs 0,2] [--workers 1,2] [--slice-ms N] [--out DIR]`
 //!   (HTTP servers under wrk; `--slice-ms` adds ours with that time slice)
 //! - `bench serve-http PEER WORKERS HOGS [--slice-ms N]` (one server, for `bench http`)
 //! - `bench list`
+//!
+//! Files go to `--out DIR`, by default `<target dir>/bench-results/`
+//! (`setup::results_dir`); the tracked `bench/results/` is a reference
+//! snapshot, written only when `--out bench/results` asks for it.
 
 mod common;
 mod fairness;
@@ -20,6 +24,7 @@ mod plot;
 mod regress;
 mod report;
 mod scenario;
+mod setup;
 
 use scenario::{Params, Peer, SCENARIOS};
 use std::path::{Path, PathBuf};
@@ -90,8 +95,22 @@ fn params(opts: &Opts) -> Params {
     Params { quick: opts.flag("--quick") }
 }
 
-fn results_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+/// `--out DIR`, else `<target dir>/bench-results`.
+fn out_path(opts: &Opts) -> PathBuf {
+    opts.value("--out").map_or_else(setup::results_dir, PathBuf::from)
+}
+
+/// [`out_path`], made if missing.
+fn out_dir(opts: &Opts) -> Result<PathBuf, String> {
+    let out = out_path(opts);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+fn write(file: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("wrote {}", file.display());
+    Ok(())
 }
 
 fn all(opts: &Opts) -> Result<ExitCode, String> {
@@ -111,25 +130,22 @@ fn all(opts: &Opts) -> Result<ExitCode, String> {
             .map(|n| Peer::parse(n).ok_or(format!("unknown peer {n:?}")))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let out = opts.value("--out").map_or_else(results_dir, PathBuf::from);
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let target_dir =
-        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
-    let cfg = harness::Config { params: p, runs, scenarios, peers, target_dir };
+    let out = out_dir(opts)?;
+    let cfg = harness::Config { params: p, runs, scenarios, peers };
     let results = harness::run(&cfg);
-    println!();
-    print!("{}", report::table(&results));
-    println!(
-        "\nours/peer: ratio of medians. For a time (ns, µs, bytes) below 1 means ours is better; for a \
-         rate (Mops/s, threads) above 1 does.\n{} run(s) per figure, peers interleaved; took {:.1} s.",
+    let table = format!(
+        "{}\nours/peer: ratio of medians. For a time (ns, µs, bytes) below 1 means ours is better; for a \
+         rate (Mops/s, threads) above 1 does.\n{} run(s) per figure, peers interleaved; took {:.1} s.\n",
+        report::table(&results),
         runs,
         results.elapsed.as_secs_f64()
     );
+    println!();
+    print!("{table}");
+    write(&out.join("latest-table.txt"), &table)?;
     let json = report::to_json(&results, p.quick, runs);
-    let file = out.join("latest.json");
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
-    std::fs::write(&file, text + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
-    println!("wrote {}", file.display());
+    write(&out.join("latest.json"), &(text + "\n"))?;
     for f in plot::all(&results, &out) {
         println!("wrote {}", f.display());
     }
@@ -152,8 +168,6 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     if peers.is_empty() {
         return Err(format!("no HTTP server for these peers (have {})", http::PEERS.join(", ")));
     }
-    let target_dir =
-        std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_else(std::env::temp_dir);
     let list = |name: &str, default: &[usize]| -> Result<Vec<usize>, String> {
         match opts.value(name) {
             None => Ok(default.to_vec()),
@@ -163,25 +177,14 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     let (hogs, workers) = (list("--hogs", &[0, 2])?, list("--workers", &[1, 2])?);
     let slice_ms =
         opts.value("--slice-ms").map(|v| v.parse::<u64>().map_err(|_| format!("--slice-ms: {v:?}"))).transpose()?;
-    let rows = http::run(&http::Config {
-        quick: opts.flag("--quick"),
-        hogs,
-        workers,
-        slice_ms,
-        peers,
-        target_dir: &target_dir,
-    });
+    let rows = http::run(&http::Config { quick: opts.flag("--quick"), hogs, workers, slice_ms, peers });
     if rows.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     println!();
     print!("{}", http::table(&rows));
-    let out = opts.value("--out").map_or_else(results_dir, PathBuf::from);
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let file = out.join("http.json");
     let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
-    std::fs::write(&file, text + "\n").map_err(|e| format!("{}: {e}", file.display()))?;
-    println!("wrote {}", file.display());
+    write(&out_dir(opts)?.join("http.json"), &(text + "\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -227,11 +230,14 @@ fn context_switch(opts: &Opts) -> Result<ExitCode, String> {
 fn regress(opts: &Opts) -> Result<ExitCode, String> {
     let p = params(opts);
     let runs = opts.number("--runs", 5)?.max(1);
-    let path = opts
-        .value("--baseline")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline.json"), PathBuf::from);
+    // `--baseline FILE` is read and updated in place; the tracked default
+    // is only read, its update written to the output directory.
+    let (path, save_to) = match opts.value("--baseline") {
+        Some(file) => (PathBuf::from(file), PathBuf::from(file)),
+        None => (Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline.json"), out_path(opts).join("baseline.json")),
+    };
     let current = regress::measure(p, runs);
-    match regress::check(&path, current, p, runs).map_err(|e| e.to_string())? {
+    match regress::check(&path, &save_to, current, p, runs).map_err(|e| e.to_string())? {
         regress::Verdict::Pass => Ok(ExitCode::SUCCESS),
         regress::Verdict::Regressed => {
             println!("regression: some figure is more than 5 % slower than {}", path.display());

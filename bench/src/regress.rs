@@ -75,14 +75,20 @@ pub enum Verdict {
 }
 
 /// Compares `current` with the baseline at `path`, printing a line per
-/// metric; saves improved metrics (or a first baseline) back to `path`.
-pub fn check(path: &Path, current: BTreeMap<String, Metric>, p: Params, runs: usize) -> std::io::Result<Verdict> {
+/// metric; saves improved metrics (or a first baseline) to `save_to`.
+pub fn check(
+    path: &Path,
+    save_to: &Path,
+    current: BTreeMap<String, Metric>,
+    p: Params,
+    runs: usize,
+) -> std::io::Result<Verdict> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(_) => {
             let b = Baseline { quick: p.quick, runs, metrics: current };
-            save(path, &b)?;
-            println!("no baseline at {}: saved this run as the baseline", path.display());
+            save(save_to, &b)?;
+            println!("no baseline at {}: saved this run as the baseline to {}", path.display(), save_to.display());
             return Ok(Verdict::Pass);
         }
     };
@@ -125,13 +131,16 @@ pub fn check(path: &Path, current: BTreeMap<String, Metric>, p: Params, runs: us
     }
     if improved && !regressed {
         base.runs = runs;
-        save(path, &base)?;
-        println!("saved the improved figures to {}", path.display());
+        save(save_to, &base)?;
+        println!("saved the improved figures to {}", save_to.display());
     }
     Ok(if regressed { Verdict::Regressed } else { Verdict::Pass })
 }
 
 fn save(path: &Path, b: &Baseline) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(b).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(path, text + "\n")
 }

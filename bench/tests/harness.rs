@@ -33,6 +33,26 @@ fn quick_yield_run_for_ours_produces_a_well_formed_result() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// Without `--out`, files go to `$CARGO_TARGET_DIR/bench-results`, never
+/// into the tracked bench/results/.
+#[test]
+fn without_out_results_go_under_the_target_dir() {
+    let target = std::env::temp_dir().join(format!("bench-target-test-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["--quick", "--runs", "1", "--scenarios", "yield2", "--peers", "ours"])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("the bench binary runs");
+    assert!(output.status.success(), "bench failed: {}", String::from_utf8_lossy(&output.stderr));
+    for file in ["latest.json", "latest-table.txt"] {
+        let path = target.join("bench-results").join(file);
+        assert!(path.is_file(), "{} missing", path.display());
+    }
+    let table = std::fs::read_to_string(target.join("bench-results/latest-table.txt")).unwrap();
+    assert!(table.contains("(yield2)"), "the table file names the scenario:\n{table}");
+    let _ = std::fs::remove_dir_all(&target);
+}
+
 #[test]
 fn run_one_reports_not_applicable_instead_of_failing() {
     let output = Command::new(env!("CARGO_BIN_EXE_bench"))

@@ -457,7 +457,7 @@ const _: () = assert!(2 * size_of::<Fast>() <= crate::arch::os_thread_area::AREA
 /// area's address is formed by an `asm!` block the compiler must run where
 /// it stands, so it is both inlined and never stale. The pointer must not
 /// be kept across a switch; an asynchronous preemption keeps the thread
-/// on its OS thread (README, "Preemption"), so only the code's own calls
+/// on its OS thread (docs/preemption.md, "Preemption"), so only the code's own calls
 /// could switch, and no function here makes one.
 #[inline(always)]
 fn cache(which: usize) -> *mut Fast {

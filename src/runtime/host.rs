@@ -98,7 +98,7 @@ const WAIT_RELEASABLE: u32 = 7;
 
 /// Most hosts one worker may have: the owner, plus one per thread that is
 /// held or detached, plus idle ones. Past it, a preemption waits for the
-/// thread's next cooperative point (see README, "Preemption").
+/// thread's next cooperative point (see docs/preemption.md, "Preemption").
 pub(crate) const MAX_HOSTS_PER_WORKER: usize = 1024;
 
 /// Idle hosts a worker keeps for the next preemption; more exit.

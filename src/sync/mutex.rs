@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 ///   syscall, no runtime call.
 /// - Under contention, bounded barging: an unlock wakes the longest waiter
 ///   to compete; one that has waited over 1 ms in total is handed the lock
-///   directly (see the README's "Synchronisation" for the measurements).
+///   directly (see docs/sync.md for the measurements).
 /// - No poisoning: a panic while holding the lock unlocks it, like
 ///   `parking_lot`. `lock` therefore returns the guard itself.
 /// - `try_lock_for`/`try_lock_until` give up at a deadline, and a lock is

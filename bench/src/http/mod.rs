@@ -8,7 +8,7 @@
 pub mod servers;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ pub struct Row {
     pub errors: String,
 }
 
-pub struct Config<'a> {
+pub struct Config {
     pub quick: bool,
     /// The hog counts to run (0 and 2 by default).
     pub hogs: Vec<usize>,
@@ -38,37 +38,6 @@ pub struct Config<'a> {
     /// Also run ours with this time slice (ms).
     pub slice_ms: Option<u64>,
     pub peers: Vec<String>,
-    pub target_dir: &'a Path,
-}
-
-/// Installs `pkg` with apt when `cmd` is missing and we may (root, apt
-/// present), saying so; false when it is still missing.
-pub fn ensure_tool(cmd: &str, pkg: &str) -> bool {
-    let present = |c: &str| {
-        Command::new("sh").arg("-c").arg(format!("command -v {c}")).output().is_ok_and(|o| o.status.success())
-    };
-    if present(cmd) {
-        return true;
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root || !present("apt-get") {
-        eprintln!("bench: {cmd} is not installed (Debian package {pkg}); its rows are skipped");
-        return false;
-    }
-    eprintln!("bench: {cmd} is missing: installing the Debian package {pkg} ...");
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "(apt-get install -y -qq {pkg} || (apt-get update -qq && apt-get install -y -qq {pkg})) >/dev/null 2>&1"
-        ))
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok || !present(cmd) {
-        eprintln!("bench: could not install {pkg}; its rows are skipped");
-        return false;
-    }
-    true
 }
 
 /// The file-descriptor limit raised to its hard limit (1000 connections
@@ -96,9 +65,15 @@ impl Drop for Server {
     }
 }
 
-fn start(peer: &str, workers: usize, hogs: usize, slice_ms: Option<u64>, go: Option<&Path>) -> Result<Server, String> {
+fn start(
+    peer: &str,
+    workers: usize,
+    hogs: usize,
+    slice_ms: Option<u64>,
+    go: &Result<PathBuf, String>,
+) -> Result<Server, String> {
     let mut cmd = if peer == "go" {
-        let mut c = Command::new(go.ok_or("go: not installed")?);
+        let mut c = Command::new(go.as_ref()?);
         c.args(["http-server", &hogs.to_string()]).env("GOMAXPROCS", workers.to_string());
         c
     } else {
@@ -181,13 +156,15 @@ fn wrk(port: u16, conns: usize, secs: u64) -> Result<(f64, f64, f64, String), St
 /// Runs the matrix; prints each figure as it comes.
 pub fn run(cfg: &Config) -> Vec<Row> {
     raise_nofile();
-    if !ensure_tool("wrk", "wrk") {
+    if let Err(why) = crate::setup::ensure_tool("wrk", "wrk") {
+        eprintln!("bench: wrk: not installed ({why}); the HTTP rows are skipped");
         return Vec::new();
     }
-    let go = if cfg.peers.iter().any(|p| p == "go") && ensure_tool("go", "golang-go") {
-        crate::peers::go::build(cfg.target_dir).map_err(|e| eprintln!("bench: {e}")).ok()
+    // Only the go rows read it: they say why when it is an Err.
+    let go = if cfg.peers.iter().any(|p| p == "go") {
+        crate::peers::go::build().inspect_err(|e| eprintln!("bench: {e}"))
     } else {
-        None
+        Err("go: not asked for".to_owned())
     };
     let secs = if cfg.quick { 1 } else { 3 };
     let mut rows = Vec::new();
@@ -211,7 +188,7 @@ pub fn run(cfg: &Config) -> Vec<Row> {
                         p99_us: None,
                         errors: String::new(),
                     };
-                    match start_and_load(&peer, workers, hogs, slice_ms, go.as_deref(), conns, secs) {
+                    match start_and_load(&peer, workers, hogs, slice_ms, &go, conns, secs) {
                         Ok((rps, p50, p99, errors)) => {
                             (row.rps, row.p50_us, row.p99_us, row.errors) = (Some(rps), Some(p50), Some(p99), errors)
                         }
@@ -239,7 +216,7 @@ fn start_and_load(
     workers: usize,
     hogs: usize,
     slice_ms: Option<u64>,
-    go: Option<&Path>,
+    go: &Result<PathBuf, String>,
     conns: usize,
     secs: u64,
 ) -> Result<(f64, f64, f64, String), String> {

@@ -1,19 +1,18 @@
 //! Go: a separate program (`bench/go/main.go`) built with the `go` on
-//! PATH, run by the harness like the other children. Nothing here needs Go
-//! to compile.
+//! PATH (installed from Debian's `golang-go` when missing and we may), run
+//! by the harness like the other children. Nothing here needs Go to
+//! compile.
 
+use crate::setup;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Builds the Go program into `target_dir`; `Err` says why Go cannot run.
-pub fn build(target_dir: &Path) -> Result<PathBuf, String> {
-    let version = Command::new("go").arg("version").output();
-    match version {
-        Ok(v) if v.status.success() => {}
-        _ => return Err("go: not installed".into()),
-    }
+/// Builds the Go program beside the bench's binary; `Err` says why Go
+/// cannot run.
+pub fn build() -> Result<PathBuf, String> {
+    setup::ensure_tool("go", "golang-go").map_err(|why| format!("go: not installed ({why})"))?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("go");
-    let out = target_dir.join("bench-go");
+    let out = setup::build_dir().join("bench-go");
     let status = Command::new("go")
         .current_dir(&src)
         .args(["build", "-o"])

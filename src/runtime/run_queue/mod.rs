@@ -40,7 +40,7 @@ const LEVELS: usize = MAX_PRIORITY as usize + 1;
 /// In time: behind a thread that never yields there is one decision per
 /// preemption, so about `AGING_PERIOD` × 1.25 time slices (the monitor looks
 /// every quarter slice) for the highest waiting lower level: 3.2 s at the
-/// default 10 ms slice (README, "Priorities").
+/// default 10 ms slice (docs/scheduling.md, "Priorities").
 pub const AGING_PERIOD: u32 = 256;
 
 /// One priority level: a FIFO list owning one `TaskRef` per entry (held
