@@ -48,6 +48,11 @@ compile_error!(
      futexes, epoll and /proc"
 );
 
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 pub mod arch;
 pub mod cpu_set;
 mod error;
