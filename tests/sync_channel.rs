@@ -766,3 +766,62 @@ fn select_builder_edges() {
     let op = sel.select();
     assert_eq!(op.recv(&rx_c), Err(channel::RecvError));
 }
+
+/// `select!`: arms of two types, block and expression bodies with and
+/// without commas, `break` out of a loop from an arm, a deadline arm, and
+/// `?` in an arm.
+#[test]
+fn select_macro_arms_bodies_and_control_flow() {
+    use preemptive_mlthreading_rust::select;
+    let (tx_n, rx_n) = channel::unbounded::<u64>();
+    let (tx_s, rx_s) = channel::bounded::<String>(1);
+    let n = scaled(2_000);
+    let a = spawn(move || (0..n).for_each(|i| tx_n.send(i).unwrap())).unwrap();
+    let b = spawn(move || (0..n).for_each(|i| tx_s.send(format!("s{i}")).unwrap())).unwrap();
+    let (mut sum, mut words, mut closed) = (0u64, 0u64, 0);
+    loop {
+        select! {
+            recv(rx_n) -> v => {
+                match v {
+                    Ok(v) => sum += v,
+                    Err(_) => closed |= 1,
+                }
+            }
+            recv(rx_s) -> w => match w {
+                Ok(w) => {
+                    assert_eq!(w, format!("s{words}"));
+                    words += 1;
+                }
+                Err(_) => closed |= 2,
+            },
+            timeout(Duration::from_secs(30)) => panic!("nothing arrived for 30 s"),
+        }
+        if closed == 3 {
+            break;
+        }
+    }
+    a.join().unwrap();
+    b.join().unwrap();
+    assert_eq!((sum, words), (n * (n - 1) / 2, n));
+    // `break` from inside an arm, and a deadline arm that fires.
+    let (_keep, rx) = channel::unbounded::<u8>();
+    let mut rounds = 0;
+    let fired = loop {
+        rounds += 1;
+        select! {
+            recv(rx) -> _ => unreachable!("nothing is ever sent"),
+            deadline(Instant::now() + Duration::from_millis(1)) => break rounds,
+        }
+    };
+    assert_eq!(fired, 1);
+    // `?` in an arm returns from the enclosing function.
+    fn first(rx: &Receiver<u8>) -> Result<u8, channel::RecvError> {
+        Ok(select! { recv(rx) -> v => v? })
+    }
+    let (tx, rx) = channel::unbounded::<u8>();
+    tx.send(5).unwrap();
+    assert_eq!(first(&rx), Ok(5));
+    drop(tx);
+    assert_eq!(first(&rx), Err(channel::RecvError));
+    println!("select!: {n} numbers and {n} words, then a deadline arm and `?`");
+}

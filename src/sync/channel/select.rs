@@ -38,9 +38,10 @@ use std::time::{Duration, Instant};
 ///     let n = sel.recv(&rx_n);
 ///     let w = sel.recv(&rx_s);
 ///     let op = sel.select_timeout(Duration::from_secs(10)).expect("both are sent");
+///     // A channel whose sender is gone is always ready, with an error.
 ///     match op.index() {
-///         i if i == n => number = op.recv(&rx_n).ok(),
-///         i if i == w => word = op.recv(&rx_s).ok(),
+///         i if i == n => number = number.or(op.recv(&rx_n).ok()),
+///         i if i == w => word = word.or(op.recv(&rx_s).ok()),
 ///         _ => unreachable!(),
 ///     }
 /// }
@@ -183,4 +184,107 @@ impl std::fmt::Debug for SelectedOperation<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SelectedOperation").field("index", &self.index).finish()
     }
+}
+
+/// Waits on receivers of any value types and runs the arm of the one that
+/// is ready (fairly, when several are): a [`Select`] written as a `match`,
+/// in crossbeam's syntax for receive arms.
+///
+/// - `recv(r) -> pattern => body`: `pattern` binds `Result<T, RecvError>`
+///   (an error once `r`'s channel is empty and disconnected);
+/// - at most one last arm that bounds the wait: `default => body` (take
+///   only what is ready now), `default(timeout) => body` or
+///   `timeout(timeout) => body` (give up after a `Duration`), or
+///   `deadline(instant) => body` (give up at an `Instant`).
+///
+/// Each receiver expression is evaluated once; bodies run in the caller's
+/// frame, so `break`, `continue`, `return` and `?` work in them. Send arms
+/// are not supported (see [`Select`]).
+///
+/// ```
+/// use preemptive_mlthreading_rust::{select, spawn, Duration, sync::channel};
+///
+/// let (tx_n, rx_n) = channel::unbounded::<u32>();
+/// let (tx_s, rx_s) = channel::unbounded::<&str>();
+/// spawn(move || tx_s.send("hello").unwrap()).unwrap().join().unwrap();
+/// let got = select! {
+///     recv(rx_n) -> n => format!("number {n:?}"),
+///     recv(rx_s) -> s => format!("text {}", s.unwrap()),
+///     timeout(Duration::from_secs(5)) => "nothing".to_owned(),
+/// };
+/// assert_eq!(got, "text hello");
+/// let idle = select! {
+///     recv(rx_n) -> _ => false,
+///     default => true,
+/// };
+/// assert!(idle);
+/// drop(tx_n);
+/// ```
+#[macro_export]
+macro_rules! select {
+    (@arm $sel:ident; recv($r:expr) -> $p:pat => $body:block , $($rest:tt)*) => {
+        $crate::select!(@recv $sel; $r; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; recv($r:expr) -> $p:pat => $body:block $($rest:tt)*) => {
+        $crate::select!(@recv $sel; $r; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; recv($r:expr) -> $p:pat => $body:expr , $($rest:tt)*) => {
+        $crate::select!(@recv $sel; $r; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; recv($r:expr) -> $p:pat => $body:expr) => {
+        $crate::select!(@recv $sel; $r; $p => $body;)
+    };
+    (@arm $sel:ident; default => $body:expr $(,)?) => {
+        match $sel.try_select() {
+            ::core::result::Result::Ok(op) => ::core::result::Result::Err(op),
+            ::core::result::Result::Err(_) => ::core::result::Result::Ok($body),
+        }
+    };
+    (@arm $sel:ident; default($t:expr) => $body:expr $(,)?) => {
+        $crate::select!(@arm $sel; timeout($t) => $body)
+    };
+    (@arm $sel:ident; timeout($t:expr) => $body:expr $(,)?) => {
+        match $sel.select_timeout($t) {
+            ::core::result::Result::Ok(op) => ::core::result::Result::Err(op),
+            ::core::result::Result::Err(_) => ::core::result::Result::Ok($body),
+        }
+    };
+    (@arm $sel:ident; deadline($d:expr) => $body:expr $(,)?) => {
+        match $sel.select_deadline($d) {
+            ::core::result::Result::Ok(op) => ::core::result::Result::Err(op),
+            ::core::result::Result::Err(_) => ::core::result::Result::Ok($body),
+        }
+    };
+    (@arm $sel:ident;) => {
+        ::core::result::Result::Err($sel.select())
+    };
+    // One receive arm: registered here, decided after the arms below it
+    // have run the select (Ok: an arm below ran; Err: the operation, not
+    // yet claimed by an arm).
+    (@recv $sel:ident; $r:expr; $p:pat => $body:expr; $($rest:tt)*) => {{
+        let receiver = &$r;
+        let index = $sel.recv(receiver);
+        match $crate::select!(@arm $sel; $($rest)*) {
+            ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
+            ::core::result::Result::Err(op) if op.index() == index => {
+                let $p = op.recv(receiver);
+                ::core::result::Result::Ok($body)
+            }
+            ::core::result::Result::Err(op) => ::core::result::Result::Err(op),
+        }
+    }};
+    ($($arms:tt)+) => {{
+        let mut select = $crate::sync::channel::Select::new();
+        let value;
+        // An arm whose body diverges (`break`, `panic!`) makes its
+        // `Ok(body)` unreachable: not the user's mistake.
+        #[allow(unreachable_code)]
+        {
+            value = match $crate::select!(@arm select; $($arms)+) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(_) => ::core::unreachable!("every arm index is matched"),
+            };
+        }
+        value
+    }};
 }
