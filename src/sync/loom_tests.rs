@@ -4,6 +4,7 @@
 //! (`.ci/loom.sh`). Under loom a timed wait may time out at any point
 //! (see `waiter::park_timeout`), so the timeout races are explored too.
 
+use super::raw_mutex::RawMutex;
 use super::{Condvar, Mutex, RwLock, Semaphore};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -174,6 +175,29 @@ fn rwlock_timed_writer_leaving_lets_queued_readers_in() {
         drop(held);
         w.join().unwrap();
         assert!(!l.is_locked());
+    });
+}
+
+/// A fair unlock hands the lock to the waiter, including one whose timed
+/// wait is running out: it either keeps what it was handed or was never
+/// handed it.
+#[test]
+fn mutex_fair_unlock_hands_off_to_a_timed_waiter() {
+    loom::model(|| {
+        let m = Arc::new(RawMutex::new());
+        m.lock();
+        let m2 = m.clone();
+        let h = thread::spawn(move || {
+            let got = m2.lock_until(std::time::Instant::now() + Duration::from_secs(3600));
+            if got {
+                // SAFETY: we hold the lock.
+                unsafe { m2.unlock() };
+            }
+        });
+        // SAFETY: this thread holds the lock.
+        unsafe { m.unlock_fair() };
+        h.join().unwrap();
+        assert!(m.try_lock(), "left locked");
     });
 }
 

@@ -18,6 +18,8 @@ pub(crate) mod lock_free_queue;
 pub mod lock_free_stack;
 mod mutex;
 pub mod oneshot;
+#[cfg(not(loom))]
+mod raw_api;
 mod raw_mutex;
 mod raw_rwlock;
 pub mod rcu;
@@ -34,6 +36,7 @@ pub use error::{TimedOut, WouldBlock};
 pub use lock_free_queue::{LockFreeQueue, QueueFull};
 pub use lock_free_stack::LockFreeStack;
 pub use mutex::{Mutex, MutexGuard};
+pub use raw_mutex::RawMutex;
 pub use rcu::{RcuProtected, RcuReadGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
