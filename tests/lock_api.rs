@@ -4,12 +4,17 @@
 
 mod common;
 
-use common::{join_all, scaled};
-use preemptive_mlthreading_rust::sync::RawMutex;
+use common::{join_all, scaled, wait_until};
+use preemptive_mlthreading_rust::sync::{RawMutex, RawRwLock, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use preemptive_mlthreading_rust::{Duration, yield_now};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 type ApiMutex<T> = lock_api::Mutex<RawMutex, T>;
+type ApiRwLock<T> = lock_api::RwLock<RawRwLock, T>;
+
+/// A liveness bound for waits that normally take milliseconds.
+const HANG: Duration = Duration::from_secs(30);
 
 /// Plain read-modify-writes split by a yield: any break in mutual
 /// exclusion loses increments. Every 128th unlock is a fair one (a direct
@@ -53,4 +58,201 @@ fn timed_lock_api_mutex_times_out_when_held() {
     drop(held);
     assert!(am.try_lock_for(short).is_some());
     println!("lock_api timed lock gave up while held, succeeded once free");
+}
+
+/// Writers, upgraders and readers on one lock under preemption. The value
+/// is a pair a writer or an upgrader changes half at a time with a yield
+/// between: a reader let in meanwhile would see the halves differ, and an
+/// upgrader sees the value it read still there when its upgrade completes.
+#[test]
+fn writers_upgraders_and_readers_count_exactly_under_preemption() {
+    let sched = common::preemptive(2, Duration::from_micros(100));
+    let per = scaled(2_000);
+    let l = Arc::new(RwLock::new((0u64, 0u64)));
+    let reads = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..12u64)
+        .map(|t| {
+            let (l, reads) = (Arc::clone(&l), Arc::clone(&reads));
+            sched
+                .spawn(move || {
+                    for _ in 0..per {
+                        match t % 3 {
+                            0 => bump(&mut l.write()),
+                            1 => {
+                                let u = l.upgradable_read();
+                                let seen = *u;
+                                yield_now();
+                                let mut w = RwLockUpgradableReadGuard::upgrade(u);
+                                assert_eq!(*w, seen, "a write slipped between upgradable read and upgrade");
+                                bump(&mut w);
+                            }
+                            _ => {
+                                let r = l.read();
+                                assert_eq!(r.0, r.1, "a reader saw a write half done");
+                                reads.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    join_all(hs);
+    assert_eq!(*l.read(), (8 * per, 8 * per));
+    assert!(!l.is_locked());
+    println!("4 writers and 4 upgraders x {per} exact; {} reads", reads.load(Ordering::Relaxed));
+}
+
+fn bump(p: &mut (u64, u64)) {
+    p.0 += 1;
+    yield_now();
+    p.1 += 1;
+}
+
+#[test]
+fn upgradable_read_coexists_with_readers_and_excludes_writers_and_upgraders() {
+    let l = RwLock::new(5);
+    let u = l.upgradable_read();
+    let readers: Vec<_> = (0..3).map(|_| l.try_read().expect("readers beside an upgradable reader")).collect();
+    assert!(l.try_upgradable_read().is_err(), "a second upgradable reader");
+    assert!(l.try_write().is_err(), "a writer beside an upgradable reader");
+    assert!(l.try_upgradable_read_for(Duration::from_millis(5)).is_err());
+    assert!(l.try_write_for(Duration::from_millis(5)).is_err());
+    let u = RwLockUpgradableReadGuard::try_upgrade(u).unwrap_err();
+    drop(readers);
+    let mut w = RwLockUpgradableReadGuard::try_upgrade(u).expect("no reader left");
+    *w += 1;
+    assert!(l.try_read().is_err() && l.try_upgradable_read().is_err());
+    drop(w);
+
+    // The same through lock_api over our raw lock.
+    let al = ApiRwLock::new(0);
+    let u = al.upgradable_read();
+    let r = al.try_read().expect("readers beside an upgradable reader");
+    assert!(al.try_upgradable_read().is_none() && al.try_write().is_none());
+    drop(r);
+    *lock_api::RwLockUpgradableReadGuard::upgrade(u) += 1;
+    assert_eq!(*al.read(), 1);
+    println!("upgradable reader: 3 readers beside it, upgraders and writers refused, upgrade once readers left");
+}
+
+/// A green thread upgrades while an OS thread holds a read lock and a
+/// writer waits: the upgrade completes only once the reader leaves, and
+/// before the writer, which never wrote between read and upgrade.
+#[test]
+fn upgrade_waits_for_readers_and_no_writer_slips_in() {
+    let sched = common::preemptive(2, Duration::from_micros(100));
+    let l = Arc::new(RwLock::new(0u64));
+    let (started, upgraded) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let reader = l.read();
+    let up = {
+        let (l, started, upgraded) = (Arc::clone(&l), Arc::clone(&started), Arc::clone(&upgraded));
+        sched
+            .spawn(move || {
+                let u = l.upgradable_read();
+                let seen = *u;
+                started.store(true, Ordering::SeqCst);
+                let mut w = RwLockUpgradableReadGuard::upgrade(u);
+                upgraded.store(true, Ordering::SeqCst);
+                assert_eq!(*w, seen, "written between upgradable read and upgrade");
+                *w += 1;
+            })
+            .unwrap()
+    };
+    wait_until(HANG, || started.load(Ordering::SeqCst), || "the upgradable read".into());
+    let writer = {
+        let l = Arc::clone(&l);
+        sched.spawn(move || *l.write() += 100).unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!upgraded.load(Ordering::SeqCst), "upgraded while a reader held the lock");
+    assert_eq!(*reader, 0, "the writer got in beside a reader and an upgradable reader");
+    drop(reader);
+    up.join().unwrap();
+    writer.join().unwrap();
+    assert_eq!(*l.read(), 101, "the upgrade's write first, then the writer's");
+    println!("upgrade waited for the reader, then went before the waiting writer");
+}
+
+/// A write lock downgraded to a read lock lets the readers waiting for it
+/// in at once, and still excludes a writer; the same for a write lock
+/// traded for an upgradable one, and an upgradable one for a read.
+#[test]
+fn downgrades_let_waiting_readers_in() {
+    let sched = common::preemptive(2, Duration::from_micros(100));
+    let l = Arc::new(RwLock::new(0u64));
+    let (arrived, read) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut w = l.write();
+    *w = 1;
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (l, arrived, read) = (Arc::clone(&l), Arc::clone(&arrived), Arc::clone(&read));
+            sched
+                .spawn(move || {
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    read.fetch_add(*l.read(), Ordering::SeqCst)
+                })
+                .unwrap()
+        })
+        .collect();
+    wait_until(HANG, || arrived.load(Ordering::SeqCst) == 4, || "readers to start".into());
+    std::thread::sleep(Duration::from_millis(10)); // most have queued (either way is correct)
+    let r = RwLockWriteGuard::downgrade(w);
+    wait_until(HANG, || read.load(Ordering::SeqCst) == 4, || "readers after the downgrade".into());
+    join_all(readers);
+    assert_eq!(*r, 1);
+    drop(r);
+
+    // A writer waiting for the write lock (or coming after the downgrade)
+    // stays out until the read lock goes.
+    let w = l.write();
+    let wrote = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (l, wrote) = (Arc::clone(&l), Arc::clone(&wrote));
+        sched
+            .spawn(move || {
+                *l.write() += 1;
+                wrote.store(true, Ordering::SeqCst);
+            })
+            .unwrap()
+    };
+    let r = RwLockWriteGuard::downgrade(w);
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!wrote.load(Ordering::SeqCst), "a writer got in beside the downgraded read lock");
+    drop(r);
+    writer.join().unwrap();
+    assert_eq!(*l.read(), 2);
+
+    let u = RwLockWriteGuard::downgrade_to_upgradable(l.write());
+    assert!(l.try_read().is_ok() && l.try_write().is_err() && l.try_upgradable_read().is_err());
+    let r = RwLockUpgradableReadGuard::downgrade(u);
+    let u2 = l.try_upgradable_read().expect("an upgradable reader after the downgrade");
+    drop((r, u2));
+    assert!(!l.is_locked());
+    println!("4 readers got in on a downgrade; a writer stayed out beside it; upgradable downgrades work");
+}
+
+#[test]
+fn timed_upgradable_reads_and_upgrades_time_out_when_held() {
+    let short = Duration::from_millis(5);
+    let al = ApiRwLock::new(());
+    let w = al.write();
+    assert!(al.try_upgradable_read_for(short).is_none(), "lock_api upgradable read beside a writer");
+    assert!(al.try_read_for(short).is_none());
+    drop(w);
+    let r = al.read();
+    let u = al.upgradable_read();
+    let u = lock_api::RwLockUpgradableReadGuard::try_upgrade_for(u, short).unwrap_err();
+    drop(r);
+    assert!(lock_api::RwLockUpgradableReadGuard::try_upgrade_for(u, short).is_ok());
+
+    let l = RwLock::new(());
+    let r = l.read();
+    let u = l.upgradable_read();
+    let u = RwLockUpgradableReadGuard::try_upgrade_for(u, short).expect_err("upgrade beside a reader");
+    assert!(l.try_read().is_ok(), "an upgrade that gave up still stops readers");
+    drop(r);
+    drop(RwLockUpgradableReadGuard::try_upgrade_for(u, short).expect("no reader left"));
+    assert!(!l.is_locked());
+    println!("timed reads, upgradable reads and upgrades gave up while held, succeeded once free");
 }

@@ -27,6 +27,7 @@ pub(crate) mod reclaim;
 mod rwlock;
 mod semaphore;
 pub(crate) mod spin;
+mod upgradable;
 mod wait_group;
 mod waiter;
 
@@ -37,9 +38,11 @@ pub use lock_free_queue::{LockFreeQueue, QueueFull};
 pub use lock_free_stack::LockFreeStack;
 pub use mutex::{Mutex, MutexGuard};
 pub use raw_mutex::RawMutex;
+pub use raw_rwlock::RawRwLock;
 pub use rcu::{RcuProtected, RcuReadGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
+pub use upgradable::RwLockUpgradableReadGuard;
 pub use wait_group::WaitGroup;
 
 #[cfg(all(test, loom))]
