@@ -5,8 +5,10 @@
 mod common;
 
 use common::{join_all, scaled, wait_until};
-use preemptive_mlthreading_rust::sync::{RawMutex, RawRwLock, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
-use preemptive_mlthreading_rust::{Duration, yield_now};
+use preemptive_mlthreading_rust::sync::{
+    MutexGuard, RawMutex, RawRwLock, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
+};
+use preemptive_mlthreading_rust::{Duration, Mutex, yield_now};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -255,4 +257,38 @@ fn timed_upgradable_reads_and_upgrades_time_out_when_held() {
     drop(RwLockUpgradableReadGuard::try_upgrade_for(u, short).expect("no reader left"));
     assert!(!l.is_locked());
     println!("timed reads, upgradable reads and upgrades gave up while held, succeeded once free");
+}
+
+#[test]
+fn mapped_guards_reach_one_field_and_unlock_on_drop() {
+    let m = Mutex::new((1u32, String::from("a")));
+    {
+        let mut s = MutexGuard::map(m.lock(), |v| &mut v.1);
+        s.push('b');
+        assert!(m.try_lock().is_err(), "a mapped guard holds the mutex");
+    }
+    assert_eq!(m.try_lock().expect("unlocked when the mapped guard dropped").1, "ab");
+    let back = MutexGuard::try_map(m.lock(), |v| v.1.as_mut_str().get_mut(5..)).unwrap_err();
+    assert_eq!(back.0, 1);
+    drop(back);
+
+    let l = RwLock::new((7u32, vec![1u8]));
+    {
+        let n = RwLockReadGuard::map(l.read(), |v| &v.0);
+        assert_eq!(*n, 7);
+        assert!(l.try_write().is_err() && l.try_read().is_ok());
+    }
+    {
+        let mut v = RwLockWriteGuard::map(l.write(), |p| &mut p.1);
+        v.push(2);
+        assert!(l.try_read().is_err());
+    }
+    assert_eq!(l.try_write().expect("unlocked when the mapped guards dropped").1, [1, 2]);
+
+    // lock_api's own mapped guards over our raw mutex.
+    let am = ApiMutex::new((0u8, 0u8));
+    *lock_api::MutexGuard::map(am.lock(), |p| &mut p.1) = 3;
+    assert!(!am.is_locked());
+    assert_eq!(*am.lock(), (0, 3));
+    println!("mapped mutex, read and write guards gave their field and unlocked on drop");
 }

@@ -16,6 +16,7 @@ mod condvar;
 mod error;
 pub(crate) mod lock_free_queue;
 pub mod lock_free_stack;
+mod mapped;
 mod mutex;
 pub mod oneshot;
 #[cfg(not(loom))]
@@ -36,6 +37,7 @@ pub use condvar::{Condvar, WaitTimeoutResult};
 pub use error::{TimedOut, WouldBlock};
 pub use lock_free_queue::{LockFreeQueue, QueueFull};
 pub use lock_free_stack::LockFreeStack;
+pub use mapped::{MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard};
 pub use mutex::{Mutex, MutexGuard};
 pub use raw_mutex::RawMutex;
 pub use raw_rwlock::RawRwLock;
