@@ -6,9 +6,11 @@ mod common;
 
 use common::{join_all, scaled, wait_until};
 use preemptive_mlthreading_rust::sync::{
-    MutexGuard, RawMutex, RawRwLock, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
+    MutexGuard, RawMutex, RawRwLock, ReentrantMutex, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard,
+    RwLockWriteGuard,
 };
 use preemptive_mlthreading_rust::{Duration, Mutex, yield_now};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -291,4 +293,74 @@ fn mapped_guards_reach_one_field_and_unlock_on_drop() {
     assert!(!am.is_locked());
     assert_eq!(*am.lock(), (0, 3));
     println!("mapped mutex, read and write guards gave their field and unlocked on drop");
+}
+
+/// The calling OS thread's id, to see a green thread move between workers.
+fn os_tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Green threads lock, sleep (waking, now and then, on the other worker:
+/// a spinning thread keeps one worker busy, so the idle one steals the
+/// sleeper), and lock again. Reentrancy must follow the green thread, not
+/// the OS thread: keyed by OS thread, the relock after a move would wait
+/// for itself (the timed relock fails the test instead of hanging), and a
+/// green thread run next on the holder's OS thread would be let in (the
+/// non-atomic count would lose increments). Runs until 8 relocks happened
+/// on another OS thread than their outer lock.
+#[test]
+fn reentrant_mutex_is_per_green_thread_across_workers() {
+    const MOVES: u64 = 8;
+    let sched = preemptive_mlthreading_rust::WorkStealingScheduler::new().with_workers(2);
+    let m = Arc::new(ReentrantMutex::new(Cell::new(0u64)));
+    let (moved, rounds, stop) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let spinner = {
+        let stop = Arc::clone(&stop);
+        sched
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop()
+                }
+            })
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let (m, moved, rounds) = (Arc::clone(&m), Arc::clone(&moved), Arc::clone(&rounds));
+            sched
+                .spawn(move || {
+                    while moved.load(Ordering::Relaxed) < MOVES && start.elapsed() < HANG {
+                        let outer = m.lock();
+                        let (tid, v) = (os_tid(), outer.get());
+                        preemptive_mlthreading_rust::sleep(Duration::from_micros(50));
+                        let inner = m.try_lock_for(HANG).expect("relock by the holder waited for itself");
+                        if os_tid() != tid {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                        }
+                        yield_now();
+                        inner.set(v + 1);
+                        rounds.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    join_all(hs);
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    let (moved, rounds) = (moved.load(Ordering::Relaxed), rounds.load(Ordering::Relaxed));
+    assert_eq!(m.lock().get(), rounds, "another thread got in beside the holder");
+    assert!(moved > 0, "no green thread moved to another worker in {HANG:?}: nothing was tested");
+
+    // An OS thread holding it excludes a green thread, and relocks itself.
+    let g = m.lock();
+    let _again = m.lock();
+    let m2 = Arc::clone(&m);
+    let refused = sched.spawn(move || m2.try_lock_for(Duration::from_millis(5)).is_none()).unwrap();
+    assert!(refused.join().unwrap(), "a green thread got in beside an OS thread holding it");
+    assert_eq!(g.get(), rounds);
+    println!("{rounds} reentrant relocks exact; {moved} of them on another OS thread than their outer lock");
 }

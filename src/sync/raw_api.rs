@@ -1,6 +1,7 @@
 //! [`lock_api`]'s raw-lock traits for [`RawMutex`] and [`RawRwLock`], so
-//! that `lock_api::Mutex<RawMutex, T>` and `lock_api::RwLock<RawRwLock, T>`
-//! run on this crate's locks. Each method is the raw lock's own; timeouts that overflow
+//! that `lock_api::Mutex<RawMutex, T>`, `lock_api::RwLock<RawRwLock, T>`
+//! and `lock_api::ReentrantMutex` (see `reentrant`) run on this crate's
+//! locks. Each method is the raw lock's own; timeouts that overflow
 //! `Instant` mean "never", as in [`Mutex::try_lock_for`](super::Mutex::try_lock_for).
 //!
 //! Not under loom, whose atomics have no `const` constructors for `INIT`.
