@@ -4,6 +4,8 @@
 //! (`.ci/loom.sh`). Under loom a timed wait may time out at any point
 //! (see `waiter::park_timeout`), so the timeout races are explored too.
 
+use super::RwLockUpgradableReadGuard;
+use super::raw_mutex::RawMutex;
 use super::{Condvar, Mutex, RwLock, Semaphore};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -174,6 +176,108 @@ fn rwlock_timed_writer_leaving_lets_queued_readers_in() {
         drop(held);
         w.join().unwrap();
         assert!(!l.is_locked());
+    });
+}
+
+/// Runs `f` on a new thread with its own handles to `l` and `c`.
+fn on_thread(l: &Arc<RwLock<()>>, c: &Arc<Checked>, f: fn(&RwLock<()>, &Checked) -> u32) -> thread::JoinHandle<u32> {
+    let (l, c) = (l.clone(), c.clone());
+    thread::spawn(move || f(&l, &c))
+}
+
+fn write_bump(l: &RwLock<()>, c: &Checked) -> u32 {
+    let _g = l.write();
+    c.bump();
+    0
+}
+
+fn read_count(l: &RwLock<()>, c: &Checked) -> u32 {
+    let _g = l.read();
+    c.get()
+}
+
+/// Reads under an upgradable lock, upgrades, checks that nobody wrote in
+/// between, and bumps the count.
+fn read_then_upgrade(l: &RwLock<()>, c: &Checked) -> u32 {
+    let u = l.upgradable_read();
+    let before = c.get();
+    let _g = RwLockUpgradableReadGuard::upgrade(u);
+    assert_eq!(c.get(), before, "a write came between the upgradable read and the upgrade");
+    c.bump();
+    0
+}
+
+/// An upgrade on the main thread beside `other` (which bumps the count
+/// once, under the lock) and a plain reader: the upgrade completes (no
+/// lost wake-up when the reader leaves), nobody writes between the
+/// upgradable read and the upgrade, and writers exclude everyone (loom
+/// reports a race otherwise).
+fn upgrade_beside(other: fn(&RwLock<()>, &Checked) -> u32) {
+    loom::model(move || {
+        let (l, c) = (Arc::new(RwLock::new(())), Arc::new(Checked::new()));
+        let o = on_thread(&l, &c, other);
+        let r = on_thread(&l, &c, read_count);
+        read_then_upgrade(&l, &c);
+        o.join().unwrap();
+        assert!(r.join().unwrap() <= 2);
+        assert_eq!(c.get(), 2);
+        assert!(!l.is_locked());
+    });
+}
+
+/// An upgradable reader (main), a plain reader and a writer.
+#[test]
+fn rwlock_upgrade_excludes_writers_and_completes() {
+    upgrade_beside(write_bump);
+}
+
+/// Two upgradable readers and a plain reader: the second upgradable
+/// reader queues (with the writers) and is granted when the first leaves;
+/// a reader queued behind it is let in beside it.
+#[test]
+fn rwlock_upgradable_readers_take_turns() {
+    upgrade_beside(read_then_upgrade);
+}
+
+/// An upgrade that times out behind a reader (loom times a wait out at
+/// any point; the long deadline keeps the real clock out of it) must let
+/// in a reader that queued behind it, and leave nothing held.
+#[test]
+fn rwlock_timed_upgrade_leaving_lets_queued_readers_in() {
+    loom::model(|| {
+        let (l, c) = (Arc::new(RwLock::new(())), Arc::new(Checked::new()));
+        let held = l.read();
+        let u = on_thread(&l, &c, |l, _| {
+            let g = l.upgradable_read();
+            RwLockUpgradableReadGuard::try_upgrade_for(g, Duration::from_secs(3600)).is_ok() as u32
+        });
+        on_thread(&l, &c, read_count).join().unwrap();
+        drop(held);
+        u.join().unwrap();
+        assert!(!l.is_locked());
+    });
+}
+
+/// A fair unlock hands the lock to the waiter, including one whose timed
+/// wait is running out: it either keeps what it was handed or was never
+/// handed it.
+#[test]
+fn mutex_fair_unlock_hands_off_to_a_timed_waiter() {
+    loom::model(|| {
+        let m = Arc::new(RawMutex::new());
+        m.lock();
+        let m2 = m.clone();
+        let h = thread::spawn(move || {
+            let got = m2.lock_until(std::time::Instant::now() + Duration::from_secs(3600));
+            if got {
+                // SAFETY: we hold the lock.
+                unsafe { m2.unlock() };
+            }
+        });
+        // SAFETY: this thread holds the lock.
+        unsafe { m.unlock_fair() };
+        h.join().unwrap();
+        assert!(m.try_lock(), "left locked");
     });
 }
 

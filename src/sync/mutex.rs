@@ -134,6 +134,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
+
+    /// Where the value lives; only the lock holder may use it.
+    pub(super) fn data_ptr(&self) -> *mut T {
+        self.data.get()
+    }
 }
 
 impl<T: Default> Default for Mutex<T> {

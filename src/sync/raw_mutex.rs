@@ -55,7 +55,35 @@ fn spin_rounds() -> u32 {
     SPINS
 }
 
-pub(crate) struct RawMutex {
+/// The lock word behind [`Mutex`](super::Mutex), for use through
+/// [`lock_api`]: `lock_api::Mutex<RawMutex, T>` is a mutex with this lock's
+/// behaviour (parks green threads, bounded barging, 1 ms starvation
+/// hand-off) and `lock_api`'s guards, for code written against `lock_api`
+/// or `parking_lot`'s API.
+///
+/// It implements [`lock_api::RawMutex`], [`lock_api::RawMutexTimed`]
+/// (timed locks never keep a lock they gave up on) and
+/// [`lock_api::RawMutexFair`]: `unlock_fair` hands the lock to the longest
+/// waiter, which then owns it without competing. Unlocking from another
+/// thread than the locking one is fine (the lock has no owner), so
+/// `lock_api`'s guards over it are `Send`.
+///
+/// ```
+/// use preemptive_mlthreading_rust::{spawn, sync::RawMutex};
+/// use std::sync::Arc;
+///
+/// type Mutex<T> = lock_api::Mutex<RawMutex, T>;
+///
+/// let m = Arc::new(Mutex::new(0u64));
+/// let hs: Vec<_> = (0..4).map(|_| {
+///     let m = Arc::clone(&m);
+///     spawn(move || for _ in 0..1000 { *m.lock() += 1 }).unwrap()
+/// }).collect();
+/// hs.into_iter().for_each(|h| h.join().unwrap());
+/// assert_eq!(*m.lock(), 4000);
+/// assert!(m.try_lock().is_some());
+/// ```
+pub struct RawMutex {
     state: AtomicU8,
     waiters: SpinLock<WaitList>,
 }
@@ -104,7 +132,19 @@ impl RawMutex {
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
         if self.state.compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed).is_err() {
-            self.unlock_slow();
+            self.unlock_slow(false);
+        }
+    }
+
+    /// Unlocks, handing the lock to the longest waiter if any waits: it
+    /// owns the lock on waking, whoever arrives meanwhile.
+    ///
+    /// # Safety
+    /// As for [`unlock`](Self::unlock).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) unsafe fn unlock_fair(&self) {
+        if self.state.compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+            self.unlock_slow(true);
         }
     }
 
@@ -191,8 +231,10 @@ impl RawMutex {
         }
     }
 
+    /// With `fair`, the first waiter is handed the lock whether it starves
+    /// or not.
     #[cold]
-    fn unlock_slow(&self) {
+    fn unlock_slow(&self, fair: bool) {
         let mut list = self.waiters.lock();
         let wake = match list.front() {
             None => {
@@ -202,8 +244,8 @@ impl RawMutex {
             }
             Some(first) => {
                 let rest = if list.len() > 1 { PARKED } else { 0 };
-                if first.flag.get() {
-                    // Starving: keep LOCKED, the waiter owns it now. The
+                if fair || first.flag.get() {
+                    // Starving (or a fair unlock): keep LOCKED, the waiter owns it now. The
                     // waiter's Acquire of its outcome orders our critical
                     // section before its own.
                     self.state.store(LOCKED | rest, Ordering::Release);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// assert_eq!(a.len() + b.len(), 2);
 /// ```
 pub struct RwLock<T: ?Sized> {
-    raw: RawRwLock,
+    pub(super) raw: RawRwLock,
     data: UnsafeCell<T>,
 }
 
@@ -42,14 +42,14 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 /// Shared access to an [`RwLock`]'s value.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
-    lock: &'a RwLock<T>,
+    pub(super) lock: &'a RwLock<T>,
     _not_send: PhantomData<*const ()>,
 }
 
 /// Exclusive access to an [`RwLock`]'s value.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
-    lock: &'a RwLock<T>,
+    pub(super) lock: &'a RwLock<T>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -81,7 +81,7 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.raw.read(None);
-        RwLockReadGuard { lock: self, _not_send: PhantomData }
+        RwLockReadGuard::new(self)
     }
 
     /// Locks for reading if that needs no waiting.
@@ -97,7 +97,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[inline]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, WouldBlock> {
-        if self.raw.try_read() { Ok(RwLockReadGuard { lock: self, _not_send: PhantomData }) } else { Err(WouldBlock) }
+        if self.raw.try_read() { Ok(RwLockReadGuard::new(self)) } else { Err(WouldBlock) }
     }
 
     /// Locks for reading, giving up after `timeout`.
@@ -110,18 +110,14 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for reading, giving up at `deadline`.
     pub fn try_read_until(&self, deadline: Instant) -> Result<RwLockReadGuard<'_, T>, TimedOut> {
-        if self.raw.read(Some(deadline)) {
-            Ok(RwLockReadGuard { lock: self, _not_send: PhantomData })
-        } else {
-            Err(TimedOut)
-        }
+        if self.raw.read(Some(deadline)) { Ok(RwLockReadGuard::new(self)) } else { Err(TimedOut) }
     }
 
     /// Locks for writing, waiting as long as it takes.
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.raw.write(None);
-        RwLockWriteGuard { lock: self, _not_send: PhantomData }
+        RwLockWriteGuard::new(self)
     }
 
     /// Locks for writing if that needs no waiting.
@@ -138,7 +134,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[inline]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, WouldBlock> {
-        if self.raw.try_write() { Ok(RwLockWriteGuard { lock: self, _not_send: PhantomData }) } else { Err(WouldBlock) }
+        if self.raw.try_write() { Ok(RwLockWriteGuard::new(self)) } else { Err(WouldBlock) }
     }
 
     /// Locks for writing, giving up after `timeout`.
@@ -159,11 +155,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for writing, giving up at `deadline`.
     pub fn try_write_until(&self, deadline: Instant) -> Result<RwLockWriteGuard<'_, T>, TimedOut> {
-        if self.raw.write(Some(deadline)) {
-            Ok(RwLockWriteGuard { lock: self, _not_send: PhantomData })
-        } else {
-            Err(TimedOut)
-        }
+        if self.raw.write(Some(deadline)) { Ok(RwLockWriteGuard::new(self)) } else { Err(TimedOut) }
     }
 
     /// Whether anyone holds the lock right now (a hint).
@@ -171,9 +163,30 @@ impl<T: ?Sized> RwLock<T> {
         self.raw.is_locked()
     }
 
+    /// Whether a writer holds the lock right now (a hint).
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::sync::RwLock;
+    ///
+    /// let l = RwLock::new(0);
+    /// let r = l.read();
+    /// assert!(l.is_locked() && !l.is_locked_exclusive());
+    /// drop(r);
+    /// let _w = l.write();
+    /// assert!(l.is_locked_exclusive());
+    /// ```
+    pub fn is_locked_exclusive(&self) -> bool {
+        self.raw.is_locked_exclusive()
+    }
+
     /// The value, through an exclusive borrow: no locking needed.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
+    }
+
+    /// Where the value lives; only lock holders may use it.
+    pub(super) fn data_ptr(&self) -> *mut T {
+        self.data.get()
     }
 }
 
@@ -197,6 +210,42 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
             Err(_) => d.field("data", &format_args!("<locked>")),
         };
         d.finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
+    /// The guard of a read lock on `lock` that the caller holds.
+    pub(super) fn new(lock: &'a RwLock<T>) -> Self {
+        RwLockReadGuard { lock, _not_send: PhantomData }
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// The guard of the write lock on `lock`, which the caller holds.
+    pub(super) fn new(lock: &'a RwLock<T>) -> Self {
+        RwLockWriteGuard { lock, _not_send: PhantomData }
+    }
+
+    /// Trades the write lock for a read lock in one step (no writer can
+    /// come in between), letting the waiting readers in too.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::sync::{RwLock, RwLockWriteGuard};
+    ///
+    /// let l = RwLock::new(1);
+    /// let mut w = l.write();
+    /// *w = 2;
+    /// let r = RwLockWriteGuard::downgrade(w);
+    /// assert_eq!((*r, *l.read()), (2, 2));
+    /// assert!(l.try_write().is_err());
+    /// ```
+    pub fn downgrade(s: Self) -> RwLockReadGuard<'a, T> {
+        let lock = s.lock;
+        std::mem::forget(s);
+        // SAFETY: we held the write lock (`s`, forgotten: its unlock is
+        // not run).
+        unsafe { lock.raw.downgrade() };
+        RwLockReadGuard::new(lock)
     }
 }
 
