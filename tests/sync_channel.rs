@@ -758,6 +758,13 @@ fn select_builder_edges() {
         let _ = op.recv(&rx_b);
     }));
     assert!(r.is_err());
+    // A send arm whose receivers are gone completes with its value back.
+    let (tx_d, rx_d) = channel::bounded::<String>(0);
+    drop(rx_d);
+    let mut sel = Select::new();
+    sel.send(&tx_d, "kept".to_owned());
+    let op = sel.select();
+    assert_eq!(op.send(&tx_d), Err(channel::SendError("kept".to_owned())));
     // A disconnected arm is ready, with RecvError.
     let (tx_c, rx_c) = channel::bounded::<u8>(1);
     drop(tx_c);
@@ -824,4 +831,80 @@ fn select_macro_arms_bodies_and_control_flow() {
     drop(tx);
     assert_eq!(first(&rx), Err(channel::RecvError));
     println!("select!: {n} numbers and {n} words, then a deadline arm and `?`");
+}
+
+/// Selects with send arms meet selects with receive arms, plain receivers
+/// and each other on a rendezvous and a bounded channel, on two preemptive
+/// workers and OS threads, with timeouts racing every transfer: each value
+/// whose send arm completed is received exactly once, and nothing else is.
+#[test]
+fn select_send_arms_meet_receivers_and_selects_exactly_once() {
+    use preemptive_mlthreading_rust::select;
+    let sched = common::preemptive(2, Duration::from_micros(100));
+    let per = scaled(3_000);
+    let (tx_a, rx_a) = channel::bounded::<u64>(0);
+    let (tx_b, rx_b) = channel::bounded::<u64>(2);
+    let producer = move |p: u64, tx_a: Sender<u64>, tx_b: Sender<u64>| {
+        move || {
+            let (mut sent, mut next, mut timeouts) = (Vec::new(), 0u64, 0u64);
+            while next < per {
+                let id = p * 1_000_000 + next;
+                select! {
+                    send(tx_a, id) -> r => { r.unwrap(); sent.push(id); next += 1; }
+                    send(tx_b, id) -> r => { r.unwrap(); sent.push(id); next += 1; }
+                    timeout(Duration::from_micros(50 + p * 10)) => timeouts += 1,
+                }
+            }
+            (sent, timeouts)
+        }
+    };
+    let consumer = |rx_a: Receiver<u64>, rx_b: Receiver<u64>, plain: bool| {
+        move || {
+            let mut got = Vec::new();
+            let (mut a_open, mut b_open) = (true, true);
+            while a_open || b_open {
+                if plain {
+                    match rx_a.recv_timeout(Duration::from_micros(30)) {
+                        Ok(v) => got.push(v),
+                        Err(RecvTimeoutError::Disconnected) => a_open = false,
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                    b_open = a_open;
+                    continue;
+                }
+                select! {
+                    recv(rx_a) -> v => match v { Ok(v) => got.push(v), Err(_) => a_open = false },
+                    recv(rx_b) -> v => match v { Ok(v) => got.push(v), Err(_) => b_open = false },
+                }
+            }
+            // A plain receiver only drains `a`; whatever is left in `b` is
+            // taken by the selects, which run until both are disconnected.
+            got
+        }
+    };
+    let producers = vec![
+        start(producer(1, tx_a.clone(), tx_b.clone()), Some(&sched)),
+        start(producer(2, tx_a.clone(), tx_b.clone()), Some(&sched)),
+        start(producer(3, tx_a.clone(), tx_b.clone()), None),
+    ];
+    drop((tx_a, tx_b));
+    let consumers = vec![
+        start(consumer(rx_a.clone(), rx_b.clone(), false), Some(&sched)),
+        start(consumer(rx_a.clone(), rx_b.clone(), false), None),
+        start(consumer(rx_a.clone(), rx_b.clone(), true), Some(&sched)),
+    ];
+    drop((rx_a, rx_b));
+    let (mut sent, mut timeouts) = (Vec::new(), 0);
+    for p in producers {
+        let (s, t) = p();
+        sent.extend(s);
+        timeouts += t;
+    }
+    let mut got: Vec<u64> = consumers.into_iter().flat_map(|c| c()).collect();
+    let received = got.len();
+    sent.sort_unstable();
+    got.sort_unstable();
+    println!("{} values sent through select send arms ({timeouts} timed-out rounds), {received} received", sent.len());
+    assert_eq!(sent.len() as u64, 3 * per);
+    assert_eq!(got, sent, "every completed send received exactly once");
 }

@@ -334,6 +334,20 @@ impl WaitList {
         self.len -= 1;
     }
 
+    /// Whether any linked entry satisfies `f`, front to back.
+    pub(crate) fn any(&self, mut f: impl FnMut(&Waiter) -> bool) -> bool {
+        let mut p = self.head;
+        // SAFETY: linked entries are alive (push's contract) and the list
+        // does not change while we hold its owner's lock.
+        while let Some(w) = unsafe { p.as_ref() } {
+            if f(w) {
+                return true;
+            }
+            p = w.next.get();
+        }
+        false
+    }
+
     /// The first entry, to inspect its payload before deciding.
     pub(crate) fn front(&self) -> Option<&Waiter> {
         // SAFETY: linked entries are alive (push's contract); the borrow

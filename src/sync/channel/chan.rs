@@ -1,7 +1,9 @@
 //! The shared state behind a channel's handles: one lock guarding the
 //! buffer and the two wait lists (Go's `hchan`).
 //!
-//! Invariants, true whenever the lock is free:
+//! Invariants, true whenever the lock is free (counting neither entries
+//! whose selection is claimed nor a select's entries against each other:
+//! one select may offer both sides of a channel):
 //! - receivers wait only while the buffer is empty and no sender waits;
 //! - senders wait only while the buffer is full (always, for capacity 0)
 //!   and no receiver waits.
@@ -13,15 +15,15 @@
 //! owner finds the transfer complete once it sees the outcome (or, after a
 //! timeout, once it holds the lock again and finds itself unlinked).
 //!
-//! A select (see [`select_arms`]) links one entry (`flag` set) into the
-//! receivers' list of each of its channels; they share one [`Selection`],
-//! and each has a value slot of its own, typed by its channel, in the
-//! select's [`RecvArm`] for that channel (so one select may wait on
-//! channels of different value types).
-//! A waker must first *claim* the selection for its entry (one CAS, under
-//! its channel's lock); an entry whose selection was claimed elsewhere is
-//! unlinked as [`SKIPPED`], without a wake-up. The selecting thread unlinks
-//! its other entries before it returns, so linked entries are alive.
+//! A select (see [`select_arms`]) links one entry (`flag` set) per arm
+//! into the receivers' list (a receive arm) or the senders' list (a send
+//! arm, its value in the entry's slot) of the arm's channel; they share one
+//! [`Selection`], and each has a value slot of its own, typed by its
+//! channel, in the arm (so one select may mix value types). A waker must
+//! first *claim* the selection for its entry (one CAS, under its channel's
+//! lock); an entry whose selection was claimed elsewhere is unlinked as
+//! [`SKIPPED`], without a wake-up. The selecting thread unlinks its other
+//! entries before it returns, so linked entries are alive.
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::spin::{SpinGuard, SpinLock};
@@ -47,7 +49,7 @@ const UNCLAIMED: u32 = u32::MAX;
 const ABANDONED: u32 = u32::MAX - 1;
 
 /// What the entries of one select share, on the selecting thread's stack.
-struct Selection {
+pub(crate) struct Selection {
     /// [`UNCLAIMED`], the index of the entry whose channel completes the
     /// select, or [`ABANDONED`]. Set once, by a CAS. A selecting OS thread
     /// sleeps on it (a futex word) until it is set.
@@ -73,17 +75,6 @@ impl Selection {
     fn claim(&self, index: u32) -> bool {
         self.token.compare_exchange(UNCLAIMED, index, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
-}
-
-/// One channel's step of a select, see [`Chan::select_step`].
-pub(crate) enum Step {
-    /// The select completed here: the value is in the entry's slot, which
-    /// is empty if the channel is disconnected.
-    Ready,
-    /// Nothing ready; the entry was linked (when one was given).
-    Pending,
-    /// Another channel already claimed the selection.
-    Lost,
 }
 
 /// How long an operation may wait.
@@ -286,14 +277,14 @@ impl<T> Chan<T> {
         let wake = if got.is_some() {
             // A slot freed up: the longest-blocked sender's value joins the
             // back of the buffer, behind everything sent before it.
-            senders_q.wake_front_with(DONE, |w| {
-                // SAFETY: `w` is linked in our senders' list (which holds no
-                // select entries) and we hold the lock.
+            wake_first(senders_q, DONE, |w| {
+                // SAFETY: `w` is linked in our senders' list, claimed if it
+                // is a select's send entry, and we hold the lock.
                 buf.push_back(unsafe { take_from(w) }.expect("a blocked sender's value"));
             })
         } else {
             // Empty buffer with a blocked sender: capacity 0, rendezvous.
-            senders_q.wake_front_with(DONE, |w| {
+            wake_first(senders_q, DONE, |w| {
                 // SAFETY: as above.
                 got = unsafe { take_from(w) };
             })
@@ -325,46 +316,97 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One channel's part of a select for entry `entry.index`: if a value
-    /// or the disconnection is ready, claims the selection and takes it;
-    /// otherwise links `w` (when given) as a select entry.
+    /// A select's receive arm, not linked anywhere (the first pass): takes
+    /// a value into `slot` if one is ready. True when the arm is done: a
+    /// value taken, or the channel empty and disconnected (`slot` empty).
     ///
     /// # Safety
-    /// `w` must point to `entry`, and `w`, `entry` and its selection must
-    /// stay alive and unmoved until `w` is unlinked, by a waker or by
-    /// [`unlink`](Self::unlink).
-    unsafe fn select_step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step {
+    /// `slot` is the arm's own, and no entry of the caller's selection is
+    /// linked anywhere.
+    unsafe fn try_recv_arm(&self, slot: *mut Option<T>) -> bool {
         let mut st = self.state.lock();
-        let ready = !st.buf.is_empty() || !st.senders_q.is_empty() || st.senders == 0;
-        if !ready {
-            if let Some(w) = w {
-                // SAFETY: per our contract.
-                unsafe { st.receivers_q.push(w, false) };
-            }
-            return Step::Pending;
+        if let Some((v, wake)) = Self::take_ready(&mut st) {
+            drop(st);
+            unpark(wake);
+            // SAFETY: the arm's slot, which nobody else can reach (nothing
+            // of the selection is linked).
+            unsafe { *slot = Some(v) };
+            return true;
         }
-        // SAFETY: the selection outlives this call (our contract).
-        if !unsafe { (*entry.selection).claim(entry.index) } {
-            return Step::Lost;
+        st.senders == 0
+    }
+
+    /// A select's send arm, not linked anywhere: hands the value in `slot`
+    /// to a waiting receiver or the buffer. True when the arm is done: sent
+    /// (`slot` emptied), or every receiver gone (the value still in `slot`).
+    ///
+    /// # Safety
+    /// As for [`try_recv_arm`](Self::try_recv_arm); `slot` holds the value.
+    unsafe fn try_send_arm(&self, slot: *mut Option<T>) -> bool {
+        let mut st = self.state.lock();
+        if st.receivers == 0 {
+            return true;
         }
-        match Self::take_ready(&mut st) {
-            Some((v, wake)) => {
-                drop(st);
-                unpark(wake);
-                // SAFETY: the entry's slot is an `Option<T>` of this
-                // channel's `T`, alive (our contract) and ours: we claimed
-                // the selection, so no waker writes it.
-                unsafe { *(entry.slot as *mut Option<T>) = Some(v) };
-                Step::Ready
+        let State { buf, receivers_q, .. } = &mut *st;
+        let wake = wake_first(receivers_q, DONE, |w| {
+            // SAFETY: `w` is linked in our receivers' list and claimed; the
+            // arm's slot is ours (see above).
+            unsafe { put_into(w, (*slot).take()) };
+        });
+        if wake.is_some() {
+            drop(st);
+            unpark(wake);
+            return true;
+        }
+        if self.cap.is_none_or(|cap| buf.len() < cap) {
+            // SAFETY: as above.
+            buf.push_back(unsafe { (*slot).take() }.expect("a send arm holds its value"));
+            return true;
+        }
+        false
+    }
+
+    /// Links a select entry `w` into the list of its arm's side (senders'
+    /// for a send arm), then says whether that arm could complete now: a
+    /// counterpart, room or a value, or a disconnection, ignoring entries
+    /// of the select's own `selection` and those already claimed.
+    ///
+    /// # Safety
+    /// `w` (a select entry of `selection`) and what it points to stay alive
+    /// and unmoved until `w` is unlinked, by a waker or by
+    /// [`unlink`](Self::unlink).
+    unsafe fn link_arm(&self, w: &Waiter, send: bool, selection: *const Selection) -> bool {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let partner = |w: &Waiter| {
+            !w.flag.get() || {
+                let entry = w.data.get() as *const SelectEntry;
+                // SAFETY: a linked entry's payload and selection are alive.
+                unsafe {
+                    (*entry).selection != selection && (*(*entry).selection).token.load(Ordering::Acquire) == UNCLAIMED
+                }
             }
-            None => Step::Ready,
+        };
+        if send {
+            // SAFETY: per our contract.
+            unsafe { st.senders_q.push(w, false) };
+            st.receivers == 0 || self.cap.is_some_and(|cap| st.buf.len() < cap) || st.receivers_q.any(partner)
+        } else {
+            // SAFETY: per our contract.
+            unsafe { st.receivers_q.push(w, false) };
+            st.senders == 0 || !st.buf.is_empty() || st.senders_q.any(partner)
         }
     }
 
     /// Unlinks a select entry unless a waker already did; see
     /// [`WaitList::remove_if_waiting`].
-    fn unlink(&self, w: &Waiter) {
-        self.state.lock().receivers_q.remove_if_waiting(w);
+    fn unlink(&self, w: &Waiter, send: bool) {
+        let mut st = self.state.lock();
+        if send {
+            st.senders_q.remove_if_waiting(w);
+        } else {
+            st.receivers_q.remove_if_waiting(w);
+        }
     }
 
     /// Counts a new handle of one side.
@@ -433,42 +475,63 @@ fn select_start(n: usize) -> usize {
     n - 1
 }
 
-/// One receive arm of a select: a channel and the slot its value lands
-/// in. Arms of different value types are selected over together through
+/// One arm of a select: a channel, which side of it, and the arm's value
+/// slot (the value to send, or where a received one lands). Arms of
+/// different value types are selected over together through
 /// [`SelectArm`].
-pub(crate) struct RecvArm<'a, T> {
+pub(crate) struct ChanArm<'a, T> {
     pub(crate) chan: &'a Chan<T>,
+    pub(crate) send: bool,
     pub(crate) slot: UnsafeCell<Option<T>>,
 }
 
-impl<'a, T> RecvArm<'a, T> {
-    pub(crate) fn new(chan: &'a Chan<T>) -> Self {
-        RecvArm { chan, slot: UnsafeCell::new(None) }
+impl<'a, T> ChanArm<'a, T> {
+    /// A receive arm.
+    pub(crate) fn recv(chan: &'a Chan<T>) -> Self {
+        ChanArm { chan, send: false, slot: UnsafeCell::new(None) }
+    }
+
+    /// A send arm offering `value`.
+    pub(crate) fn send(chan: &'a Chan<T>, value: T) -> Self {
+        ChanArm { chan, send: true, slot: UnsafeCell::new(Some(value)) }
     }
 }
 
 /// A select arm with its value type erased.
 pub(crate) trait SelectArm {
-    /// See [`Chan::select_step`], whose contract this has; the value, if
-    /// any, lands in the arm's own slot, which `entry.slot` must name.
+    /// The first pass: completes the arm now if it can (see
+    /// [`Chan::try_recv_arm`], [`Chan::try_send_arm`]).
     ///
     /// # Safety
-    /// As for [`Chan::select_step`].
-    unsafe fn step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step;
+    /// No entry of the caller's selection is linked anywhere.
+    unsafe fn try_complete(&self) -> bool;
+    /// The second pass: links `w` and says whether the arm could complete
+    /// now (see [`Chan::link_arm`]).
+    ///
+    /// # Safety
+    /// As for [`Chan::link_arm`]; `w`'s entry names this arm's slot.
+    unsafe fn link(&self, w: &Waiter, selection: *const Selection) -> bool;
     /// See [`Chan::unlink`].
     fn unlink(&self, w: &Waiter);
     /// The address of the arm's value slot.
     fn slot(&self) -> usize;
 }
 
-impl<T> SelectArm for RecvArm<'_, T> {
-    unsafe fn step(&self, w: Option<&Waiter>, entry: &SelectEntry) -> Step {
+impl<T> SelectArm for ChanArm<'_, T> {
+    unsafe fn try_complete(&self) -> bool {
+        // SAFETY: the arm's own slot; the caller's contract.
+        unsafe {
+            if self.send { self.chan.try_send_arm(self.slot.get()) } else { self.chan.try_recv_arm(self.slot.get()) }
+        }
+    }
+
+    unsafe fn link(&self, w: &Waiter, selection: *const Selection) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { self.chan.select_step(w, entry) }
+        unsafe { self.chan.link_arm(w, self.send, selection) }
     }
 
     fn unlink(&self, w: &Waiter) {
-        self.chan.unlink(w);
+        self.chan.unlink(w, self.send);
     }
 
     fn slot(&self) -> usize {
@@ -476,88 +539,129 @@ impl<T> SelectArm for RecvArm<'_, T> {
     }
 }
 
-/// Completes a select over `arms`: one that has a value (now in its slot)
-/// or is disconnected (its slot empty), tried from a varying start (see
-/// [`select_start`]), waiting on all of them if none is ready. Returns the
-/// index of that arm.
+/// Completes a select over `arms` and returns the index of the arm that
+/// completed: a receive arm with its value in its slot (or its slot empty:
+/// disconnected), or a send arm with its slot emptied (or still holding
+/// the value: every receiver gone).
+///
+/// The protocol is crossbeam's. A first pass tries each arm, from a
+/// varying start ([`select_start`]), with nothing of the select linked
+/// anywhere: nobody else can then claim the selection, so an arm that
+/// meets a blocked counterpart (a plain thread, or another select, whose
+/// selection it claims) completes without a claim of its own. If none can
+/// and the select may wait, a second pass links an entry for every arm
+/// into its channel's list; a counterpart arriving now claims the
+/// selection through it. Each link also checks whether its arm could now
+/// complete (a counterpart arrived between the passes). If one could, the
+/// select claims its own selection as abandoned, unlinks everything and
+/// starts over; if that claim fails, a counterpart claimed it first and
+/// the select takes that arm's outcome. Claiming the selection for itself
+/// before a counterpart's (the single pass this replaces) could leave it
+/// claimed with nothing to take when the counterpart was itself a select
+/// completed elsewhere meanwhile.
 ///
 /// # Panics
 /// If `arms` is empty.
 pub(crate) fn select_arms(arms: &[&dyn SelectArm], wait: Wait) -> Result<usize, Fail<()>> {
-    assert!(!arms.is_empty(), "a select needs at least one receiver");
-    assert!(arms.len() < ABANDONED as usize, "a select over {} receivers", arms.len());
+    assert!(!arms.is_empty(), "a select needs at least one arm");
+    assert!(arms.len() < ABANDONED as usize, "a select over {} arms", arms.len());
+    let deadline = match wait {
+        Wait::Never => None,
+        Wait::Until(d) => Some(d),
+    };
+    loop {
+        let start = select_start(arms.len());
+        for k in 0..arms.len() {
+            let i = (start + k) % arms.len();
+            // SAFETY: nothing of this select is linked between rounds.
+            if unsafe { arms[i].try_complete() } {
+                return Ok(i);
+            }
+        }
+        let Some(deadline) = deadline else { return Err(Fail::WouldBlock(())) };
+        match wait_round(arms, start, deadline) {
+            Round::Done(i) => return Ok(i),
+            Round::TimedOut => return Err(Fail::Timeout(())),
+            Round::Again => {
+                // Two selects meeting on one channel may abort each other's
+                // rounds; a pause breaks the symmetry.
+                for _ in 0..4 {
+                    crate::sync::atomic::spin_hint();
+                }
+            }
+        }
+    }
+}
+
+/// How a select's waiting round ended.
+enum Round {
+    Done(usize),
+    TimedOut,
+    /// An arm became ready while the entries were being linked.
+    Again,
+}
+
+/// The second pass of [`select_arms`]: links an entry per arm and waits for
+/// a counterpart to claim the selection, or the deadline.
+fn wait_round(arms: &[&dyn SelectArm], start: usize, deadline: Option<Instant>) -> Round {
     let selection = Selection::new();
     let entries: Vec<SelectEntry> = arms
         .iter()
         .enumerate()
         .map(|(index, arm)| SelectEntry { selection: &selection, index: index as u32, slot: arm.slot() })
         .collect();
-    let deadline = match wait {
-        Wait::Never => None,
-        Wait::Until(d) => Some(d),
-    };
-    // Only a select that may wait links entries. Built in full before any
-    // is linked: neither vector moves its elements afterwards.
-    let waiters: Vec<Waiter> = match deadline {
-        None => Vec::new(),
-        Some(_) => entries
-            .iter()
-            .map(|e| {
-                let w = Waiter::new();
-                w.flag.set(true);
-                w.data.set(e as *const SelectEntry as usize);
-                w.wake_also(&selection.token);
-                w
-            })
-            .collect(),
-    };
+    // Built in full before any is linked: neither vector moves its
+    // elements afterwards.
+    let waiters: Vec<Waiter> = entries
+        .iter()
+        .map(|e| {
+            let w = Waiter::new();
+            w.flag.set(true);
+            w.data.set(e as *const SelectEntry as usize);
+            w.wake_also(&selection.token);
+            w
+        })
+        .collect();
     // Declared after what the entries point to, so dropped (unlinking
     // them) before any of it, on return and on a panic alike.
-    let start = select_start(arms.len());
     let mut linked = Linked { arms, waiters: &waiters, start, count: 0 };
-    let mut ready = None;
+    let mut ready = false;
     for k in 0..arms.len() {
         let i = (start + k) % arms.len();
         // SAFETY: `waiters[i]` points to `entries[i]`, whose slot is arm
         // `i`'s; they, the arms and `selection` stay where they are until
         // `linked` has unlinked every linked entry.
-        match unsafe { arms[i].step(waiters.get(i), &entries[i]) } {
-            Step::Ready => {
-                ready = Some(i);
-                break;
-            }
-            Step::Pending => linked.count = k + 1,
-            Step::Lost => break,
+        ready = unsafe { arms[i].link(&waiters[i], &selection) };
+        linked.count = k + 1;
+        if ready {
+            break;
         }
     }
-    let result = match (ready, deadline) {
-        (Some(i), _) => Ok(i),
-        (None, None) => Err(Fail::WouldBlock(())),
-        (None, Some(deadline)) => {
-            let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
-            if !park_until_done(deadline, claimed, Sleep::on(&selection.token, UNCLAIMED)) && selection.claim(ABANDONED)
-            {
-                Err(Fail::Timeout(()))
-            } else {
-                // A waker claimed entry `i` and decides for it under its
-                // channel's lock, publishing the outcome last: once it is
-                // published, the arm's slot holds the value (DONE) or
-                // nothing (DISCONNECTED).
-                let i = selection.token.load(Ordering::Acquire) as usize;
-                waiters[i].park_until(None);
-                Ok(i)
-            }
-        }
+    let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
+    let gave_up = if ready {
+        selection.claim(ABANDONED)
+    } else {
+        !park_until_done(deadline, claimed, Sleep::on(&selection.token, UNCLAIMED)) && selection.claim(ABANDONED)
+    };
+    let round = if gave_up {
+        if ready { Round::Again } else { Round::TimedOut }
+    } else {
+        // A counterpart claimed entry `i` and decides for it under its
+        // channel's lock, publishing the outcome last: once it is, the
+        // arm's slot holds what the outcome says.
+        let i = selection.token.load(Ordering::Acquire) as usize;
+        waiters[i].park_until(None);
+        Round::Done(i)
     };
     drop(linked);
-    result
+    round
 }
 
 /// Receives from one of `chans` (of one value type): [`select_arms`] over
 /// an arm for each. Returns the index of the channel with its value, or
 /// `None` if it is disconnected.
 pub(crate) fn select<T>(chans: &[&Chan<T>], wait: Wait) -> Result<(usize, Option<T>), Fail<()>> {
-    let arms: Vec<RecvArm<'_, T>> = chans.iter().map(|c| RecvArm::new(c)).collect();
+    let arms: Vec<ChanArm<'_, T>> = chans.iter().map(|c| ChanArm::recv(c)).collect();
     let dyns: Vec<&dyn SelectArm> = arms.iter().map(|a| a as &dyn SelectArm).collect();
     let i = select_arms(&dyns, wait)?;
     drop(dyns);

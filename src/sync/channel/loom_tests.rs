@@ -130,3 +130,56 @@ fn select_sees_a_send_or_a_disconnection() {
         t2.join().unwrap();
     });
 }
+
+/// A select's send arm on a rendezvous channel meets a plain timed
+/// receiver: the value is received, or (the receiver gave up) the select
+/// is still waiting, and then a second receive takes it; never both, never
+/// lost.
+#[test]
+fn a_select_send_arm_meets_a_plain_receiver() {
+    model(|| {
+        let (tx, rx) = bounded::<u8>(0);
+        let (_keep, idle) = bounded::<u8>(0);
+        let t = thread::spawn(move || {
+            let mut sel = super::Select::new();
+            let s = sel.send(&tx, 9);
+            sel.recv(&idle);
+            let op = sel.select();
+            assert_eq!(op.index(), s);
+            op.send(&tx)
+        });
+        let got = match rx.recv_timeout(PATIENCE) {
+            Ok(v) => v,
+            Err(_) => rx.recv().unwrap(),
+        };
+        assert_eq!(got, 9);
+        assert_eq!(t.join().unwrap(), Ok(()));
+    });
+}
+
+/// Two selects meet on a rendezvous channel, one sending and one
+/// receiving, each beside an arm that never completes: the value passes
+/// exactly once (the abort-and-retry round of `select_arms` included).
+#[test]
+fn two_selects_meet_on_a_rendezvous_channel() {
+    model(|| {
+        let (tx, rx) = bounded::<u8>(0);
+        let (_keep_a, idle_a) = bounded::<u8>(0);
+        let (_keep_b, idle_b) = bounded::<u8>(0);
+        let t = thread::spawn(move || {
+            let mut sel = super::Select::new();
+            sel.recv(&idle_a);
+            let s = sel.send(&tx, 4);
+            let op = sel.select();
+            assert_eq!(op.index(), s);
+            op.send(&tx).unwrap();
+        });
+        let mut sel = super::Select::new();
+        let r = sel.recv(&rx);
+        sel.recv(&idle_b);
+        let op = sel.select();
+        assert_eq!(op.index(), r);
+        assert_eq!(op.recv(&rx), Ok(4));
+        t.join().unwrap();
+    });
+}

@@ -1,26 +1,29 @@
-//! [`Select`]: one wait over receivers of different value types, with
-//! non-waiting, timed and deadline forms, fair among ready receivers.
-//!
-//! Receive arms only: a send arm would need the two sides of a rendezvous
-//! to both claim their selections at once (crossbeam does it with a
-//! handshake after the claim), which the channel's claim-and-transfer
-//! under one lock does not do yet. Meanwhile a send that must not wait is
-//! a `try_send` before the select or after it.
+//! [`Select`]: one wait over sends and receives on channels of different
+//! value types, with non-waiting, timed and deadline forms, fair among
+//! ready arms; and the [`select!`](crate::select!) macro over it.
 
-use super::chan::{RecvArm, SelectArm, select_arms};
-use super::{Receiver, RecvError, Wait};
+use super::chan::{ChanArm, SelectArm, select_arms};
+use super::{Receiver, RecvError, SendError, Sender, Wait};
 use crate::sync::error::{TimedOut, WouldBlock, deadline_after};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A select over receivers of any value types, built one arm at a time.
+/// A select over sends and receives on channels of any value types, built
+/// one arm at a time.
 ///
-/// Each [`recv`](Self::recv) adds an arm and returns its index; a select
-/// waits until one arm is ready (a value, or its channel empty and
-/// disconnected), takes its value and returns a [`SelectedOperation`],
-/// from which [`SelectedOperation::recv`] hands the value out. When
-/// several arms are ready, each select starts looking at a different one,
-/// so that a channel that is always ready cannot starve the others.
+/// Each [`recv`](Self::recv) or [`send`](Self::send) adds an arm and
+/// returns its index; a select waits until one arm can complete (a value
+/// to receive, room or a receiver for the value to send, or its channel
+/// disconnected), completes exactly that one and returns a
+/// [`SelectedOperation`], whose [`recv`](SelectedOperation::recv) or
+/// [`send`](SelectedOperation::send) gives the arm's result. When several
+/// arms are ready, each select starts looking at a different one, so that
+/// a channel that is always ready cannot starve the others.
+///
+/// A send arm's value is given when the arm is added; if another arm
+/// completes, it is dropped with the `Select` (as crossbeam never
+/// evaluates it). Two selects meet on a rendezvous channel as a plain
+/// sender and receiver would.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::{Duration, spawn, sync::channel::{self, Select}};
@@ -52,10 +55,12 @@ pub struct Select<'a> {
     arms: Vec<Arm<'a>>,
 }
 
-/// An arm: its channel (to check [`SelectedOperation::recv`]'s argument)
-/// and the typed arm behind the erased one.
+/// An arm: its channel and side (to check the argument of
+/// [`SelectedOperation::recv`] or [`send`](SelectedOperation::send)) and
+/// the typed arm behind the erased one.
 struct Arm<'a> {
     chan: *const (),
+    send: bool,
     arm: Box<dyn SelectArm + 'a>,
 }
 
@@ -73,7 +78,28 @@ impl<'a> Select<'a> {
 
     /// Adds an arm receiving from `r`; returns its index.
     pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.arms.push(Arm { chan: Arc::as_ptr(&r.chan).cast(), arm: Box::new(RecvArm::new(&*r.chan)) });
+        self.arms.push(Arm { chan: Arc::as_ptr(&r.chan).cast(), send: false, arm: Box::new(ChanArm::recv(&*r.chan)) });
+        self.arms.len() - 1
+    }
+
+    /// Adds an arm sending `value` on `s`; returns its index.
+    ///
+    /// ```
+    /// use preemptive_mlthreading_rust::sync::channel::{self, Select};
+    ///
+    /// let (tx, rx) = channel::bounded::<u8>(1);
+    /// let (_keep, idle) = channel::unbounded::<String>();
+    /// let mut sel = Select::new();
+    /// let s = sel.send(&tx, 3);
+    /// sel.recv(&idle);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), s);
+    /// assert_eq!(op.send(&tx), Ok(()));
+    /// assert_eq!(rx.recv(), Ok(3));
+    /// ```
+    pub fn send<T>(&mut self, s: &'a Sender<T>, value: T) -> usize {
+        let arm = Box::new(ChanArm::send(&*s.chan, value));
+        self.arms.push(Arm { chan: Arc::as_ptr(&s.chan).cast(), send: true, arm });
         self.arms.len() - 1
     }
 
@@ -135,10 +161,10 @@ impl std::fmt::Debug for Select<'_> {
     }
 }
 
-/// The arm a [`Select`] chose; its value (or the disconnection) is taken
-/// with [`recv`](Self::recv). Dropping it without doing so panics, since
-/// the value would be lost.
-#[must_use = "the selected arm's value is taken with `recv`; dropping it loses the value"]
+/// The arm a [`Select`] completed; its result is taken with
+/// [`recv`](Self::recv) or [`send`](Self::send). Dropping it without doing
+/// so panics, since a received value would be lost.
+#[must_use = "the selected arm's result is taken with `recv` or `send`; dropping it loses a received value"]
 pub struct SelectedOperation<'s, 'a> {
     select: &'s mut Select<'a>,
     index: usize,
@@ -151,31 +177,56 @@ impl SelectedOperation<'_, '_> {
         self.index
     }
 
-    /// The chosen arm's value, or [`RecvError`] if its channel is empty and
-    /// disconnected.
+    /// The chosen receive arm's value, or [`RecvError`] if its channel is
+    /// empty and disconnected.
     ///
     /// # Panics
-    /// If `r` is not the receiver of the chosen arm.
+    /// If the chosen arm is not a receive from `r`.
     pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
+        // SAFETY: `r`'s channel is a `Chan<T>`.
+        let value = unsafe { self.take::<T>(Arc::as_ptr(&r.chan).cast(), false) };
+        value.ok_or(RecvError)
+    }
+
+    /// The chosen send arm's result: `Ok` once its value was sent, or the
+    /// value back in [`SendError`] if every receiver is gone.
+    ///
+    /// # Panics
+    /// If the chosen arm is not a send on `s`.
+    pub fn send<T>(mut self, s: &Sender<T>) -> Result<(), SendError<T>> {
+        // SAFETY: `s`'s channel is a `Chan<T>`.
+        match unsafe { self.take::<T>(Arc::as_ptr(&s.chan).cast(), true) } {
+            None => Ok(()),
+            Some(value) => Err(SendError(value)),
+        }
+    }
+
+    /// Takes the chosen arm's slot, after checking that the arm is on the
+    /// channel at `chan` and on side `send`.
+    ///
+    /// # Safety
+    /// `chan` is the address of a `Chan<T>`.
+    unsafe fn take<T>(&mut self, chan: *const (), send: bool) -> Option<T> {
         let arm = &mut self.select.arms[self.index];
         assert!(
-            std::ptr::eq(arm.chan, Arc::as_ptr(&r.chan).cast()),
-            "SelectedOperation::recv was given another receiver than the chosen arm's"
+            std::ptr::eq(arm.chan, chan) && arm.send == send,
+            "SelectedOperation::{} was given another channel than the chosen arm's",
+            if send { "send" } else { "recv" }
         );
-        let typed = &mut *arm.arm as *mut dyn SelectArm as *mut RecvArm<'_, T>;
-        // SAFETY: the arm was made by `Select::recv::<U>` for a channel
-        // `Chan<U>` at the address `r`'s `Chan<T>` has: one channel, so
-        // `U` is `T`; the select is over, so nobody else touches the slot.
-        let value = unsafe { (*typed).slot.get_mut().take() };
+        let typed = &mut *arm.arm as *mut dyn SelectArm as *mut ChanArm<'_, T>;
         self.done = true;
-        value.ok_or(RecvError)
+        // SAFETY: the arm was made by `Select::recv::<U>` or `send::<U>`
+        // for a `Chan<U>` at `chan`, which holds a `Chan<T>` (our
+        // contract): one channel, so `U` is `T`. The select is over, so
+        // nobody else touches the slot.
+        unsafe { (*typed).slot.get_mut().take() }
     }
 }
 
 impl Drop for SelectedOperation<'_, '_> {
     fn drop(&mut self) {
         if !self.done && !std::thread::panicking() {
-            panic!("a SelectedOperation was dropped without `recv`: the selected value would be lost");
+            panic!("a SelectedOperation was dropped without `recv` or `send`: its result would be lost");
         }
     }
 }
@@ -186,20 +237,23 @@ impl std::fmt::Debug for SelectedOperation<'_, '_> {
     }
 }
 
-/// Waits on receivers of any value types and runs the arm of the one that
-/// is ready (fairly, when several are): a [`Select`] written as a `match`,
-/// in crossbeam's syntax for receive arms.
+/// Waits on sends and receives on channels of any value types and runs the
+/// arm of the one that completes (chosen fairly when several are ready): a
+/// [`Select`] written as a `match`, in crossbeam's syntax.
 ///
 /// - `recv(r) -> pattern => body`: `pattern` binds `Result<T, RecvError>`
 ///   (an error once `r`'s channel is empty and disconnected);
+/// - `send(s, value) -> pattern => body`: `pattern` binds
+///   `Result<(), SendError<T>>` (the value back once every receiver is
+///   gone); `value` is evaluated when the select starts, and dropped if
+///   another arm completes;
 /// - at most one last arm that bounds the wait: `default => body` (take
 ///   only what is ready now), `default(timeout) => body` or
 ///   `timeout(timeout) => body` (give up after a `Duration`), or
 ///   `deadline(instant) => body` (give up at an `Instant`).
 ///
-/// Each receiver expression is evaluated once; bodies run in the caller's
-/// frame, so `break`, `continue`, `return` and `?` work in them. Send arms
-/// are not supported (see [`Select`]).
+/// Each channel expression is evaluated once; bodies run in the caller's
+/// frame, so `break`, `continue`, `return` and `?` work in them.
 ///
 /// ```
 /// use preemptive_mlthreading_rust::{select, spawn, Duration, sync::channel};
@@ -218,7 +272,14 @@ impl std::fmt::Debug for SelectedOperation<'_, '_> {
 ///     default => true,
 /// };
 /// assert!(idle);
-/// drop(tx_n);
+/// // A send arm beside a receive arm that never completes (`rx_s` is
+/// // disconnected, so it would always be ready): the buffer has room.
+/// let (_keep, idle) = channel::unbounded::<u8>();
+/// let sent = select! {
+///     send(tx_n, 5) -> res => res.is_ok(),
+///     recv(idle) -> _ => false,
+/// };
+/// assert!(sent && rx_n.recv() == Ok(5));
 /// ```
 #[macro_export]
 macro_rules! select {
@@ -233,6 +294,18 @@ macro_rules! select {
     };
     (@arm $sel:ident; recv($r:expr) -> $p:pat => $body:expr) => {
         $crate::select!(@recv $sel; $r; $p => $body;)
+    };
+    (@arm $sel:ident; send($s:expr, $v:expr) -> $p:pat => $body:block , $($rest:tt)*) => {
+        $crate::select!(@send $sel; $s; $v; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; send($s:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
+        $crate::select!(@send $sel; $s; $v; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; send($s:expr, $v:expr) -> $p:pat => $body:expr , $($rest:tt)*) => {
+        $crate::select!(@send $sel; $s; $v; $p => $body; $($rest)*)
+    };
+    (@arm $sel:ident; send($s:expr, $v:expr) -> $p:pat => $body:expr) => {
+        $crate::select!(@send $sel; $s; $v; $p => $body;)
     };
     (@arm $sel:ident; default => $body:expr $(,)?) => {
         match $sel.try_select() {
@@ -268,6 +341,19 @@ macro_rules! select {
             ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
             ::core::result::Result::Err(op) if op.index() == index => {
                 let $p = op.recv(receiver);
+                ::core::result::Result::Ok($body)
+            }
+            ::core::result::Result::Err(op) => ::core::result::Result::Err(op),
+        }
+    }};
+    // One send arm, as a receive arm.
+    (@send $sel:ident; $s:expr; $v:expr; $p:pat => $body:expr; $($rest:tt)*) => {{
+        let sender = &$s;
+        let index = $sel.send(sender, $v);
+        match $crate::select!(@arm $sel; $($rest)*) {
+            ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
+            ::core::result::Result::Err(op) if op.index() == index => {
+                let $p = op.send(sender);
                 ::core::result::Result::Ok($body)
             }
             ::core::result::Result::Err(op) => ::core::result::Result::Err(op),
