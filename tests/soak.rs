@@ -404,6 +404,8 @@ fn soak_on_work_stealing_keeps_exact_results() {
 }
 
 fn soak(sched: AnyScheduler) {
+    // The watchdog dumps the threads if the soak hangs.
+    preemptive_mlthreading_rust::metrics::enable_thread_dumps();
     let secs = soak_secs();
     let s = Arc::new(Soak::default());
     let start = Instant::now();
@@ -521,6 +523,19 @@ fn soak(sched: AnyScheduler) {
                 sched.total_preemptions(),
             )
             .emit();
+            // Then what each worker and green thread is doing, from another
+            // thread: it allocates, and a thread stuck holding a malloc
+            // lock would stop it, so the abort does not wait for it long.
+            // (Straight to stderr: libtest captures `eprintln!`, and an
+            // aborted test's captured output is lost.)
+            std::thread::spawn(|| {
+                let mut err = std::io::stderr();
+                for w in preemptive_mlthreading_rust::SystemMetrics::current().workers {
+                    let _ = writeln!(err, "HUNG worker: {w:?}");
+                }
+                let _ = writeln!(err, "{}", preemptive_mlthreading_rust::metrics::ThreadDump::capture());
+            });
+            std::thread::sleep(Duration::from_secs(5));
             std::process::abort();
         })
     };
