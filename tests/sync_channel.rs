@@ -765,6 +765,20 @@ fn select_builder_edges() {
     sel.send(&tx_d, "kept".to_owned());
     let op = sel.select();
     assert_eq!(op.send(&tx_d), Err(channel::SendError("kept".to_owned())));
+    // A Select whose send arm completed refuses to select again (it would
+    // offer nothing to a receiver).
+    let (tx_e, rx_e) = channel::bounded::<u8>(1);
+    let mut sel = Select::new();
+    sel.send(&tx_e, 1);
+    sel.select().send(&tx_e).unwrap();
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = sel.try_select().map(|op| op.send(&tx_e));
+    }));
+    assert!(again.is_err());
+    assert_eq!((rx_e.try_recv(), rx_e.try_recv().is_err()), (Ok(1), true), "exactly one value went");
+    // Only a bounding arm: it fires.
+    assert_eq!(preemptive_mlthreading_rust::select! { default => 1 }, 1);
+    assert_eq!(preemptive_mlthreading_rust::select! { timeout(Duration::from_millis(1)) => 2 }, 2);
     // A disconnected arm is ready, with RecvError.
     let (tx_c, rx_c) = channel::bounded::<u8>(1);
     drop(tx_c);

@@ -367,9 +367,13 @@ impl<T> Chan<T> {
     }
 
     /// Links a select entry `w` into the list of its arm's side (senders'
-    /// for a send arm), then says whether that arm could complete now: a
-    /// counterpart, room or a value, or a disconnection, ignoring entries
-    /// of the select's own `selection` and those already claimed.
+    /// for a send arm) unless that arm could complete now: a counterpart,
+    /// room or a value, or a disconnection, ignoring entries of the
+    /// select's own `selection` and those already claimed. True (and `w`
+    /// not linked) when it could. Checked before linking, under the lock,
+    /// so that the lists' invariants hold: an entry linked beside buffered
+    /// values would be handed the next send past them, or be told the
+    /// channel closed while they wait.
     ///
     /// # Safety
     /// `w` (a select entry of `selection`) and what it points to stay alive
@@ -388,14 +392,19 @@ impl<T> Chan<T> {
             }
         };
         if send {
+            if st.receivers == 0 || self.cap.is_none_or(|cap| st.buf.len() < cap) || st.receivers_q.any(partner) {
+                return true;
+            }
             // SAFETY: per our contract.
             unsafe { st.senders_q.push(w, false) };
-            st.receivers == 0 || self.cap.is_some_and(|cap| st.buf.len() < cap) || st.receivers_q.any(partner)
         } else {
+            if st.senders == 0 || !st.buf.is_empty() || st.senders_q.any(partner) {
+                return true;
+            }
             // SAFETY: per our contract.
             unsafe { st.receivers_q.push(w, false) };
-            st.senders == 0 || !st.buf.is_empty() || st.senders_q.any(partner)
         }
+        false
     }
 
     /// Unlinks a select entry unless a waker already did; see
@@ -505,8 +514,8 @@ pub(crate) trait SelectArm {
     /// # Safety
     /// No entry of the caller's selection is linked anywhere.
     unsafe fn try_complete(&self) -> bool;
-    /// The second pass: links `w` and says whether the arm could complete
-    /// now (see [`Chan::link_arm`]).
+    /// The second pass: links `w`, unless the arm could complete now (then
+    /// true; see [`Chan::link_arm`]).
     ///
     /// # Safety
     /// As for [`Chan::link_arm`]; `w`'s entry names this arm's slot.
@@ -515,6 +524,8 @@ pub(crate) trait SelectArm {
     fn unlink(&self, w: &Waiter);
     /// The address of the arm's value slot.
     fn slot(&self) -> usize;
+    /// A send arm whose value is gone (sent by an earlier select).
+    fn spent(&self) -> bool;
 }
 
 impl<T> SelectArm for ChanArm<'_, T> {
@@ -536,6 +547,11 @@ impl<T> SelectArm for ChanArm<'_, T> {
 
     fn slot(&self) -> usize {
         self.slot.get() as usize
+    }
+
+    fn spent(&self) -> bool {
+        // SAFETY: read between selects, when nobody else reaches the slot.
+        self.send && unsafe { (*self.slot.get()).is_none() }
     }
 }
 
@@ -632,10 +648,11 @@ fn wait_round(arms: &[&dyn SelectArm], start: usize, deadline: Option<Instant>) 
         // `i`'s; they, the arms and `selection` stay where they are until
         // `linked` has unlinked every linked entry.
         ready = unsafe { arms[i].link(&waiters[i], &selection) };
-        linked.count = k + 1;
         if ready {
+            // Not linked: `linked` must not unlink it.
             break;
         }
+        linked.count = k + 1;
     }
     let claimed = || selection.token.load(Ordering::Acquire) != UNCLAIMED;
     let gave_up = if ready {

@@ -183,3 +183,30 @@ fn two_selects_meet_on_a_rendezvous_channel() {
         t.join().unwrap();
     });
 }
+
+/// A select that starts while the channel is empty and a sender then
+/// buffers two values: the select gets the first, a receive the second
+/// (a select's entry must never be linked beside buffered values, or the
+/// second send would be handed to it past the first, or the sender's drop
+/// would report the channel closed with values still in it).
+#[test]
+fn a_select_never_overtakes_buffered_values() {
+    for keep_sender in [false, true] {
+        // Three preemptions: the window is between the select's first pass,
+        // the sender's two sends and the select's link.
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(move || {
+            let (tx, rx) = bounded::<u8>(2);
+            let t = thread::spawn(move || {
+                tx.send(1).unwrap();
+                tx.send(2).unwrap();
+                keep_sender.then_some(tx)
+            });
+            let (_, first) = super::select(&[&rx]);
+            let second = rx.recv();
+            let _tx = t.join().unwrap();
+            assert_eq!((first, second), (Ok(1), Ok(2)), "values overtook each other");
+        });
+    }
+}

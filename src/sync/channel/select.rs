@@ -149,6 +149,24 @@ impl<'a> Select<'a> {
     }
 
     fn run(&mut self, wait: Wait) -> Result<SelectedOperation<'_, 'a>, ()> {
+        // A send arm gives its value once: selecting again would offer
+        // nothing (and hand a receiver an empty slot).
+        assert!(
+            self.arms.iter().all(|a| !a.arm.spent()),
+            "a Select whose send arm has completed cannot select again; build a new one"
+        );
+        if self.arms.is_empty() {
+            // Only a bounding arm (`select! { default => .. }`): nothing
+            // can complete, so give up now or at the deadline.
+            match wait {
+                Wait::Never => return Err(()),
+                Wait::Until(Some(deadline)) => {
+                    crate::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                    return Err(());
+                }
+                Wait::Until(None) => panic!("a select with no arms would wait for ever"),
+            }
+        }
         let dyns: Vec<&dyn SelectArm> = self.arms.iter().map(|a| &*a.arm).collect();
         let index = select_arms(&dyns, wait).map_err(|_| ())?;
         Ok(SelectedOperation { select: self, index, done: false })
