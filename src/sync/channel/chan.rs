@@ -567,9 +567,10 @@ impl<T> SelectArm for ChanArm<'_, T> {
 /// selection it claims) completes without a claim of its own. If none can
 /// and the select may wait, a second pass links an entry for every arm
 /// into its channel's list; a counterpart arriving now claims the
-/// selection through it. Each link also checks whether its arm could now
-/// complete (a counterpart arrived between the passes). If one could, the
-/// select claims its own selection as abandoned, unlinks everything and
+/// selection through it. Before each link, under the channel's lock, the
+/// arm is checked once more (a counterpart may have arrived between the
+/// passes); an arm that could complete is not linked, and the select
+/// claims its own selection as abandoned, unlinks everything and
 /// starts over; if that claim fails, a counterpart claimed it first and
 /// the select takes that arm's outcome. Claiming the selection for itself
 /// before a counterpart's (the single pass this replaces) could leave it
