@@ -221,7 +221,8 @@ impl TcpStream {
     }
 
     fn read_inner(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.waits.read(self.inner.as_fd(), || (&self.inner).read(buf))
+        let len = buf.len();
+        self.waits.read_stream(self.inner.as_fd(), len, || (&self.inner).read(buf))
     }
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {

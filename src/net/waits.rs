@@ -55,6 +55,41 @@ impl Waits {
         self.retry(fd, super::reactor::READ_BIT, self.read.get(), op)
     }
 
+    /// `op`, a TCP read of `len` bytes, as [`Waits::read`] but without
+    /// the read that would only say `WouldBlock`: a read that returns less
+    /// than `len` has emptied the receive queue, and until the poller's
+    /// next event for it the next read parks first (`reactor/slot.rs` has
+    /// the cases where a short read proves nothing, and why they are safe).
+    /// Not for datagrams, peeks or Unix streams, whose short reads do not
+    /// prove the queue empty.
+    pub(super) fn read_stream(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let Some(reg) = self.registration.get().filter(|_| Worker::is_green()) else {
+            return self.read(fd, op);
+        };
+        let mut deadline = None;
+        if reg.drained() && !self.nonblocking.load(Ordering::Relaxed) {
+            let d = *deadline.get_or_insert_with(|| self.read.get().and_then(|t| Instant::now().checked_add(t)));
+            reg.wait(super::reactor::READ_BIT, d, None).map_err(timed_out_as_would_block)?;
+        }
+        let mut op = || {
+            let mark = reg.mark();
+            let r = op();
+            if let Ok(n) = r
+                && n > 0
+                && n < len
+            {
+                reg.mark_drained(mark);
+            }
+            r
+        };
+        self.retry_until(fd, super::reactor::READ_BIT, self.read.get(), deadline, &mut op)
+    }
+
     /// `op`, a write, retried after waiting until `fd` is writable.
     pub(super) fn write<T>(&self, fd: BorrowedFd<'_>, op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
         self.retry(fd, super::reactor::WRITE_BIT, self.write.get(), op)
@@ -79,20 +114,24 @@ impl Waits {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let mut deadline = None;
+        self.retry_until(fd, bit, timeout, None, &mut op)
+    }
+
+    /// [`Waits::retry`], with the deadline already set when `deadline` is
+    /// `Some`.
+    fn retry_until<T>(
+        &self,
+        fd: BorrowedFd<'_>,
+        bit: u8,
+        timeout: Option<Duration>,
+        mut deadline: Option<Option<Instant>>,
+        op: &mut impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.nonblocking.load(Ordering::Relaxed) => {
                     let d = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
-                    if let Err(e) = self.wait(fd, bit, d) {
-                        // std reports a read or write timeout as WouldBlock
-                        // (EAGAIN from SO_RCVTIMEO); so do we.
-                        return Err(if e.kind() == io::ErrorKind::TimedOut {
-                            io::Error::new(io::ErrorKind::WouldBlock, "timed out")
-                        } else {
-                            e
-                        });
-                    }
+                    self.wait(fd, bit, d).map_err(timed_out_as_would_block)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
@@ -119,6 +158,12 @@ impl Waits {
         };
         registration.wait(bit, deadline, None)
     }
+}
+
+/// std reports a read or write timeout as `WouldBlock` (`EAGAIN` from
+/// `SO_RCVTIMEO`); so do we.
+fn timed_out_as_would_block(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::TimedOut { io::Error::new(io::ErrorKind::WouldBlock, "timed out") } else { e }
 }
 
 /// The public settings of [`Waits`], for a type with a `waits` field.

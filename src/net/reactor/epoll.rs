@@ -17,6 +17,9 @@ pub(super) const WAKE_KEY: u64 = u64::MAX;
 pub(super) const READABLE: u32 =
     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32;
 pub(super) const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+/// Events after which a short read no longer proves the receive queue
+/// empty (a FIN, an error, urgent data: `slot.rs`).
+pub(super) const CLOSED: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32;
 
 pub(super) struct Epoll {
     epfd: OwnedFd,
@@ -38,7 +41,8 @@ impl Epoll {
         Ok(ep)
     }
 
-    /// Registers `fd` for both directions, edge-triggered, under `key`.
+    /// Registers `fd` for both directions, edge-triggered, under `key`
+    /// (and for urgent data, which `CLOSED` needs to see).
     pub(super) fn add(&self, fd: RawFd, key: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, key)
     }
@@ -53,7 +57,7 @@ impl Epoll {
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, key: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32,
             u64: key,
         };
         // SAFETY: `ev` is valid for the call.

@@ -33,7 +33,7 @@ mod epoll;
 mod slot;
 
 use crate::runtime::clock;
-use epoll::{Epoll, READABLE, WAKE_KEY, WRITABLE};
+use epoll::{CLOSED, Epoll, READABLE, WAKE_KEY, WRITABLE};
 use slot::{READ, Slot, Table, WRITE, Waiter};
 use std::cell::UnsafeCell;
 use std::io;
@@ -141,8 +141,9 @@ fn poll(timeout: Option<Duration>) -> bool {
             continue;
         }
         let bits = if flags & READABLE != 0 { READ } else { 0 } | if flags & WRITABLE != 0 { WRITE } else { 0 };
+        let closed = flags & CLOSED != 0;
         if let Some(slot) = TABLE.get(key as u32) {
-            woke |= slot.fire((key >> 32) as u32, bits);
+            woke |= slot.fire((key >> 32) as u32, bits, closed);
         }
     }
     woke
@@ -257,6 +258,11 @@ impl Registration {
             if me.woken.load(Ordering::Acquire) {
                 break Ok(());
             }
+            if deadline.is_none() && next_check.is_none() {
+                // The common case reads no clock.
+                crate::thread::park();
+                continue;
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 break Err(io::Error::new(io::ErrorKind::TimedOut, "the descriptor did not become ready in time"));
@@ -280,6 +286,22 @@ impl Registration {
             return Ok(());
         }
         outcome
+    }
+
+    /// The slot's state before a stream read, for [`Self::mark_drained`].
+    pub(super) fn mark(&self) -> u32 {
+        self.slot().mark()
+    }
+
+    /// A TCP read begun after `mark` returned less than it asked for: the
+    /// receive queue is empty until the next event (`slot.rs`).
+    pub(super) fn mark_drained(&self, mark: u32) {
+        self.slot().mark_drained(mark);
+    }
+
+    /// A read now would say `WouldBlock`: wait first.
+    pub(super) fn drained(&self) -> bool {
+        self.slot().drained()
     }
 
     /// Leaves the poller without deleting the descriptor from it: for a

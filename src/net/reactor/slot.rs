@@ -20,16 +20,42 @@
 //! `WouldBlock` parks instead of retrying once more for nothing. No
 //! wake-up is lost: an event after the `WouldBlock` either finds the bit
 //! clear and sets it, or finds the waiter and marks it.
+//!
+//! The readiness bits share one word with an event count and two more
+//! bits, so that a stream read can skip the read that would only say
+//! `WouldBlock` (tokio does the same):
+//!
+//! | bits    | meaning                                                        |
+//! |---------|----------------------------------------------------------------|
+//! | 0, 1    | `READ`, `WRITE`: an event came and nobody consumed it           |
+//! | 2       | `CLOSED`: an event said hang-up, error or urgent data; kept      |
+//! | 3       | `DRAINED`: a read emptied the receive queue, no event came since |
+//! | 4–31    | events fired, counted (wrapping)                               |
+//!
+//! A TCP read that returns less than it asked for has emptied the receive
+//! queue, except at urgent data, a FIN or an error, which all come with
+//! an event that sets `CLOSED` for good. [`Slot::mark_drained`] takes the
+//! word read *before* that read: it sets `DRAINED` (and consumes `READ`)
+//! only if no event has fired since and `CLOSED` is clear. Data that
+//! arrives after the read's start fires its event after it, which moves
+//! the count and refuses the mark, or which comes after the mark and
+//! clears it: a reader that saw `DRAINED` and parked is woken by it.
 
 use crate::sync::spin::SpinLock;
 use crate::thread::Thread;
 use std::io;
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 pub(in crate::net) const READ: u8 = 1;
 pub(in crate::net) const WRITE: u8 = 2;
+/// Hang-up, error or urgent data seen: `DRAINED` is never set again.
+const CLOSED: u32 = 4;
+/// The receive queue is known empty (module docs).
+const DRAINED: u32 = 8;
+/// One fired event in the count.
+const EVENT: u32 = 16;
 
 /// A parked caller, on its own stack: it leaves the list before it
 /// returns.
@@ -52,22 +78,24 @@ struct Waiters {
 
 pub(super) struct Slot {
     generation: AtomicU32,
-    ready: AtomicU8,
+    /// Readiness, `CLOSED`, `DRAINED` and the event count (module docs).
+    ready: AtomicU32,
     waiters: SpinLock<Waiters>,
 }
 
 impl Slot {
     fn new() -> Slot {
-        Slot { generation: AtomicU32::new(0), ready: AtomicU8::new(0), waiters: SpinLock::new(Waiters::default()) }
+        Slot { generation: AtomicU32::new(0), ready: AtomicU32::new(0), waiters: SpinLock::new(Waiters::default()) }
     }
 
     pub(super) fn generation(&self) -> u32 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// An event for `generation` with readiness `bits`: sets them and
-    /// wakes who waits for them; true when it woke someone.
-    pub(super) fn fire(&self, generation: u32, bits: u8) -> bool {
+    /// An event for `generation` with readiness `bits` (`closed`: it said
+    /// hang-up, error or urgent data): sets them and wakes who waits for
+    /// them; true when it woke someone.
+    pub(super) fn fire(&self, generation: u32, bits: u8, closed: bool) -> bool {
         let mut woken: [Option<Thread>; 2] = [None, None];
         let mut more = Vec::new();
         {
@@ -75,7 +103,11 @@ impl Slot {
             if self.generation.load(Ordering::Relaxed) != generation {
                 return false;
             }
-            self.ready.fetch_or(bits, Ordering::AcqRel);
+            let set = u32::from(bits) | if closed { CLOSED } else { 0 };
+            // Any event clears DRAINED: only a read knows the queue empty.
+            let _ = self.ready.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+                Some(((w | set) & !DRAINED).wrapping_add(EVENT))
+            });
             let mut n = 0;
             let Waiters { readers, writers } = &mut *w;
             let lists = [(READ, readers), (WRITE, writers)];
@@ -107,7 +139,28 @@ impl Slot {
 
     /// Consumes readiness `bit` if an event set it.
     pub(super) fn take_ready(&self, bit: u8) -> bool {
+        let bit = u32::from(bit);
         self.ready.load(Ordering::Acquire) & bit != 0 && self.ready.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+    }
+
+    /// The state word, read before a stream read for [`Slot::mark_drained`].
+    pub(super) fn mark(&self) -> u32 {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// A read that started after [`Slot::mark`] returned `mark` emptied the
+    /// receive queue: records it unless an event fired since or `CLOSED`
+    /// is set (module docs).
+    pub(super) fn mark_drained(&self, mark: u32) {
+        let count = |w: u32| w & !(EVENT - 1);
+        let _ = self.ready.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+            (count(w) == count(mark) && w & CLOSED == 0).then_some((w & !u32::from(READ)) | DRAINED)
+        });
+    }
+
+    /// The receive queue is known empty: a read would say `WouldBlock`.
+    pub(super) fn drained(&self) -> bool {
+        self.ready.load(Ordering::Acquire) & DRAINED != 0
     }
 
     /// Lists `me` for `bit` unless readiness came meanwhile (then false).
@@ -202,5 +255,76 @@ impl Table {
             slot.release();
         }
         self.free.lock().unwrap_or_else(|e| e.into_inner()).0.push(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_read_marks_the_queue_empty_only_without_a_newer_event() {
+        let slot = Slot::new();
+        slot.fire(0, READ, false);
+        let mark = slot.mark();
+        slot.mark_drained(mark);
+        assert!(slot.drained(), "no event since the mark: the queue is empty");
+        assert!(!slot.take_ready(READ), "the consumed event's readiness goes with the mark");
+        // An event clears the mark and leaves its readiness.
+        slot.fire(0, READ, false);
+        assert!(!slot.drained());
+        // An event between the mark and the short read: data may be queued.
+        let mark = slot.mark();
+        slot.fire(0, READ, false);
+        slot.mark_drained(mark);
+        assert!(!slot.drained(), "an event after the read began refuses the mark");
+        assert!(slot.take_ready(READ), "and its readiness stays for the next read");
+    }
+
+    #[test]
+    fn hang_up_error_or_urgent_data_refuse_the_mark_for_good() {
+        let slot = Slot::new();
+        slot.fire(0, READ, true);
+        let mark = slot.mark();
+        slot.mark_drained(mark);
+        assert!(!slot.drained(), "after a FIN or urgent data a short read proves nothing");
+        slot.fire(0, WRITE, false);
+        let mark = slot.mark();
+        slot.mark_drained(mark);
+        assert!(!slot.drained(), "the closed bit is kept across later events");
+    }
+
+    #[test]
+    fn other_changes_to_the_word_do_not_refuse_the_mark() {
+        let slot = Slot::new();
+        slot.fire(0, READ | WRITE, false);
+        let mark = slot.mark();
+        assert!(slot.take_ready(WRITE), "a writer consumes its readiness meanwhile");
+        slot.mark_drained(mark);
+        assert!(slot.drained());
+    }
+
+    #[test]
+    fn a_released_slot_forgets_its_state_and_ignores_stale_events() {
+        let slot = Slot::new();
+        slot.fire(0, READ, true);
+        slot.release();
+        assert_eq!(slot.generation(), 1);
+        assert!(!slot.fire(0, READ, false), "an event for the old generation wakes nobody");
+        assert!(!slot.take_ready(READ), "and sets nothing");
+        let mark = slot.mark();
+        slot.mark_drained(mark);
+        assert!(slot.drained(), "the old descriptor's closed bit is gone");
+    }
+
+    #[test]
+    fn the_event_count_wraps_without_touching_the_bits() {
+        let slot = Slot::new();
+        slot.ready.store(!(EVENT - 1), Ordering::Relaxed);
+        let mark = slot.mark();
+        slot.fire(0, WRITE, false);
+        assert_eq!(slot.mark() & (EVENT - 1), u32::from(WRITE), "the count wrapped to zero and kept the bits");
+        slot.mark_drained(mark);
+        assert!(!slot.drained(), "a wrapped count still differs from the mark");
     }
 }
