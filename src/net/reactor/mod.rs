@@ -18,7 +18,7 @@
 //!   last poll goes stale) and backing off to 5 ms after 2 ms without
 //!   any (or while a worker waits in the poller), and injects what it
 //!   finds into the threads' workers,
-//!   whose running thread is then preempted after 0.5 ms
+//!   whose running thread is then preempted after 0.2 ms
 //!   (`IO_WAKE_GRANULARITY_NS`) rather than at the end of its slice. It
 //!   sleeps on a futex while nothing is registered.
 //! - Rejected: a thread blocked in `epoll_wait` for good (the first

@@ -190,9 +190,12 @@ pub(crate) fn stuck_after(slice: u64) -> u64 {
 /// How long a thread runs, at least, before threads woken by descriptor
 /// readiness on its worker preempt it (`Wake::Io`): short enough that a
 /// server's tail latency survives CPU-bound threads beside it, long
-/// enough that those keep most of their slice (bench/README.md, "Network
-/// poller").
-pub(crate) const IO_WAKE_GRANULARITY_NS: u64 = 500_000;
+/// enough that a preemption (about 10 µs) costs those threads no more
+/// than a twentieth of their time while it lasts. 0.5 ms left a server
+/// beside two spinning threads at two thirds of the rate and twice the
+/// p99 of 0.2 ms; 0.1 ms did better still, at twice the cost to the
+/// spinning threads (bench/README.md, "Network poller").
+pub(crate) const IO_WAKE_GRANULARITY_NS: u64 = 200_000;
 
 /// How long after a thread woken by readiness was queued on a worker its
 /// running threads keep the short slice, while others wait. Counting
