@@ -71,6 +71,7 @@
 
 use super::{AWAKE, Worker};
 use crate::preempt;
+use crate::runtime::clock;
 use crate::runtime::pool::Pool;
 use crate::runtime::task::{Task, TaskRef};
 use std::ptr;
@@ -281,6 +282,15 @@ impl Worker {
         }
         if given > 0 {
             thief.steal_line.stolen.fetch_add(given as u64, Ordering::Relaxed);
+            // Threads woken by readiness lately are among those given: the
+            // thief's running thread gets the short slice too. The thief
+            // asks while its thread runs on (a CPU-bound one that used up
+            // its slice with nothing waiting), and the batch would otherwise
+            // wait in its inbox for that thread's whole next slice.
+            let io_at = self.watch.io_at.load(Ordering::Relaxed);
+            if clock::now_ns().saturating_sub(io_at) < super::watch::IO_RECENT_NS {
+                thief.watch.io_at.fetch_max(io_at, Ordering::Relaxed);
+            }
         }
         // Nothing given although threads wait and some could have been:
         // none may move now (held, pinned, prohibited, another node).

@@ -104,6 +104,9 @@ impl Worker {
                     let moved = &w.watch.wake_migrations;
                     moved.store(moved.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                     w.push_local(task, kind != Wake::Joiner);
+                    if kind == Wake::Io {
+                        w.io_woken_queued();
+                    }
                     return;
                 }
             }
