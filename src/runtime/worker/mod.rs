@@ -145,6 +145,11 @@ struct Watch {
     /// wait in the run queue or the inbox, the running one gets a short
     /// slice.
     io_at: AtomicU64,
+    /// When the monitor last found a thread here that had run a short
+    /// slice without a switch while woken threads waited (monitor only):
+    /// until [`watch::LONG_RUN_MEMORY_NS`] after, it looks every short
+    /// slice; otherwise every [`watch::IO_COARSE_LOOK_NS`].
+    long_run_at: AtomicU64,
     /// Preemption checks that found nothing else to run: the running
     /// thread got a new slice without a switch.
     renewals: AtomicU64,
@@ -260,6 +265,7 @@ impl Worker {
                 next_deadline: AtomicU64::new(u64::MAX),
                 urgent: AtomicBool::new(false),
                 io_at: AtomicU64::new(0),
+                long_run_at: AtomicU64::new(0),
                 renewals: AtomicU64::new(0),
                 seen_progress: AtomicU64::new(0),
                 progress_at: AtomicU64::new(0),

@@ -146,7 +146,11 @@ impl Worker {
         let io = now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS
             && (self.steal_line.waiting.load(Ordering::Relaxed) > 0 || !self.bell.inject.is_empty());
         let io_slice = if io { IO_WAKE_GRANULARITY_NS.min(slice) } else { slice };
-        let preempt = urgent || now.saturating_sub(since) >= io_slice || deadline <= now;
+        let overran = now.saturating_sub(since) >= io_slice;
+        if overran && io {
+            w.long_run_at.store(now, Ordering::Relaxed);
+        }
+        let preempt = urgent || overran || deadline <= now;
         // A steal request waits for an answer: a signal that only has the
         // worker look at it.
         let steal = self.steal_line.request.load(Ordering::Relaxed) != 0;
@@ -169,7 +173,16 @@ impl Worker {
         }
         // And in time to see it stuck in the OS (`is_stuck`).
         let stuck_check = w.seen_at.load(Ordering::Relaxed).saturating_add(stuck_after(slice));
-        Some(since.saturating_add(io_slice).min(deadline).min(stuck_check.max(now + min_tick)))
+        // A server whose threads all switch within microseconds needs no
+        // look every short slice: look coarsely until a thread overruns
+        // one (found at most IO_COARSE_LOOK_NS late), then finely for a
+        // while.
+        let look = if io && now.saturating_sub(w.long_run_at.load(Ordering::Relaxed)) > LONG_RUN_MEMORY_NS {
+            IO_COARSE_LOOK_NS.min(slice).max(io_slice)
+        } else {
+            io_slice
+        };
+        Some(since.saturating_add(look).min(deadline).min(stuck_check.max(now + min_tick)))
     }
 }
 
@@ -197,6 +210,16 @@ pub(crate) fn stuck_after(slice: u64) -> u64 {
 /// spinning threads (bench/README.md, "Network poller").
 pub(crate) const IO_WAKE_GRANULARITY_NS: u64 = 200_000;
 
+/// How often the monitor looks at a worker whose woken threads wait while
+/// no thread there has overrun [`IO_WAKE_GRANULARITY_NS`] lately: looking
+/// every granularity cost a server without CPU-bound threads 2,000 more
+/// monitor wake-ups a second (bench/README.md, "Network poller").
+pub(crate) const IO_COARSE_LOOK_NS: u64 = 1_000_000;
+
+/// How long after the monitor found a thread overrunning the short slice
+/// it keeps looking at every granularity.
+pub(crate) const LONG_RUN_MEMORY_NS: u64 = 20_000_000;
+
 /// How long after a thread woken by readiness was queued on a worker its
 /// running threads keep the short slice, while others wait. Counting
 /// switches until the woken threads had run was tried first: threads
@@ -220,6 +243,40 @@ mod tests {
         w.watch.seen_at.store(20_000_000, Ordering::Relaxed);
         assert!(!w.idle_on_cpu(25_000_000, 3_000_000));
         assert!(w.idle_on_cpu(30_000_000, 3_000_000));
+    }
+
+    #[test]
+    fn woken_threads_get_coarse_looks_until_a_thread_overruns_the_short_slice() {
+        let w = Worker::new(0, None, None);
+        w.bell.running.store(true, Ordering::SeqCst);
+        let (min, max, slice) = (20_000, 5_000_000, 10_000_000);
+        let now = 1_000_000_000;
+        // Threads woken by readiness wait; the monitor sees a switch now
+        // (and the worker is not stuck in the kernel: it switched now).
+        w.watch.io_at.store(now, Ordering::Relaxed);
+        w.watch.seen_at.store(now, Ordering::Relaxed);
+        w.steal_line.waiting.store(3, Ordering::Relaxed);
+        w.watch.renewals.fetch_add(1, Ordering::Relaxed);
+        let next = w.monitor_check(now, slice, min, max).expect("watched");
+        assert_eq!(next, now + IO_COARSE_LOOK_NS, "nothing overran lately: a coarse look");
+        // No switch by then: the running thread overran the short slice
+        // (the signal goes nowhere: no host has a thread id).
+        let later = now + IO_COARSE_LOOK_NS;
+        w.monitor_check(later, slice, min, max).expect("watched");
+        assert_eq!(w.watch.long_run_at.load(Ordering::Relaxed), later);
+        // It switched: the looks are fine now, for a while.
+        w.watch.renewals.fetch_add(1, Ordering::Relaxed);
+        let after = later + 50_000;
+        w.watch.seen_at.store(after, Ordering::Relaxed);
+        let next = w.monitor_check(after, slice, min, max).expect("watched");
+        assert_eq!(next, after + IO_WAKE_GRANULARITY_NS, "an overrun lately: a look every short slice");
+        // Long after, coarse again.
+        w.watch.renewals.fetch_add(1, Ordering::Relaxed);
+        let much_later = later + LONG_RUN_MEMORY_NS + 1;
+        w.watch.io_at.store(much_later, Ordering::Relaxed);
+        w.watch.seen_at.store(much_later, Ordering::Relaxed);
+        let next = w.monitor_check(much_later, slice, min, max).expect("watched");
+        assert_eq!(next, much_later + IO_COARSE_LOOK_NS);
     }
 
     #[test]
