@@ -127,6 +127,11 @@ impl Worker {
                 // SAFETY: we own this worker, preemption is off (`_g`), and
                 // schedule is never called inside `with_local`.
                 unsafe { w.with_local(|l| l.runq.push(task)) };
+                if kind == Wake::Io {
+                    // A round-robin pool's own poll (or a wake taken over
+                    // by priority): the short slices apply here too.
+                    w.io_woken_queued();
+                }
                 return;
             }
         }
