@@ -5,7 +5,7 @@
 //! - `bench run-one SCENARIO PEER [--quick]` (what the harness runs in each child)
 //! - `bench context-switch [--threads N] [--iterations N] [--workers N]`
 //! - `bench regress [--quick] [--runs N] [--baseline FILE] [--out DIR]`
-//! - `bench http [--quick] [--peers x,y] [--hogs 0,2] [--workers 1,2] [--slice-ms N] [--out DIR]`
+//! - `bench http [--quick] [--secs N] [--peers x,y] [--hogs 0,2] [--workers 1,2] [--slice-ms N] [--out DIR]`
 //!   (HTTP servers under wrk; `--slice-ms` adds ours with that time slice)
 //! - `bench serve-http PEER WORKERS HOGS [--slice-ms N]` (one server, for `bench http`)
 //! - `bench list`
@@ -177,7 +177,15 @@ fn http_all(opts: &Opts) -> Result<ExitCode, String> {
     let (hogs, workers) = (list("--hogs", &[0, 2])?, list("--workers", &[1, 2])?);
     let slice_ms =
         opts.value("--slice-ms").map(|v| v.parse::<u64>().map_err(|_| format!("--slice-ms: {v:?}"))).transpose()?;
-    let rows = http::run(&http::Config { quick: opts.flag("--quick"), hogs, workers, slice_ms, peers });
+    // 10 s: the measured wrk connects anew (the warm-up is another wrk),
+    // and in 3 s windows the connections' set-up beside two hogs decided
+    // the p99 in some runs (bench/README.md, "HTTP servers under wrk").
+    let secs = match opts.value("--secs") {
+        Some(v) => v.parse::<u64>().ok().filter(|&s| s > 0).ok_or(format!("--secs: {v:?}"))?,
+        None if opts.flag("--quick") => 1,
+        None => 10,
+    };
+    let rows = http::run(&http::Config { secs, hogs, workers, slice_ms, peers });
     if rows.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -30,7 +30,8 @@ pub struct Row {
 }
 
 pub struct Config {
-    pub quick: bool,
+    /// Seconds each measured `wrk` run lasts.
+    pub secs: u64,
     /// The hog counts to run (0 and 2 by default).
     pub hogs: Vec<usize>,
     /// The worker counts to run (1 and 2 by default).
@@ -166,7 +167,7 @@ pub fn run(cfg: &Config) -> Vec<Row> {
     } else {
         Err("go: not asked for".to_owned())
     };
-    let secs = if cfg.quick { 1 } else { 3 };
+    let secs = cfg.secs;
     let mut rows = Vec::new();
     let start = Instant::now();
     for &hogs in &cfg.hogs {
@@ -272,7 +273,7 @@ pub fn table(rows: &[Row]) -> String {
     );
     let _ = write!(out, "{:<26}", "config");
     for l in &labels {
-        let _ = write!(out, "{:>24}", l);
+        let _ = write!(out, "{:>27}", l);
     }
     let _ = writeln!(out);
     for hogs in [0, 2] {
@@ -307,7 +308,7 @@ pub fn table(rows: &[Row]) -> String {
                         Some(_) => "failed".into(),
                         None => "-".into(),
                     };
-                    let _ = write!(out, "{cell:>24}");
+                    let _ = write!(out, "{cell:>27}");
                 }
                 let _ = writeln!(out);
             }
