@@ -254,30 +254,32 @@ impl Registration {
         }
         const CHECK_EVERY: Duration = Duration::from_secs(1);
         let mut next_check = check.map(|_| Instant::now() + CHECK_EVERY);
-        let outcome = loop {
-            if me.woken.load(Ordering::Acquire) {
-                break Ok(());
-            }
-            if deadline.is_none() && next_check.is_none() {
-                // The common case reads no clock.
+        let outcome = if deadline.is_none() && check.is_none() {
+            // Untimed, the common case: no clock to read.
+            while !me.woken.load(Ordering::Acquire) {
                 crate::thread::park();
-                continue;
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                break Err(io::Error::new(io::ErrorKind::TimedOut, "the descriptor did not become ready in time"));
-            }
-            if let (Some(c), Some(at)) = (check, next_check)
-                && now >= at
-            {
-                if let Err(e) = c() {
-                    break Err(e);
+            Ok(())
+        } else {
+            loop {
+                if me.woken.load(Ordering::Acquire) {
+                    break Ok(());
                 }
-                next_check = Some(now + CHECK_EVERY);
-            }
-            match [deadline, next_check].into_iter().flatten().min() {
-                None => crate::thread::park(),
-                Some(u) => crate::thread::park_timeout(u.saturating_duration_since(now)),
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    break Err(io::Error::new(io::ErrorKind::TimedOut, "the descriptor did not become ready in time"));
+                }
+                if let (Some(c), Some(at)) = (check, next_check)
+                    && now >= at
+                {
+                    if let Err(e) = c() {
+                        break Err(e);
+                    }
+                    next_check = Some(now + CHECK_EVERY);
+                }
+                let until =
+                    [deadline, next_check].into_iter().flatten().min().expect("a timed wait has a deadline or a check");
+                crate::thread::park_timeout(until.saturating_duration_since(now));
             }
         };
         slot.delist(bit, &me);

@@ -71,7 +71,6 @@
 
 use super::{AWAKE, Worker};
 use crate::preempt;
-use crate::runtime::clock;
 use crate::runtime::pool::Pool;
 use crate::runtime::task::{Task, TaskRef};
 use std::ptr;
@@ -287,10 +286,8 @@ impl Worker {
             // asks while its thread runs on (a CPU-bound one that used up
             // its slice with nothing waiting), and the batch would otherwise
             // wait in its inbox for that thread's whole next slice.
-            let io_at = self.watch.io_at.load(Ordering::Relaxed);
-            if clock::now_ns().saturating_sub(io_at) < super::watch::IO_RECENT_NS {
-                thief.watch.io_at.fetch_max(io_at, Ordering::Relaxed);
-            }
+            // (An old time passes on harmlessly: the monitor asks how recent.)
+            thief.watch.io_at.fetch_max(self.watch.io_at.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         // Nothing given although threads wait and some could have been:
         // none may move now (held, pinned, prohibited, another node).
