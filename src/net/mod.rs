@@ -89,6 +89,18 @@ fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
+/// A TCP socket's next read is at urgent data's mark (`SIOCATMARK`);
+/// false for any other descriptor.
+fn at_urgent_mark(fd: RawFd) -> bool {
+    // <asm-generic/sockios.h>, which x86_64, aarch64 and riscv64 use; the
+    // libc crate does not export it.
+    const SIOCATMARK: u32 = 0x8905;
+    let mut at: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int; other descriptors fail with an
+    // error and write nothing.
+    unsafe { libc::ioctl(fd, SIOCATMARK as _, &mut at) == 0 && at != 0 }
+}
+
 fn wait(fd: RawFd, bit: u8, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     if !crate::runtime::worker::Worker::is_green() {
@@ -138,7 +150,11 @@ fn poll_blocking(fd: RawFd, bit: u8, deadline: Option<Instant>) -> io::Result<()
     loop {
         let ms = match deadline {
             None => -1,
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            // Rounded up: a wait of less than a millisecond must not end
+            // at once, before its deadline.
+            Some(d) => {
+                d.saturating_duration_since(Instant::now()).as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
         };
         let mut p = libc::pollfd { fd, events, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.

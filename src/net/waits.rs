@@ -11,6 +11,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How often a `WouldBlock` at the urgent mark is retried before a wait
+/// (see [`Waits::retry_until`]).
+const AT_MARK_RETRIES: u32 = 4;
+
 /// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
 /// write with it.
 #[derive(Default)]
@@ -72,9 +76,16 @@ impl Waits {
             return self.read(fd, op);
         };
         let mut deadline = None;
+        let mut last_try = false;
         if reg.drained() && !self.nonblocking.load(Ordering::Relaxed) {
             let d = *deadline.get_or_insert_with(|| self.read.get().and_then(|t| Instant::now().checked_add(t)));
-            reg.wait(super::reactor::READ_BIT, d, None).map_err(timed_out_as_would_block)?;
+            match reg.wait(super::reactor::READ_BIT, d, None) {
+                Ok(()) => {}
+                // The queue may hold data no event announced (module docs
+                // of `reactor/slot.rs`): a read that times out tries once.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => last_try = true,
+                Err(e) => return Err(e),
+            }
         }
         let mut op = || {
             let mark = reg.mark();
@@ -87,7 +98,7 @@ impl Waits {
             }
             r
         };
-        self.retry_until(fd, super::reactor::READ_BIT, self.read.get(), deadline, &mut op)
+        self.retry_until(fd, super::reactor::READ_BIT, self.read.get(), deadline, last_try, &mut op)
     }
 
     /// `op`, a write, retried after waiting until `fd` is writable.
@@ -114,24 +125,59 @@ impl Waits {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        self.retry_until(fd, bit, timeout, None, &mut op)
+        self.retry_until(fd, bit, timeout, None, false, &mut op)
     }
 
     /// [`Waits::retry`], with the deadline already set when `deadline` is
-    /// `Some`.
+    /// `Some`, and only one more try of `op` when `last_try` (its wait
+    /// timed out).
+    ///
+    /// A wait that times out is followed by one last try, so that a call
+    /// that says it timed out found nothing to do at its deadline: data
+    /// may have come after the poller's last look, and the drained
+    /// shortcut of [`Waits::read_stream`] trusts no event may announce.
+    ///
+    /// A `WouldBlock` from a socket that saw urgent data is retried at
+    /// once when a preemption signal was handled meanwhile: at the urgent
+    /// mark, Linux answers a non-blocking read that a signal interrupts
+    /// with `EAGAIN` although data is queued, and no new event follows.
+    /// Another signal can do the same, so a `WouldBlock` at the mark is
+    /// retried too, [`AT_MARK_RETRIES`] times per wait (a crafted peer can
+    /// hold a read at the mark with nothing queued behind it).
     fn retry_until<T>(
         &self,
         fd: BorrowedFd<'_>,
         bit: u8,
         timeout: Option<Duration>,
         mut deadline: Option<Option<Instant>>,
+        mut last_try: bool,
         op: &mut impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
+        let mut at_mark_retries = 0;
         loop {
+            let signals = self.registration.get().filter(|r| r.closed()).map(|_| crate::preempt::signals_handled());
             match op() {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && signals.is_some_and(|n| {
+                            n != crate::preempt::signals_handled()
+                                || (at_mark_retries < AT_MARK_RETRIES && {
+                                    at_mark_retries += 1;
+                                    super::at_urgent_mark(fd.as_raw_fd())
+                                })
+                        }) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.nonblocking.load(Ordering::Relaxed) => {
+                    if last_try {
+                        // As std reports it (`EAGAIN` from `SO_RCVTIMEO`).
+                        return Err(io::Error::new(io::ErrorKind::WouldBlock, "timed out"));
+                    }
                     let d = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
-                    self.wait(fd, bit, d).map_err(timed_out_as_would_block)?;
+                    at_mark_retries = 0;
+                    match self.wait(fd, bit, d) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => last_try = true,
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
@@ -158,12 +204,6 @@ impl Waits {
         };
         registration.wait(bit, deadline, None)
     }
-}
-
-/// std reports a read or write timeout as `WouldBlock` (`EAGAIN` from
-/// `SO_RCVTIMEO`); so do we.
-fn timed_out_as_would_block(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::TimedOut { io::Error::new(io::ErrorKind::WouldBlock, "timed out") } else { e }
 }
 
 /// The public settings of [`Waits`], for a type with a `waits` field.

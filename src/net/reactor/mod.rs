@@ -301,6 +301,11 @@ impl Registration {
         self.slot().mark_drained(mark);
     }
 
+    /// An event said hang-up, error or urgent data (`slot.rs`).
+    pub(super) fn closed(&self) -> bool {
+        self.slot().closed()
+    }
+
     /// A read now would say `WouldBlock`: wait first.
     pub(super) fn drained(&self) -> bool {
         self.slot().drained()

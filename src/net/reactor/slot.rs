@@ -40,6 +40,22 @@
 //! arrives after the read's start fires its event after it, which moves
 //! the count and refuses the mark, or which comes after the mark and
 //! clears it: a reader that saw `DRAINED` and parked is woken by it.
+//!
+//! Two cases leave data queued after a short read with no event to
+//! come, and a read that trusts `DRAINED` waits for the peer's next
+//! segment or for its read timeout; a read that times out tries once
+//! more before it says so (`waits.rs`), so it returns the data then:
+//!
+//! - `SO_RCVLOWAT` raised through the raw descriptor: the kernel holds
+//!   its event until the low-water mark is queued, which is what a
+//!   blocking std read waits for too.
+//! - An urgent pointer that a crafted peer sends ahead of data it sent
+//!   out of order: Linux keeps it "not yet valid", stops reads at it and
+//!   reports no `EPOLLPRI`. No Linux sender does this; it delays only
+//!   that peer's own bytes, as withholding them would.
+//!
+//! Checking either on every short read costs the syscall the shortcut
+//! saves.
 
 use crate::sync::spin::SpinLock;
 use crate::thread::Thread;
@@ -161,6 +177,11 @@ impl Slot {
     /// The receive queue is known empty: a read would say `WouldBlock`.
     pub(super) fn drained(&self) -> bool {
         self.ready.load(Ordering::Acquire) & DRAINED != 0
+    }
+
+    /// An event said hang-up, error or urgent data.
+    pub(super) fn closed(&self) -> bool {
+        self.ready.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// Lists `me` for `bit` unless readiness came meanwhile (then false).
