@@ -143,8 +143,8 @@ impl Worker {
         let urgent = w.urgent.load(Ordering::SeqCst);
         // Threads woken by readiness wait: the running one gets a short
         // slice (Linux's wake-up granularity, for the same reason).
-        let io = now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS
-            && (self.steal_line.waiting.load(Ordering::Relaxed) > 0 || !self.bell.inject.is_empty());
+        let io_recent = now.saturating_sub(w.io_at.load(Ordering::Relaxed)) < IO_RECENT_NS;
+        let io = io_recent && (self.steal_line.waiting.load(Ordering::Relaxed) > 0 || !self.bell.inject.is_empty());
         let io_slice = if io { IO_WAKE_GRANULARITY_NS.min(slice) } else { slice };
         let overran = now.saturating_sub(since) >= io_slice;
         if overran && io {
@@ -173,16 +173,27 @@ impl Worker {
         }
         // And in time to see it stuck in the OS (`is_stuck`).
         let stuck_check = w.seen_at.load(Ordering::Relaxed).saturating_add(stuck_after(slice));
-        // A server whose threads all switch within microseconds needs no
+        // While a server wakes threads here, the worker is looked at even
+        // when none waits at this look: a thread woken just after it must
+        // not wait for the next look a whole slice away (a CPU-bound
+        // thread that had the worker to itself kept it that long). A
+        // server whose threads all switch within microseconds needs no
         // look every short slice: look coarsely until a thread overruns
         // one (found at most IO_COARSE_LOOK_NS late), then finely for a
         // while.
-        let look = if io && now.saturating_sub(w.long_run_at.load(Ordering::Relaxed)) > LONG_RUN_MEMORY_NS {
-            IO_COARSE_LOOK_NS.min(slice).max(io_slice)
+        let fine = IO_WAKE_GRANULARITY_NS.min(slice);
+        let look = if !io_recent {
+            slice
+        } else if now.saturating_sub(w.long_run_at.load(Ordering::Relaxed)) > LONG_RUN_MEMORY_NS {
+            IO_COARSE_LOOK_NS.min(slice).max(fine)
         } else {
-            io_slice
+            fine
         };
-        Some(since.saturating_add(look).min(deadline).min(stuck_check.max(now + min_tick)))
+        // A thread that has run past `look` already is looked at again
+        // `look` from now.
+        let due = since.saturating_add(look);
+        let due = if due > now { due } else { now.saturating_add(look) };
+        Some(due.min(deadline).min(stuck_check.max(now + min_tick)))
     }
 }
 
@@ -277,6 +288,34 @@ mod tests {
         w.watch.seen_at.store(much_later, Ordering::Relaxed);
         let next = w.monitor_check(much_later, slice, min, max).expect("watched");
         assert_eq!(next, much_later + IO_COARSE_LOOK_NS);
+    }
+
+    #[test]
+    fn a_worker_that_served_readiness_lately_is_looked_at_while_nothing_waits() {
+        let w = Worker::new(0, None, None);
+        w.bell.running.store(true, Ordering::SeqCst);
+        let (min, max, slice) = (20_000, 5_000_000, 10_000_000);
+        let now = 1_000_000_000;
+        // A thread runs; nothing waits, and no server wakes threads here:
+        // the next look is when it could be stuck in the kernel (before
+        // its slice ends).
+        w.watch.seen_at.store(now, Ordering::Relaxed);
+        w.watch.renewals.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(w.monitor_check(now, slice, min, max), Some(now + stuck_after(slice)));
+        // A readiness wake came 1 ms ago and its thread ran: nothing waits
+        // now, but the next wake must not wait a slice for the look.
+        w.watch.io_at.store(now - 1_000_000, Ordering::Relaxed);
+        assert_eq!(w.monitor_check(now, slice, min, max), Some(now + IO_COARSE_LOOK_NS));
+        // With an overrun of the short slice lately, every short slice,
+        // from now on for a thread that has run past it already.
+        w.watch.long_run_at.store(now - 1_000_000, Ordering::Relaxed);
+        let later = now + 3_000_000;
+        assert_eq!(w.monitor_check(later, slice, min, max), Some(later + IO_WAKE_GRANULARITY_NS));
+        // Readiness long past (and a switch just now): back to the slice.
+        let much_later = now + IO_RECENT_NS;
+        w.watch.seen_at.store(much_later, Ordering::Relaxed);
+        let next = w.monitor_check(much_later, slice, min, max).expect("watched");
+        assert!(next > much_later + IO_COARSE_LOOK_NS, "no looks for a server gone quiet: {next}");
     }
 
     #[test]
