@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// How often a `WouldBlock` at the urgent mark is retried before a wait
 /// (see [`Waits::retry_until`]).
-const AT_MARK_RETRIES: u32 = 4;
+const AT_MARK_RETRIES: u32 = 8;
 
 /// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
 /// write with it.
@@ -137,13 +137,14 @@ impl Waits {
     /// may have come after the poller's last look, and the drained
     /// shortcut of [`Waits::read_stream`] trusts no event may announce.
     ///
-    /// A `WouldBlock` from a socket that saw urgent data is retried at
-    /// once when a preemption signal was handled meanwhile: at the urgent
-    /// mark, Linux answers a non-blocking read that a signal interrupts
-    /// with `EAGAIN` although data is queued, and no new event follows.
-    /// Another signal can do the same, so a `WouldBlock` at the mark is
-    /// retried too, [`AT_MARK_RETRIES`] times per wait (a crafted peer can
-    /// hold a read at the mark with nothing queued behind it).
+    /// A `WouldBlock` from a socket that saw urgent data (or a hang-up or
+    /// an error, which share its bit) is retried at once when a preemption
+    /// signal was handled meanwhile, or when the read is at the urgent
+    /// mark: there Linux answers a non-blocking read that a signal
+    /// interrupts with `EAGAIN` although data is queued, and no new event
+    /// follows. At most [`AT_MARK_RETRIES`] times per wait: the count is
+    /// the process's, and a crafted peer can hold a read at the mark with
+    /// nothing queued behind it.
     fn retry_until<T>(
         &self,
         fd: BorrowedFd<'_>,
@@ -159,12 +160,10 @@ impl Waits {
             match op() {
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
+                        && at_mark_retries < AT_MARK_RETRIES
                         && signals.is_some_and(|n| {
-                            n != crate::preempt::signals_handled()
-                                || (at_mark_retries < AT_MARK_RETRIES && {
-                                    at_mark_retries += 1;
-                                    super::at_urgent_mark(fd.as_raw_fd())
-                                })
+                            at_mark_retries += 1;
+                            n != crate::preempt::signals_handled() || super::at_urgent_mark(fd.as_raw_fd())
                         }) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.nonblocking.load(Ordering::Relaxed) => {
                     if last_try {
