@@ -301,41 +301,63 @@ fn os_tid() -> i32 {
     unsafe { libc::gettid() }
 }
 
-/// Green threads lock, sleep (waking, now and then, on the other worker:
-/// a spinning thread keeps one worker busy, so the idle one steals the
-/// sleeper), and lock again. Reentrancy must follow the green thread, not
-/// the OS thread: keyed by OS thread, the relock after a move would wait
-/// for itself (the timed relock fails the test instead of hanging), and a
-/// green thread run next on the holder's OS thread would be let in (the
-/// non-atomic count would lose increments). Runs until 8 relocks happened
-/// on another OS thread than their outer lock.
+/// Green threads lock, park, and lock again; a spinning thread of lower
+/// priority on either worker wakes the holder, which then outranks both
+/// workers' spinners and runs on the waker's worker: about every other
+/// wake-up moves the holder to the other OS thread (`takes_outranking_wake`).
+/// Reentrancy must follow the green thread, not the OS thread: keyed by OS
+/// thread, the relock after a move would wait for itself (the timed relock
+/// fails the test instead of hanging), and another locker run on the
+/// holder's old OS thread would be let in (the non-atomic count would lose
+/// increments). Runs until 8 relocks happened on another OS thread than
+/// their outer lock.
 #[test]
 fn reentrant_mutex_is_per_green_thread_across_workers() {
+    use preemptive_mlthreading_rust::thread::DEFAULT_PRIORITY;
+    use preemptive_mlthreading_rust::{Thread, ThreadBuilder, current, park_timeout};
     const MOVES: u64 = 8;
+    type Wakeup = (Thread, Arc<AtomicBool>);
     let sched = preemptive_mlthreading_rust::WorkStealingScheduler::new().with_workers(2);
     let m = Arc::new(ReentrantMutex::new(Cell::new(0u64)));
     let (moved, rounds, stop) =
         (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-    let spinner = {
-        let stop = Arc::clone(&stop);
-        sched
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::hint::spin_loop()
-                }
-            })
-            .unwrap()
-    };
+    let wanted: Arc<Mutex<Vec<Wakeup>>> = Arc::new(Mutex::new(Vec::new()));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, wanted) = (Arc::clone(&stop), Arc::clone(&wanted));
+            ThreadBuilder::new()
+                .priority(DEFAULT_PRIORITY)
+                .scheduler(sched.clone())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let next = wanted.try_lock().ok().and_then(|mut w| w.pop());
+                        if let Some((t, woken)) = next {
+                            woken.store(true, Ordering::Release);
+                            t.unpark();
+                        }
+                        std::hint::spin_loop()
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
     let start = std::time::Instant::now();
     let hs: Vec<_> = (0..4)
         .map(|_| {
-            let (m, moved, rounds) = (Arc::clone(&m), Arc::clone(&moved), Arc::clone(&rounds));
-            sched
+            let (m, moved, rounds, wanted) =
+                (Arc::clone(&m), Arc::clone(&moved), Arc::clone(&rounds), Arc::clone(&wanted));
+            ThreadBuilder::new()
+                .priority(DEFAULT_PRIORITY + 1)
+                .scheduler(sched.clone())
                 .spawn(move || {
                     while moved.load(Ordering::Relaxed) < MOVES && start.elapsed() < HANG {
                         let outer = m.lock();
                         let (tid, v) = (os_tid(), outer.get());
-                        preemptive_mlthreading_rust::sleep(Duration::from_micros(50));
+                        let woken = Arc::new(AtomicBool::new(false));
+                        wanted.lock().push((current(), Arc::clone(&woken)));
+                        while !woken.load(Ordering::Acquire) {
+                            park_timeout(Duration::from_millis(10));
+                        }
                         let inner = m.try_lock_for(HANG).expect("relock by the holder waited for itself");
                         if os_tid() != tid {
                             moved.fetch_add(1, Ordering::Relaxed);
@@ -350,7 +372,7 @@ fn reentrant_mutex_is_per_green_thread_across_workers() {
         .collect();
     join_all(hs);
     stop.store(true, Ordering::Relaxed);
-    spinner.join().unwrap();
+    join_all(spinners);
     let (moved, rounds) = (moved.load(Ordering::Relaxed), rounds.load(Ordering::Relaxed));
     assert_eq!(m.lock().get(), rounds, "another thread got in beside the holder");
     assert!(moved > 0, "no green thread moved to another worker in {HANG:?}: nothing was tested");
