@@ -137,8 +137,7 @@ impl Waits {
     /// may have come after the poller's last look, and the drained
     /// shortcut of [`Waits::read_stream`] trusts no event may announce.
     ///
-    /// A `WouldBlock` from a socket that saw urgent data (or a hang-up or
-    /// an error, which share its bit) is retried at once when a preemption
+    /// A `WouldBlock` from a socket that saw urgent data is retried at once when a preemption
     /// signal was handled meanwhile, or when the read is at the urgent
     /// mark: there Linux answers a non-blocking read that a signal
     /// interrupts with `EAGAIN` although data is queued, and no new event
@@ -156,7 +155,7 @@ impl Waits {
     ) -> io::Result<T> {
         let mut at_mark_retries = 0;
         loop {
-            let signals = self.registration.get().filter(|r| r.closed()).map(|_| crate::preempt::signals_handled());
+            let signals = self.registration.get().filter(|r| r.urgent()).map(|_| crate::preempt::signals_handled());
             match op() {
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock

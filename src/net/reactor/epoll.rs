@@ -17,9 +17,12 @@ pub(super) const WAKE_KEY: u64 = u64::MAX;
 pub(super) const READABLE: u32 =
     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32;
 pub(super) const WRITABLE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-/// Events after which a short read no longer proves the receive queue
-/// empty (a FIN, an error, urgent data: `slot.rs`).
-pub(super) const CLOSED: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32;
+/// A FIN, a hang-up or an error: after it a short read no longer proves
+/// the receive queue empty (`slot.rs`).
+pub(super) const HUNG_UP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+/// Urgent data: as [`HUNG_UP`] for the drained shortcut, and reads may
+/// stop at its mark (`waits.rs`).
+pub(super) const PRIORITY: u32 = libc::EPOLLPRI as u32;
 
 pub(super) struct Epoll {
     epfd: OwnedFd,

@@ -33,7 +33,7 @@ mod epoll;
 mod slot;
 
 use crate::runtime::clock;
-use epoll::{CLOSED, Epoll, READABLE, WAKE_KEY, WRITABLE};
+use epoll::{Epoll, HUNG_UP, PRIORITY, READABLE, WAKE_KEY, WRITABLE};
 use slot::{READ, Slot, Table, WRITE, Waiter};
 use std::cell::UnsafeCell;
 use std::io;
@@ -140,10 +140,12 @@ fn poll(timeout: Option<Duration>) -> bool {
             r.epoll.clear_wake();
             continue;
         }
-        let bits = if flags & READABLE != 0 { READ } else { 0 } | if flags & WRITABLE != 0 { WRITE } else { 0 };
-        let closed = flags & CLOSED != 0;
+        let said = if flags & READABLE != 0 { READ } else { 0 }
+            | if flags & WRITABLE != 0 { WRITE } else { 0 }
+            | if flags & HUNG_UP != 0 { slot::HANG_UP } else { 0 }
+            | if flags & PRIORITY != 0 { slot::URGENT_DATA } else { 0 };
         if let Some(slot) = TABLE.get(key as u32) {
-            woke |= slot.fire((key >> 32) as u32, bits, closed);
+            woke |= slot.fire((key >> 32) as u32, said);
         }
     }
     woke
@@ -301,9 +303,9 @@ impl Registration {
         self.slot().mark_drained(mark);
     }
 
-    /// An event said hang-up, error or urgent data (`slot.rs`).
-    pub(super) fn closed(&self) -> bool {
-        self.slot().closed()
+    /// An event said urgent data, ever (`slot.rs`).
+    pub(super) fn urgent(&self) -> bool {
+        self.slot().urgent()
     }
 
     /// A read now would say `WouldBlock`: wait first.

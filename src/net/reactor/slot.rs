@@ -30,7 +30,8 @@
 //! | 0, 1    | `READ`, `WRITE`: an event came and nobody consumed it           |
 //! | 2       | `CLOSED`: an event said hang-up, error or urgent data; kept      |
 //! | 3       | `DRAINED`: a read emptied the receive queue, no event came since |
-//! | 4–31    | events fired, counted (wrapping)                               |
+//! | 4       | `URGENT`: an event said urgent data; kept                        |
+//! | 5–31    | events fired, counted (wrapping)                               |
 //!
 //! A TCP read that returns less than it asked for has emptied the receive
 //! queue, except at urgent data, a FIN or an error, which all come with
@@ -66,12 +67,19 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 pub(in crate::net) const READ: u8 = 1;
 pub(in crate::net) const WRITE: u8 = 2;
+/// What an event may say besides readiness ([`Slot::fire`]): hang-up or
+/// error.
+pub(super) const HANG_UP: u8 = 4;
+/// What an event may say besides readiness: urgent data came.
+pub(super) const URGENT_DATA: u8 = 8;
 /// Hang-up, error or urgent data seen: `DRAINED` is never set again.
 const CLOSED: u32 = 4;
 /// The receive queue is known empty (module docs).
 const DRAINED: u32 = 8;
+/// Urgent data seen: reads may stop at the urgent mark (`waits.rs`).
+const URGENT: u32 = 16;
 /// One fired event in the count.
-const EVENT: u32 = 16;
+const EVENT: u32 = 32;
 
 /// A parked caller, on its own stack: it leaves the list before it
 /// returns.
@@ -108,10 +116,11 @@ impl Slot {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// An event for `generation` with readiness `bits` (`closed`: it said
-    /// hang-up, error or urgent data): sets them and wakes who waits for
-    /// them; true when it woke someone.
-    pub(super) fn fire(&self, generation: u32, bits: u8, closed: bool) -> bool {
+    /// An event for `generation` that `said` readiness (`READ`, `WRITE`),
+    /// [`HANG_UP`] or [`URGENT_DATA`]: sets the bits and wakes who waits
+    /// for them; true when it woke someone.
+    pub(super) fn fire(&self, generation: u32, said: u8) -> bool {
+        let bits = said & (READ | WRITE);
         let mut woken: [Option<Thread>; 2] = [None, None];
         let mut more = Vec::new();
         {
@@ -119,7 +128,9 @@ impl Slot {
             if self.generation.load(Ordering::Relaxed) != generation {
                 return false;
             }
-            let set = u32::from(bits) | if closed { CLOSED } else { 0 };
+            let set = u32::from(bits)
+                | if said & (HANG_UP | URGENT_DATA) != 0 { CLOSED } else { 0 }
+                | if said & URGENT_DATA != 0 { URGENT } else { 0 };
             // Any event clears DRAINED: only a read knows the queue empty.
             let _ = self.ready.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
                 Some(((w | set) & !DRAINED).wrapping_add(EVENT))
@@ -179,9 +190,9 @@ impl Slot {
         self.ready.load(Ordering::Acquire) & DRAINED != 0
     }
 
-    /// An event said hang-up, error or urgent data.
-    pub(super) fn closed(&self) -> bool {
-        self.ready.load(Ordering::Acquire) & CLOSED != 0
+    /// An event said urgent data (ever, for this descriptor).
+    pub(super) fn urgent(&self) -> bool {
+        self.ready.load(Ordering::Acquire) & URGENT != 0
     }
 
     /// Lists `me` for `bit` unless readiness came meanwhile (then false).
@@ -286,17 +297,17 @@ mod tests {
     #[test]
     fn a_short_read_marks_the_queue_empty_only_without_a_newer_event() {
         let slot = Slot::new();
-        slot.fire(0, READ, false);
+        slot.fire(0, READ);
         let mark = slot.mark();
         slot.mark_drained(mark);
         assert!(slot.drained(), "no event since the mark: the queue is empty");
         assert!(!slot.take_ready(READ), "the consumed event's readiness goes with the mark");
         // An event clears the mark and leaves its readiness.
-        slot.fire(0, READ, false);
+        slot.fire(0, READ);
         assert!(!slot.drained());
         // An event between the mark and the short read: data may be queued.
         let mark = slot.mark();
-        slot.fire(0, READ, false);
+        slot.fire(0, READ);
         slot.mark_drained(mark);
         assert!(!slot.drained(), "an event after the read began refuses the mark");
         assert!(slot.take_ready(READ), "and its readiness stays for the next read");
@@ -304,21 +315,37 @@ mod tests {
 
     #[test]
     fn hang_up_error_or_urgent_data_refuse_the_mark_for_good() {
+        for said in [HANG_UP, URGENT_DATA] {
+            let slot = Slot::new();
+            slot.fire(0, READ | said);
+            let mark = slot.mark();
+            slot.mark_drained(mark);
+            assert!(!slot.drained(), "after a FIN or urgent data a short read proves nothing");
+            slot.fire(0, WRITE);
+            let mark = slot.mark();
+            slot.mark_drained(mark);
+            assert!(!slot.drained(), "the closed bit is kept across later events");
+        }
+    }
+
+    #[test]
+    fn only_urgent_data_marks_the_slot_urgent_and_the_mark_stays() {
         let slot = Slot::new();
-        slot.fire(0, READ, true);
-        let mark = slot.mark();
-        slot.mark_drained(mark);
-        assert!(!slot.drained(), "after a FIN or urgent data a short read proves nothing");
-        slot.fire(0, WRITE, false);
-        let mark = slot.mark();
-        slot.mark_drained(mark);
-        assert!(!slot.drained(), "the closed bit is kept across later events");
+        slot.fire(0, READ | HANG_UP);
+        assert!(!slot.urgent(), "a hang-up or an error is not urgent data");
+        slot.fire(0, READ | URGENT_DATA);
+        assert!(slot.urgent());
+        slot.fire(0, WRITE);
+        assert!(slot.take_ready(READ) && slot.take_ready(WRITE));
+        assert!(slot.urgent(), "kept across later events and consumed readiness");
+        slot.release();
+        assert!(!slot.urgent(), "the next descriptor in the slot starts without it");
     }
 
     #[test]
     fn other_changes_to_the_word_do_not_refuse_the_mark() {
         let slot = Slot::new();
-        slot.fire(0, READ | WRITE, false);
+        slot.fire(0, READ | WRITE);
         let mark = slot.mark();
         assert!(slot.take_ready(WRITE), "a writer consumes its readiness meanwhile");
         slot.mark_drained(mark);
@@ -328,10 +355,10 @@ mod tests {
     #[test]
     fn a_released_slot_forgets_its_state_and_ignores_stale_events() {
         let slot = Slot::new();
-        slot.fire(0, READ, true);
+        slot.fire(0, READ | URGENT_DATA);
         slot.release();
         assert_eq!(slot.generation(), 1);
-        assert!(!slot.fire(0, READ, false), "an event for the old generation wakes nobody");
+        assert!(!slot.fire(0, READ), "an event for the old generation wakes nobody");
         assert!(!slot.take_ready(READ), "and sets nothing");
         let mark = slot.mark();
         slot.mark_drained(mark);
@@ -343,7 +370,7 @@ mod tests {
         let slot = Slot::new();
         slot.ready.store(!(EVENT - 1), Ordering::Relaxed);
         let mark = slot.mark();
-        slot.fire(0, WRITE, false);
+        slot.fire(0, WRITE);
         assert_eq!(slot.mark() & (EVENT - 1), u32::from(WRITE), "the count wrapped to zero and kept the bits");
         slot.mark_drained(mark);
         assert!(!slot.drained(), "a wrapped count still differs from the mark");
