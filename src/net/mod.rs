@@ -61,7 +61,9 @@ pub use unix::{UnixListener, UnixStream};
 
 use reactor::{READ_BIT, Registration};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
 use std::time::{Duration, Instant};
 
 /// Parks the calling thread until `fd` is readable (data, end of file,
@@ -89,16 +91,30 @@ fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// A TCP socket's next read is at urgent data's mark (`SIOCATMARK`);
-/// false for any other descriptor.
-fn at_urgent_mark(fd: RawFd) -> bool {
-    // <asm-generic/sockios.h>, which x86_64, aarch64 and riscv64 use; the
-    // libc crate does not export it.
-    const SIOCATMARK: u32 = 0x8905;
-    let mut at: libc::c_int = 0;
-    // SAFETY: SIOCATMARK writes one int; other descriptors fail with an
-    // error and write nothing.
-    unsafe { libc::ioctl(fd, SIOCATMARK as _, &mut at) == 0 && at != 0 }
+/// Runs `call`, one non-blocking socket call, with every signal blocked
+/// on this OS thread, so that the kernel sees none pending (`Waits::
+/// retry_until`). Preemption waits for it: its signal is blocked too, and
+/// a pending one is handled when the mask is restored, as after any
+/// masked stretch.
+fn with_signals_blocked<T>(call: impl FnOnce() -> T) -> T {
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` is the mask `pthread_sigmask` returned below.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, ptr::null_mut()) };
+        }
+    }
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `sigfillset` initialises `all`; `pthread_sigmask` reads it
+    // and writes the previous mask to `old` (it cannot fail with SIG_BLOCK
+    // and valid pointers).
+    let _restore = unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
+        Restore(old.assume_init())
+    };
+    call()
 }
 
 fn wait(fd: RawFd, bit: u8, timeout: Option<Duration>) -> io::Result<()> {

@@ -3,17 +3,13 @@
 //! (timeouts, non-blocking mode), settable through `&self` as std's are.
 
 use super::poll_blocking;
-use super::reactor::Registration;
+use super::reactor::{READ_BIT, Registration};
 use crate::runtime::worker::Worker;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// How often a `WouldBlock` at the urgent mark is retried before a wait
-/// (see [`Waits::retry_until`]).
-const AT_MARK_RETRIES: u32 = 8;
 
 /// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
 /// write with it.
@@ -137,13 +133,12 @@ impl Waits {
     /// may have come after the poller's last look, and the drained
     /// shortcut of [`Waits::read_stream`] trusts no event may announce.
     ///
-    /// A `WouldBlock` from a socket that saw urgent data is retried at once when a preemption
-    /// signal was handled meanwhile, or when the read is at the urgent
-    /// mark: there Linux answers a non-blocking read that a signal
-    /// interrupts with `EAGAIN` although data is queued, and no new event
-    /// follows. At most [`AT_MARK_RETRIES`] times per wait: the count is
-    /// the process's, and a crafted peer can hold a read at the mark with
-    /// nothing queued behind it.
+    /// A read's `WouldBlock` from a socket that saw urgent data is retried
+    /// at once with every signal blocked: at the urgent mark Linux answers
+    /// a non-blocking read with `EAGAIN` whenever a signal is pending,
+    /// although data is queued, and no new event follows. With signals
+    /// blocked none is pending, so the retry's answer is the queue's (one
+    /// more read and two `pthread_sigmask` calls, on such sockets only).
     fn retry_until<T>(
         &self,
         fd: BorrowedFd<'_>,
@@ -153,24 +148,21 @@ impl Waits {
         mut last_try: bool,
         op: &mut impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let mut at_mark_retries = 0;
         loop {
-            let signals = self.registration.get().filter(|r| r.urgent()).map(|_| crate::preempt::signals_handled());
-            match op() {
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        && at_mark_retries < AT_MARK_RETRIES
-                        && signals.is_some_and(|n| {
-                            at_mark_retries += 1;
-                            n != crate::preempt::signals_handled() || super::at_urgent_mark(fd.as_raw_fd())
-                        }) => {}
+            let mut result = op();
+            if bit == READ_BIT
+                && matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                && self.registration.get().is_some_and(|r| r.urgent())
+            {
+                result = super::with_signals_blocked(&mut *op);
+            }
+            match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.nonblocking.load(Ordering::Relaxed) => {
                     if last_try {
                         // As std reports it (`EAGAIN` from `SO_RCVTIMEO`).
                         return Err(io::Error::new(io::ErrorKind::WouldBlock, "timed out"));
                     }
                     let d = *deadline.get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
-                    at_mark_retries = 0;
                     match self.wait(fd, bit, d) {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => last_try = true,

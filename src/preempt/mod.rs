@@ -27,9 +27,7 @@ pub use alloc::PreemptSafeAlloc;
 pub use signal::{DEFAULT_SIGNAL, set_signal};
 pub use status::{PreemptStatus, status};
 
-pub(crate) use status::{
-    check as check_status, handled_count as signals_handled, report_change as report_status_change,
-};
+pub(crate) use status::{check as check_status, report_change as report_status_change};
 
 use crate::arch::preempt_word::{self, DEPTH, PENDING, depth_of, pending_of};
 use std::marker::PhantomData;

@@ -91,12 +91,6 @@ pub(crate) fn sent() {
     SENT.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Preemption signals handled so far in this process: a call that a
-/// signal may have cut short compares it before and after.
-pub(crate) fn handled_count() -> u64 {
-    HANDLED.load(Ordering::Relaxed)
-}
-
 /// Counts a signal that reached the handler. Async-signal-safe.
 #[inline]
 pub(crate) fn handled() {
