@@ -303,8 +303,8 @@ fn os_tid() -> i32 {
 
 /// Green threads lock, park, and lock again; a spinning thread of lower
 /// priority on either worker wakes the holder, which then outranks both
-/// workers' spinners and runs on the waker's worker: about every other
-/// wake-up moves the holder to the other OS thread (`takes_outranking_wake`).
+/// workers' spinners and runs on the waker's worker when that is the other
+/// one (`takes_outranking_wake`): about one wake-up in ten moves it.
 /// Reentrancy must follow the green thread, not the OS thread: keyed by OS
 /// thread, the relock after a move would wait for itself (the timed relock
 /// fails the test instead of hanging), and another locker run on the
@@ -341,6 +341,14 @@ fn reentrant_mutex_is_per_green_thread_across_workers() {
                 .unwrap()
         })
         .collect();
+    // Stops the spinners even when a locker's panic fails the test.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stopper = StopOnDrop(Arc::clone(&stop));
     let start = std::time::Instant::now();
     let hs: Vec<_> = (0..4)
         .map(|_| {
@@ -371,7 +379,7 @@ fn reentrant_mutex_is_per_green_thread_across_workers() {
         })
         .collect();
     join_all(hs);
-    stop.store(true, Ordering::Relaxed);
+    drop(stopper);
     join_all(spinners);
     let (moved, rounds) = (moved.load(Ordering::Relaxed), rounds.load(Ordering::Relaxed));
     assert_eq!(m.lock().get(), rounds, "another thread got in beside the holder");

@@ -91,11 +91,12 @@ fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
     Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// Runs `call`, one non-blocking socket call, with every signal blocked
-/// on this OS thread, so that the kernel sees none pending (`Waits::
-/// retry_until`). Preemption waits for it: its signal is blocked too, and
-/// a pending one is handled when the mask is restored, as after any
-/// masked stretch.
+/// Runs `call`, one non-blocking socket call, with every asynchronous
+/// signal blocked on this OS thread, so that the kernel sees none pending
+/// (`Waits::retry_until`). Preemption waits for it: its signal is blocked
+/// too, and a pending one is handled when the mask is restored, as after
+/// any masked stretch. The fault signals stay open: a stack overflow in
+/// the window still gets its report.
 fn with_signals_blocked<T>(call: impl FnOnce() -> T) -> T {
     struct Restore(libc::sigset_t);
     impl Drop for Restore {
@@ -104,17 +105,33 @@ fn with_signals_blocked<T>(call: impl FnOnce() -> T) -> T {
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, ptr::null_mut()) };
         }
     }
-    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `sigfillset` initialises `all`; `pthread_sigmask` reads it
-    // and writes the previous mask to `old` (it cannot fail with SIG_BLOCK
-    // and valid pointers).
+    // SAFETY: `sigfillset` initialises `set`, `sigdelset` edits it, and
+    // `pthread_sigmask` reads it and writes the previous mask to `old`: it
+    // cannot fail with SIG_BLOCK and valid pointers (checked in debug).
     let _restore = unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
+        libc::sigfillset(set.as_mut_ptr());
+        for fault in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGSYS] {
+            libc::sigdelset(set.as_mut_ptr(), fault);
+        }
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
+        debug_assert_eq!(r, 0, "pthread_sigmask");
         Restore(old.assume_init())
     };
     call()
+}
+
+/// A TCP socket's next read is at urgent data's mark (`SIOCATMARK`);
+/// false for any other descriptor.
+fn at_urgent_mark(fd: RawFd) -> bool {
+    // <asm-generic/sockios.h>, which x86_64, aarch64 and riscv64 use; the
+    // libc crate does not export it.
+    const SIOCATMARK: u32 = 0x8905;
+    let mut at: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int; other descriptors fail with an
+    // error and write nothing.
+    unsafe { libc::ioctl(fd, SIOCATMARK as _, &mut at) == 0 && at != 0 }
 }
 
 fn wait(fd: RawFd, bit: u8, timeout: Option<Duration>) -> io::Result<()> {
@@ -186,5 +203,32 @@ fn poll_blocking(fd: RawFd, bit: u8, deadline: Option<Instant>) -> io::Result<()
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(signal: libc::c_int) -> bool {
+        let mut now = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: a null new mask only reads the current one into `now`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), now.as_mut_ptr());
+            libc::sigismember(now.as_ptr(), signal) == 1
+        }
+    }
+
+    #[test]
+    fn the_call_runs_with_asynchronous_signals_blocked_and_faults_open() {
+        assert!(!blocked(libc::SIGUSR1) && !blocked(libc::SIGALRM));
+        let inside = with_signals_blocked(|| {
+            (blocked(libc::SIGUSR1), blocked(libc::SIGALRM), blocked(libc::SIGSEGV), blocked(libc::SIGBUS))
+        });
+        assert_eq!(inside, (true, true, false, false));
+        assert!(!blocked(libc::SIGUSR1) && !blocked(libc::SIGALRM), "the old mask is back");
+        let caught = std::panic::catch_unwind(|| with_signals_blocked(|| panic!("inside")));
+        assert!(caught.is_err());
+        assert!(!blocked(libc::SIGUSR1), "the old mask is back after a panic too");
     }
 }

@@ -11,6 +11,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How often a read still at the urgent mark after its signal-blocked
+/// retry is retried so before it waits (see [`Waits::retry_until`]).
+const AT_MARK_RETRIES: u32 = 4;
+
 /// A timeout kept in an atomic (0: none), so `&TcpStream` can read and
 /// write with it.
 #[derive(Default)]
@@ -134,11 +138,16 @@ impl Waits {
     /// shortcut of [`Waits::read_stream`] trusts no event may announce.
     ///
     /// A read's `WouldBlock` from a socket that saw urgent data is retried
-    /// at once with every signal blocked: at the urgent mark Linux answers
-    /// a non-blocking read with `EAGAIN` whenever a signal is pending,
+    /// at once with signals blocked: at the urgent mark Linux answers a
+    /// non-blocking read with `EAGAIN` whenever a signal is pending,
     /// although data is queued, and no new event follows. With signals
     /// blocked none is pending, so the retry's answer is the queue's (one
     /// more read and two `pthread_sigmask` calls, on such sockets only).
+    /// The kernel may still see one pending: a stop or freeze of the
+    /// process, task work, glibc's own signals (which no mask blocks).
+    /// So while the read is still at the mark (`SIOCATMARK`), the blocked
+    /// retry is repeated, at most [`AT_MARK_RETRIES`] times: a crafted
+    /// peer can hold a read at the mark with nothing behind it.
     fn retry_until<T>(
         &self,
         fd: BorrowedFd<'_>,
@@ -155,6 +164,14 @@ impl Waits {
                 && self.registration.get().is_some_and(|r| r.urgent())
             {
                 result = super::with_signals_blocked(&mut *op);
+                let mut retries = 0;
+                while retries < AT_MARK_RETRIES
+                    && matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                    && super::at_urgent_mark(fd.as_raw_fd())
+                {
+                    retries += 1;
+                    result = super::with_signals_blocked(&mut *op);
+                }
             }
             match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.nonblocking.load(Ordering::Relaxed) => {
