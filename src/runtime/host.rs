@@ -255,7 +255,8 @@ impl Host {
 
     /// Lets a held host run its thread on without the worker, when the
     /// worker's owner is stuck in the kernel inside a runtime critical
-    /// section (where it cannot be detached), perhaps waiting for a lock
+    /// section (where it cannot be detached) or between threads, in its
+    /// scheduling context (`Worker::watch_between_threads`), perhaps waiting for a lock
     /// the held thread holds (an allocator's arena, say). The thread runs
     /// until its next runtime call, then waits again; its entry stays on
     /// the run queue meanwhile. False (nothing done) unless the host holds a

@@ -3,7 +3,7 @@
 //! owner blocked in the kernel (detach its thread), a detached thread
 //! running without its worker (send it back), a worker short of idle hosts.
 
-use super::Worker;
+use super::{AWAKE, Worker};
 use crate::runtime::clock;
 use crate::runtime::host::HostState;
 use crate::runtime::monitor;
@@ -109,6 +109,52 @@ impl Worker {
                 h.release();
             });
         }
+    }
+
+    /// The owner between threads (in its scheduling context: finishing a
+    /// park, firing timers, polling) while hosts of this worker hold
+    /// preempted threads. It may block there on a lock one of them holds:
+    /// growing the timer heap, it waited for the malloc arena of a thread
+    /// preempted inside `malloc` (tests/net_short_reads.rs, one run in a
+    /// few dozen with three test processes at once), and with no thread
+    /// running, [`Worker::is_stuck`] never looked. After [`stuck_after`]
+    /// the slice without a switch, with the owner found blocked in the
+    /// kernel by `still_blocked`, the held threads are released as in
+    /// [`Worker::release_if_stuck`]. Returns when to look again; None when
+    /// there is nothing to watch.
+    pub(crate) fn watch_between_threads(
+        &self,
+        now: u64,
+        pool_slice: u64,
+        still_blocked: impl FnOnce() -> bool,
+    ) -> Option<u64> {
+        let w = &self.watch;
+        if self.bell.running.load(Ordering::SeqCst) || self.bell.wake.load(Ordering::Relaxed) != AWAKE {
+            return None;
+        }
+        let mut held = false;
+        self.hosts.for_each(|h| held |= h.state() == HostState::Held);
+        if !held {
+            return None;
+        }
+        let slice = match w.slice_ns.load(Ordering::Relaxed) {
+            0 => pool_slice,
+            s => s,
+        };
+        let switches = self.switches();
+        if switches != w.seen_switches.load(Ordering::Relaxed) || w.seen_at.load(Ordering::Relaxed) == 0 {
+            w.seen_switches.store(switches, Ordering::Relaxed);
+            w.seen_at.store(now, Ordering::Relaxed);
+        }
+        let since = w.seen_at.load(Ordering::Relaxed);
+        let wait = stuck_after(slice);
+        if now.saturating_sub(since) >= wait && still_blocked() {
+            self.hosts.for_each(|h| {
+                h.release();
+            });
+        }
+        // Twice per stall at least: `idle_on_cpu` answers on its second look.
+        Some(since.saturating_add(wait).max(now.saturating_add(wait / 4)))
     }
 
     /// The monitor's look at this worker at time `now`: signals it if its
@@ -254,6 +300,36 @@ mod tests {
         w.watch.seen_at.store(20_000_000, Ordering::Relaxed);
         assert!(!w.idle_on_cpu(25_000_000, 3_000_000));
         assert!(w.idle_on_cpu(30_000_000, 3_000_000));
+    }
+
+    #[test]
+    fn an_owner_blocked_between_threads_has_the_held_threads_released() {
+        let w = Worker::new(0, None, None);
+        let (slice, now) = (10_000_000, 1_000_000_000);
+        let never = || -> bool { panic!("asked whether the owner is blocked before the stall is long enough") };
+        assert_eq!(w.watch_between_threads(now, slice, never), None, "no held thread: nothing to watch");
+        let h = w.hosts.reserve().expect("a host slot");
+        h.expect_turn_releasable(std::ptr::dangling());
+        h.set_state(HostState::Held);
+        let stall = stuck_after(slice);
+        assert_eq!(w.watch_between_threads(now, slice, never), Some(now + stall), "a look when it could be stuck");
+        // Long enough, but the owner runs (or only looked blocked once).
+        assert_eq!(w.watch_between_threads(now + stall, slice, || false), Some(now + stall + stall / 4));
+        // Blocked: the held thread is released (so it cannot be again).
+        w.watch_between_threads(now + stall + stall / 4, slice, || true).expect("still watched");
+        assert!(!h.release(), "the monitor released it already");
+        // A switch starts a new stall.
+        h.expect_turn_releasable(std::ptr::dangling());
+        w.count_switch();
+        let later = now + 10 * stall;
+        assert_eq!(w.watch_between_threads(later, slice, never), Some(later + stall));
+        // Running a thread (the other checks watch it), or asleep idle: not here.
+        w.bell.running.store(true, Ordering::SeqCst);
+        assert_eq!(w.watch_between_threads(later + stall, slice, never), None);
+        w.bell.running.store(false, Ordering::SeqCst);
+        w.bell.wake.store(super::super::SLEEPING, Ordering::Relaxed);
+        assert_eq!(w.watch_between_threads(later + stall, slice, never), None);
+        assert!(h.release(), "not released while the owner ran or slept");
     }
 
     #[test]
