@@ -253,6 +253,13 @@ impl Host {
         self.held_task.store(t.cast_mut(), Ordering::Relaxed);
     }
 
+    /// Whether [`Host::release`] would act now: the host waits holding a
+    /// runnable thread stopped anywhere (a preempted one). A guess for the
+    /// monitor's bookkeeping; only the release's own CAS decides.
+    pub(crate) fn is_releasable(&self) -> bool {
+        self.cmd.load(Ordering::Relaxed) == WAIT_RELEASABLE
+    }
+
     /// Lets a held host run its thread on without the worker, when the
     /// worker's owner is stuck in the kernel inside a runtime critical
     /// section (where it cannot be detached) or between threads, in its

@@ -8,6 +8,8 @@ mod join;
 mod local;
 mod panic_note;
 mod scope;
+#[cfg(test)]
+mod stall_rescue_tests;
 
 pub use crate::error::{Panic, ThreadError};
 pub use crate::runtime::cpu::num_cpus;

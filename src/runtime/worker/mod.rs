@@ -27,6 +27,8 @@ mod hold;
 mod host_loop;
 mod ops;
 mod signal;
+#[cfg(test)]
+pub(crate) mod stall_hook;
 mod steal;
 mod switch;
 mod wake;

@@ -393,6 +393,8 @@ impl Worker {
             Post::None => {}
             Post::Park(t, deadline) => self.commit_park(t, deadline),
             Post::Sleep(t, d) => {
+                #[cfg(test)]
+                super::stall_hook::before_sleep(t.id.as_u64().get());
                 t.set_sleeping(true);
                 self.add_timer(d, TimerKind::Sleep, t)
             }

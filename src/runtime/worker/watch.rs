@@ -118,10 +118,17 @@ impl Worker {
     /// preempted inside `malloc` (tests/net_short_reads.rs, one run in a
     /// few dozen with three test processes at once), and with no thread
     /// running, [`Worker::is_stuck`] never looked. After [`stuck_after`]
-    /// the slice without a switch, with the owner found blocked in the
-    /// kernel by `still_blocked`, the held threads are released as in
-    /// [`Worker::release_if_stuck`]. Returns when to look again; None when
-    /// there is nothing to watch.
+    /// the pool's slice without a switch (the scheduling context has no
+    /// slice of its own, and the last thread's may be any length), with
+    /// the owner found blocked in the kernel by `still_blocked`, the held
+    /// threads are released as in [`Worker::release_if_stuck`].
+    ///
+    /// Only while an owner has the worker: during a hand-over `running` is
+    /// false too, and the thread id the monitor reads still names the old
+    /// owner, which is asleep holding its preempted thread; releasing then
+    /// would let a held thread run beside the worker for no reason (a
+    /// preempt-disable scope's neighbour ran inside it, in CI). Returns
+    /// when to look again; None when there is nothing to watch.
     pub(crate) fn watch_between_threads(
         &self,
         now: u64,
@@ -132,22 +139,27 @@ impl Worker {
         if self.bell.running.load(Ordering::SeqCst) || self.bell.wake.load(Ordering::Relaxed) != AWAKE {
             return None;
         }
-        let mut held = false;
-        self.hosts.for_each(|h| held |= h.state() == HostState::Held);
-        if !held {
+        let tid = self.tid();
+        let (mut releasable, mut owner) = (false, false);
+        self.hosts.for_each(|h| {
+            let state = h.state();
+            releasable |= state == HostState::Held && h.is_releasable();
+            owner |= state == HostState::Owner && h.tid.load(Ordering::Relaxed) == tid;
+        });
+        if !releasable {
             return None;
         }
-        let slice = match w.slice_ns.load(Ordering::Relaxed) {
-            0 => pool_slice,
-            s => s,
-        };
+        let wait = stuck_after(pool_slice.min(MAX_STALL_SLICE_NS));
         let switches = self.switches();
-        if switches != w.seen_switches.load(Ordering::Relaxed) || w.seen_at.load(Ordering::Relaxed) == 0 {
+        if !owner || switches != w.seen_switches.load(Ordering::Relaxed) || w.seen_at.load(Ordering::Relaxed) == 0 {
             w.seen_switches.store(switches, Ordering::Relaxed);
             w.seen_at.store(now, Ordering::Relaxed);
         }
+        if !owner {
+            // The stall starts once a host owns the worker.
+            return Some(now.saturating_add(wait / 4));
+        }
         let since = w.seen_at.load(Ordering::Relaxed);
-        let wait = stuck_after(slice);
         if now.saturating_sub(since) >= wait && still_blocked() {
             self.hosts.for_each(|h| {
                 h.release();
@@ -257,6 +269,10 @@ pub(crate) fn stuck_after(slice: u64) -> u64 {
     (slice / 2).max(2_000_000)
 }
 
+/// The longest pool slice [`Worker::watch_between_threads`] scales its
+/// stall from: an owner between threads blocked 25 ms is blocked.
+const MAX_STALL_SLICE_NS: u64 = 50_000_000;
+
 /// How long a thread runs, at least, before threads woken by descriptor
 /// readiness on its worker preempt it (`Wake::Io`): short enough that a
 /// server's tail latency survives CPU-bound threads beside it, long
@@ -308,9 +324,17 @@ mod tests {
         let (slice, now) = (10_000_000, 1_000_000_000);
         let never = || -> bool { panic!("asked whether the owner is blocked before the stall is long enough") };
         assert_eq!(w.watch_between_threads(now, slice, never), None, "no held thread: nothing to watch");
+        let owner = w.hosts.reserve().expect("a host slot");
+        owner.tid.store(4242, Ordering::Relaxed);
+        owner.set_state(HostState::Owner);
+        w.watch.tid.store(4242, Ordering::Relaxed);
         let h = w.hosts.reserve().expect("a host slot");
-        h.expect_turn_releasable(std::ptr::dangling());
         h.set_state(HostState::Held);
+        h.expect_turn();
+        assert_eq!(w.watch_between_threads(now, slice, never), None, "a parked thread's host: nothing to release");
+        h.expect_turn_releasable(std::ptr::dangling());
+        // The last thread asked for a 10 s slice: the stall is the pool's.
+        w.watch.slice_ns.store(10_000_000_000, Ordering::Relaxed);
         let stall = stuck_after(slice);
         assert_eq!(w.watch_between_threads(now, slice, never), Some(now + stall), "a look when it could be stuck");
         // Long enough, but the owner runs (or only looked blocked once).
@@ -323,13 +347,21 @@ mod tests {
         w.count_switch();
         let later = now + 10 * stall;
         assert_eq!(w.watch_between_threads(later, slice, never), Some(later + stall));
+        // A hand-over: the thread id still names the old owner, which sleeps
+        // holding its thread. Watched, never released, and the stall starts
+        // again once the new owner has the worker.
+        w.watch.tid.store(4343, Ordering::Relaxed);
+        let handing = later + 2 * stall;
+        assert_eq!(w.watch_between_threads(handing, slice, never), Some(handing + stall / 4));
+        w.watch.tid.store(4242, Ordering::Relaxed);
+        assert_eq!(w.watch_between_threads(handing + 1, slice, never), Some(handing + stall));
         // Running a thread (the other checks watch it), or asleep idle: not here.
         w.bell.running.store(true, Ordering::SeqCst);
-        assert_eq!(w.watch_between_threads(later + stall, slice, never), None);
+        assert_eq!(w.watch_between_threads(handing + stall, slice, never), None);
         w.bell.running.store(false, Ordering::SeqCst);
         w.bell.wake.store(super::super::SLEEPING, Ordering::Relaxed);
-        assert_eq!(w.watch_between_threads(later + stall, slice, never), None);
-        assert!(h.release(), "not released while the owner ran or slept");
+        assert_eq!(w.watch_between_threads(handing + stall, slice, never), None);
+        assert!(h.release(), "not released while the owner ran, slept or handed over");
     }
 
     #[test]
