@@ -162,7 +162,11 @@ fn libc_heavy_thread_is_preempted(what: &str, work: fn()) {
     let (taken, deferred) = (sched.total_preemptions(), sched.worker_deferred_preemptions()[0]);
     println!("{what}: {calls} calls, sibling counted {counted}; preemptions taken {taken}, deferred {deferred}");
     assert!(counted > 0, "{what}: the sibling never ran");
-    assert!(deferred * 4 <= taken, "{what}: most preemptions were deferred ({deferred} of {})", taken + deferred);
+    // Were libc's calls preempt-disable scopes, nearly every signal would
+    // be deferred. A few are on a loaded machine: a host descheduled in the
+    // middle of a switch has the monitor's repeated signals deferred, each
+    // counted (26 against 101 taken once in CI, 0-4 usually).
+    assert!(deferred <= taken, "{what}: most preemptions were deferred ({deferred} of {})", taken + deferred);
 }
 
 #[test]
