@@ -167,8 +167,11 @@ pub(crate) struct Host {
     /// Kernel thread id, once the OS thread runs.
     pub(crate) tid: AtomicI32,
     next_idle: AtomicPtr<Host>,
-    /// The monitor's last sample of a detached host's CPU clock.
+    /// The monitor's sample of a detached or released host's CPU clock at
+    /// the start of its current window (0: none yet), and when it was taken
+    /// (see `Worker::recall_detached`).
     pub(crate) probe_cpu_ns: AtomicU64,
+    pub(crate) probe_at: AtomicU64,
     /// The runnable thread a held host keeps (its entry is on the run
     /// queue), for [`Host::release`]; null otherwise.
     held_task: AtomicPtr<Task>,
@@ -197,6 +200,7 @@ impl Host {
             tid: AtomicI32::new(0),
             next_idle: AtomicPtr::new(ptr::null_mut()),
             probe_cpu_ns: AtomicU64::new(0),
+            probe_at: AtomicU64::new(0),
             held_task: AtomicPtr::new(ptr::null_mut()),
             recall: AtomicBool::new(false),
             serial,

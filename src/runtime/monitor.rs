@@ -206,9 +206,9 @@ fn run() {
                 {
                     w.request_detach();
                 }
-                // A detached thread that ran for a slice (at least 1 ms)
-                // since the last look left the kernel: back to its worker.
-                w.recall_detached(pool_slice.clamp(1_000_000, MAX_TICK_NS), thread_cpu_ns);
+                // A detached thread on the CPU half the time over a slice
+                // (1-5 ms) left the kernel: back to its worker.
+                w.recall_detached(now, pool_slice.clamp(1_000_000, MAX_TICK_NS), thread_cpu_ns);
             }
         }
         pools.clear();

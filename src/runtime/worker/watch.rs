@@ -54,11 +54,18 @@ impl Worker {
         monitor::signal_worker(self.watch.tid.load(Ordering::Relaxed));
     }
 
-    /// Sends the preemption signal to every detached host of this worker
-    /// whose CPU clock moved by `min_cpu_ns` since the last look: its
-    /// thread left the kernel and runs without the worker, so it should
-    /// queue itself again. `cpu_of` reads a thread's CPU clock.
-    pub(crate) fn recall_detached(&self, min_cpu_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
+    /// Sends the preemption signal to every detached or released host of
+    /// this worker whose thread was on the CPU at least half the time over
+    /// a window of at least `window_ns` ending `now`: its thread left the
+    /// kernel and computes without the worker, outside its priority and
+    /// slice, so it should queue itself again. `cpu_of` reads a thread's
+    /// CPU clock.
+    ///
+    /// A window rather than the CPU used between two looks: while a server
+    /// runs on some worker the monitor looks every 0.2-1 ms, and a thread
+    /// computing beside its worker never used `window_ns` (5 ms at the
+    /// default slice) between two of them, so it was never sent back.
+    pub(crate) fn recall_detached(&self, now: u64, window_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
         // Released threads run on until the owner is no longer stuck.
         let stuck = self.owner_stuck_in_runtime();
         self.hosts.for_each(|h| {
@@ -73,8 +80,13 @@ impl Worker {
             }
             let tid = h.tid.load(Ordering::Relaxed);
             let Some(cpu) = cpu_of(tid) else { return };
-            let was = h.probe_cpu_ns.swap(cpu, Ordering::Relaxed);
-            if was != 0 && cpu.saturating_sub(was) >= min_cpu_ns {
+            let (was, at) = (h.probe_cpu_ns.load(Ordering::Relaxed), h.probe_at.load(Ordering::Relaxed));
+            if was != 0 && now.saturating_sub(at) < window_ns {
+                return;
+            }
+            h.probe_cpu_ns.store(cpu.max(1), Ordering::Relaxed);
+            h.probe_at.store(now, Ordering::Relaxed);
+            if was != 0 && cpu.saturating_sub(was).saturating_mul(2) >= now.saturating_sub(at) {
                 h.ask_recall();
                 monitor::signal_worker(tid);
             }
@@ -316,6 +328,33 @@ mod tests {
         w.watch.seen_at.store(20_000_000, Ordering::Relaxed);
         assert!(!w.idle_on_cpu(25_000_000, 3_000_000));
         assert!(w.idle_on_cpu(30_000_000, 3_000_000));
+    }
+
+    #[test]
+    fn a_detached_thread_computing_is_recalled_however_often_the_monitor_looks() {
+        let w = Worker::new(0, None, None);
+        let h = w.hosts.reserve().expect("a host slot");
+        h.set_state(HostState::Detached);
+        let window = 5_000_000;
+        let start = 1_000_000_000;
+        // Looks every 0.2 ms (a server on some worker); `cpu(t)` the thread's
+        // CPU clock at look t.
+        let looks_until_recall = |cpu: &dyn Fn(u64) -> u64| {
+            h.probe_cpu_ns.store(0, Ordering::Relaxed);
+            h.clear_recall();
+            (0..200u64).find(|&i| {
+                let now = start + i * 200_000;
+                w.recall_detached(now, window, |_| Some(cpu(now)));
+                h.take_recall()
+            })
+        };
+        // On the CPU all the time: back after one window.
+        assert_eq!(looks_until_recall(&|now| now - start + 1_000), Some(25));
+        // Blocked in the kernel, waking now and then: left alone.
+        assert_eq!(looks_until_recall(&|now| 1_000 + (now - start) / 50), None);
+        // A host that is neither detached nor released is not watched.
+        h.set_state(HostState::Held);
+        assert_eq!(looks_until_recall(&|now| now - start + 1_000), None);
     }
 
     #[test]
