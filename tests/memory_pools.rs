@@ -154,6 +154,40 @@ fn a_cache_keeps_at_most_cpu_cache_buffers() {
     assert!(here.iter().all(|b| b.len() == 1));
 }
 
+/// Buffers freed by green threads sit in their OS threads' caches; a worker
+/// that goes idle gives them back, so they can be had from elsewhere (here a
+/// plain OS thread). Before, they stayed in the sleeping worker's cache and
+/// the pool reported exhaustion for good.
+fn an_idle_workers_cached_buffers_can_be_had_elsewhere() {
+    init_memory_pools(MemoryPoolConfig { small_pool_capacity: 8, ..MemoryPoolConfig::default() });
+    let sched = WorkStealingScheduler::new().with_workers(1);
+    sched
+        .spawn(|| {
+            let all: Vec<_> = (0..8).map(|_| allocate_from_small_pool().unwrap()).collect();
+            assert!(allocate_from_small_pool().is_err());
+            drop(all); // into this OS thread's cache
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // The worker has nothing left to run: it goes to sleep, giving its
+    // cache back on the way.
+    let mut tries = 0u32;
+    let again = loop {
+        let got: Vec<_> = (0..8).map_while(|_| allocate_from_small_pool().ok()).collect();
+        if got.len() == 8 {
+            break got;
+        }
+        drop(got); // into this plain thread's cache, where the next try finds them
+        tries += 1;
+        assert!(tries < 200, "the idle worker kept the 8 buffers in its cache");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    println!("8 buffers freed on an idle worker, had from an OS thread after {tries} retries");
+    drop(again);
+    drop(sched);
+}
+
 #[test]
 fn memory_pools_in_order() {
     guide_memory_pool_optimization().unwrap();
@@ -162,6 +196,7 @@ fn memory_pools_in_order() {
     concurrent_buffers_never_alias();
     reinitialising_replaces_the_pools();
     a_cache_keeps_at_most_cpu_cache_buffers();
+    an_idle_workers_cached_buffers_can_be_had_elsewhere();
 }
 
 #[test]

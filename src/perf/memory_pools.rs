@@ -15,10 +15,15 @@
 //!
 //! **Capacity** is the most buffers of a class that exist at once, in use
 //! or cached: `allocate_*` makes a new one only below it, and is then an
-//! [`PoolError::Exhausted`] naming the field to raise. Buffers cached by a
-//! worker that is idle count too, so a pool can report exhaustion while a
-//! few buffers sit in another worker's cache (at most
-//! [`CPU_CACHE`] per worker and class).
+//! [`PoolError::Exhausted`] naming the field to raise. Cached buffers count
+//! too. The caches are per OS thread, and a worker has several (a preempted
+//! green thread keeps its own): each of the runtime's OS threads gives its
+//! cache back to the shared list before it sleeps, idle, so that buffers
+//! are out of reach only in the cache of an OS thread that holds a
+//! preempted thread (until that thread runs again) or of a plain OS thread
+//! of yours (until it exits), at most [`CPU_CACHE`] per OS thread and
+//! class. Before, an idle worker's threads kept theirs while they slept,
+//! and a pool whose buffers all sat there stayed exhausted for good.
 //!
 //! **Contents**: a new buffer is zeroed; a reused one holds what its last
 //! user left, except its first two words (a cache links free buffers
@@ -499,6 +504,26 @@ impl Drop for Flush {
     }
 }
 
+/// Gives the calling OS thread's cached buffers back to the shared lists,
+/// keeping the caches adopted. The runtime calls it on its own OS threads
+/// before they sleep (`runtime::sleep_hook`): between green threads, where
+/// none is in the middle of a cache operation (one preempted there holds
+/// its host, which neither idles nor runs the worker's idle wait).
+fn give_back_cached() {
+    for which in 0..2 {
+        // SAFETY: this OS thread's cache (see `cache`); the runtime calls
+        // this between green threads, none of them inside this module.
+        let f = unsafe { &mut *cache(which) };
+        if f.head.is_null() {
+            continue;
+        }
+        // SAFETY: a cache holding buffers has its class set; classes are
+        // never freed.
+        let class = unsafe { &*f.class };
+        f.drain(|raw| drop_slow(class, raw));
+    }
+}
+
 /// Starts caching class `which` on this OS thread for `class`; buffers of
 /// a replaced class are freed.
 fn adopt(class: &'static Class, which: usize) {
@@ -506,6 +531,7 @@ fn adopt(class: &'static Class, which: usize) {
         // The thread is exiting: caching now would strand the buffers.
         return;
     }
+    crate::runtime::sleep_hook::install(give_back_cached);
     // SAFETY: this OS thread's cache (see `cache`); nothing below switches.
     let f = unsafe { &mut *cache(which) };
     let old = f.class;

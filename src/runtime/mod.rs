@@ -25,6 +25,7 @@ pub(crate) mod profile;
 pub(crate) mod registry;
 pub(crate) mod run_queue;
 pub(crate) mod sampling;
+pub(crate) mod sleep_hook;
 pub(crate) mod steal;
 #[cfg(all(test, loom))]
 mod steal_model;

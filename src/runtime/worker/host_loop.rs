@@ -10,6 +10,7 @@ use crate::preempt;
 use crate::runtime::cpu;
 use crate::runtime::host::Host;
 use crate::runtime::pool::Pool;
+use crate::runtime::sleep_hook;
 use crate::runtime::task::TaskRef;
 use crate::stack::overflow;
 use std::io;
@@ -155,7 +156,11 @@ fn host_main(pool: Arc<Pool>, index: usize, host: usize, idle: bool) {
     // If the worker retired meanwhile, its owner may have dismissed the
     // idle hosts before this one was on the list.
     let mut waiting = !idle || (w.hosts.push_idle(me) && !w.hosts.is_retired());
-    while waiting && let Some(first) = me.wait_turn() {
+    while waiting {
+        // Idle: none of its green threads is on this OS thread any more (a
+        // preempted one would hold the host), so its caches go back.
+        sleep_hook::before_sleep();
+        let Some(first) = me.wait_turn() else { break };
         waiting = matches!(w.run_turn(me, first), Turn::Idle);
     }
     preempt_word::set_worker(0);

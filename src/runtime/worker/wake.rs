@@ -17,7 +17,7 @@ use super::{AWAKE, POLLING, SLEEPING, Worker};
 use crate::preempt;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::timers::TimerKind;
-use crate::runtime::{clock, futex, io_hook, monitor, sampling};
+use crate::runtime::{clock, futex, io_hook, monitor, sampling, sleep_hook};
 use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -376,6 +376,9 @@ impl Worker {
             monitor::urgent();
         }
         if self.bell.inject.is_empty() && pool.is_none_or(|p| p.overflow.is_empty()) {
+            // Between threads on the owner's OS thread: what it caches for
+            // its green threads goes back before it sleeps.
+            sleep_hook::before_sleep();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if let Some(h) = poller {
                 // Woken (`notify`) before it got here, it finds the eventfd
