@@ -59,7 +59,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// A buffer of its class's size, as a thin pointer, allocated with the
 /// class's layout (at least two words, word aligned: a free buffer holds
@@ -146,6 +146,10 @@ struct Class {
     per_cpu: bool,
     existing: AtomicUsize,
     free: ArrayQueue<Raw>,
+    /// Free buffers that the runtime's OS threads gave back from their
+    /// caches before sleeping, linked through their first words (see
+    /// [`give_back_cached`]); taken whole by [`Class::allocate`].
+    orphans: AtomicPtr<u8>,
 }
 
 impl Class {
@@ -160,13 +164,17 @@ impl Class {
             per_cpu,
             existing: AtomicUsize::new(0),
             free: ArrayQueue::new(capacity.max(1)),
+            orphans: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
-    /// The slow path: the shared free list, or a new buffer below the
-    /// capacity.
+    /// The slow path: the shared free list, the buffers sleeping OS
+    /// threads gave back, or a new buffer below the capacity.
     fn allocate(&'static self) -> Result<PoolBuffer, PoolError> {
         if let Some(raw) = self.free.pop() {
+            return Ok(PoolBuffer { raw: Some(raw), class: self });
+        }
+        if let Some(raw) = self.adopt_orphans() {
             return Ok(PoolBuffer { raw: Some(raw), class: self });
         }
         let mut n = self.existing.load(Ordering::Relaxed);
@@ -180,6 +188,23 @@ impl Class {
             }
         }
         Ok(PoolBuffer { raw: Some(self.new_raw()), class: self })
+    }
+
+    /// Takes the whole chain of given-back buffers: the first for the
+    /// caller, the rest to the shared free list.
+    fn adopt_orphans(&self) -> Option<Raw> {
+        let first = NonNull::new(self.orphans.swap(std::ptr::null_mut(), Ordering::Acquire))?;
+        // SAFETY: a chain of free buffers of this class, ours since the
+        // swap; each holds the next one's address in its first word.
+        let mut p = unsafe { first.as_ptr().cast::<*mut u8>().read() };
+        while let Some(raw) = NonNull::new(p) {
+            // SAFETY: as above.
+            p = unsafe { raw.as_ptr().cast::<*mut u8>().read() };
+            if let Err(raw) = self.free.push(Raw(raw)) {
+                self.destroy(raw);
+            }
+        }
+        Some(Raw(first))
     }
 
     /// How a buffer of this class is allocated: at least two words, word
@@ -243,7 +268,7 @@ pub fn init_memory_pools(config: MemoryPoolConfig) {
         // those in use or cached are freed as they come back.
         for class in [old.small, old.medium] {
             class.retired.store(true, Ordering::Relaxed);
-            while let Some(raw) = class.free.pop() {
+            while let Some(raw) = class.free.pop().or_else(|| class.adopt_orphans()) {
                 class.destroy(raw);
             }
         }
@@ -504,11 +529,22 @@ impl Drop for Flush {
     }
 }
 
-/// Gives the calling OS thread's cached buffers back to the shared lists,
-/// keeping the caches adopted. The runtime calls it on its own OS threads
-/// before they sleep (`runtime::sleep_hook`): between green threads, where
-/// none is in the middle of a cache operation (one preempted there holds
-/// its host, which neither idles nor runs the worker's idle wait).
+/// Gives the calling OS thread's cached buffers to their class's chain of
+/// given-back buffers, keeping the caches adopted. The runtime calls it on
+/// its own OS threads before they sleep (`runtime::sleep_hook`), between
+/// green threads, where none is in the middle of a cache operation (one
+/// preempted there holds its host, which neither idles nor runs the
+/// worker's idle wait).
+///
+/// It must never wait for another thread: the caller is the runtime's
+/// scheduling context, which a preempted thread cannot overtake. So not
+/// the shared `ArrayQueue`, whose push waits for a pop that claimed the
+/// slot and was preempted before releasing it, and not the allocator,
+/// whose locks a preempted thread may hold: one CAS loop onto a chain
+/// (a failed CAS means another thread's succeeded). A retired class's
+/// buffers stay cached until [`adopt`] or the thread's exit frees them;
+/// a re-initialisation between the check and the CAS leaves the list on
+/// the retired class, unfreed (at most [`CPU_CACHE`] buffers).
 fn give_back_cached() {
     for which in 0..2 {
         // SAFETY: this OS thread's cache (see `cache`); the runtime calls
@@ -520,7 +556,29 @@ fn give_back_cached() {
         // SAFETY: a cache holding buffers has its class set; classes are
         // never freed.
         let class = unsafe { &*f.class };
-        f.drain(|raw| drop_slow(class, raw));
+        if !is_current(class) {
+            continue;
+        }
+        let head = std::mem::replace(&mut f.head, std::ptr::null_mut());
+        let mut tail = head;
+        loop {
+            // SAFETY: a free buffer of this list: its first word is the link.
+            let next = unsafe { tail.cast::<*mut u8>().read() };
+            if next.is_null() {
+                break;
+            }
+            tail = next;
+        }
+        let mut old = class.orphans.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `tail` ends the list taken off the cache, ours until
+            // the CAS publishes it.
+            unsafe { tail.cast::<*mut u8>().write(old) };
+            match class.orphans.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
     }
 }
 
