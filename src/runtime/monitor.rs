@@ -208,7 +208,9 @@ fn run() {
                 }
                 // A detached thread on the CPU half the time over a slice
                 // (1-5 ms) left the kernel: back to its worker.
-                w.recall_detached(now, pool_slice.clamp(1_000_000, MAX_TICK_NS), thread_cpu_ns);
+                w.recall_detached(pool_slice.clamp(1_000_000, MAX_TICK_NS), |tid| {
+                    thread_cpu_ns(tid).map(|cpu| (cpu, clock::now_ns()))
+                });
             }
         }
         pools.clear();

@@ -164,6 +164,10 @@ struct Watch {
     progress_at: AtomicU64,
     seen_switches: AtomicU64,
     seen_at: AtomicU64,
+    /// The switch count when `watch_between_threads` last released held
+    /// threads, plus one (0: never): they are not recalled before the
+    /// owner switches again.
+    released_at_switch: AtomicU64,
     retry_ns: AtomicU64,
     /// The switch count when the monitor last signalled: a signal that
     /// arrives after the worker switched anyway is stale.
@@ -273,6 +277,7 @@ impl Worker {
                 progress_at: AtomicU64::new(0),
                 seen_switches: AtomicU64::new(0),
                 seen_at: AtomicU64::new(0),
+                released_at_switch: AtomicU64::new(0),
                 retry_ns: AtomicU64::new(0),
                 signalled_at: AtomicU64::new(u64::MAX),
                 preemptions: AtomicU64::new(0),

@@ -56,18 +56,22 @@ impl Worker {
 
     /// Sends the preemption signal to every detached or released host of
     /// this worker whose thread was on the CPU at least half the time over
-    /// a window of at least `window_ns` ending `now`: its thread left the
-    /// kernel and computes without the worker, outside its priority and
-    /// slice, so it should queue itself again. `cpu_of` reads a thread's
-    /// CPU clock.
+    /// a window of at least `window_ns`: its thread left the kernel and
+    /// computes without the worker, outside its priority and slice, so it
+    /// should queue itself again. `sample` reads a thread's CPU clock and
+    /// the time it did so (together, so that a monitor delayed between
+    /// the two cannot make a window look busier than it was).
     ///
     /// A window rather than the CPU used between two looks: while a server
     /// runs on some worker the monitor looks every 0.2-1 ms, and a thread
     /// computing beside its worker never used `window_ns` (5 ms at the
     /// default slice) between two of them, so it was never sent back.
-    pub(crate) fn recall_detached(&self, now: u64, window_ns: u64, cpu_of: impl Fn(i32) -> Option<u64>) {
-        // Released threads run on until the owner is no longer stuck.
-        let stuck = self.owner_stuck_in_runtime();
+    pub(crate) fn recall_detached(&self, window_ns: u64, sample: impl Fn(i32) -> Option<(u64, u64)>) {
+        // Released threads run on until the owner is no longer stuck: in a
+        // runtime critical section, or between threads (one of them may
+        // hold what the owner waits for, and be computing under it).
+        let stuck = self.owner_stuck_in_runtime()
+            || self.watch.released_at_switch.load(Ordering::Relaxed) == self.switches().wrapping_add(1);
         self.hosts.for_each(|h| {
             let recall = match h.state() {
                 HostState::Detached => true,
@@ -79,12 +83,17 @@ impl Worker {
                 return;
             }
             let tid = h.tid.load(Ordering::Relaxed);
-            let Some(cpu) = cpu_of(tid) else { return };
-            let (was, at) = (h.probe_cpu_ns.load(Ordering::Relaxed), h.probe_at.load(Ordering::Relaxed));
+            let was = h.probe_cpu_ns.load(Ordering::Relaxed);
+            let at = h.probe_at.load(Ordering::Relaxed);
+            let Some((cpu, now)) = sample(tid) else { return };
             if was != 0 && now.saturating_sub(at) < window_ns {
                 return;
             }
-            h.probe_cpu_ns.store(cpu.max(1), Ordering::Relaxed);
+            // Not over a reset by the host itself (a new detach or release):
+            // its window starts afresh.
+            if h.probe_cpu_ns.compare_exchange(was, cpu.max(1), Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                return;
+            }
             h.probe_at.store(now, Ordering::Relaxed);
             if was != 0 && cpu.saturating_sub(was).saturating_mul(2) >= now.saturating_sub(at) {
                 h.ask_recall();
@@ -173,6 +182,7 @@ impl Worker {
         }
         let since = w.seen_at.load(Ordering::Relaxed);
         if now.saturating_sub(since) >= wait && still_blocked() {
+            w.released_at_switch.store(switches.wrapping_add(1), Ordering::Relaxed);
             self.hosts.for_each(|h| {
                 h.release();
             });
@@ -344,7 +354,7 @@ mod tests {
             h.clear_recall();
             (0..200u64).find(|&i| {
                 let now = start + i * 200_000;
-                w.recall_detached(now, window, |_| Some(cpu(now)));
+                w.recall_detached(window, |_| Some((cpu(now), now)));
                 h.take_recall()
             })
         };
@@ -352,6 +362,14 @@ mod tests {
         assert_eq!(looks_until_recall(&|now| now - start + 1_000), Some(25));
         // Blocked in the kernel, waking now and then: left alone.
         assert_eq!(looks_until_recall(&|now| 1_000 + (now - start) / 50), None);
+        // Released while the owner waits between threads (perhaps for a
+        // lock this thread holds, computing under it): kept until the owner
+        // switches again, then recalled like a detached one.
+        h.set_state(HostState::Released);
+        w.watch.released_at_switch.store(w.switches().wrapping_add(1), Ordering::Relaxed);
+        assert_eq!(looks_until_recall(&|now| now - start + 1_000), None);
+        w.count_switch();
+        assert_eq!(looks_until_recall(&|now| now - start + 1_000), Some(25));
         // A host that is neither detached nor released is not watched.
         h.set_state(HostState::Held);
         assert_eq!(looks_until_recall(&|now| now - start + 1_000), None);
