@@ -18,12 +18,13 @@
 //! [`PoolError::Exhausted`] naming the field to raise. Cached buffers count
 //! too. The caches are per OS thread, and a worker has several (a preempted
 //! green thread keeps its own): each of the runtime's OS threads gives its
-//! cache back to the shared list before it sleeps, idle, so that buffers
-//! are out of reach only in the cache of an OS thread that holds a
-//! preempted thread (until that thread runs again) or of a plain OS thread
-//! of yours (until it exits), at most [`CPU_CACHE`] per OS thread and
-//! class. Before, an idle worker's threads kept theirs while they slept,
-//! and a pool whose buffers all sat there stayed exhausted for good.
+//! cache back before it sleeps, idle, so that buffers are out of reach
+//! only in the cache of an OS thread that holds a preempted thread (until
+//! that thread runs again), that runs threads which do not allocate
+//! (until one does, or it sleeps), or of a plain OS thread of yours (until
+//! it exits): at most [`CPU_CACHE`] per OS thread and class. Before, an
+//! idle worker's threads kept theirs while they slept, and a pool whose
+//! buffers all sat there stayed exhausted for good.
 //!
 //! **Contents**: a new buffer is zeroed; a reused one holds what its last
 //! user left, except its first two words (a cache links free buffers
