@@ -195,7 +195,7 @@ fn run() {
                 w.release_if_stuck(now, pool_slice, || {
                     thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid())
                 });
-                if let Some(at) = w.watch_between_threads(now, pool_slice, || {
+                if let Some(at) = w.watch_between_threads(now, || {
                     thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid())
                 }) {
                     next = next.min(at);

@@ -71,7 +71,8 @@ impl Worker {
         // runtime critical section, or between threads (one of them may
         // hold what the owner waits for, and be computing under it).
         let stuck = self.owner_stuck_in_runtime()
-            || self.watch.released_at_switch.load(Ordering::Relaxed) == self.switches().wrapping_add(1);
+            || (self.watch.released_at_switch.load(Ordering::Relaxed) == self.switches().wrapping_add(1)
+                && !self.bell.running.load(Ordering::SeqCst));
         self.hosts.for_each(|h| {
             let recall = match h.state() {
                 HostState::Detached => true,
@@ -138,11 +139,12 @@ impl Worker {
     /// growing the timer heap, it waited for the malloc arena of a thread
     /// preempted inside `malloc` (tests/net_short_reads.rs, one run in a
     /// few dozen with three test processes at once), and with no thread
-    /// running, [`Worker::is_stuck`] never looked. After [`stuck_after`]
-    /// the pool's slice without a switch (the scheduling context has no
-    /// slice of its own, and the last thread's may be any length), with
-    /// the owner found blocked in the kernel by `still_blocked`, the held
-    /// threads are released as in [`Worker::release_if_stuck`].
+    /// running, [`Worker::is_stuck`] never looked. After
+    /// [`BETWEEN_THREADS_STALL_NS`] without a switch (the scheduling
+    /// context has no slice of its own), with the owner found blocked in
+    /// the kernel by `still_blocked`, the held threads are released as in
+    /// [`Worker::release_if_stuck`]; they stay released until the owner
+    /// runs a thread again (see [`Worker::recall_detached`]).
     ///
     /// Only while an owner has the worker: during a hand-over `running` is
     /// false too, and the thread id the monitor reads still names the old
@@ -150,12 +152,7 @@ impl Worker {
     /// would let a held thread run beside the worker for no reason (a
     /// preempt-disable scope's neighbour ran inside it, in CI). Returns
     /// when to look again; None when there is nothing to watch.
-    pub(crate) fn watch_between_threads(
-        &self,
-        now: u64,
-        pool_slice: u64,
-        still_blocked: impl FnOnce() -> bool,
-    ) -> Option<u64> {
+    pub(crate) fn watch_between_threads(&self, now: u64, still_blocked: impl FnOnce() -> bool) -> Option<u64> {
         let w = &self.watch;
         if self.bell.running.load(Ordering::SeqCst) || self.bell.wake.load(Ordering::Relaxed) != AWAKE {
             return None;
@@ -164,13 +161,16 @@ impl Worker {
         let (mut releasable, mut owner) = (false, false);
         self.hosts.for_each(|h| {
             let state = h.state();
-            releasable |= state == HostState::Held && h.is_releasable();
+            // Held after a preemption, or a released host that was
+            // recalled and waits with its entry still queued: whatever
+            // `release` would act on.
+            releasable |= h.is_releasable();
             owner |= state == HostState::Owner && h.tid.load(Ordering::Relaxed) == tid;
         });
         if !releasable {
             return None;
         }
-        let wait = stuck_after(pool_slice.min(MAX_STALL_SLICE_NS));
+        let wait = BETWEEN_THREADS_STALL_NS;
         let switches = self.switches();
         if !owner || switches != w.seen_switches.load(Ordering::Relaxed) || w.seen_at.load(Ordering::Relaxed) == 0 {
             w.seen_switches.store(switches, Ordering::Relaxed);
@@ -291,9 +291,15 @@ pub(crate) fn stuck_after(slice: u64) -> u64 {
     (slice / 2).max(2_000_000)
 }
 
-/// The longest pool slice [`Worker::watch_between_threads`] scales its
-/// stall from: an owner between threads blocked 25 ms is blocked.
-const MAX_STALL_SLICE_NS: u64 = 50_000_000;
+/// How long [`Worker::watch_between_threads`] waits for an owner blocked
+/// between threads before it releases the held threads. What it rescues is
+/// a wait that never ends (a lock a held thread holds), so it can wait
+/// long; a release that was not needed runs a held thread beside its
+/// worker, out of turn. At half a slice (5 ms), under qemu, whose threads
+/// sleep on the emulator's own locks, owners that were only slow were
+/// released often enough to reorder tests/scheduling.rs's yielding threads
+/// and to run a thread of tests/stacks.rs beside its worker (CI, aarch64).
+const BETWEEN_THREADS_STALL_NS: u64 = 25_000_000;
 
 /// How long a thread runs, at least, before threads woken by descriptor
 /// readiness on its worker preempt it (`Wake::Io`): short enough that a
@@ -378,9 +384,9 @@ mod tests {
     #[test]
     fn an_owner_blocked_between_threads_has_the_held_threads_released() {
         let w = Worker::new(0, None, None);
-        let (slice, now) = (10_000_000, 1_000_000_000);
+        let now = 1_000_000_000;
         let never = || -> bool { panic!("asked whether the owner is blocked before the stall is long enough") };
-        assert_eq!(w.watch_between_threads(now, slice, never), None, "no held thread: nothing to watch");
+        assert_eq!(w.watch_between_threads(now, never), None, "no held thread: nothing to watch");
         let owner = w.hosts.reserve().expect("a host slot");
         owner.tid.store(4242, Ordering::Relaxed);
         owner.set_state(HostState::Owner);
@@ -388,37 +394,44 @@ mod tests {
         let h = w.hosts.reserve().expect("a host slot");
         h.set_state(HostState::Held);
         h.expect_turn();
-        assert_eq!(w.watch_between_threads(now, slice, never), None, "a parked thread's host: nothing to release");
+        assert_eq!(w.watch_between_threads(now, never), None, "a parked thread's host: nothing to release");
         h.expect_turn_releasable(std::ptr::dangling());
         // The last thread asked for a 10 s slice: the stall is the pool's.
         w.watch.slice_ns.store(10_000_000_000, Ordering::Relaxed);
-        let stall = stuck_after(slice);
-        assert_eq!(w.watch_between_threads(now, slice, never), Some(now + stall), "a look when it could be stuck");
+        let stall = BETWEEN_THREADS_STALL_NS;
+        assert_eq!(w.watch_between_threads(now, never), Some(now + stall), "a look when it could be stuck");
         // Long enough, but the owner runs (or only looked blocked once).
-        assert_eq!(w.watch_between_threads(now + stall, slice, || false), Some(now + stall + stall / 4));
+        assert_eq!(w.watch_between_threads(now + stall, || false), Some(now + stall + stall / 4));
         // Blocked: the held thread is released (so it cannot be again).
-        w.watch_between_threads(now + stall + stall / 4, slice, || true).expect("still watched");
+        w.watch_between_threads(now + stall + stall / 4, || true).expect("still watched");
         assert!(!h.release(), "the monitor released it already");
         // A switch starts a new stall.
         h.expect_turn_releasable(std::ptr::dangling());
         w.count_switch();
         let later = now + 10 * stall;
-        assert_eq!(w.watch_between_threads(later, slice, never), Some(later + stall));
+        assert_eq!(w.watch_between_threads(later, never), Some(later + stall));
         // A hand-over: the thread id still names the old owner, which sleeps
         // holding its thread. Watched, never released, and the stall starts
         // again once the new owner has the worker.
         w.watch.tid.store(4343, Ordering::Relaxed);
         let handing = later + 2 * stall;
-        assert_eq!(w.watch_between_threads(handing, slice, never), Some(handing + stall / 4));
+        assert_eq!(w.watch_between_threads(handing, never), Some(handing + stall / 4));
         w.watch.tid.store(4242, Ordering::Relaxed);
-        assert_eq!(w.watch_between_threads(handing + 1, slice, never), Some(handing + stall));
+        assert_eq!(w.watch_between_threads(handing + 1, never), Some(handing + stall));
         // Running a thread (the other checks watch it), or asleep idle: not here.
         w.bell.running.store(true, Ordering::SeqCst);
-        assert_eq!(w.watch_between_threads(handing + stall, slice, never), None);
+        assert_eq!(w.watch_between_threads(handing + stall, never), None);
         w.bell.running.store(false, Ordering::SeqCst);
         w.bell.wake.store(super::super::SLEEPING, Ordering::Relaxed);
-        assert_eq!(w.watch_between_threads(handing + stall, slice, never), None);
+        assert_eq!(w.watch_between_threads(handing + stall, never), None);
         assert!(h.release(), "not released while the owner ran, slept or handed over");
+        // A released host that was recalled and waits with its entry still
+        // queued (state Released, waiting releasable) is released again.
+        h.set_state(HostState::Released);
+        h.expect_turn_releasable(std::ptr::dangling());
+        w.bell.wake.store(AWAKE, Ordering::Relaxed);
+        w.watch_between_threads(handing + 10 * stall, || true).expect("watched");
+        assert!(!h.release(), "the monitor released it again");
     }
 
     #[test]
