@@ -192,18 +192,14 @@ fn run() {
                 if let Some(at) = w.monitor_check(now, pool_slice, MIN_TICK_NS, MAX_TICK_NS) {
                     next = next.min(at);
                 }
-                w.release_if_stuck(now, pool_slice, || {
-                    thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid())
-                });
-                if let Some(at) = w.watch_between_threads(now, || {
-                    thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid())
-                }) {
+                // The owner is off the CPU and asleep in the kernel.
+                let owner_blocked =
+                    || thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu)) && blocked_in_kernel(w.tid());
+                w.release_if_stuck(now, pool_slice, owner_blocked);
+                if let Some(at) = w.watch_between_threads(now, owner_blocked) {
                     next = next.min(at);
                 }
-                if w.is_stuck(now, pool_slice)
-                    && thread_cpu_ns(w.tid()).is_none_or(|cpu| w.idle_on_cpu(now, cpu))
-                    && blocked_in_kernel(w.tid())
-                {
+                if w.is_stuck(now, pool_slice) && owner_blocked() {
                     w.request_detach();
                 }
                 // A detached thread on the CPU half the time over a slice
